@@ -1,0 +1,296 @@
+"""The schemas every part of specflow_nb shares.
+
+JSON (files on disk, REST bodies) uses the original system's camelCase names; Python uses snake_case. Every model
+accepts both spellings on input and writes camelCase on output (``model_dump()`` / ``model_dump_json()`` already
+use the aliases), so a file written by the original can be read here and vice versa.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+def utcnow() -> datetime:
+    """The one clock of the package (the state machine never calls it: time arrives in its events)."""
+    return datetime.now(timezone.utc)
+
+
+class CamelModel(BaseModel):
+    """Base of every schema: camelCase JSON, snake_case Python, unknown JSON fields kept out of the way."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        use_enum_values=False,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Status enums (MISSION §4)
+
+
+class OrchestrationStatus(str, Enum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    WAITING_MERGE = "waiting_merge"
+    NEEDS_ATTENTION = "needs_attention"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_active(self) -> bool:
+        """Active orchestrations block a second start on the same project; finished ones do not."""
+        return self in ACTIVE_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return not self.is_active
+
+
+ACTIVE_STATUSES = frozenset(
+    {
+        OrchestrationStatus.RUNNING,
+        OrchestrationStatus.PAUSED,
+        OrchestrationStatus.WAITING_MERGE,
+        OrchestrationStatus.NEEDS_ATTENTION,
+    }
+)
+
+
+class OrchestrationPhase(str, Enum):
+    DESIGN = "design"
+    ANALYZE = "analyze"
+    IMPLEMENT = "implement"
+    VERIFY = "verify"
+    MERGE = "merge"
+    COMPLETE = "complete"
+
+
+#: The order in which the steps run.
+STEP_ORDER: tuple[OrchestrationPhase, ...] = (
+    OrchestrationPhase.DESIGN,
+    OrchestrationPhase.ANALYZE,
+    OrchestrationPhase.IMPLEMENT,
+    OrchestrationPhase.VERIFY,
+    OrchestrationPhase.MERGE,
+)
+
+
+class BatchStatus(str, Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    HEALED = "healed"  # stays healed: never overwritten by "completed" (MISSION §9)
+
+    @property
+    def is_done(self) -> bool:
+        return self in (BatchStatus.COMPLETED, BatchStatus.HEALED)
+
+
+class RecoveryOption(str, Enum):
+    RETRY = "retry"
+    SKIP = "skip"
+    ABORT = "abort"
+
+
+class TaskState(str, Enum):
+    """A task line's checkbox in tasks.md: ``[ ]`` pending, ``[x]`` done, ``[b]`` blocked, ``[~]``/``[-]`` deferred."""
+
+    PENDING = "pending"
+    DONE = "done"
+    BLOCKED = "blocked"
+    DEFERRED = "deferred"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Configuration (MISSION §3)
+
+
+class BudgetConfig(CamelModel):
+    """Spending limits in USD. Enforced: each run is started with ``--max-budget-usd`` set to what is left."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_per_batch: float = Field(5.0, ge=0, title="Max per batch (USD)", description="Cap for one batch's run.")
+    max_total: float = Field(50.0, ge=0, title="Max total (USD)", description="Cap for the whole orchestration.")
+    healing_budget: float = Field(
+        2.0, ge=0, title="Healing budget (USD)", description="Cap for all healer runs together."
+    )
+    decision_budget: float = Field(
+        0.5, ge=0, title="Decision budget (USD)", description="Cap for one read-only decision call."
+    )
+
+
+class OrchestrationConfig(CamelModel):
+    """What the user chooses once in the Complete Phase form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # core
+    auto_merge: bool = Field(
+        False, title="Auto-merge", description="Merge when verify passes instead of waiting for you."
+    )
+    additional_context: str = Field(
+        "", title="Additional context", description="Text added to every step's prompt.", max_length=20_000
+    )
+    skip_design: bool = Field(False, title="Skip design", description="Skip the design step.")
+    skip_analyze: bool = Field(False, title="Skip analyze", description="Skip the analyze step.")
+    skip_implement: bool = Field(False, title="Skip implement", description="Skip the implement step.")
+    skip_verify: bool = Field(False, title="Skip verify", description="Skip the verify step.")
+    # advanced
+    auto_heal_enabled: bool = Field(
+        True, title="Auto-heal", description="Run a healer on a failed batch before asking you."
+    )
+    max_heal_attempts: int = Field(
+        1, ge=0, le=5, title="Max heal attempts", description="Healer runs per failed batch (0-5)."
+    )
+    batch_size_fallback: int = Field(
+        15,
+        ge=1,
+        le=50,
+        title="Batch size fallback",
+        description="Tasks per batch when tasks.md has no ## sections (1-50).",
+    )
+    pause_between_batches: bool = Field(
+        False, title="Pause between batches", description="Pause after each batch for a review."
+    )
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, title="Budget limits")
+    # additions of ours
+    agent_command: str = Field(
+        "claude",
+        min_length=1,
+        title="Agent command",
+        description="The Claude Code CLI to run: a name on PATH, a path, or a wrapper.",
+    )
+    model: str = Field("sonnet", min_length=1, title="Model", description="Model for every run.")
+    fallback_model: str | None = Field(
+        None, title="Fallback model", description="Model used when the main one is overloaded."
+    )
+    verify_command: str | None = Field(
+        None,
+        title="Verify command",
+        description="A command that must exit 0 for verify to pass, e.g. `pytest -q`.",
+    )
+    target_branch: str | None = Field(
+        None, title="Target branch", description="Branch to merge into (default: the repo's default branch)."
+    )
+    stale_after_seconds: float = Field(
+        300.0,
+        gt=0,
+        title="Stale after (s)",
+        description="A run with no output for this long is reported as stalled.",
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Orchestration state (MISSION §4)
+
+
+class BatchItem(CamelModel):
+    index: int = Field(ge=0)
+    section: str
+    task_ids: list[str] = Field(default_factory=list)
+    status: BatchStatus = BatchStatus.PENDING
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    heal_attempts: int = 0
+    workflow_execution_id: str | None = None
+    healer_execution_id: str | None = None
+    cost_usd: float = 0.0
+
+
+class BatchTracking(CamelModel):
+    total: int = 0
+    current: int = 0
+    items: list[BatchItem] = Field(default_factory=list)
+
+
+class ExecutionRefs(CamelModel):
+    """Ids of the agent runs of each step (a run's folder is ``.specflow/workflows/{id}/``)."""
+
+    design: str | None = None
+    analyze: str | None = None
+    implement: list[str] = Field(default_factory=list)
+    verify: str | None = None
+    merge: str | None = None
+    healers: list[str] = Field(default_factory=list)
+
+
+class DecisionLogEntry(CamelModel):
+    timestamp: datetime
+    decision: str
+    reason: str
+    data: dict[str, Any] | None = None
+
+
+class RecoveryContext(CamelModel):
+    issue: str
+    options: list[RecoveryOption] = Field(
+        default_factory=lambda: [RecoveryOption.RETRY, RecoveryOption.SKIP, RecoveryOption.ABORT]
+    )
+    failed_workflow_id: str | None = None
+
+
+class OrchestrationExecution(CamelModel):
+    id: str
+    project_id: str
+    status: OrchestrationStatus = OrchestrationStatus.RUNNING
+    config: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    current_phase: OrchestrationPhase = OrchestrationPhase.DESIGN
+    batches: BatchTracking = Field(default_factory=BatchTracking)
+    executions: ExecutionRefs = Field(default_factory=ExecutionRefs)
+    started_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    decision_log: list[DecisionLogEntry] = Field(default_factory=list)
+    total_cost_usd: float = 0.0
+    error_message: str | None = None
+    recovery_context: RecoveryContext | None = None
+    #: Increases by one on every saved change; clients wait for ``version > n`` on the live channel.
+    version: int = 0
+
+
+# --------------------------------------------------------------------------------------------------------------
+# tasks.md and the batch plan (MISSION §2)
+
+
+class Task(CamelModel):
+    id: str
+    description: str
+    state: TaskState = TaskState.PENDING
+    section: str
+    line: int = Field(description="1-based line number in tasks.md")
+    parallel: bool = False
+    verification: bool = False
+    wiring: bool = False
+    story: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    blocked_reason: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.state is TaskState.DONE
+
+
+class PlannedBatch(CamelModel):
+    index: int
+    section: str
+    task_ids: list[str]
+
+
+class BatchPlan(CamelModel):
+    batches: list[PlannedBatch] = Field(default_factory=list)
+    total_incomplete: int = 0
+    used_fallback: bool = False
+    summary: str = "No incomplete tasks found"
+    warnings: list[str] = Field(default_factory=list)
