@@ -1,0 +1,350 @@
+"""Plain git and the verify command: the operations the orchestrator performs itself, without an agent.
+
+Everything runs as an argument list (never through a shell). Git commands that create commits pass an identity with
+``-c user.name=… -c user.email=…`` only when the repository has none configured, so a user's own identity is always
+kept and an unconfigured machine (a fresh JupyterHub image) still works.
+
+The built-in merge (MISSION §1): commit leftovers on the feature branch, switch to the target branch,
+``git merge --no-ff``; on a conflict the merge is aborted, the feature branch checked out again and the conflicting
+files reported, so a human can resolve them. The project's ``.specflow/`` folder (orchestration state, run folders)
+is never committed: it must survive branch switches untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from specflow_nb.errors import ConfigError, SpecflowError
+
+#: Used only when neither the repository nor the user's git config names an author.
+FALLBACK_IDENTITY = ("specflow_nb", "specflow_nb@localhost")
+#: The engine's own folder; kept out of every commit so branch switches never move or delete state files.
+STATE_DIR = ".specflow"
+#: Seconds between SIGTERM and SIGKILL when a verify command times out.
+KILL_GRACE_SECONDS = 5.0
+#: Exit code reported when the verify command's executable does not exist (what a shell would report).
+EXIT_NOT_FOUND = 127
+
+
+class GitError(SpecflowError):
+    """A git operation failed."""
+
+
+class GitNotInstalled(GitError):
+    """The ``git`` executable is not on PATH."""
+
+
+class NotAGitRepo(GitError):
+    """The project folder is not inside a git repository."""
+
+
+class BranchNotFound(GitError):
+    """A branch named in the configuration or the phase does not exist."""
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """Outcome of :func:`merge_feature`. ``merged`` is confirmed by git, never assumed."""
+
+    merged: bool
+    conflict_files: list[str] = field(default_factory=list)
+    commit: str | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """Outcome of :func:`run_verify_command`: the exit code, the end of its combined stdout/stderr, a timeout flag."""
+
+    exit_code: int
+    output_tail: str
+    timed_out: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# git plumbing
+
+
+def _git(project: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``git args…`` in ``project``; raise :class:`GitError` on a non-zero exit when ``check``."""
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_EDITOR": "true", "GIT_MERGE_AUTOEDIT": "no"}
+    try:
+        proc = subprocess.run(
+            ["git", *args], cwd=project, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL
+        )
+    except FileNotFoundError as exc:
+        raise GitNotInstalled(
+            "git is not installed or not on PATH", hint="Install git; specflow_nb needs it to merge and verify."
+        ) from exc
+    except NotADirectoryError as exc:
+        raise NotAGitRepo(f"{project} is not a folder", hint="Pass the project's folder.") from exc
+    if check and proc.returncode != 0:
+        raise GitError(
+            f"git {args[0]} failed in {project}: {(proc.stderr or proc.stdout).strip()}",
+            hint="Check the repository's state with `git status`.",
+            details={"argv": ["git", *args], "exit_code": proc.returncode},
+        )
+    return proc
+
+
+def _ensure_repo(project: Path) -> None:
+    if not Path(project).is_dir():
+        raise NotAGitRepo(f"{project} does not exist", hint="Pass the project's folder.")
+    proc = _git(project, "rev-parse", "--is-inside-work-tree", check=False)
+    if proc.returncode != 0 or proc.stdout.strip() != "true":
+        raise NotAGitRepo(
+            f"{project} is not a git repository",
+            hint="Run `git init` in the project (and commit) so specflow_nb can merge the phase.",
+        )
+
+
+def _branch_exists(project: Path, branch: str) -> bool:
+    return _git(project, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).returncode == 0
+
+
+def _require_branch(project: Path, branch: str) -> None:
+    if not _branch_exists(project, branch):
+        raise BranchNotFound(
+            f"Branch {branch!r} does not exist in {project}",
+            hint="Check the branch name (target branch in the configuration, or the phase's feature branch).",
+        )
+
+
+def _identity_args(project: Path) -> list[str]:
+    """``-c user.name=… -c user.email=…`` when git has no identity for this repo, else nothing."""
+    name = _git(project, "config", "user.name", check=False).stdout.strip()
+    email = _git(project, "config", "user.email", check=False).stdout.strip()
+    if name and email:
+        return []
+    return ["-c", f"user.name={name or FALLBACK_IDENTITY[0]}", "-c", f"user.email={email or FALLBACK_IDENTITY[1]}"]
+
+
+def _head(project: Path) -> str:
+    return _git(project, "rev-parse", "HEAD").stdout.strip()
+
+
+def current_branch(project: Path) -> str | None:
+    """The checked-out branch's short name, or None on a detached HEAD."""
+    _ensure_repo(project)
+    proc = _git(project, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if proc.returncode != 0:
+        return None
+    return proc.stdout.strip() or None
+
+
+def default_branch(project: Path) -> str | None:
+    """The repository's default branch: ``origin/HEAD``'s target, else ``main``, else ``master``, else None."""
+    _ensure_repo(project)
+    proc = _git(project, "symbolic-ref", "--quiet", "refs/remotes/origin/HEAD", check=False)
+    ref = proc.stdout.strip()
+    if proc.returncode == 0 and ref.startswith("refs/remotes/origin/"):
+        return ref.removeprefix("refs/remotes/origin/")
+    for name in ("main", "master"):
+        if _branch_exists(project, name):
+            return name
+    return None
+
+
+def is_merged(project: Path, feature_branch: str, target_branch: str) -> bool:
+    """True when every commit of ``feature_branch`` is in ``target_branch`` (``git merge-base --is-ancestor``).
+
+    A feature branch with no commits of its own is trivially merged: callers ask only after the merge step.
+    """
+    _ensure_repo(project)
+    _require_branch(project, feature_branch)
+    _require_branch(project, target_branch)
+    proc = _git(
+        project,
+        "merge-base",
+        "--is-ancestor",
+        f"refs/heads/{feature_branch}",
+        f"refs/heads/{target_branch}",
+        check=False,
+    )
+    if proc.returncode in (0, 1):
+        return proc.returncode == 0
+    raise GitError(
+        f"git merge-base failed in {project}: {proc.stderr.strip()}", hint="Check the repository with `git status`."
+    )
+
+
+def is_clean(project: Path) -> bool:
+    """True when the working tree has no changes outside ``.specflow/`` (tracked or untracked)."""
+    _ensure_repo(project)
+    out = _git(project, "status", "--porcelain", "--", ".", f":(exclude){STATE_DIR}").stdout
+    return not out.strip()
+
+
+def diff_stat(project: Path, feature_branch: str, target_branch: str) -> str:
+    """``git diff --stat target...feature``: what merging the feature would bring in (the "View diff" panel)."""
+    _ensure_repo(project)
+    _require_branch(project, feature_branch)
+    _require_branch(project, target_branch)
+    return _git(project, "diff", "--stat", f"{target_branch}...{feature_branch}").stdout
+
+
+def commit_leftovers(project: Path, *, message: str) -> str | None:
+    """Stage everything except ``.specflow/`` and commit it; return the new commit, or None when nothing changed."""
+    _ensure_repo(project)
+    _git(project, "add", "-A", "--", ".", f":(exclude){STATE_DIR}")
+    if _git(project, "diff", "--cached", "--quiet", check=False).returncode == 0:
+        return None
+    _git(project, *_identity_args(project), "commit", "--quiet", "-m", message)
+    return _head(project)
+
+
+def merge_feature(project: Path, feature_branch: str, target_branch: str, *, message: str) -> MergeResult:
+    """Merge ``feature_branch`` into ``target_branch`` with ``--no-ff`` (the built-in merge step).
+
+    Leftover changes are committed on the feature branch first. On success the target branch stays checked out
+    (the merge commit is ``commit``). On a conflict the merge is aborted, the feature branch is checked out again
+    with a clean tree, and ``conflict_files`` names the files. Raises :class:`NotAGitRepo`, :class:`BranchNotFound`,
+    or :class:`GitError` when the repository is not in a state to merge (e.g. another branch with uncommitted
+    changes is checked out).
+    """
+    _ensure_repo(project)
+    _require_branch(project, feature_branch)
+    _require_branch(project, target_branch)
+    if feature_branch == target_branch:
+        raise GitError(
+            f"Cannot merge {feature_branch!r} into itself",
+            hint="Set a target branch different from the feature branch in the configuration.",
+        )
+    branch = current_branch(project)
+    if branch != feature_branch:
+        if not is_clean(project):
+            raise GitError(
+                f"Branch {branch or '(detached HEAD)'} is checked out with uncommitted changes; expected {feature_branch!r}",
+                hint=f"Commit or stash those changes and check out {feature_branch!r}, then merge again.",
+            )
+        _git(project, "checkout", "--quiet", feature_branch)
+
+    try:
+        commit_leftovers(project, message=f"Commit remaining changes of {feature_branch} before merge")
+    except GitError as exc:  # a pre-commit hook refused, for instance: the human decides
+        return MergeResult(
+            merged=False, message=f"Could not commit leftover changes on {feature_branch}: {exc.message}"
+        )
+
+    if is_merged(project, feature_branch, target_branch):
+        return MergeResult(
+            merged=True,
+            commit=_git(project, "rev-parse", f"refs/heads/{target_branch}").stdout.strip(),
+            message=f"{feature_branch} is already merged into {target_branch}",
+        )
+
+    _git(project, "checkout", "--quiet", target_branch)
+    proc = _git(
+        project, *_identity_args(project), "merge", "--no-ff", "--no-edit", "-m", message, feature_branch, check=False
+    )
+    if proc.returncode == 0 and is_merged(project, feature_branch, target_branch):
+        return MergeResult(merged=True, commit=_head(project), message=f"Merged {feature_branch} into {target_branch}")
+
+    conflicts = [
+        line
+        for line in _git(project, "diff", "--name-only", "--diff-filter=U", check=False).stdout.splitlines()
+        if line
+    ]
+    if _git(project, "rev-parse", "--verify", "--quiet", "MERGE_HEAD", check=False).returncode == 0:
+        _git(project, "merge", "--abort", check=False)
+    _git(project, "checkout", "--quiet", feature_branch)
+    if conflicts:
+        return MergeResult(
+            merged=False,
+            conflict_files=conflicts,
+            message=f"Merging {feature_branch} into {target_branch} conflicts in: {', '.join(conflicts)}",
+        )
+    detail = (proc.stderr or proc.stdout).strip()
+    return MergeResult(merged=False, message=f"git merge of {feature_branch} into {target_branch} failed: {detail}")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# verifyCommand
+
+
+def parse_command(command: str) -> list[str]:
+    """Split a verify command with shell quoting rules (``shlex``), without a shell.
+
+    Pipes, redirections, ``&&`` and variables are NOT interpreted; a user who wants a shell writes it explicitly,
+    e.g. ``bash -c 'pytest -q && ruff check .'``. Raises :class:`ConfigError` on an empty or unparseable command.
+    """
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise ConfigError(
+            f"verifyCommand cannot be parsed: {exc}", hint="Check its quotes, e.g. `pytest -q -k 'not slow'`."
+        ) from exc
+    if not argv:
+        raise ConfigError("verifyCommand is empty", hint="Set a command such as `pytest -q`, or leave it unset.")
+    return argv
+
+
+def _tail(data: bytes, max_chars: int) -> str:
+    text = data[-(max_chars * 4) :].decode("utf-8", errors="replace")
+    return text[-max_chars:]
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group, SIGKILL whatever is left after the grace period (children included)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=KILL_GRACE_SECONDS)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def run_verify_command(
+    project: Path, command: str, timeout: float, *, max_output_chars: int = 4000, env: dict[str, str] | None = None
+) -> CommandResult:
+    """Run the configured verifyCommand in ``project`` and report its exit code and the tail of its output.
+
+    The command runs in its own process group so a timeout kills it with its children (SIGTERM, then SIGKILL).
+    A missing executable is a failed verification (exit code 127 and a message), not an exception; a command that
+    cannot be parsed raises :class:`ConfigError` (see :func:`parse_command`). Blocking: call it from a worker
+    thread in async code.
+    """
+    argv = parse_command(command)
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=project,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        except FileNotFoundError:
+            return CommandResult(
+                exit_code=EXIT_NOT_FOUND,
+                output_tail=f"verifyCommand {command!r}: executable {argv[0]!r} not found (not on PATH?)",
+            )
+        except PermissionError as exc:
+            return CommandResult(exit_code=126, output_tail=f"verifyCommand {command!r}: {exc}")
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _kill_group(proc)
+        out.seek(0, os.SEEK_END)
+        size = out.tell()
+        out.seek(max(0, size - max_output_chars * 4))
+        tail = _tail(out.read(), max_output_chars)
+    if timed_out:
+        tail = f"{tail}\n[verifyCommand timed out after {timeout:g} s and was stopped]".lstrip("\n")
+    return CommandResult(exit_code=proc.returncode, output_tail=tail, timed_out=timed_out)
