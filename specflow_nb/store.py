@@ -17,6 +17,7 @@ lock with the same atomic write.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -199,7 +200,7 @@ class OrchestrationStore:
         """The newest active record (running, paused, waiting_merge, needs_attention), or None."""
         return next((e for e in self.list() if e.status.is_active), None)
 
-    def corrupt_files(self) -> list[Path]:
+    def corrupt_files(self) -> builtins.list[Path]:
         """Files set aside as corrupt, oldest name first."""
         if not self.folder.is_dir():
             return []
