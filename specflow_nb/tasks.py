@@ -1,0 +1,641 @@
+"""tasks.md: parse tasks, plan implement batches, and check tasks off in place (MISSION §2).
+
+Theory of operation
+-------------------
+A tasks.md (GitHub spec-kit or SpecFlow) is read line by line; a line is split on ``\\n`` only, so a CRLF file keeps
+its ``\\r`` at the end of each line and every byte can be written back unchanged. One scanner (``_scan``) decides
+which lines are task lines; the parser and the marker both use it, so they can never disagree about which line is
+task ``T005``.
+
+- Sections: only ``##`` (exactly two ``#``) opens a section; ``###`` is a sub-heading inside it. Tasks before the
+  first ``##`` belong to :data:`DEFAULT_SECTION`.
+- Code fences (```` ``` ```` / ``~~~``, CommonMark rules: the closing fence uses the same character and is at least
+  as long) hide their lines: nothing inside is a task or a section.
+- A task line is ``- [ ] T001 [P] [US1] Description`` (``-`` or ``*`` bullet, any indent). Checkbox: space pending,
+  ``x``/``X`` done, ``b``/``B`` blocked, ``~``/``-`` deferred. The ID is ``T\\d{3}[a-z]?``.
+- Dependencies: ``[depends: T001, T002]``, ``[dep: …]``, ``[after: …]`` anywhere on the line, and prose
+  "depends on T001", "after T002", "requires T001, T002" / "T001 and T002".
+- Parsing never raises on any ``str``: a line it cannot read is skipped and named in ``warnings``.
+
+Planning (``plan_batches``) turns the *pending* tasks into batches; done, blocked and deferred tasks are never
+planned. Blocked tasks are named in the plan's warnings (they need a person), so an empty plan caused by blocked
+tasks is visible. An empty plan only means "nothing to run": callers must not read it as "all batches complete".
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr
+
+from specflow_nb.errors import ConfigError, TasksFileMissing
+from specflow_nb.models import BatchPlan, CamelModel, PlannedBatch, Task, TaskState
+
+__all__ = [
+    "DEFAULT_SECTION",
+    "MarkResult",
+    "ParsedTasks",
+    "mark_tasks",
+    "mark_tasks_file",
+    "next_task",
+    "parse_tasks",
+    "plan_batches",
+    "read_tasks",
+    "task_ids_in_text",
+]
+
+#: The section of tasks written before the first ``##`` header.
+DEFAULT_SECTION = "Tasks"
+
+_ID = r"T\d{3}[a-z]?"
+_ID_RE = re.compile(rf"(?<![A-Za-z0-9_]){_ID}(?![A-Za-z0-9_])")
+# "- [x] rest": group 1 is the checkbox character (possibly empty, as in "[]"); whitespace or the line end follows.
+_CHECKBOX_RE = re.compile(r"[ \t]*[-*][ \t]+\[([^\]]?)\](?=[ \t]|$)")
+_LEADING_ID_RE = re.compile(rf"[ \t]*({_ID})(?![A-Za-z0-9_])")
+# Something that was meant as an ID but is not one: "TXXX" (spec-kit's placeholder), "T01", "T0001".
+_ID_LIKE_RE = re.compile(r"[ \t]*(T[\dX]+[a-z]?)(?![A-Za-z0-9_])")
+_MARKER_RE = re.compile(r"[ \t]*\[(P|V|W|US\d+)\]")
+_HEADER_RE = re.compile(r" {0,3}##(?:[ \t]+(.*?))?[ \t]*$")
+_FENCE_OPEN_RE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)$")
+_BRACKET_DEPS_RE = re.compile(r"\[(?i:depends(?:[ \t]+on)?|deps?|after|requires)[ \t]*:([^\]]*)\]")
+_SEP = r"(?:[ \t]*,[ \t]*(?:(?i:and)[ \t]+)?|[ \t]+(?i:and)[ \t]+|[ \t]*[&/][ \t]*)"
+_PROSE_DEPS_RE = re.compile(
+    rf"(?<![A-Za-z])(?i:depends[ \t]+on|after|requires)[ \t]*:?[ \t]*({_ID}(?:{_SEP}{_ID})*)(?![A-Za-z0-9_])"
+)
+_BLOCKED_BRACKET_RE = re.compile(r"[ \t]*\[(?i:blocked)[ \t]*:[ \t]*([^\]]*)\]")
+_BLOCKED_PROSE_RE = re.compile(r"(?<!\S)(?:—|–|--?)[ \t]*(?i:blocked)[ \t]*:[ \t]*(.*?)[ \t]*$")
+
+_STATE_OF_BOX = {
+    " ": TaskState.PENDING,
+    "x": TaskState.DONE,
+    "X": TaskState.DONE,
+    "b": TaskState.BLOCKED,
+    "B": TaskState.BLOCKED,
+    "~": TaskState.DEFERRED,
+    "-": TaskState.DEFERRED,
+}
+_BOX_OF_STATE = {
+    TaskState.PENDING: " ",
+    TaskState.DONE: "x",
+    TaskState.BLOCKED: "b",
+    TaskState.DEFERRED: "~",
+}
+_BOM = "\ufeff"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Results
+
+
+class ParsedTasks(CamelModel):
+    """Everything read from one tasks.md."""
+
+    tasks: list[Task] = Field(default_factory=list)
+    #: The ``##`` header texts in file order (without ``## ``); the default section is not listed.
+    sections: list[str] = Field(default_factory=list)
+    #: True when at least one ``##`` section holds a task (then batches follow sections, else fixed-size chunks).
+    has_sections: bool = False
+    warnings: list[str] = Field(default_factory=list)
+
+    # Position of each task's section among the headers (-1: default section), parallel to ``tasks``. Two headers
+    # with the same text are two sections; this keeps them apart. Absent when the model was built by hand.
+    _section_index: list[int] | None = PrivateAttr(default=None)
+
+    def by_id(self) -> dict[str, Task]:
+        """Tasks keyed by ID (IDs are unique: duplicates were dropped with a warning)."""
+        return {t.id: t for t in self.tasks}
+
+    @property
+    def completed_ids(self) -> list[str]:
+        """IDs of done tasks, in file order."""
+        return [t.id for t in self.tasks if t.state is TaskState.DONE]
+
+    @property
+    def incomplete_ids(self) -> list[str]:
+        """IDs of pending tasks (the ones a batch can run), in file order. Blocked and deferred ones are not here."""
+        return [t.id for t in self.tasks if t.state is TaskState.PENDING]
+
+    @property
+    def total(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def done(self) -> int:
+        return sum(1 for t in self.tasks if t.state is TaskState.DONE)
+
+    @property
+    def blocked(self) -> int:
+        return sum(1 for t in self.tasks if t.state is TaskState.BLOCKED)
+
+    @property
+    def deferred(self) -> int:
+        return sum(1 for t in self.tasks if t.state is TaskState.DEFERRED)
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for t in self.tasks if t.state is TaskState.PENDING)
+
+
+class MarkResult(CamelModel):
+    """The outcome of :func:`mark_tasks`: the new text and what happened to each requested ID."""
+
+    text: str
+    changed: list[str] = Field(default_factory=list)
+    #: Already in the requested state (and reason): the line was left as it was.
+    unchanged: list[str] = Field(default_factory=list)
+    #: Not a task in this file (or not a valid ID).
+    missing: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The scanner shared by the parser and the marker
+
+
+@dataclass(frozen=True)
+class _Header:
+    index: int  # 0-based line index
+    text: str
+
+
+@dataclass(frozen=True)
+class _TaskLine:
+    index: int
+    box_at: int  # column of the checkbox character (the "x" of "[x]"); -1 for an empty "[]"
+    box: str
+    rest_at: int  # column where the text after "]" starts
+    line: str  # without a trailing "\r"
+
+
+@dataclass(frozen=True)
+class _FenceNotClosed:
+    index: int
+
+
+def _scan(lines: list[str]) -> Iterator[_Header | _TaskLine | _FenceNotClosed]:
+    """Yield the ``##`` headers and checkbox lines outside code fences, in order (lines without their ``\\n``)."""
+    fence: str | None = None  # the opening fence's run of ` or ~ while inside a fence
+    fence_line = 0
+    for index, raw in enumerate(lines):
+        line = raw[:-1] if raw.endswith("\r") else raw
+        stripped = line.lstrip(" ")
+        if not stripped:
+            continue
+        first = stripped[0]
+        if fence is not None:
+            if first == fence[0] and len(line) - len(stripped) <= 3:
+                run = len(stripped) - len(stripped.lstrip(first))
+                if run >= len(fence) and not stripped[run:].strip(" \t"):
+                    fence = None
+            continue
+        if first in "`~":
+            m = _FENCE_OPEN_RE.match(line)
+            # A backtick fence's info string may not contain a backtick (CommonMark), else it is inline code.
+            if m and not (first == "`" and "`" in m.group(2)):
+                fence, fence_line = m.group(1), index
+            continue
+        if first == "#":
+            h = _HEADER_RE.match(line)
+            if h:
+                text = h.group(1) or ""
+                # An ATX closing sequence ("## Setup ##") is not part of the title.
+                closing = re.search(r"(?:^|[ \t]+)#+$", text)
+                if closing:
+                    text = text[: closing.start()]
+                yield _Header(index, text.strip())
+            continue
+        if first in "-*\t":
+            m = _CHECKBOX_RE.match(line)
+            if m:
+                box = m.group(1)
+                yield _TaskLine(index, m.start(1) if box else -1, box, m.end(), line)
+    if fence is not None:
+        yield _FenceNotClosed(fence_line)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _split(text: str) -> tuple[str, list[str]]:
+    """The BOM (or "") and the lines split on ``\\n`` only (joining them with ``\\n`` gives the text back)."""
+    bom = _BOM if text.startswith(_BOM) else ""
+    return bom, text[len(bom) :].split("\n")
+
+
+def _dependencies(rest: str, own_id: str) -> list[str]:
+    found: list[str] = []
+    for m in _BRACKET_DEPS_RE.finditer(rest):
+        found.extend(_ID_RE.findall(m.group(1)))
+    for m in _PROSE_DEPS_RE.finditer(rest):
+        found.extend(_ID_RE.findall(m.group(1)))
+    return [d for d in dict.fromkeys(found) if d != own_id]
+
+
+def _blocked_reason(rest: str) -> str | None:
+    m = _BLOCKED_BRACKET_RE.search(rest) or _BLOCKED_PROSE_RE.search(rest)
+    if m is None:
+        return None
+    return m.group(1).strip() or None
+
+
+def parse_tasks(text: str) -> ParsedTasks:
+    """Read a tasks.md text. Never raises on a ``str``: unreadable lines are skipped and named in ``warnings``."""
+    _, lines = _split(text)
+    tasks: list[Task] = Field(default_factory=list)
+    section_index: list[int] = []
+    sections: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    first_line: dict[str, int] = {}
+    current, current_index = DEFAULT_SECTION, -1
+    has_sections = False
+    no_id_lines: list[int] = []
+    header_lines: dict[str, int] = {}
+
+    for item in _scan(lines):
+        if isinstance(item, _Header):
+            lineno = item.index + 1
+            title = item.text
+            if not title:
+                title = f"(untitled section, line {lineno})"
+                warnings.append(f"Line {lineno}: a '##' header without a title; its tasks go under {title!r}.")
+            elif title in header_lines:
+                warnings.append(
+                    f"Line {lineno}: section {title!r} appears again (first on line {header_lines[title]}); "
+                    "each header is planned as its own batch."
+                )
+            header_lines.setdefault(title, lineno)
+            sections.append(title)
+            current, current_index = title, len(sections) - 1
+            continue
+        if isinstance(item, _FenceNotClosed):
+            warnings.append(
+                f"Line {item.index + 1}: a code fence is never closed; no task after it is read. Close the fence."
+            )
+            continue
+        lineno = item.index + 1
+        rest = item.line[item.rest_at :]
+        m = _LEADING_ID_RE.match(rest)
+        if m is None:
+            bad = _ID_LIKE_RE.match(rest)
+            if bad:
+                warnings.append(
+                    f"Line {lineno}: {bad.group(1)!r} is not a task ID (T001, T001a); the line was skipped."
+                )
+            else:
+                no_id_lines.append(lineno)
+            continue
+        task_id = m.group(1)
+        state = _STATE_OF_BOX.get(item.box)
+        if state is None:
+            warnings.append(
+                f"Line {lineno}: {task_id} has an unknown checkbox '[{item.box}]' "
+                "(use [ ], [x], [b], [~] or [-]); the line was skipped."
+            )
+            continue
+        if task_id in first_line:
+            warnings.append(
+                f"Line {lineno}: duplicate task ID {task_id} (first on line {first_line[task_id]}); "
+                "kept the first, skipped this one."
+            )
+            continue
+        first_line[task_id] = lineno
+        pos = m.end()
+        parallel = verification = wiring = False
+        story: str | None = None
+        while True:
+            mk = _MARKER_RE.match(rest, pos)
+            if mk is None:
+                break
+            marker = mk.group(1)
+            if marker == "P":
+                parallel = True
+            elif marker == "V":
+                verification = True
+            elif marker == "W":
+                wiring = True
+            elif story is None:
+                story = marker
+            pos = mk.end()
+        body = rest[pos:]
+        blocked_reason = _blocked_reason(body) if state is TaskState.BLOCKED else None
+        if "[" in body:
+            # A "[blocked: …]" reason is free text: an ID in it is not a dependency, nor part of the description.
+            body = _BLOCKED_BRACKET_RE.sub("", body)
+            depends_on = _dependencies(body, task_id)
+            description = _BRACKET_DEPS_RE.sub("", body)
+        else:
+            depends_on = _dependencies(body, task_id) if "T" in body else []
+            description = body
+        if current_index >= 0:
+            has_sections = True
+        tasks.append(
+            Task.model_construct(
+                id=task_id,
+                description=" ".join(description.split()),
+                state=state,
+                section=current,
+                line=lineno,
+                parallel=parallel,
+                verification=verification,
+                wiring=wiring,
+                story=story,
+                depends_on=depends_on,
+                blocked_reason=blocked_reason,
+            )
+        )
+        section_index.append(current_index)
+
+    if no_id_lines:
+        shown = ", ".join(str(n) for n in no_id_lines[:10]) + (", …" if len(no_id_lines) > 10 else "")
+        warnings.append(
+            f"{len(no_id_lines)} checkbox line(s) without a task ID were ignored (line {shown}). "
+            "Give a line an ID like T001 to make it a task."
+        )
+    parsed = ParsedTasks(tasks=[], sections=sections, has_sections=has_sections, warnings=warnings)
+    # Set after construction: the tasks were built from checked values, validating 10,000 of them again is waste.
+    parsed.tasks = tasks
+    parsed._section_index = section_index
+    return parsed
+
+
+def read_tasks(path: Path) -> ParsedTasks:
+    """Parse the tasks.md at ``path`` (undecodable bytes become U+FFFD). Raises TasksFileMissing if it is absent."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise TasksFileMissing(
+            f"No tasks file at {path}",
+            hint="Run the design step (or /speckit.tasks) to create tasks.md, or choose the right feature folder.",
+        ) from exc
+    return parse_tasks(data.decode("utf-8", errors="replace"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Planning
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _order(group: list[Task], position: dict[str, int]) -> tuple[list[Task], list[str] | None]:
+    """Stable topological order of ``group`` by the dependencies among its own tasks.
+
+    Ties go to file order. With a cycle the group keeps its file order and the tasks left in the cycle (or waiting
+    on it) are returned so the caller can warn.
+    """
+    members = {t.id for t in group}
+    waiting: dict[str, int] = {}
+    dependents: dict[str, list[str]] = {}
+    for t in group:
+        inner = [d for d in t.depends_on if d in members]
+        waiting[t.id] = len(inner)
+        for d in inner:
+            dependents.setdefault(d, []).append(t.id)
+    if not dependents:
+        return group, None
+    by_id = {t.id: t for t in group}
+    ready = [(position[t.id], t.id) for t in group if waiting[t.id] == 0]
+    heapq.heapify(ready)
+    ordered: list[Task] = []
+    while ready:
+        _, tid = heapq.heappop(ready)
+        ordered.append(by_id[tid])
+        for nxt in dependents.get(tid, ()):
+            waiting[nxt] -= 1
+            if waiting[nxt] == 0:
+                heapq.heappush(ready, (position[nxt], nxt))
+    if len(ordered) < len(group):
+        return group, [t.id for t in group if waiting[t.id] > 0]
+    return ordered, None
+
+
+def plan_batches(parsed: ParsedTasks, batch_size_fallback: int = 15) -> BatchPlan:
+    """Plan the implement batches from the *pending* tasks of ``parsed``.
+
+    One batch per section (the default section first, then each ``##`` section in file order) that has pending
+    tasks, named by the full header text and ordered by dependencies inside the batch. When no ``##`` section holds
+    a task: chunks of ``batch_size_fallback`` tasks named "Batch 1", "Batch 2", … (``used_fallback``).
+
+    ``warnings`` holds the parser's warnings, then: blocked tasks (never planned: they need a person), unknown
+    dependencies (ignored), dependencies on a task that will not be done first (blocked, deferred or in a later
+    batch), and dependency cycles (the batch keeps its file order).
+    """
+    if batch_size_fallback < 1:
+        raise ConfigError(
+            f"batch_size_fallback must be at least 1, got {batch_size_fallback}",
+            hint="Set batchSizeFallback between 1 and 50.",
+        )
+    warnings = list(parsed.warnings)
+    tasks = parsed.tasks
+    by_id = parsed.by_id()
+    position = {t.id: i for i, t in enumerate(tasks)}
+    pending = [t for t in tasks if t.state is TaskState.PENDING]
+
+    for t in tasks:
+        if t.state is TaskState.BLOCKED:
+            why = f": {t.blocked_reason}" if t.blocked_reason else ""
+            warnings.append(f"{t.id} is blocked{why}; it is not planned until it is unblocked.")
+
+    groups: list[tuple[str, list[Task]]] = []
+    used_fallback = not parsed.has_sections
+    if not used_fallback:
+        keys = parsed._section_index
+        if keys is None or len(keys) != len(tasks):
+            keys = []  # built by hand: a new section starts wherever the section name changes
+            for i, t in enumerate(tasks):
+                keys.append(keys[-1] if i and tasks[i - 1].section == t.section else i)
+        key_of = {t.id: k for t, k in zip(tasks, keys, strict=True)}
+        current_key: int | None = None
+        for t in pending:
+            k = key_of[t.id]
+            if k != current_key:
+                groups.append((t.section, []))
+                current_key = k
+            groups[-1][1].append(t)
+    elif pending:
+        ordered, stuck = _order(pending, position)
+        if stuck:
+            warnings.append(f"Dependency cycle among {', '.join(stuck)}; these tasks keep their file order.")
+        size = batch_size_fallback
+        groups = [(f"Batch {n + 1}", ordered[i : i + size]) for n, i in enumerate(range(0, len(ordered), size))]
+
+    batches: list[PlannedBatch] = []
+    batch_of: dict[str, int] = {}
+    for index, (name, group) in enumerate(groups):
+        if not used_fallback:
+            group, stuck = _order(group, position)
+            if stuck:
+                warnings.append(
+                    f"Dependency cycle in section {name!r} among {', '.join(stuck)}; the batch keeps file order."
+                )
+        batches.append(PlannedBatch(index=index, section=name, task_ids=[t.id for t in group]))
+        for t in group:
+            batch_of[t.id] = index
+
+    for t in pending:
+        for d in t.depends_on:
+            dep = by_id.get(d)
+            if dep is None:
+                warnings.append(f"{t.id} depends on {d}, which is not in tasks.md; the dependency is ignored.")
+            elif dep.state is TaskState.BLOCKED or dep.state is TaskState.DEFERRED:
+                warnings.append(f"{t.id} depends on {d}, which is {dep.state.value}.")
+            elif dep.state is TaskState.PENDING and batch_of[d] > batch_of[t.id]:
+                warnings.append(f"{t.id} depends on {d}, which is planned in a later batch ({batch_of[d] + 1}).")
+
+    total = len(pending)
+    if not batches:
+        summary = "No incomplete tasks found"
+    elif used_fallback:
+        summary = f"{_plural(len(batches), 'batch', 'batches')} ({_plural(total, 'task')}, fallback sizing)"
+        warnings.append(
+            f"No sections detected in tasks.md (no '## ' header holds a task); "
+            f"using fixed-size batches of {batch_size_fallback} tasks."
+        )
+    else:
+        summary = f"{_plural(len(batches), 'batch', 'batches')} from tasks.md sections ({_plural(total, 'task')})"
+    return BatchPlan(
+        batches=batches, total_incomplete=total, used_fallback=used_fallback, summary=summary, warnings=warnings
+    )
+
+
+def next_task(parsed: ParsedTasks) -> Task | None:
+    """The first pending task (file order) whose dependencies are all done.
+
+    A dependency on an ID that is not in the file is ignored (as the planner does), so a typo cannot hide work.
+    """
+    by_id = parsed.by_id()
+    for t in parsed.tasks:
+        if t.state is not TaskState.PENDING:
+            continue
+        if all(by_id[d].state is TaskState.DONE for d in t.depends_on if d in by_id):
+            return t
+    return None
+
+
+def task_ids_in_text(text: str) -> list[str]:
+    """Every task ID mentioned in ``text``, in order of first mention, each once."""
+    return list(dict.fromkeys(_ID_RE.findall(text)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Marking
+
+
+def _normalize_id(raw: str) -> str | None:
+    s = raw.strip()
+    if re.fullmatch(r"[Tt]\d{3}[A-Za-z]?", s):
+        return "T" + s[1:4] + s[4:].lower()
+    return None
+
+
+def _clean_reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    # One line, and no brackets that would end the "[blocked: …]" annotation early.
+    cleaned = " ".join(reason.replace("[", "(").replace("]", ")").split())
+    return cleaned or None
+
+
+def _rewrite(line: str, tl: _TaskLine, state: TaskState, reason: str | None) -> str:
+    """``line`` (with any ``\\r``) with its checkbox set to ``state``; the blocked annotation added or dropped."""
+    # Only lines with a known checkbox character reach here, so box_at points at that one character.
+    new = line[: tl.box_at] + _BOX_OF_STATE[state] + line[tl.box_at + 1 :]
+    old_state = _STATE_OF_BOX.get(tl.box)
+    if state is TaskState.BLOCKED and reason:
+        annotation = f" [blocked: {reason}]"
+        if _BLOCKED_BRACKET_RE.search(new):
+            new = _BLOCKED_BRACKET_RE.sub(lambda _m: annotation, new, count=1)
+        else:
+            end = len(new.rstrip(" \t\r"))
+            new = new[:end] + annotation + new[end:]
+    elif old_state is TaskState.BLOCKED and state is not TaskState.BLOCKED:
+        # Our own annotation goes away with the block; prose ("— blocked: …") is the author's and stays.
+        new = _BLOCKED_BRACKET_RE.sub("", new, count=1)
+    return new
+
+
+def mark_tasks(text: str, ids: Iterable[str], state: TaskState, reason: str | None = None) -> MarkResult:
+    """Set the checkbox of each task in ``ids`` to ``state`` and return the new text.
+
+    Only the checkbox character changes (``[ ]``, ``[x]``, ``[b]`` or ``[~]``), so every other byte of the file —
+    line endings, a BOM, trailing spaces, code fences, other lines — stays as it was. Two documented extras:
+    marking *blocked* with a ``reason`` writes `` [blocked: reason]`` at the end of the line (replacing an earlier
+    ``[blocked: …]``), and moving a task *out of* blocked removes that ``[blocked: …]`` annotation. A task that
+    appears twice is marked at its first line, the one the parser keeps.
+    """
+    bom, lines = _split(text)
+    reason = _clean_reason(reason) if state is TaskState.BLOCKED else None
+    wanted: dict[str, None] = {}
+    missing: list[str] = Field(default_factory=list)
+    for raw in ids:
+        norm = _normalize_id(raw)
+        if norm is None:
+            missing.append(raw)
+        else:
+            wanted.setdefault(norm, None)
+
+    found: dict[str, _TaskLine] = {}
+    for item in _scan(lines):
+        if not isinstance(item, _TaskLine):
+            continue
+        m = _LEADING_ID_RE.match(item.line, item.rest_at)
+        if m and m.group(1) in wanted and m.group(1) not in found and item.box in _STATE_OF_BOX:
+            found[m.group(1)] = item
+
+    changed: list[str] = Field(default_factory=list)
+    unchanged: list[str] = Field(default_factory=list)
+    for task_id in wanted:
+        tl = found.get(task_id)
+        if tl is None:
+            missing.append(task_id)
+            continue
+        raw = lines[tl.index]
+        new = _rewrite(raw, tl, state, reason)
+        if new == raw:
+            unchanged.append(task_id)
+        else:
+            lines[tl.index] = new
+            changed.append(task_id)
+    new_text = bom + "\n".join(lines) if changed else text
+    return MarkResult(text=new_text, changed=changed, unchanged=unchanged, missing=missing)
+
+
+def mark_tasks_file(path: Path, ids: Iterable[str], state: TaskState, reason: str | None = None) -> MarkResult:
+    """:func:`mark_tasks` on a file, written atomically (temp file in the same folder, fsync, rename).
+
+    Bytes that are not UTF-8 survive unchanged. The file is not touched when nothing changes.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        raise TasksFileMissing(
+            f"No tasks file at {path}", hint="Check the feature folder, or run the design step to create tasks.md."
+        ) from exc
+    result = mark_tasks(data.decode("utf-8", errors="surrogateescape"), ids, state, reason)
+    if result.changed:
+        _atomic_write(path, result.text.encode("utf-8", errors="surrogateescape"))
+    return result
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    mode = path.stat().st_mode & 0o7777
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
