@@ -247,10 +247,10 @@ def _blocked_reason(rest: str) -> str | None:
 def parse_tasks(text: str) -> ParsedTasks:
     """Read a tasks.md text. Never raises on a ``str``: unreadable lines are skipped and named in ``warnings``."""
     _, lines = _split(text)
-    tasks: list[Task] = Field(default_factory=list)
+    tasks: list[Task] = []
     section_index: list[int] = []
-    sections: list[str] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
+    sections: list[str] = []
+    warnings: list[str] = []
     first_line: dict[str, int] = {}
     current, current_index = DEFAULT_SECTION, -1
     has_sections = False
@@ -546,9 +546,11 @@ def _clean_reason(reason: str | None) -> str | None:
 
 def _rewrite(line: str, tl: _TaskLine, state: TaskState, reason: str | None) -> str:
     """``line`` (with any ``\\r``) with its checkbox set to ``state``; the blocked annotation added or dropped."""
-    # Only lines with a known checkbox character reach here, so box_at points at that one character.
-    new = line[: tl.box_at] + _BOX_OF_STATE[state] + line[tl.box_at + 1 :]
     old_state = _STATE_OF_BOX.get(tl.box)
+    new = line
+    if old_state is not state:  # "[X]" is already done and "[-]" already deferred: keep the author's spelling
+        # Only lines with a known checkbox character reach here, so box_at points at that one character.
+        new = line[: tl.box_at] + _BOX_OF_STATE[state] + line[tl.box_at + 1 :]
     if state is TaskState.BLOCKED and reason:
         annotation = f" [blocked: {reason}]"
         if _BLOCKED_BRACKET_RE.search(new):
@@ -574,7 +576,7 @@ def mark_tasks(text: str, ids: Iterable[str], state: TaskState, reason: str | No
     bom, lines = _split(text)
     reason = _clean_reason(reason) if state is TaskState.BLOCKED else None
     wanted: dict[str, None] = {}
-    missing: list[str] = Field(default_factory=list)
+    missing: list[str] = []
     for raw in ids:
         norm = _normalize_id(raw)
         if norm is None:
@@ -590,8 +592,8 @@ def mark_tasks(text: str, ids: Iterable[str], state: TaskState, reason: str | No
         if m and m.group(1) in wanted and m.group(1) not in found and item.box in _STATE_OF_BOX:
             found[m.group(1)] = item
 
-    changed: list[str] = Field(default_factory=list)
-    unchanged: list[str] = Field(default_factory=list)
+    changed: list[str] = []
+    unchanged: list[str] = []
     for task_id in wanted:
         tl = found.get(task_id)
         if tl is None:
