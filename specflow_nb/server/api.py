@@ -1,0 +1,264 @@
+"""The REST API's request and response bodies: one source for the handlers, the client and the OpenAPI document.
+
+This module must stay importable without jupyter_server (the client and the CLI import it in a plain kernel).
+Requests forbid unknown fields so that a typo (``projectID``) is a clear 400 instead of a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field, model_validator
+
+from specflow_nb.models import (
+    BatchPlan,
+    CamelModel,
+    OrchestrationConfig,
+    OrchestrationExecution,
+    OrchestrationPhase,
+    OrchestrationStatus,
+    RecoveryOption,
+)
+
+#: Path of every route below the server's base URL.
+API_PREFIX = "specflow/api"
+
+#: The live channel's defaults (``GET …/status?since=<version>&timeout=<s>``).
+LONG_POLL_DEFAULT_TIMEOUT = 25.0
+LONG_POLL_MAX_TIMEOUT = 60.0
+
+_PROJECT_ID = Field(
+    description="The project's folder relative to the server's root dir ('' or '.' is the root itself).",
+    max_length=4096,
+)
+_ORCHESTRATION_ID = Field(None, description="An orchestration id; default: the project's newest (active first).")
+
+
+class RequestModel(CamelModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Requests
+
+
+class StartRequest(RequestModel):
+    """``POST workflow/orchestrate``."""
+
+    project_id: str = _PROJECT_ID
+    config: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+
+
+class TargetRequest(RequestModel):
+    """``POST …/pause|resume|cancel|merge``: which orchestration."""
+
+    project_id: str = _PROJECT_ID
+    id: str | None = _ORCHESTRATION_ID
+
+
+class RecoverRequest(TargetRequest):
+    """``POST …/recover``. ``option`` (or the original system's ``action``) is retry, skip or abort."""
+
+    option: RecoveryOption | None = None
+    action: RecoveryOption | None = Field(None, description="Accepted for the original system's clients.")
+
+    @model_validator(mode="after")
+    def _one_option(self) -> RecoverRequest:
+        if self.option is None and self.action is None:
+            raise ValueError("'option' is required: one of retry, skip, abort")
+        if self.option is not None and self.action is not None and self.option != self.action:
+            raise ValueError("'option' and 'action' disagree; send only 'option'")
+        if self.option is None:
+            self.option = self.action
+        return self
+
+
+class GoBackRequest(TargetRequest):
+    """``POST …/go-back``: return to an earlier step."""
+
+    step: OrchestrationPhase
+
+
+class AnswerRequest(TargetRequest):
+    """``POST …/answer``: answers to the questions of a run waiting for input (question id or text → answer)."""
+
+    answers: dict[str, str] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Responses
+
+
+class ErrorBody(CamelModel):
+    """Every 4xx response: what happened, the details (e.g. field errors), and what to do."""
+
+    error: str
+    details: Any | None = None
+    hint: str | None = None
+
+
+class WorkflowRef(CamelModel):
+    """The step an orchestration is on and its agent run (null until the loop has spawned it)."""
+
+    step: OrchestrationPhase
+    execution_id: str | None = None
+
+
+class StartResponse(CamelModel):
+    orchestration: OrchestrationExecution
+    workflow: WorkflowRef
+    batch_plan: BatchPlan
+
+
+class StatusResponse(CamelModel):
+    """The project's orchestration (``null`` when it has none); with ``preview=true`` also the form's data."""
+
+    orchestration: OrchestrationExecution | None = None
+    batch_plan: BatchPlan | None = None
+    preflight: dict[str, Any] | None = None
+    project_status: dict[str, Any] | None = None
+
+
+class ListResponse(CamelModel):
+    orchestrations: list[OrchestrationExecution] = Field(default_factory=list)
+
+
+class CommandResponse(CamelModel):
+    orchestration: OrchestrationExecution
+
+
+class OrchestrationSummary(CamelModel):
+    """The projects overview's view of one orchestration."""
+
+    id: str
+    status: OrchestrationStatus
+    current_phase: OrchestrationPhase
+    batch_current: int
+    batch_total: int
+    version: int
+    updated_at: datetime
+    badge: str
+
+
+class ProjectSummary(CamelModel):
+    project_id: str = Field(description="Folder relative to the server's root dir ('' is the root).")
+    name: str
+    status: dict[str, Any] | None = Field(None, description="The project's phase status (`specflow-nb status --json`).")
+    status_error: str | None = None
+    orchestration: OrchestrationSummary | None = None
+    badge: str | None = None
+
+
+class ProjectsResponse(CamelModel):
+    projects: list[ProjectSummary] = Field(default_factory=list)
+    truncated: bool = Field(False, description="True when the scan stopped at its limit.")
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    schema: dict[str, Any]
+    description: str
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """One REST route: the handlers, the client and the OpenAPI document are all built from this table."""
+
+    method: Literal["GET", "POST"]
+    path: str  # below ``{base_url}specflow/api/``
+    summary: str
+    response: type[CamelModel]
+    body: type[RequestModel] | None = None
+    status: int = 200
+    query: tuple[QueryParam, ...] = ()
+    errors: tuple[int, ...] = (400, 403, 404, 409)
+
+
+_Q_PROJECT = QueryParam("projectId", {"type": "string"}, "Project folder relative to the server root.", True)
+_Q_ID = QueryParam("id", {"type": "string"}, "Orchestration id (default: the newest, active first).")
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "workflow/orchestrate", "Start an orchestration", StartResponse, StartRequest, status=201),
+    Route(
+        "GET",
+        "workflow/orchestrate/status",
+        "Status; preview=true adds the batch plan and preflight; since=<version> long-polls",
+        StatusResponse,
+        query=(
+            _Q_PROJECT,
+            _Q_ID,
+            QueryParam("preview", {"type": "boolean"}, "Add batchPlan, preflight and projectStatus (the form)."),
+            QueryParam(
+                "since",
+                {"type": "integer", "minimum": -1},
+                "Long-poll: answer as soon as the orchestration's version exceeds this, or at the timeout.",
+            ),
+            QueryParam(
+                "timeout",
+                {"type": "number", "exclusiveMinimum": 0, "maximum": LONG_POLL_MAX_TIMEOUT},
+                f"Long-poll timeout in seconds (default {LONG_POLL_DEFAULT_TIMEOUT:g}, max {LONG_POLL_MAX_TIMEOUT:g}).",
+            ),
+            QueryParam("config", {"type": "string"}, "With preview: an OrchestrationConfig as JSON."),
+        ),
+        errors=(400, 403, 404),
+    ),
+    Route(
+        "GET",
+        "workflow/orchestrate/list",
+        "Every orchestration of a project, newest first",
+        ListResponse,
+        query=(_Q_PROJECT,),
+        errors=(400, 403, 404),
+    ),
+    Route(
+        "POST", "workflow/orchestrate/cancel", "Cancel now (kills the running agent)", CommandResponse, TargetRequest
+    ),
+    Route("POST", "workflow/orchestrate/pause", "Pause after the current batch", CommandResponse, TargetRequest),
+    Route("POST", "workflow/orchestrate/resume", "Resume a paused orchestration", CommandResponse, TargetRequest),
+    Route("POST", "workflow/orchestrate/merge", "Merge (only when waiting_merge)", CommandResponse, TargetRequest),
+    Route("POST", "workflow/orchestrate/recover", "Recover from needs_attention", CommandResponse, RecoverRequest),
+    Route("POST", "workflow/orchestrate/go-back", "Go back to an earlier step", CommandResponse, GoBackRequest),
+    Route("POST", "workflow/orchestrate/answer", "Answer a run's questions", CommandResponse, AnswerRequest),
+    Route(
+        "GET",
+        "projects",
+        "Projects under the server root with their status and badge",
+        ProjectsResponse,
+        errors=(400, 403),
+    ),
+)
+
+
+def badge_text(ex: OrchestrationExecution) -> str:
+    """The short status line a project card shows, e.g. "Completing phase (batch 2/4)" or "Waiting for merge"."""
+    status = ex.status
+    if status is OrchestrationStatus.RUNNING:
+        if ex.current_phase is OrchestrationPhase.IMPLEMENT and ex.batches.total:
+            shown = min(ex.batches.current + 1, ex.batches.total)
+            return f"Completing phase (batch {shown}/{ex.batches.total})"
+        return f"Completing phase ({ex.current_phase.value})"
+    return {
+        OrchestrationStatus.PAUSED: "Paused",
+        OrchestrationStatus.WAITING_MERGE: "Waiting for merge",
+        OrchestrationStatus.NEEDS_ATTENTION: "Needs attention",
+        OrchestrationStatus.COMPLETED: "Complete",
+        OrchestrationStatus.FAILED: "Failed",
+        OrchestrationStatus.CANCELLED: "Cancelled",
+    }.get(status, status.value)
+
+
+def summarize(ex: OrchestrationExecution) -> OrchestrationSummary:
+    return OrchestrationSummary(
+        id=ex.id,
+        status=ex.status,
+        current_phase=ex.current_phase,
+        batch_current=ex.batches.current,
+        batch_total=ex.batches.total,
+        version=ex.version,
+        updated_at=ex.updated_at,
+        badge=badge_text(ex),
+    )

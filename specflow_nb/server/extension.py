@@ -1,0 +1,129 @@
+"""``SpecflowExtension``: wiring only. It builds the engine, registers the routes and runs the engine's loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Dict, DottedObjectName, Float, Int, Unicode, default
+from traitlets.utils.importstring import import_item
+
+from specflow_nb.models import OrchestrationExecution, utcnow
+
+
+class SpecflowExtension(ExtensionApp):
+    """Hosts one :class:`specflow_nb.orchestrator.Orchestrator` over the server's root dir."""
+
+    name = "specflow"
+    description = "Complete a spec-driven development phase with an AI coding agent."
+    load_other_extensions = True
+
+    agent_command = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Agent command for every run (overrides each orchestration's agentCommand), e.g. a team's wrapper.",
+    )
+    default_model = Unicode(None, allow_none=True, config=True, help="Model used when a request does not name one.")
+    stale_after_seconds = Float(
+        None,
+        allow_none=True,
+        config=True,
+        help="A run with no output for this long is reported as stalled (overrides staleAfterSeconds).",
+    )
+    max_concurrent_orchestrations = Int(
+        20, config=True, help="Active orchestrations this server runs at once; a start beyond it gets 409."
+    )
+    agent_env = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="Extra environment for agent runs (e.g. API keys). Never persisted, never logged.",
+    )
+    projects_scan_depth = Int(
+        2, config=True, help="How many folder levels below the root the projects overview looks for projects."
+    )
+    projects_scan_limit = Int(200, config=True, help="The projects overview lists at most this many projects.")
+    # A dotted name, imported on first use: the extension's settings are read (and logged) before any engine
+    # exists, and a bad name should fail the first engine call with its import error, not the whole server.
+    orchestrator_class = DottedObjectName(
+        "specflow_nb.orchestrator.Orchestrator",
+        config=True,
+        help="The engine class (pluggable like jupyter-scheduler's scheduler_class).",
+    )
+
+    _orchestrator: Any = None
+    _loop_running: bool = False
+
+    @default("agent_env")
+    def _default_agent_env(self) -> dict[str, str]:
+        return {}
+
+    # -- wiring ------------------------------------------------------------------------------------------------
+
+    @property
+    def root_dir(self) -> Path:
+        """The server's root dir: every projectId is confined to it."""
+        assert self.serverapp is not None
+        return Path(self.serverapp.root_dir).expanduser().resolve()
+
+    @property
+    def orchestrator(self) -> Any:
+        """The engine, built on first use (the loop starts separately, in the server's start hook)."""
+        if self._orchestrator is None:
+            from specflow_nb.orchestrator import EngineSettings
+
+            settings = EngineSettings(
+                agent_command=self.agent_command,
+                default_model=self.default_model,
+                stale_after_seconds=self.stale_after_seconds,
+                max_concurrent=self.max_concurrent_orchestrations,
+                agent_env=dict(self.agent_env),
+            )
+            orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
+            orch.subscribe(self._on_change)
+            self._orchestrator = orch
+        return self._orchestrator
+
+    def initialize_handlers(self) -> None:
+        from specflow_nb.server.handlers import handler_routes
+
+        self.handlers.extend(handler_routes())
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Called by the server once its event loop runs (``ServerApp._post_start``)."""
+        await self.start_loop()
+
+    async def start_loop(self) -> None:
+        """Start the engine's loop: it reconciles every orchestration under the root (adopts live agent runs)."""
+        if self._loop_running:
+            return
+        await self.orchestrator.start_loop()
+        self._loop_running = True
+        self.log.info("specflow | orchestration loop started for %s", self.root_dir)
+
+    async def stop_loop(self) -> None:
+        """Stop the loop; detached agent runs keep going and the next start adopts them."""
+        if not self._loop_running:
+            return
+        self._loop_running = False
+        await self.orchestrator.stop_loop()
+        self.log.info("specflow | orchestration loop stopped")
+
+    async def stop_extension(self) -> None:
+        await self.stop_loop()
+
+    # -- idle culling ------------------------------------------------------------------------------------------
+
+    def current_activity(self) -> bool:
+        """True while an orchestration runs, so ``shutdown_no_activity`` does not stop a phase in progress."""
+        return self._orchestrator is not None and bool(self._orchestrator.active())
+
+    def _on_change(self, execution: OrchestrationExecution) -> None:
+        # Settings ending in "_last_activity" feed ServerApp.last_activity() (the /api/status "last_activity"
+        # that JupyterHub's idle culler reads), so a progressing phase counts as activity.
+        if self.serverapp is not None and getattr(self.serverapp, "web_app", None) is not None:
+            self.serverapp.web_app.settings["specflow_last_activity"] = utcnow()

@@ -1,0 +1,407 @@
+"""REST handlers: one small class per route, each mapping HTTP to one engine call (no orchestration logic here).
+
+Every verb is ``@web.authenticated`` then ``@authorized`` on the resource ``specflow``; jupyter_server derives the
+action from the HTTP method (GET → read, POST → write), so a JupyterHub role can grant read-only observers.
+Errors are JSON ``{error, details?, hint?}``; a user's mistake is a 4xx, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from http.client import responses
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from tornado import web
+
+from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
+from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
+from specflow_nb.server import api
+from specflow_nb.server.api import (
+    AnswerRequest,
+    CommandResponse,
+    GoBackRequest,
+    ListResponse,
+    RecoverRequest,
+    StartRequest,
+    StartResponse,
+    StatusResponse,
+    TargetRequest,
+    WorkflowRef,
+)
+from specflow_nb.server.extension import SpecflowExtension
+
+M = TypeVar("M", bound=BaseModel)
+
+AUTH_RESOURCE = "specflow"
+
+_HTTP_HINTS = {
+    403: "Ask the server's administrator for the 'specflow' permission (read to watch, write to control).",
+    405: "See the OpenAPI document (specflow_nb/server/openapi.json) for each route's method.",
+}
+
+
+def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
+    """Field errors without the offending input (it may hold secrets) or non-JSON context objects."""
+    return [
+        {"loc": [str(part) for part in err["loc"]], "msg": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_context=False, include_input=False)
+    ]
+
+
+class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
+    """Base of every route: body/query parsing, projectId confinement and the error format."""
+
+    auth_resource = AUTH_RESOURCE
+
+    # -- access to the extension and the engine ------------------------------------------------------------
+
+    @property
+    def specflow(self) -> SpecflowExtension:
+        return cast(SpecflowExtension, self.extensionapp)
+
+    @property
+    def engine(self) -> Any:
+        return self.specflow.orchestrator
+
+    @property
+    def actor(self) -> str:
+        """Who asked, for the decision log (JupyterHub user name, or the local user)."""
+        user = self.current_user
+        return str(getattr(user, "username", None) or getattr(user, "name", None) or "user")
+
+    def confine(self, project_id: str) -> Path:
+        """The project's folder; raises ProjectOutsideRoot (403) / ProjectNotFound (404) before any engine call."""
+        from specflow_nb.project import resolve_project
+
+        return resolve_project(self.specflow.root_dir, project_id)
+
+    # -- parsing ---------------------------------------------------------------------------------------------
+
+    def parse_body(self, model: type[M]) -> M:
+        raw = self.request.body or b"{}"
+        try:
+            data = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ConfigError(
+                f"The request body is not valid JSON: {exc}",
+                hint="Send a JSON object with Content-Type: application/json.",
+            ) from None
+        if not isinstance(data, dict):
+            raise ConfigError(
+                f"The request body must be a JSON object, not {type(data).__name__}.",
+                hint='Send e.g. {"projectId": "my-project"}.',
+            )
+        return validate(model, data)
+
+    def query(self, name: str, *, required: bool = False) -> str | None:
+        values = self.get_query_arguments(name)
+        if not values:
+            if required:
+                raise ConfigError(f"Query parameter '{name}' is required.", hint=f"Add ?{name}=… to the URL.")
+            return None
+        return values[-1]
+
+    def query_number(self, name: str, *, integer: bool, low: float, high: float | None = None) -> float | None:
+        text = self.query(name)
+        if text is None:
+            return None
+        try:
+            value = float(int(text)) if integer else float(text)
+        except ValueError:
+            raise ConfigError(
+                f"Query parameter '{name}' must be {'an integer' if integer else 'a number'}, not {text!r}.",
+                details=[{"loc": ["query", name], "msg": "not a number", "type": "number_parsing"}],
+            ) from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
+            raise ConfigError(f"Query parameter '{name}' must be {bound}, not {text!r}.")
+        return value
+
+    def query_bool(self, name: str) -> bool:
+        text = self.query(name)
+        if text is None:
+            return False
+        if text.lower() in ("1", "true", "yes", "on", ""):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"Query parameter '{name}' must be true or false, not {text!r}.")
+
+    # -- output ----------------------------------------------------------------------------------------------
+
+    def send(self, model: BaseModel, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(model.model_dump_json(by_alias=True))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, SpecflowError):
+            body = exc.to_dict()
+        elif isinstance(exc, web.HTTPError):
+            body = {"error": exc.log_message or exc.reason or responses.get(status_code, "Error")}
+            if status_code in _HTTP_HINTS:
+                body["hint"] = _HTTP_HINTS[status_code]
+        else:
+            body = {"error": "Internal server error.", "hint": "See the Jupyter server's log for the traceback."}
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    def _handle_request_exception(self, e: BaseException) -> None:
+        # A SpecflowError is the user's (or the state's) answer, not a server fault: send its own status, and log
+        # one line instead of a traceback.
+        if isinstance(e, SpecflowError):
+            self.log.info("specflow | %s %s -> %s: %s", self.request.method, self.request.path, e.http_status, e)
+            if not self._finished:
+                self.send_error(e.http_status, exc_info=(type(e), e, e.__traceback__))
+            return
+        super()._handle_request_exception(e)
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate ``data`` into ``model``; a failure is a 400 that lists each field's problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        first = details[0] if details else {"loc": [], "msg": "invalid"}
+        where = ".".join(first["loc"]) or "body"
+        raise ConfigError(
+            f"Invalid request: {where}: {first['msg']}",
+            details=details,
+            hint="See the OpenAPI document (specflow_nb/server/openapi.json) for the request's fields.",
+        ) from None
+
+
+def workflow_ref(ex: OrchestrationExecution) -> WorkflowRef:
+    refs = ex.executions
+    phase = ex.current_phase
+    execution_id: str | None = None
+    if phase is OrchestrationPhase.IMPLEMENT:
+        execution_id = refs.implement[-1] if refs.implement else None
+    elif phase is not OrchestrationPhase.COMPLETE:
+        execution_id = getattr(refs, phase.value)
+    return WorkflowRef(step=phase, execution_id=execution_id)
+
+
+def preview_parts(preview: Any) -> dict[str, Any]:
+    """The engine's Preview as camelCase JSON parts (batchPlan, preflight, projectStatus)."""
+    data = preview.model_dump(mode="json", by_alias=True) if isinstance(preview, BaseModel) else dict(preview)
+    return {
+        "batch_plan": data.get("batchPlan"),
+        "preflight": data.get("preflight"),
+        "project_status": data.get("projectStatus"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Routes
+
+
+class StartHandler(SpecflowHandler):
+    """POST workflow/orchestrate → 201 {orchestration, workflow, batchPlan}."""
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        req = self.parse_body(StartRequest)
+        self.confine(req.project_id)
+        ex = await self.engine.start(req.project_id, req.config, actor=self.actor)
+        plan = preview_parts(self.engine.preview(req.project_id, req.config))["batch_plan"]
+        self.send(StartResponse(orchestration=ex, workflow=workflow_ref(ex), batch_plan=plan), status=201)
+
+
+class StatusHandler(SpecflowHandler):
+    """GET workflow/orchestrate/status: the state; ``preview=true`` adds the form's data; ``since`` long-polls.
+
+    The live channel is a long-poll rather than server-sent events: it passes every proxy (JupyterHub's
+    configurable-http-proxy, nginx buffering) unchanged, needs no extra client library, and a reconnect is just
+    the next request. The answer always has the current state; the client compares ``version``.
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        project_id = self.query("projectId", required=True) or ""
+        orchestration_id = self.query("id")
+        preview = self.query_bool("preview")
+        since = self.query_number("since", integer=True, low=-1)
+        timeout = self.query_number("timeout", integer=False, low=0, high=api.LONG_POLL_MAX_TIMEOUT)
+        config_text = self.query("config")
+        config = OrchestrationConfig()
+        if config_text is not None:
+            try:
+                config_data = json.loads(config_text)
+            except ValueError:
+                raise ConfigError("Query parameter 'config' must be an OrchestrationConfig as JSON.") from None
+            config = validate(OrchestrationConfig, config_data)
+        self.confine(project_id)
+
+        if since is not None:
+            wait = api.LONG_POLL_DEFAULT_TIMEOUT if timeout is None else timeout
+            await self.engine.wait_for_change(project_id, int(since), wait)
+        ex = self.engine.status(project_id, orchestration_id)
+        if ex is None and orchestration_id is not None:
+            raise OrchestrationNotFound(
+                f"No orchestration {orchestration_id!r} in project {project_id!r}.",
+                hint="List the project's orchestrations with GET workflow/orchestrate/list.",
+            )
+        response = StatusResponse(orchestration=ex)
+        if preview:
+            parts = preview_parts(self.engine.preview(project_id, config))
+            response = StatusResponse.model_validate({"orchestration": ex, **parts})
+        self.send(response)
+
+
+class ListHandler(SpecflowHandler):
+    """GET workflow/orchestrate/list → {orchestrations: [...]} newest first."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        project_id = self.query("projectId", required=True) or ""
+        self.confine(project_id)
+        self.send(ListResponse(orchestrations=self.engine.list(project_id)))
+
+
+class CommandHandler(SpecflowHandler):
+    """Base of the POST …/<command> routes: body → engine Command → {orchestration}."""
+
+    body_model: type[TargetRequest] = TargetRequest
+    action: str = ""
+
+    def command_fields(self, req: Any) -> dict[str, Any]:
+        return {}
+
+    async def run_command(self) -> None:
+        req = self.parse_body(self.body_model)
+        self.confine(req.project_id)
+        from specflow_nb.machine import Command
+
+        command = validate_command(Command, {"action": self.action, **self.command_fields(req)})
+        ex = await self.engine.command(req.project_id, command, orchestration_id=req.id, actor=self.actor)
+        self.send(CommandResponse(orchestration=ex))
+
+
+def validate_command(command_type: Any, data: dict[str, Any]) -> Any:
+    try:
+        return TypeAdapter(command_type).validate_python(data)
+    except ValidationError as exc:
+        raise ConfigError(f"Invalid command: {exc.errors()[0]['msg']}", details=validation_details(exc)) from None
+
+
+class CancelHandler(CommandHandler):
+    action = "cancel"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class PauseHandler(CommandHandler):
+    action = "pause"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class ResumeHandler(CommandHandler):
+    action = "resume"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class MergeHandler(CommandHandler):
+    action = "merge"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class RecoverHandler(CommandHandler):
+    action = "recover"
+    body_model = RecoverRequest
+
+    def command_fields(self, req: RecoverRequest) -> dict[str, Any]:
+        assert req.option is not None  # the model fills it from 'action'
+        return {"option": req.option.value}
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class GoBackHandler(CommandHandler):
+    action = "go_back"
+    body_model = GoBackRequest
+
+    def command_fields(self, req: GoBackRequest) -> dict[str, Any]:
+        return {"step": req.step.value}
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class AnswerHandler(CommandHandler):
+    action = "answer"
+    body_model = AnswerRequest
+
+    def command_fields(self, req: AnswerRequest) -> dict[str, Any]:
+        return {"answers": req.answers}
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        await self.run_command()
+
+
+class ProjectsHandler(SpecflowHandler):
+    """GET projects → every project folder under the root with its status and active orchestration."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from specflow_nb.server.projects import projects_overview
+
+        ext = self.specflow
+        response = await projects_overview(
+            ext.root_dir, lambda: ext.orchestrator, depth=ext.projects_scan_depth, limit=ext.projects_scan_limit
+        )
+        self.send(response)
+
+
+#: Route path (below ``specflow/api/``) → handler class. ``api.ROUTES`` describes the same routes for OpenAPI.
+HANDLERS: dict[str, type[SpecflowHandler]] = {
+    "workflow/orchestrate": StartHandler,
+    "workflow/orchestrate/status": StatusHandler,
+    "workflow/orchestrate/list": ListHandler,
+    "workflow/orchestrate/cancel": CancelHandler,
+    "workflow/orchestrate/pause": PauseHandler,
+    "workflow/orchestrate/resume": ResumeHandler,
+    "workflow/orchestrate/merge": MergeHandler,
+    "workflow/orchestrate/recover": RecoverHandler,
+    "workflow/orchestrate/go-back": GoBackHandler,
+    "workflow/orchestrate/answer": AnswerHandler,
+    "projects": ProjectsHandler,
+}
+
+
+def handler_routes() -> list[tuple[str, type[SpecflowHandler]]]:
+    """``(pattern, handler)`` pairs for ``ExtensionApp.handlers`` (the server prepends its base URL)."""
+    return [(f"{api.API_PREFIX}/{path}/?", cls) for path, cls in HANDLERS.items()]
