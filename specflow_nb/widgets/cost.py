@@ -1,0 +1,45 @@
+"""The cost display: spending against each budget of the run's config."""
+
+from __future__ import annotations
+
+import ipywidgets as w
+
+from specflow_nb.models import OrchestrationExecution, OrchestrationPhase
+from specflow_nb.widgets._html import esc, fmt_usd
+from specflow_nb.widgets.badge import current_batch
+
+
+def cost_rows(execution: OrchestrationExecution) -> list[tuple[str, float | None, float]]:
+    """(label, spent or None when not tracked separately, limit) for every budget."""
+    budget = execution.config.budget
+    rows: list[tuple[str, float | None, float]] = [("Total", execution.total_cost_usd, budget.max_total)]
+    item = current_batch(execution)
+    if execution.current_phase is OrchestrationPhase.IMPLEMENT and item is not None:
+        rows.append((f"Batch {item.index + 1}", item.cost_usd, budget.max_per_batch))
+    else:
+        rows.append(("Per batch", None, budget.max_per_batch))
+    rows.append(("Healing", None, budget.healing_budget))
+    rows.append(("Per decision", None, budget.decision_budget))
+    return rows
+
+
+class CostDisplay(w.HTML):
+    """A small table: spent / limit per budget, red when a limit is reached."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_class("specflow-cost")
+
+    def render(self, execution: OrchestrationExecution) -> None:
+        lines = []
+        for label, spent, limit in cost_rows(execution):
+            if spent is None:
+                text = f"limit {fmt_usd(limit)}"
+                color = "#666"
+            else:
+                text = f"{fmt_usd(spent)} / {fmt_usd(limit)}"
+                color = "#c62828" if limit and spent >= limit else "#222"
+            lines.append(
+                f'<tr><td style="padding-right:8px">{esc(label)}</td><td style="color:{color}">{esc(text)}</td></tr>'
+            )
+        self.value = '<table style="font-size:12px">' + "".join(lines) + "</table>"

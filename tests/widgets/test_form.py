@@ -1,0 +1,188 @@
+"""The Complete Phase form: generated from the model, defaults on open, errors beside fields, Start gating."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as w
+import pytest
+from pydantic import Field
+
+from specflow_nb.models import BatchPlan, BudgetConfig, OrchestrationConfig, PlannedBatch
+from specflow_nb.widgets.config_form import OrchestrationConfigForm, is_core
+from specflow_nb.widgets.plan import PlanPreview
+from specflow_nb.widgets.start_modal import StartOrchestrationModal
+
+
+def _paths(model: type, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and hasattr(info.annotation, "model_fields"):
+            out |= _paths(info.annotation, (*prefix, name))
+        else:
+            out.add((*prefix, name))
+    return out
+
+
+def test_form_has_exactly_the_models_fields() -> None:
+    form = OrchestrationConfigForm()
+    assert set(form.controls) == _paths(OrchestrationConfig)
+    assert {p for p in form.controls if p[0] == "budget"} == {("budget", n) for n in BudgetConfig.model_fields}
+
+
+def test_labels_help_and_defaults_come_from_the_model() -> None:
+    form = OrchestrationConfigForm()
+    for path, control in form.controls.items():
+        assert control.input.description == control.info.title
+        default = control.info.get_default(call_default_factory=True)
+        assert control.get() == default, path
+    heal = form.controls[("max_heal_attempts",)]
+    assert isinstance(heal.input, w.IntText)
+    assert "≤ 5" in heal.row.children[1].value and "≥ 0" in heal.row.children[1].value
+    assert isinstance(form.controls[("auto_merge",)].input, w.Checkbox)
+    assert isinstance(form.controls[("additional_context",)].input, w.Textarea)
+    assert isinstance(form.controls[("budget", "max_total")].input, w.FloatText)
+
+
+def test_a_field_added_to_the_model_appears_in_the_form() -> None:
+    class Extended(OrchestrationConfig):
+        max_parallel_agents: int = Field(2, ge=1, le=8, title="Parallel agents", description="Agents at once.")
+        skip_merge: bool = Field(False, title="Skip merge")
+
+    form = OrchestrationConfigForm(Extended)
+    assert form.controls[("max_parallel_agents",)].input.value == 2
+    advanced_rows = form.advanced.children[0].children
+    assert form.controls[("max_parallel_agents",)].row in advanced_rows
+    assert form.controls[("skip_merge",)].row in form.sections["core"].children  # skip_* is core by rule
+    form.controls[("max_parallel_agents",)].input.value = 9
+    assert form.validate() is None
+    assert "less than or equal to 8" in form.controls[("max_parallel_agents",)].error.value
+
+
+def test_core_advanced_and_budget_sections() -> None:
+    form = OrchestrationConfigForm()
+    core = form.sections["core"].children
+    for path, control in form.controls.items():
+        if path[0] == "budget":
+            assert control.row in form.sections["Budget limits"].children
+        elif is_core(path[0]):
+            assert control.row in core
+        else:
+            assert control.row in form.advanced.children[0].children
+    assert form.advanced.selected_index is None  # collapsed
+
+
+@pytest.mark.parametrize(
+    ("path", "bad", "message"),
+    [
+        (("max_heal_attempts",), 6, "less than or equal to 5"),
+        (("batch_size_fallback",), 0, "greater than or equal to 1"),
+        (("budget", "max_total"), -1.0, "greater than or equal to 0"),
+        (("agent_command",), "", "at least 1 character"),
+        (("stale_after_seconds",), 0.0, "greater than 0"),
+    ],
+)
+def test_invalid_values_are_refused_with_the_fields_message(path: tuple[str, ...], bad: Any, message: str) -> None:
+    form = OrchestrationConfigForm()
+    form.controls[path].input.value = bad
+    assert form.body() is None
+    assert message in form.controls[path].error.value
+    others = [c.error.value for p, c in form.controls.items() if p != path]
+    assert not any(others)
+    form.controls[path].input.value = form.controls[path].default
+    assert form.controls[path].error.value == ""
+    assert form.body() is not None
+
+
+def test_body_is_the_camel_case_config() -> None:
+    form = OrchestrationConfigForm()
+    form.controls[("auto_merge",)].input.value = True
+    form.controls[("additional_context",)].input.value = "Use <b>rich</b> for output"
+    form.controls[("budget", "max_per_batch")].input.value = 1.5
+    form.controls[("verify_command",)].input.value = "pytest -q"
+    body = form.body()
+    assert body is not None
+    expected = OrchestrationConfig(
+        auto_merge=True,
+        additional_context="Use <b>rich</b> for output",
+        budget=BudgetConfig(max_per_batch=1.5),
+        verify_command="pytest -q",
+    ).model_dump(mode="json")
+    assert body == expected
+    assert body["autoMerge"] is True and body["budget"]["maxPerBatch"] == 1.5
+    assert body["fallbackModel"] is None  # an empty optional text is None, not ""
+
+
+def _plan(n: int = 4, *, fallback: bool = False) -> BatchPlan:
+    return BatchPlan(
+        batches=[PlannedBatch(index=i, section=f"Phase {i + 1}", task_ids=[f"T00{i}"]) for i in range(n)],
+        total_incomplete=n,
+        used_fallback=fallback,
+        summary=f"{n} batches",
+    )
+
+
+def _modal() -> tuple[StartOrchestrationModal, list[dict[str, Any]], list[str]]:
+    started: list[dict[str, Any]] = []
+    cancelled: list[str] = []
+    modal = StartOrchestrationModal(on_start=started.append, on_cancel=lambda: cancelled.append("x"))
+    return modal, started, cancelled
+
+
+def test_open_resets_to_defaults_and_start_waits_for_the_plan() -> None:
+    modal, started, _ = _modal()
+    modal.form.controls[("auto_merge",)].input.value = True
+    modal.form.controls[("max_heal_attempts",)].input.value = 4
+    modal.form.advanced.selected_index = 0
+    modal.open()
+    assert modal.form.values() == OrchestrationConfig().model_dump(by_alias=False)
+    assert modal.form.advanced.selected_index is None
+    assert modal.start.disabled and modal.blocked_reason == "the plan is loading"
+    modal.start.click()
+    assert started == []
+    modal.render_preview(PlanPreview(batch_plan=_plan(4)))
+    assert "Detected 4 batches from tasks.md" in modal.plan_line.value
+    assert not modal.start.disabled
+    modal.start.click()
+    assert started == [OrchestrationConfig().model_dump(mode="json")]
+    assert modal.start.disabled  # no double start
+
+
+def test_start_disabled_on_plan_error_and_invalid_fields() -> None:
+    modal, _, _ = _modal()
+    modal.open()
+    modal.render_plan_error("tasks.md: permission denied")
+    assert modal.start.disabled and "permission denied" in modal.notes.value
+    modal.render_preview(PlanPreview(batch_plan=_plan(2)))
+    assert not modal.start.disabled
+    modal.form.controls[("budget", "max_total")].input.value = -5.0
+    assert modal.start.disabled and modal.blocked_reason == "some options are invalid"
+    modal.form.controls[("budget", "max_total")].input.value = 10.0
+    assert not modal.start.disabled
+
+
+def test_fallback_warning_and_phase_not_open_note() -> None:
+    modal, _, _ = _modal()
+    modal.open()
+    modal.render_preview(PlanPreview(batch_plan=_plan(3, fallback=True)))
+    assert "No sections detected" in modal.notes.value and "15" in modal.notes.value
+    modal.render_preview(
+        PlanPreview(batch_plan=None, project_status={"nextAction": "start_phase", "context": {"featureDir": None}})
+    )
+    assert "Open the phase first" in modal.notes.value
+    assert modal.start.disabled and modal.blocked_reason == "the phase is not open"
+
+
+def test_plan_warnings_are_escaped() -> None:
+    modal, _, _ = _modal()
+    modal.open()
+    plan = _plan(1)
+    plan.warnings.append("Unknown dependency <script>alert(1)</script> in T001")
+    modal.render_preview(PlanPreview(batch_plan=plan))
+    assert "<script>" not in modal.notes.value and "&lt;script&gt;" in modal.notes.value
+
+
+def test_cancel_calls_back() -> None:
+    modal, _, cancelled = _modal()
+    modal.cancel.click()
+    assert cancelled == ["x"]
