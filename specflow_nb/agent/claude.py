@@ -1,0 +1,770 @@
+"""Runs of the Claude Code CLI (``claude -p``): typed options, detached processes, typed outcomes.
+
+A run lives in its folder ``{project}/.specflow/workflows/{execution_id}/``:
+
+============== ====================================================================================
+prompt.md      the prompt, fed to the process on stdin
+argv.json      the exact argv, cwd, names (never values) of extra env vars, schema, timeout
+pid.json       ``{pid, startTime, startedAt}``; startTime is field 22 of /proc/<pid>/stat, so a reused
+               pid is never mistaken for the run
+stream.jsonl   the process's stdout (stream-json lines)
+stderr.log     the process's stderr
+exit.json      ``{exitCode, endedAt}`` written by the process that awaited the child
+kill.json      ``{reason, at}`` written before the runner signals the process group
+outcome.json   the :class:`RunOutcome`, once the run has ended
+============== ====================================================================================
+
+The process runs in its own session (process group) with its output going to files, so it outlives the server
+that started it; a later server re-attaches with :func:`attach_run` and awaits it through a pidfd. Completion is
+the process's exit — never a sleep-polling loop; new output is noticed through inotify on the run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from specflow_nb.agent.stream import (
+    AssistantMessage,
+    ResultMessage,
+    StreamEvent,
+    StreamParser,
+    SystemInit,
+    iter_events,
+)
+from specflow_nb.errors import AgentError
+from specflow_nb.models import utcnow
+
+INSTALL_HINT = (
+    "Install Claude Code with `npm install -g @anthropic-ai/claude-code`, or set the agent command to its path."
+)
+DEFAULT_ALLOWED_TOOLS = ["Bash", "Edit", "Write", "Read", "Glob", "Grep"]
+KILL_GRACE_SECONDS = 5.0
+STDERR_TAIL_CHARS = 4000
+
+PROMPT_FILE = "prompt.md"
+ARGV_FILE = "argv.json"
+PID_FILE = "pid.json"
+STREAM_FILE = "stream.jsonl"
+STDERR_FILE = "stderr.log"
+EXIT_FILE = "exit.json"
+KILL_FILE = "kill.json"
+OUTCOME_FILE = "outcome.json"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Options -> argv
+
+
+class SessionMode(str, Enum):
+    NEW = "new"
+    RESUME = "resume"
+    FORK = "fork"  # --resume ID --fork-session: continue a conversation under a new session id
+
+
+class AgentOptions(BaseModel):
+    """Everything that decides how one agent run is launched. ``env`` may hold secrets: it is never persisted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = "claude"
+    cwd: Path
+    prompt: str
+    output_format: Literal["stream-json", "json"] = "stream-json"
+    output_schema: dict[str, Any] | None = None
+    session_mode: SessionMode = SessionMode.NEW
+    session_id: str | None = None
+    no_session_persistence: bool = False
+    model: str | None = None
+    fallback_model: str | None = None
+    allowed_tools: list[str] | None = Field(default_factory=lambda: list(DEFAULT_ALLOWED_TOOLS))
+    disallowed_tools: list[str] = Field(default_factory=lambda: ["AskUserQuestion"])
+    tools: list[str] | None = None
+    permission_mode: str = "acceptEdits"
+    max_budget_usd: float | None = Field(default=None, ge=0)
+    max_turns: int | None = Field(default=None, ge=1)
+    append_system_prompt: str | None = None
+    extra_args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict, repr=False)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+
+def build_argv(opts: AgentOptions) -> list[str]:
+    """The argument list for one run (the prompt is not in it: it goes on stdin). Never a shell string."""
+    argv = shlex.split(opts.command)
+    if not argv:
+        raise AgentRunError(FailureKind.NOT_INSTALLED, "The agent command is empty.", hint=INSTALL_HINT)
+    argv += ["-p", "--output-format", opts.output_format]
+    if opts.output_format == "stream-json":
+        argv.append("--verbose")  # the CLI refuses stream-json in print mode without it
+    if opts.output_schema is not None:
+        argv += ["--json-schema", json.dumps(opts.output_schema, separators=(",", ":"))]
+    if opts.session_mode is SessionMode.NEW:
+        if opts.session_id:
+            argv += ["--session-id", opts.session_id]
+    else:
+        if not opts.session_id:
+            raise AgentRunError(
+                FailureKind.INVALID_SESSION,
+                f"Session mode {opts.session_mode.value!r} needs a session id.",
+                hint="Pass the session id of the run to continue, or use a new session.",
+            )
+        argv += ["--resume", opts.session_id]
+        if opts.session_mode is SessionMode.FORK:
+            argv.append("--fork-session")
+    if opts.no_session_persistence:
+        argv.append("--no-session-persistence")
+    if opts.model:
+        argv += ["--model", opts.model]
+    if opts.fallback_model:
+        argv += ["--fallback-model", opts.fallback_model]
+    if opts.tools is not None:
+        argv += ["--tools", ",".join(opts.tools)]
+    if opts.allowed_tools:
+        argv += ["--allowedTools", ",".join(opts.allowed_tools)]
+    if opts.disallowed_tools:
+        argv += ["--disallowedTools", ",".join(opts.disallowed_tools)]
+    if opts.permission_mode:
+        argv += ["--permission-mode", opts.permission_mode]
+    if opts.max_budget_usd is not None:
+        argv += ["--max-budget-usd", f"{opts.max_budget_usd:.6f}".rstrip("0").rstrip(".") or "0"]
+    if opts.max_turns is not None:
+        argv += ["--max-turns", str(opts.max_turns)]
+    if opts.append_system_prompt:
+        argv += ["--append-system-prompt", opts.append_system_prompt]
+    argv += opts.extra_args
+    return argv
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Outcomes
+
+
+class FailureKind(str, Enum):
+    NOT_INSTALLED = "not_installed"
+    AUTH_FAILED = "auth_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    MAX_TURNS = "max_turns"
+    SCHEMA_VALIDATION_FAILED = "schema_validation_failed"
+    INVALID_SESSION = "invalid_session"
+    TIMEOUT = "timeout"
+    PERMISSION_REFUSED = "permission_refused"
+    PROCESS_FAILED = "process_failed"
+    #: The caller killed the run (user cancel) — ``AgentRun.kill(reason=...)``.
+    CANCELLED = "cancelled"
+    #: The caller killed the run because it stalled (no output for stale_after).
+    STALLED = "stalled"
+
+
+class AgentRunError(AgentError):
+    """A run could not start (or its options are unusable); ``kind`` says which :class:`FailureKind`."""
+
+    def __init__(self, kind: FailureKind, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint, details={"kind": kind.value})
+        self.kind = kind
+
+
+class RunOutcome(BaseModel):
+    """How a finished run ended. ``failure`` is None exactly when the run succeeded."""
+
+    execution_id: str
+    exit_code: int | None = None
+    session_id: str | None = None
+    model: str | None = None
+    cost_usd: float = 0.0
+    num_turns: int = 0
+    is_error: bool = False
+    subtype: str | None = None
+    result_text: str | None = None
+    structured_output: dict[str, Any] | None = None
+    failure: FailureKind | None = None
+    failure_message: str | None = None
+    stderr_tail: str = ""
+    duration_s: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Run folder helpers
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Atomic: a reader never sees half a file, even if this process dies mid-write."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, default=str)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _resolve_command(argv0: str, env: dict[str, str]) -> str | None:
+    if os.sep in argv0:
+        return argv0 if os.access(argv0, os.X_OK) and not os.path.isdir(argv0) else None
+    return shutil.which(argv0, path=env.get("PATH", os.defpath))
+
+
+def _stderr_tail(run_dir: Path, chars: int = STDERR_TAIL_CHARS) -> str:
+    path = run_dir / STDERR_FILE
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - chars * 4))
+            return f.read().decode("utf-8", errors="replace")[-chars:]
+    except FileNotFoundError:
+        return ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Linux process primitives (with plain fallbacks elsewhere)
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks since boot) from /proc/<pid>/stat, or None when there is no such pid."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", errors="replace")
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces and parentheses: split after its closing parenthesis.
+    fields = raw[raw.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
+    except (IndexError, ValueError):
+        return None
+
+
+def _process_start_time(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return stat[1] if stat else None
+
+
+def _is_live(pid: int, start_time: Any) -> bool:
+    """The recorded process still runs: same pid, same start time, and not a zombie."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[1] == start_time and stat[0] not in ("Z", "X")
+
+
+def _pidfd_open(pid: int) -> int | None:
+    """A pidfd pins one process (immune to pid reuse) and becomes readable when it exits."""
+    if not hasattr(os, "pidfd_open"):
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except OSError:
+        return None
+
+
+_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+
+
+class _DirectoryWatch:
+    """Wakes up when a file in a folder changes (inotify); without inotify it wakes up every 0.2 s."""
+
+    def __init__(self, path: Path) -> None:
+        self._fd: int | None = None
+        try:
+            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        except (OSError, AttributeError):
+            return
+        if fd < 0:
+            return
+        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
+        if libc.inotify_add_watch(fd, os.fsencode(str(path)), mask) < 0:
+            os.close(fd)
+            return
+        self._fd = fd
+
+    def __enter__(self) -> _DirectoryWatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def wait(self, timeout: float | None) -> None:
+        if self._fd is None:
+            await anyio.sleep(0.2 if timeout is None else min(timeout, 0.2))
+            return
+        with anyio.move_on_after(timeout):
+            await anyio.wait_readable(self._fd)
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._fd, 65536):
+                pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Starting, attaching, waiting
+
+
+class AgentRun:
+    """A detached run. Obtain one from :func:`start_run` or :func:`attach_run`; ``await run.wait()`` for its end."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        pid: int,
+        start_time: int,
+        *,
+        popen: subprocess.Popen[bytes] | None = None,
+        started_at: datetime | None = None,
+        timeout_seconds: float | None = None,
+        pidfd: int | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.execution_id = run_dir.name
+        self.pid = pid
+        self.start_time = start_time
+        self.started_at = started_at or utcnow()
+        self.timeout_seconds = timeout_seconds
+        self._popen = popen
+        self._pidfd = pidfd
+        self._exited = anyio.Event()
+        self._waiting = False
+        self._exit_code: int | None = None
+        self._outcome: RunOutcome | None = None
+
+    def __repr__(self) -> str:
+        return f"AgentRun({self.execution_id!r}, pid={self.pid})"
+
+    # -- process state ----------------------------------------------------------------------------------------
+    def is_alive(self) -> bool:
+        if self._exited.is_set():
+            return False
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return _is_live(self.pid, self.start_time)
+
+    async def _wait_exit(self) -> None:
+        """Returns when the process has exited: awaits the child, or a pidfd for an adopted run."""
+        if self._waiting:  # one task waits on the process; the others wait for it to say so
+            await self._exited.wait()
+            return
+        if self._exited.is_set():
+            return
+        self._waiting = True
+        try:
+            await self._wait_process()
+        finally:
+            self._waiting = False
+        self._close_pidfd()
+        self._exited.set()
+
+    async def _wait_process(self) -> None:
+        if self._popen is not None:
+            popen = self._popen
+            if self._pidfd is not None and popen.poll() is None:
+                await anyio.wait_readable(self._pidfd)
+            if popen.poll() is None:  # no pidfd on this platform: a worker thread blocks in waitpid instead
+                await anyio.to_thread.run_sync(popen.wait, abandon_on_cancel=True)
+            self._exit_code = popen.returncode
+            _write_json(self.run_dir / EXIT_FILE, {"exitCode": self._exit_code, "endedAt": utcnow()})
+        elif self._pidfd is not None:
+            await anyio.wait_readable(self._pidfd)
+        else:  # no pidfd (not Linux): the only way to see a stranger's exit is to look again
+            while _is_live(self.pid, self.start_time):
+                await anyio.sleep(0.5)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
+
+    # -- public ---------------------------------------------------------------------------------------------
+    async def wait(
+        self,
+        *,
+        on_event: Callable[[StreamEvent], None] | None = None,
+        stale_after: float | None = None,
+        on_stall: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> RunOutcome:
+        """Await the end of the run and return its outcome.
+
+        ``on_event`` is called for every stream event as the output grows. When no new output (stdout or stderr)
+        appears for ``stale_after`` seconds, ``on_stall`` is called (it may kill the run; the runner does not).
+        A run past its ``timeout_seconds`` (counted from its start) is killed and reported as ``timeout``.
+        """
+        if self._outcome is not None:
+            return self._outcome
+        parser = StreamParser()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._follow_output, parser, on_event, stale_after, on_stall)
+            await self._wait_exit()
+            tg.cancel_scope.cancel()
+        # What the process wrote between the last wake-up and its exit.
+        self._drain(parser, on_event, final=True)
+        self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings)
+        return self._outcome
+
+    async def kill(self, grace: float = KILL_GRACE_SECONDS, *, reason: FailureKind = FailureKind.CANCELLED) -> None:
+        """SIGTERM the run's process group, SIGKILL it after ``grace`` seconds. Records why, for the outcome."""
+        if not self.is_alive():
+            return
+        if not (self.run_dir / KILL_FILE).exists():
+            _write_json(self.run_dir / KILL_FILE, {"reason": reason.value, "at": utcnow()})
+        self._signal_group(signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            await self._wait_exit()
+        if not self._exited.is_set():
+            self._signal_group(signal.SIGKILL)
+            await self._wait_exit()
+        else:
+            # The leader is gone; children it left in the group would keep files open: finish them too.
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # The group id is the run's pid (start_new_session). kill() checked the start time first, so this is our run.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    # -- output following -------------------------------------------------------------------------------------
+    def _drain(self, parser: StreamParser, on_event: Callable[[StreamEvent], None] | None, *, final: bool) -> bool:
+        """Parse what the output file gained since the last call; True when it grew."""
+        grew = False
+        f = self._stream_file
+        if f is None:
+            return False
+        while chunk := f.read(1 << 16):
+            grew = True
+            for event in parser.feed(chunk):
+                if on_event is not None:
+                    on_event(event)
+        if final:
+            for event in parser.flush():
+                if on_event is not None:
+                    on_event(event)
+            f.close()
+            self._stream_file = None
+        return grew
+
+    _stream_file: Any = None
+
+    async def _follow_output(
+        self,
+        parser: StreamParser,
+        on_event: Callable[[StreamEvent], None] | None,
+        stale_after: float | None,
+        on_stall: Callable[[], Awaitable[None] | None] | None,
+    ) -> None:
+        self._stream_file = (self.run_dir / STREAM_FILE).open("rb")
+        stderr_path = self.run_dir / STDERR_FILE
+        stderr_size = stderr_path.stat().st_size if stderr_path.exists() else 0
+        deadline = None
+        if self.timeout_seconds is not None:
+            elapsed = (utcnow() - self.started_at).total_seconds()
+            deadline = time.monotonic() + max(0.0, self.timeout_seconds - elapsed)
+        last_output = time.monotonic()
+        with _DirectoryWatch(self.run_dir) as watch:
+            while True:
+                grew = self._drain(parser, on_event, final=False)
+                size = stderr_path.stat().st_size if stderr_path.exists() else 0
+                if grew or size != stderr_size:
+                    stderr_size = size
+                    last_output = time.monotonic()
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    await self.kill(reason=FailureKind.TIMEOUT)
+                    return
+                if stale_after is not None and now - last_output >= stale_after:
+                    last_output = now  # once per silent period, not in a tight loop
+                    if on_stall is not None:
+                        result = on_stall()
+                        if result is not None:
+                            await result
+                waits = [w for w in (deadline, last_output + stale_after if stale_after else None) if w is not None]
+                timeout = max(0.0, min(waits) - time.monotonic()) if waits else None
+                await watch.wait(timeout)
+
+
+async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
+    """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    argv = build_argv(opts)
+    env = {**os.environ, **opts.env}
+    resolved = _resolve_command(argv[0], env)
+    if resolved is None:
+        raise AgentRunError(
+            FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} was not found.", hint=INSTALL_HINT
+        )
+    if not Path(opts.cwd).is_dir():
+        raise AgentRunError(
+            FailureKind.PROCESS_FAILED,
+            f"The run's working folder {opts.cwd} does not exist.",
+            hint="Check the project path.",
+        )
+    (run_dir / PROMPT_FILE).write_text(opts.prompt, encoding="utf-8")
+    _write_json(
+        run_dir / ARGV_FILE,
+        {
+            "argv": argv,
+            "resolvedCommand": resolved,
+            "cwd": str(opts.cwd),
+            "envKeys": sorted(opts.env),  # names only: values may be secrets
+            "outputFormat": opts.output_format,
+            "outputSchema": opts.output_schema,
+            "sessionMode": opts.session_mode.value,
+            "sessionId": opts.session_id,
+            "timeoutSeconds": opts.timeout_seconds,
+        },
+    )
+    for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE):
+        (run_dir / stale).unlink(missing_ok=True)
+    started_at = utcnow()
+    with (
+        (run_dir / PROMPT_FILE).open("rb") as stdin,
+        (run_dir / STREAM_FILE).open("wb") as stdout,
+        (run_dir / STDERR_FILE).open("wb") as stderr,
+    ):
+        try:
+            popen = subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=opts.cwd,
+                env=env,
+                start_new_session=True,  # own process group: survives the server, killable as a whole
+                close_fds=True,
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise AgentRunError(
+                FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} could not be run: {exc}.", hint=INSTALL_HINT
+            ) from exc
+    # Not yet reaped (nobody waited), so /proc/<pid>/stat exists even if the process already exited.
+    start_time = _process_start_time(popen.pid) or 0
+    _write_json(
+        run_dir / PID_FILE,
+        {"pid": popen.pid, "startTime": start_time, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
+    )
+    return AgentRun(
+        run_dir,
+        popen.pid,
+        start_time,
+        popen=popen,
+        started_at=started_at,
+        timeout_seconds=opts.timeout_seconds,
+        pidfd=_pidfd_open(popen.pid),
+    )
+
+
+def attach_run(run_dir: Path) -> AgentRun | None:
+    """Re-attach to a run started by another process; None unless that very process (pid + start time) lives."""
+    run_dir = Path(run_dir)
+    record = _read_json(run_dir / PID_FILE)
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return None
+    pid, start_time = record["pid"], record.get("startTime")
+    if not isinstance(start_time, int) or not _is_live(pid, start_time):
+        return None
+    pidfd = _pidfd_open(pid)
+    # Checked again after pinning the process with a pidfd: the pid cannot be recycled under us from here on.
+    if not _is_live(pid, start_time):
+        if pidfd is not None:
+            os.close(pidfd)
+        return None
+    started_at = None
+    with contextlib.suppress(TypeError, ValueError):
+        started_at = datetime.fromisoformat(str(record.get("startedAt")))
+    return AgentRun(
+        run_dir, pid, start_time, started_at=started_at, timeout_seconds=record.get("timeoutSeconds"), pidfd=pidfd
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reading a finished run
+
+
+def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> RunOutcome:
+    """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live."""
+    run_dir = Path(run_dir)
+    cached = _read_json(run_dir / OUTCOME_FILE)
+    if isinstance(cached, dict):
+        return RunOutcome.model_validate(cached)
+    record = _read_json(run_dir / PID_FILE) or {}
+    if isinstance(record.get("pid"), int) and _is_live(record["pid"], record.get("startTime")):
+        raise AgentRunError(
+            FailureKind.PROCESS_FAILED,
+            f"Run {run_dir.name} is still running.",
+            hint="Attach to it with attach_run() and await wait().",
+        )
+    outcome = _classify(run_dir, record, extra_warnings or [])
+    _write_json(run_dir / OUTCOME_FILE, outcome.model_dump(mode="json"))
+    return outcome
+
+
+def _classify(run_dir: Path, record: dict[str, Any], warnings: list[str]) -> RunOutcome:
+    argv_info = _read_json(run_dir / ARGV_FILE) or {}
+    exit_info = _read_json(run_dir / EXIT_FILE) or {}
+    kill_info = _read_json(run_dir / KILL_FILE) or {}
+    exit_code = exit_info.get("exitCode")
+
+    parse_warnings: list[str] = []
+    init: SystemInit | None = None
+    result: ResultMessage | None = None
+    auth_error = False
+    for event in iter_events(run_dir / STREAM_FILE, warnings=parse_warnings):
+        if isinstance(event, SystemInit) and init is None:
+            init = event
+        elif isinstance(event, AssistantMessage) and event.error == "authentication_failed":
+            auth_error = True
+        elif isinstance(event, ResultMessage):
+            result = event
+    all_warnings = list(dict.fromkeys([*warnings, *parse_warnings]))
+    stderr = _stderr_tail(run_dir)
+
+    duration = None
+    with contextlib.suppress(TypeError, ValueError):
+        started = datetime.fromisoformat(str(record.get("startedAt")))
+        ended = datetime.fromisoformat(str(exit_info["endedAt"])) if exit_info.get("endedAt") else utcnow()
+        duration = max(0.0, (ended - started).total_seconds())
+    if result is not None and result.duration_ms is not None and duration is None:
+        duration = result.duration_ms / 1000
+
+    structured = result.structured_output if result is not None else None
+    outcome = RunOutcome(
+        execution_id=run_dir.name,
+        exit_code=exit_code,
+        session_id=(result.session_id if result else None) or (init.session_id if init else None),
+        model=init.model if init else None,
+        cost_usd=result.total_cost_usd if result else 0.0,
+        num_turns=result.num_turns if result else 0,
+        is_error=result.is_error if result else True,
+        subtype=result.subtype if result else None,
+        result_text=result.result if result else None,
+        structured_output=structured if isinstance(structured, dict) else None,
+        stderr_tail=stderr,
+        duration_s=duration,
+        warnings=all_warnings,
+    )
+    if result is None:
+        outcome.warnings.append("the run ended without a result message; its cost is unknown and recorded as 0")
+    kind, message = _failure(outcome, result, auth_error, kill_info, argv_info, stderr)
+    outcome.failure, outcome.failure_message = kind, message
+    return outcome
+
+
+def _failure(
+    outcome: RunOutcome,
+    result: ResultMessage | None,
+    auth_error: bool,
+    kill_info: dict[str, Any],
+    argv_info: dict[str, Any],
+    stderr: str,
+) -> tuple[FailureKind | None, str | None]:
+    """The typed failure of a finished run, checked from the most specific cause to the most general."""
+    code = outcome.exit_code
+    errors = " ".join(result.errors) if result else ""
+    if kill_info.get("reason"):
+        kind = FailureKind(kill_info["reason"])
+        texts = {
+            FailureKind.TIMEOUT: "The run exceeded its time limit and was stopped (SIGTERM, then SIGKILL).",
+            FailureKind.STALLED: "The run produced no output for too long and was stopped.",
+        }
+        return kind, texts.get(
+            kind, "The run was cancelled."
+        ) + " Retry it, or raise the time limit if it needs longer."
+    if "cannot be used with root/sudo privileges" in stderr:
+        return FailureKind.PERMISSION_REFUSED, (
+            "Claude Code refused to bypass permissions as root. Use the default permission mode "
+            "(acceptEdits with an allowed-tools list), run as a non-root user, or set IS_SANDBOX=1 in a sandbox."
+        )
+    if "No conversation found with session ID" in stderr + errors or "is already in use" in stderr:
+        return FailureKind.INVALID_SESSION, (
+            f"The session could not be used: {(stderr.strip() or errors).splitlines()[-1]}. "
+            "Start a new session instead."
+        )
+    if result is not None and result.subtype == "error_max_budget_usd":
+        return FailureKind.BUDGET_EXCEEDED, (
+            f"The run reached its budget cap ({errors or 'max budget'}) after ${result.total_cost_usd:.4f}. "
+            "Raise the budget and resume."
+        )
+    if result is not None and result.subtype == "error_max_turns":
+        return FailureKind.MAX_TURNS, f"The run reached its turn limit ({errors or 'max turns'}). Raise max turns."
+    result_text = (result.result or "") if result else ""
+    if auth_error or (
+        result is not None
+        and result.is_error
+        and (
+            result_text.startswith("Not logged in")
+            or "Invalid API key" in result_text
+            or result.api_error_status == 401
+        )
+    ):
+        return FailureKind.AUTH_FAILED, (
+            f"Claude Code is not authenticated ({result_text or 'authentication_failed'}). "
+            "Run `claude /login` or set ANTHROPIC_API_KEY for the server."
+        )
+    if result is None:
+        if code == 127:
+            return FailureKind.NOT_INSTALLED, f"The agent command was not found (exit 127). {INSTALL_HINT}"
+        tail = stderr.strip().splitlines()[-1] if stderr.strip() else "no stderr"
+        code_text = f"exit code {code}" if code is not None else "an unknown exit code (adopted run)"
+        return FailureKind.PROCESS_FAILED, (
+            f"The agent process ended with {code_text} and no result: {tail}. See stderr.log in the run folder."
+        )
+    if result.is_error:
+        return FailureKind.PROCESS_FAILED, (
+            f"The run ended with an error ({result.subtype}): {result_text or errors or 'no message'}. "
+            "See stream.jsonl in the run folder."
+        )
+    if code not in (0, None):
+        return FailureKind.PROCESS_FAILED, f"The agent process exited with code {code}: {stderr.strip()[-300:]}"
+    schema = argv_info.get("outputSchema")
+    if schema is not None:
+        if outcome.structured_output is None:
+            return FailureKind.SCHEMA_VALIDATION_FAILED, (
+                "The run was asked for structured output (--json-schema) but returned none. Retry the run."
+            )
+        missing = [k for k in schema.get("required", []) if k not in outcome.structured_output]
+        if missing:
+            return FailureKind.SCHEMA_VALIDATION_FAILED, (
+                f"The structured output lacks required field(s) {', '.join(missing)}. Retry the run."
+            )
+    return None, None
+
+
+def transcript_tail(run_dir: Path, n: int = 10) -> list[dict[str, Any]]:
+    """The last ``n`` assistant/user messages of a run's stream (what a healer needs to see), as raw dicts."""
+    tail: deque[dict[str, Any]] = deque(maxlen=n)
+    for event in iter_events(Path(run_dir) / STREAM_FILE):
+        if event.type in ("assistant", "user"):
+            tail.append(event.model_dump(mode="json", by_alias=True))
+    return list(tail)
+
+
+def new_execution_id(prefix: str = "run") -> str:
+    """A fresh, sortable-enough execution id for a run folder."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
