@@ -14,6 +14,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from specflow_nb.models import (
     BatchPlan,
+    BudgetConfig,
     CamelModel,
     OrchestrationConfig,
     OrchestrationExecution,
@@ -58,10 +59,17 @@ class TargetRequest(RequestModel):
     id: str | None = _ORCHESTRATION_ID
 
 
+class ResumeRequest(TargetRequest):
+    """``POST …/resume``; ``budget`` replaces the limits first (e.g. after "budget reached")."""
+
+    budget: BudgetConfig | None = None
+
+
 class RecoverRequest(TargetRequest):
     """``POST …/recover``. ``option`` (or the original system's ``action``) is retry, skip or abort."""
 
     option: RecoveryOption | None = None
+    budget: BudgetConfig | None = Field(None, description="Replace the budget limits before recovering.")
     action: RecoveryOption | None = Field(None, description="Accepted for the original system's clients.")
 
     @model_validator(mode="after")
@@ -218,7 +226,7 @@ ROUTES: tuple[Route, ...] = (
         "POST", "workflow/orchestrate/cancel", "Cancel now (kills the running agent)", CommandResponse, TargetRequest
     ),
     Route("POST", "workflow/orchestrate/pause", "Pause after the current batch", CommandResponse, TargetRequest),
-    Route("POST", "workflow/orchestrate/resume", "Resume a paused orchestration", CommandResponse, TargetRequest),
+    Route("POST", "workflow/orchestrate/resume", "Resume a paused orchestration", CommandResponse, ResumeRequest),
     Route("POST", "workflow/orchestrate/merge", "Merge (only when waiting_merge)", CommandResponse, TargetRequest),
     Route("POST", "workflow/orchestrate/recover", "Recover from needs_attention", CommandResponse, RecoverRequest),
     Route("POST", "workflow/orchestrate/go-back", "Go back to an earlier step", CommandResponse, GoBackRequest),

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
@@ -28,6 +28,7 @@ from specflow_nb.server.api import (
     GoBackRequest,
     ListResponse,
     RecoverRequest,
+    ResumeRequest,
     StartRequest,
     StartResponse,
     StatusResponse,
@@ -169,10 +170,10 @@ def validate(model: type[M], data: Any) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         details = validation_details(exc)
-        first = details[0] if details else {"loc": [], "msg": "invalid"}
-        where = ".".join(first["loc"]) or "body"
+        problems = "; ".join(f"{'.'.join(d['loc']) or 'body'}: {d['msg']}" for d in details[:3])
+        more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
         raise ConfigError(
-            f"Invalid request: {where}: {first['msg']}",
+            f"Invalid request: {problems}{more}",
             details=details,
             hint="See the OpenAPI document (specflow_nb/server/openapi.json) for the request's fields.",
         ) from None
@@ -281,18 +282,11 @@ class CommandHandler(SpecflowHandler):
     async def run_command(self) -> None:
         req = self.parse_body(self.body_model)
         self.confine(req.project_id)
-        from specflow_nb.machine import Command
+        from specflow_nb.machine import parse_command
 
-        command = validate_command(Command, {"action": self.action, **self.command_fields(req)})
+        command = parse_command({"action": self.action, **self.command_fields(req)})
         ex = await self.engine.command(req.project_id, command, orchestration_id=req.id, actor=self.actor)
         self.send(CommandResponse(orchestration=ex))
-
-
-def validate_command(command_type: Any, data: dict[str, Any]) -> Any:
-    try:
-        return TypeAdapter(command_type).validate_python(data)
-    except ValidationError as exc:
-        raise ConfigError(f"Invalid command: {exc.errors()[0]['msg']}", details=validation_details(exc)) from None
 
 
 class CancelHandler(CommandHandler):
@@ -315,6 +309,10 @@ class PauseHandler(CommandHandler):
 
 class ResumeHandler(CommandHandler):
     action = "resume"
+    body_model = ResumeRequest
+
+    def command_fields(self, req: ResumeRequest) -> dict[str, Any]:
+        return {"budget": req.budget} if req.budget is not None else {}
 
     @web.authenticated
     @authorized
@@ -337,7 +335,10 @@ class RecoverHandler(CommandHandler):
 
     def command_fields(self, req: RecoverRequest) -> dict[str, Any]:
         assert req.option is not None  # the model fills it from 'action'
-        return {"option": req.option.value}
+        fields: dict[str, Any] = {"option": req.option.value}
+        if req.budget is not None:
+            fields["budget"] = req.budget
+        return fields
 
     @web.authenticated
     @authorized

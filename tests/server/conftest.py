@@ -54,6 +54,8 @@ def api(jp_fetch: Fetch) -> Callable[..., Awaitable[tuple[int, Any]]]:
             kwargs["body"] = body if isinstance(body, str | bytes) else json.dumps(body if body is not None else {})
         response = await jp_fetch("specflow", "api", *path.split("/"), params=params, **kwargs)
         text = response.body.decode() if response.body else ""
+        if "json" not in response.headers.get("Content-Type", ""):
+            return response.code, text
         return response.code, (json.loads(text) if text else None)
 
     return call
