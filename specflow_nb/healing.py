@@ -16,32 +16,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import Field
 
+from specflow_nb.errors import AgentError
 from specflow_nb.models import BatchItem, CamelModel, OrchestrationConfig, Task
 
 if TYPE_CHECKING:
-    from specflow_nb.agent.prompts import HealOutput
+    from specflow_nb.agent.claude import AgentOptions
+    from specflow_nb.agent.prompts import HealOutput, StepPrompt
 
 #: How many transcript messages the healer is shown, and how long each may be.
 TRANSCRIPT_MESSAGES = 10
 MESSAGE_CHARS = 600
 #: How much of stderr the healer is shown.
 STDERR_CHARS = 4000
-#: Only the end of a (possibly huge) stream file is read.
-STREAM_TAIL_BYTES = 2 * 1024 * 1024
 #: The healer's default timeout (seconds): long, because a healer does real work (never the original's 120 s).
 HEALER_TIMEOUT_SECONDS = 30 * 60.0
-
-STREAM_FILE = "stream.jsonl"
-STDERR_FILES = ("stderr.log", "stderr.txt", "stderr")
-
-#: Outcome failure kinds from the CLI's result subtypes.
-_SUBTYPE_KINDS = {"error_max_budget_usd": "budget_exceeded", "error_max_turns": "max_turns"}
 
 
 class _TasksView(Protocol):
@@ -93,7 +86,7 @@ class FailureContext(CamelModel):
 
 
 def _clip(text: str, limit: int = MESSAGE_CHARS) -> str:
-    text = " ".join(text.split()) if "\n" not in text.strip() else text.strip()
+    text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -151,41 +144,45 @@ def _read_tail(path: Path, max_bytes: int) -> bytes:
     try:
         with path.open("rb") as fh:
             fh.seek(0, 2)
-            size = fh.tell()
-            fh.seek(max(0, size - max_bytes))
-            data = fh.read()
-            if size > max_bytes:  # the first line is probably cut: drop it
-                data = data.split(b"\n", 1)[1] if b"\n" in data else b""
-            return data
+            fh.seek(max(0, fh.tell() - max_bytes))
+            return fh.read()
     except OSError:
         return b""
 
 
-def _stream_events(run_dir: Path) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
-    for line in _read_tail(run_dir / STREAM_FILE, STREAM_TAIL_BYTES).decode("utf-8", errors="replace").splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue  # a torn last line, a stray print: the rest still counts
-        if isinstance(obj, dict):
-            events.append(obj)
-    return events
-
-
 def transcript_messages(run_dir: Path, n: int = TRANSCRIPT_MESSAGES) -> list[TranscriptMessage]:
-    """The last ``n`` conversation messages of a run's ``stream.jsonl`` (empty when it is missing or unreadable)."""
-    messages = [m for m in (_summarize(e) for e in _stream_events(Path(run_dir))) if m is not None]
-    return messages[-n:] if n > 0 else []
+    """The last ``n`` conversation messages of a run's stream, summarized (empty when there is no stream).
+
+    Reading the stream is the runner's job (:func:`specflow_nb.agent.claude.transcript_tail`); this only turns its
+    raw messages into short role + text lines (tool calls and results as one-line summaries).
+    """
+    return [m for m in (_summarize(e) for e in _raw_transcript(run_dir, n)) if m is not None]
+
+
+def _raw_transcript(run_dir: Path, n: int = TRANSCRIPT_MESSAGES) -> list[dict[str, Any]]:
+    from specflow_nb.agent.claude import transcript_tail  # lazy: healing's models must import without the runner
+
+    try:
+        return transcript_tail(Path(run_dir), n=n) if n > 0 else []
+    except OSError:
+        return []
 
 
 def stderr_tail(run_dir: Path, max_chars: int = STDERR_CHARS) -> str:
     """The end of the run's stderr file ('' when there is none)."""
-    for name in STDERR_FILES:
-        path = Path(run_dir) / name
-        if path.is_file():
-            return _read_tail(path, max_chars * 4).decode("utf-8", errors="replace")[-max_chars:]
-    return ""
+    from specflow_nb.agent.claude import STDERR_FILE
+
+    return _read_tail(Path(run_dir) / STDERR_FILE, max_chars * 4).decode("utf-8", errors="replace")[-max_chars:]
+
+
+def _read_outcome(run_dir: Path) -> Any:
+    """The runner's outcome of a finished run, or None (missing folder, still live, unreadable)."""
+    from specflow_nb.agent.claude import read_outcome
+
+    try:
+        return read_outcome(run_dir)
+    except Exception:  # capture_failure_context never raises: the outcome is one part among others
+        return None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -208,9 +205,8 @@ def capture_failure_context(
 ) -> FailureContext:
     """Gather the context of a failed batch run from its folder, its outcome and tasks.md as re-read now.
 
-    ``outcome`` is the runner's RunOutcome (or its dict, or None); fields read when present: ``failure``/``kind``,
-    ``error``/``message``, ``exit_code``, ``session_id``, ``is_error``, ``subtype``, ``result``, ``run_id``.
-    Never raises for missing or malformed parts.
+    ``outcome`` is the runner's :class:`~specflow_nb.agent.claude.RunOutcome` (or its JSON dict); when None it is
+    read from the run folder. Never raises: a missing stream, stderr, outcome or tasks file leaves that part empty.
     """
     run_dir = Path(run_dir)
     by_id: dict[str, Task] = {}
@@ -221,51 +217,49 @@ def capture_failure_context(
     completed = [t for t in batch.task_ids if t in by_id and by_id[t].done]
     remaining = [t for t in batch.task_ids if t not in completed]
 
-    events = _stream_events(run_dir)
-    result = next((e for e in reversed(events) if e.get("type") == "result"), None) or {}
-    session_id = _get(outcome, "session_id") or result.get("session_id")
+    if outcome is None:
+        outcome = _read_outcome(run_dir)
+    transcript_raw = _raw_transcript(run_dir)
+    session_id = _get(outcome, "session_id")
+    if not isinstance(session_id, str) or not session_id:
+        session_id = next((e["session_id"] for e in transcript_raw if isinstance(e.get("session_id"), str)), None)
     if not session_id:
-        session_id = next((e["session_id"] for e in events if isinstance(e.get("session_id"), str)), None)
+        session_id = getattr(batch, "session_id", None)  # the batch record's newest session, when it keeps one
 
-    exit_code = _get(outcome, "exit_code", "returncode")
-    subtype = _get(outcome, "subtype") or result.get("subtype")
-    is_error = _get(outcome, "is_error")
-    if is_error is None:
-        is_error = result.get("is_error")
-    kind = _get(outcome, "failure", "failure_kind", "error_kind", "kind")
+    exit_code = _get(outcome, "exit_code")
+    kind = _get(outcome, "failure")
     if not kind:
-        if isinstance(subtype, str) and subtype in _SUBTYPE_KINDS:
-            kind = _SUBTYPE_KINDS[subtype]
-        elif is_error or (isinstance(exit_code, int) and exit_code != 0):
-            kind = "process_failed"
-        elif not result and outcome is None:
+        if outcome is None:
             kind = "no_result"
+        elif _get(outcome, "is_error") or (isinstance(exit_code, int) and exit_code != 0):
+            kind = "process_failed"
         else:
             kind = "tasks_unchecked" if remaining else "unknown"
 
-    message = _get(outcome, "error_message", "error", "message")
-    if not message and is_error:
-        message = _get(outcome, "result") or result.get("result")
+    message = _get(outcome, "failure_message")
+    if not message and _get(outcome, "is_error"):
+        message = _get(outcome, "result_text")
     if not message:
         if kind == "tasks_unchecked":
             message = f"The run ended with {len(remaining)} task(s) of the batch unchecked: {', '.join(remaining)}"
         elif kind == "no_result":
-            message = "The run left no final result (it was killed or crashed)"
+            message = "No outcome was recorded for the run (its folder is missing or it was killed)"
         else:
             message = f"The run failed ({kind})"
 
+    stderr = _get(outcome, "stderr_tail")
     return FailureContext(
         batch_index=batch.index,
         section=batch.section,
         error_message=_clip(str(message), 2000),
         failure_kind=str(kind),
         exit_code=exit_code if isinstance(exit_code, int) else None,
-        stderr_tail=stderr_tail(run_dir),
-        transcript=transcript_messages(run_dir),
+        stderr_tail=stderr[-STDERR_CHARS:] if isinstance(stderr, str) and stderr else stderr_tail(run_dir),
+        transcript=[m for m in (_summarize(e) for e in transcript_raw) if m is not None],
         completed_task_ids=completed,
         remaining_task_ids=remaining,
-        failed_run_id=_get(outcome, "run_id", "execution_id") or batch.workflow_execution_id or run_dir.name,
-        session_id=session_id if isinstance(session_id, str) else None,
+        failed_run_id=_get(outcome, "execution_id") or batch.workflow_execution_id or run_dir.name,
+        session_id=session_id,
     )
 
 
@@ -281,47 +275,49 @@ def heal_confirmed(output: HealOutput | None, tasks_after: _TasksView, batch: Ba
 # The healer run
 
 
-@dataclass(frozen=True)
-class HealerOptions:
-    """How to run a healer; the orchestrator maps it onto the runner's options.
+def healer_budget(config: OrchestrationConfig, *, healing_spent_usd: float, total_spent_usd: float) -> float:
+    """USD a healer may spend now: what is left of the healing budget, never more than what is left in total.
 
-    ``max_budget_usd`` is what is left of the healing budget, capped by what is left of the total; the
-    orchestrator must not spawn when :attr:`can_run` is false (MISSION §6: never spawn with nothing left).
+    Zero means no healer may start (MISSION §6: never spawn with nothing left).
     """
-
-    resume_session_id: str | None
-    fork_session: bool
-    max_budget_usd: float
-    timeout_seconds: float
-    model: str
-    fallback_model: str | None
-    agent_command: str
-
-    @property
-    def can_run(self) -> bool:
-        return self.max_budget_usd > 0
+    left = min(config.budget.healing_budget - healing_spent_usd, config.budget.max_total - total_spent_usd)
+    return round(max(0.0, left), 6)
 
 
 def healer_options(
     config: OrchestrationConfig,
     *,
+    cwd: Path,
+    prompt: StepPrompt,
     session_id: str | None,
     healing_spent_usd: float,
     total_spent_usd: float,
     timeout_seconds: float | None = None,
-) -> HealerOptions:
-    """Options of a healer run: resume + fork the failed session (a new session when it has none), the healing
-    budget left (never more than the total left), and a long timeout (:data:`HEALER_TIMEOUT_SECONDS` by default)."""
-    left = min(
-        config.budget.healing_budget - healing_spent_usd,
-        config.budget.max_total - total_spent_usd,
-    )
-    return HealerOptions(
-        resume_session_id=session_id,
-        fork_session=session_id is not None,
-        max_budget_usd=round(max(0.0, left), 6),
-        timeout_seconds=HEALER_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds,
+) -> AgentOptions:
+    """The runner's options for a healer run.
+
+    Resumes AND forks the failed session (the healer sees everything the failed run did; the failed session stays
+    as it was), or starts a new session when the failed run has none. ``--max-budget-usd`` is
+    :func:`healer_budget`; the timeout is long (:data:`HEALER_TIMEOUT_SECONDS` unless given). Raises
+    :class:`~specflow_nb.errors.AgentError` when no budget is left, so a healer can never start with nothing left.
+    """
+    from specflow_nb.agent.claude import AgentOptions, SessionMode
+
+    budget = healer_budget(config, healing_spent_usd=healing_spent_usd, total_spent_usd=total_spent_usd)
+    if budget <= 0:
+        raise AgentError(
+            "No healing budget is left for this orchestration",
+            hint="Raise budget.healingBudget (or budget.maxTotal) and retry the batch.",
+        )
+    return AgentOptions(
+        command=config.agent_command,
+        cwd=Path(cwd),
+        prompt=prompt.text,
+        output_schema=prompt.json_schema,
+        session_mode=SessionMode.FORK if session_id else SessionMode.NEW,
+        session_id=session_id,
         model=config.model,
         fallback_model=config.fallback_model,
-        agent_command=config.agent_command,
+        max_budget_usd=budget,
+        timeout_seconds=HEALER_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds,
     )
