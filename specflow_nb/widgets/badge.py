@@ -57,11 +57,10 @@ def current_batch(execution: OrchestrationExecution):  # -> BatchItem | None
 
 def badge_label(execution: OrchestrationExecution) -> str:
     """The panel's badge text for an execution (one of :data:`BADGE_COLORS`)."""
-    if execution.status is OrchestrationStatus.RUNNING:
-        if pending_questions(execution):
-            return "Waiting for input"
-        if is_healing(execution):
-            return "Healing"
+    if execution.status.is_active and pending_questions(execution):
+        return "Waiting for input"
+    if execution.status is OrchestrationStatus.RUNNING and is_healing(execution):
+        return "Healing"
     return _STATUS_LABELS[execution.status]
 
 
@@ -70,10 +69,10 @@ def card_label(execution: OrchestrationExecution | None) -> str:
     if execution is None:
         return "No orchestration yet"
     status = execution.status
+    label = badge_label(execution)
+    if label in ("Waiting for input", "Healing"):
+        return label
     if status is OrchestrationStatus.RUNNING:
-        label = badge_label(execution)
-        if label != "Running":
-            return label
         if execution.current_phase is OrchestrationPhase.IMPLEMENT and execution.batches.total:
             return f"Completing phase (batch {execution.batches.current + 1}/{execution.batches.total})"
         return f"Completing phase ({execution.current_phase.value})"

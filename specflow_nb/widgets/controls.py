@@ -56,7 +56,9 @@ class OrchestrationControls(w.VBox):
     def render(self, execution: OrchestrationExecution) -> None:
         status = execution.status
         self.pause.layout.display = "flex" if status is OrchestrationStatus.RUNNING else "none"
-        self.resume.layout.display = "flex" if status is OrchestrationStatus.PAUSED else "none"
+        # a run waiting for answers is resumed by the answers, not by Resume
+        waiting = bool(getattr(execution, "waiting_for_input", False))
+        self.resume.layout.display = "flex" if status is OrchestrationStatus.PAUSED and not waiting else "none"
         self.cancel.layout.display = "flex" if status.is_active else "none"
         if not status.is_active:
             self._ask_cancel(False)

@@ -18,7 +18,8 @@ def cost_rows(execution: OrchestrationExecution) -> list[tuple[str, float | None
         rows.append((f"Batch {item.index + 1}", item.cost_usd, budget.max_per_batch))
     else:
         rows.append(("Per batch", None, budget.max_per_batch))
-    rows.append(("Healing", None, budget.healing_budget))
+    healing = getattr(execution, "healing_cost_usd", None)
+    rows.append(("Healing", healing, budget.healing_budget))
     rows.append(("Per decision", None, budget.decision_budget))
     return rows
 

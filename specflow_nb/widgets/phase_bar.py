@@ -9,7 +9,11 @@ from specflow_nb.widgets._html import esc
 
 
 def step_states(execution: OrchestrationExecution) -> dict[OrchestrationPhase, str]:
-    """Each step's state: ``done``, ``current``, ``skipped`` or ``todo``."""
+    """Each step's state: ``done``, ``current``, ``skipped``, ``failed`` or ``todo``.
+
+    Derived from the current phase and the skip flags, then corrected by the engine's per-step record where it
+    says more than "pending" (a step skipped by smart config, a failed step).
+    """
     config = execution.config
     skipped = {
         OrchestrationPhase.DESIGN: config.skip_design,
@@ -32,11 +36,18 @@ def step_states(execution: OrchestrationExecution) -> dict[OrchestrationPhase, s
             states[step] = "current"
         else:
             states[step] = "todo"
+    recorded = getattr(execution, "step_status", None) or {}
+    for step, value in recorded.items():
+        state = str(getattr(value, "value", value))
+        if state in ("completed", "skipped", "failed") and states.get(step) != "current":
+            states[step] = {"completed": "done"}.get(state, state)
+        elif state == "failed":
+            states[step] = "failed"
     return states
 
 
-_MARK = {"done": "●", "current": "◉", "skipped": "⊘", "todo": "○"}
-_COLOR = {"done": "#2e7d32", "current": "#1a73e8", "skipped": "#9e9e9e", "todo": "#9e9e9e"}
+_MARK = {"done": "●", "current": "◉", "skipped": "⊘", "failed": "✕", "todo": "○"}
+_COLOR = {"done": "#2e7d32", "current": "#1a73e8", "skipped": "#9e9e9e", "failed": "#c62828", "todo": "#9e9e9e"}
 
 
 def phase_bar_text(execution: OrchestrationExecution) -> str:

@@ -43,7 +43,9 @@ def _as_question(raw: Any) -> Question | None:
 
 def pending_questions(execution: OrchestrationExecution) -> list[Question]:
     """The questions the current run waits on (empty when it waits on none)."""
-    raw = getattr(execution, "pending_questions", None) or getattr(execution, "questions", None) or []
+    if not execution.status.is_active:
+        return []
+    raw = getattr(execution, "questions", None) or []
     return [q for q in (_as_question(r) for r in raw) if q is not None]
 
 

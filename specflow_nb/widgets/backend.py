@@ -1,0 +1,76 @@
+"""Where the panel's commands go: a Jupyter server with the specflow_nb extension, or the engine in this kernel.
+
+The panel only knows :class:`Backend`. :class:`RemoteBackend` wraps :class:`specflow_nb.client.SpecflowClient`
+(REST + long-poll live channel); :class:`LocalBackend` runs :class:`specflow_nb.orchestrator.Orchestrator` on the
+kernel's own event loop (the fallback when no server is reachable, e.g. under nbval or another frontend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.widgets.plan import PlanPreview
+
+Command = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProjectCard:
+    """One project of the overview."""
+
+    project_id: str
+    name: str
+    execution: OrchestrationExecution | None
+    badge: str | None = None
+    status_error: str | None = None
+
+
+class Backend(Protocol):
+    """The engine surface the panel uses (docs/engine-api.md), async so the kernel never blocks."""
+
+    #: Where commands go, for the panel's footer ("server http://127.0.0.1:8888/", "this kernel").
+    description: str
+
+    async def preview(self, project_id: str, config: OrchestrationConfig) -> PlanPreview: ...
+
+    async def start(self, project_id: str, config: OrchestrationConfig) -> OrchestrationExecution: ...
+
+    async def status(self, project_id: str) -> OrchestrationExecution | None: ...
+
+    async def list(self, project_id: str) -> builtins.list[OrchestrationExecution]: ...
+
+    async def command(
+        self, project_id: str, command: Command, orchestration_id: str | None = None
+    ) -> OrchestrationExecution: ...
+
+    def watch(self, project_id: str, since: int) -> AsyncIterator[OrchestrationExecution]:
+        """Every newer version of the project's orchestration, as soon as it is saved (raises on network errors)."""
+        ...
+
+    async def projects(self) -> builtins.list[ProjectCard]: ...
+
+    def project_path(self, project_id: str) -> Path | None:
+        """The project's folder on this machine, when the kernel can see it (for View diff)."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+async def diff_text(path: Path, target_branch: str | None) -> str:
+    """``git diff --stat target...feature`` of the checked-out feature branch (run off the event loop)."""
+    from specflow_nb import gitops
+
+    def _diff() -> str:
+        feature = gitops.current_branch(path)
+        target = target_branch or gitops.default_branch(path)
+        if feature is None or target is None:
+            return "No diff: the project has no checked-out feature branch or no target branch."
+        return gitops.diff_stat(path, feature, target) or f"No changes between {target} and {feature}."
+
+    return await asyncio.to_thread(_diff)

@@ -1,0 +1,348 @@
+"""ProjectPanel: one project's Complete Phase panel (summary → form → live progress → summary with past runs)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import ipywidgets as w
+
+from specflow_nb.errors import SpecflowError
+from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.widgets._html import esc
+from specflow_nb.widgets.backend import Backend
+from specflow_nb.widgets.badge import OrchestrationBadge, card_label
+from specflow_nb.widgets.complete_button import CompletePhaseButton
+from specflow_nb.widgets.past_runs import PastRuns
+from specflow_nb.widgets.progress import OrchestrationProgress
+from specflow_nb.widgets.start_modal import StartOrchestrationModal
+from specflow_nb.widgets.sync import held
+
+log = logging.getLogger(__name__)
+
+Command = dict[str, Any]
+
+#: Waits between reconnection attempts of the live channel (seconds), the last one repeating.
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
+#: How often elapsed / remaining time is redrawn while a run is active.
+CLOCK_SECONDS = 5.0
+
+
+def error_text(exc: BaseException) -> str:
+    """A user-facing line for an error: a SpecflowError's message and hint, else the exception's text."""
+    if isinstance(exc, SpecflowError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class ProjectPanel(w.VBox):
+    """The panel of one project. Build it with :func:`specflow_nb.panel`.
+
+    Button handlers never block: each schedules a task on the kernel's event loop. The live-update task consumes
+    ``backend.watch`` and redraws inside ``hold_sync``; it stops when the panel is closed.
+    """
+
+    def __init__(
+        self,
+        backend: Backend | None,
+        project_id: str,
+        *,
+        title: str | None = None,
+        connect_local: Callable[[], Backend] | None = None,
+        no_server_reason: str | None = None,
+    ) -> None:
+        self.backend = backend
+        self.project_id = project_id
+        self.execution: OrchestrationExecution | None = None
+        self.runs: list[OrchestrationExecution] = []
+        self.mode = "summary"
+        self._connect_local = connect_local
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._clock_task: asyncio.Task[None] | None = None
+        self._closed = False
+
+        self.title = w.HTML(f"<h3 style='margin:4px 0'>{esc(title or project_id or 'Project')}</h3>")
+        self.badge = OrchestrationBadge()
+        self.status_line = w.HTML()
+        self.status_line.add_class("specflow-status-line")
+        # summary
+        self.complete = CompletePhaseButton(self.open_form)
+        self.last_run = w.HTML()
+        self.past_runs = PastRuns()
+        self.past = w.Accordion(children=[self.past_runs], titles=("Past runs",))
+        self.past.selected_index = None
+        self.summary = w.VBox([self.complete, self.last_run, self.past])
+        self.summary.add_class("specflow-summary")
+        # form and progress
+        self.form = StartOrchestrationModal(on_start=self._start, on_cancel=self.show_summary)
+        self.progress = OrchestrationProgress(
+            on_command=self.send_command, on_view_diff=self._view_diff, on_done=self.show_summary
+        )
+        # no server: offer the in-kernel engine
+        self.local_button = w.Button(description="Run in this kernel", icon="microchip", button_style="warning")
+        self.local_button.add_class("specflow-run-local")
+        self.local_button.on_click(lambda _b: self.use_local())
+        self.no_server = w.VBox(
+            [
+                w.HTML(
+                    '<div style="padding:6px 8px;background:#fff8e1;border-radius:4px">'
+                    "<b>No Jupyter server with specflow_nb is reachable</b>"
+                    f"{': ' + esc(no_server_reason) if no_server_reason else ''}. You can run the engine inside "
+                    "this kernel instead: runs stop when the kernel stops.</div>"
+                ),
+                self.local_button,
+            ]
+        )
+        self.footer = w.HTML()
+        self.header = w.HBox([self.title, self.badge], layout=w.Layout(align_items="center"))
+        super().__init__([self.header, self.status_line])
+        self.add_class("specflow-panel")
+        self._layout()
+        if backend is not None:
+            self.schedule(self.refresh(), start_watch=True)
+
+    # ---- views ---------------------------------------------------------------------------------------------
+
+    def _layout(self) -> None:
+        if self.backend is None:
+            body: w.Widget = self.no_server
+        else:
+            body = {"summary": self.summary, "form": self.form, "progress": self.progress}[self.mode]
+        self.footer.value = (
+            f'<span style="color:#999;font-size:11px">via {esc(self.backend.description)}</span>'
+            if self.backend is not None
+            else ""
+        )
+        self.children = (self.header, self.status_line, body, self.footer)
+
+    def _set_mode(self, mode: str) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            self._layout()
+
+    def show_summary(self) -> None:
+        self._set_mode("summary")
+        self.schedule(self.refresh())
+
+    def open_form(self) -> None:
+        """Complete Phase: the form, reset to defaults, with the plan loading."""
+        if self.backend is None:
+            return
+        self.form.open()
+        self._set_mode("form")
+        self.schedule(self._load_preview())
+
+    def set_status(self, text: str, *, error: bool = False) -> None:
+        color = "#c62828" if error else "#555"
+        self.status_line.value = f'<span style="color:{color};font-size:12px">{esc(text)}</span>' if text else ""
+
+    # ---- rendering -----------------------------------------------------------------------------------------
+
+    def apply(self, execution: OrchestrationExecution | None) -> None:
+        """Show an execution (ignored when older than the one shown). Active ones switch to the progress view."""
+        current = self.execution
+        if (
+            execution is not None
+            and current is not None
+            and execution.id == current.id
+            and execution.version < current.version
+        ):
+            return
+        with held(self):
+            self.execution = execution
+            self.badge.render(execution)
+            self.last_run.value = (
+                f'<span style="font-size:12px">Latest: {esc(card_label(execution))}</span>' if execution else ""
+            )
+            if execution is None:
+                return
+            if execution.status.is_active:
+                self._set_mode("progress")
+            if self.mode == "progress":
+                self.progress.render(execution)
+
+    def render_runs(self, runs: list[OrchestrationExecution]) -> None:
+        with held(self.past):
+            self.runs = runs
+            self.past_runs.render(runs)
+            self.past.set_title(0, f"Past runs ({len(runs)})")
+
+    # ---- actions -------------------------------------------------------------------------------------------
+
+    def schedule(self, coro: Coroutine[Any, Any, Any], *, start_watch: bool = False) -> asyncio.Task[Any] | None:
+        """Run ``coro`` on the kernel's loop without blocking the caller (a button handler or a cell)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            coro.close()
+            self.set_status("No running event loop: live updates are off (call `await panel.refresh()`).")
+            return None
+        task = loop.create_task(self._guard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        if start_watch:
+            self.start_live()
+        return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("panel action failed", exc_info=True)
+            self.set_status(error_text(exc), error=True)
+            return None
+
+    async def refresh(self) -> None:
+        """Fetch the newest orchestration and the past runs."""
+        backend = self._require()
+        execution = await backend.status(self.project_id)
+        runs = await backend.list(self.project_id)
+        self.apply(execution)
+        self.render_runs(runs)
+
+    async def _load_preview(self) -> None:
+        backend = self._require()
+        try:
+            preview = await backend.preview(self.project_id, OrchestrationConfig())
+        except Exception as exc:
+            with held(self.form):
+                self.form.render_plan_error(error_text(exc))
+            return
+        with held(self.form):
+            self.form.render_preview(preview)
+
+    def _start(self, body: dict[str, Any]) -> None:
+        self.schedule(self.start(OrchestrationConfig.model_validate(body)))
+
+    async def start(self, config: OrchestrationConfig) -> OrchestrationExecution | None:
+        """Start an orchestration with ``config`` (what the form's Start does)."""
+        backend = self._require()
+        try:
+            execution = await backend.start(self.project_id, config)
+        except Exception as exc:
+            with held(self.form):
+                self.form.start_refused(error_text(exc))
+            return None
+        self.set_status("")
+        self.apply(execution)
+        self.start_live()
+        return execution
+
+    def send_command(self, command: Command) -> None:
+        self.schedule(self.command(command))
+
+    async def command(self, command: Command) -> OrchestrationExecution:
+        """Send pause / resume / cancel / merge / recover / go_back / answer to the shown orchestration."""
+        backend = self._require()
+        orchestration_id = self.execution.id if self.execution else None
+        execution = await backend.command(self.project_id, command, orchestration_id)
+        self.set_status("")
+        self.apply(execution)
+        return execution
+
+    def _view_diff(self) -> None:
+        self.schedule(self.view_diff())
+
+    async def view_diff(self) -> str:
+        from specflow_nb.widgets.backend import diff_text
+
+        backend = self._require()
+        path = backend.project_path(self.project_id)
+        if path is None:
+            text = "The project's folder is not visible from this kernel; run `git diff` on the server."
+        else:
+            target = self.execution.config.target_branch if self.execution else None
+            text = await diff_text(path, target)
+        with held(self.progress.merge):
+            self.progress.merge.show_diff(text)
+        return text
+
+    def use_local(self) -> None:
+        """Switch to the engine inside this kernel (the button shown when no server is reachable)."""
+        if self._connect_local is None:
+            return
+        try:
+            self.backend = self._connect_local()
+        except Exception as exc:
+            self.set_status(error_text(exc), error=True)
+            return
+        self.set_status("Running the engine in this kernel.")
+        self._layout()
+        self.schedule(self.refresh(), start_watch=True)
+
+    def _require(self) -> Backend:
+        if self.backend is None:
+            raise SpecflowError("No backend: no server is reachable.", hint="Click 'Run in this kernel'.")
+        return self.backend
+
+    # ---- live updates --------------------------------------------------------------------------------------
+
+    def start_live(self) -> None:
+        """Start the live-update and clock tasks (idempotent; needs a running loop)."""
+        if self._closed or self.backend is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if self._watch_task is None or self._watch_task.done():
+            self._watch_task = loop.create_task(self._watch())
+        if self._clock_task is None or self._clock_task.done():
+            self._clock_task = loop.create_task(self._clock())
+
+    async def _watch(self) -> None:
+        failures = 0
+        while not self._closed and self.backend is not None:
+            since = self.execution.version if self.execution is not None else -1
+            try:
+                async for execution in self.backend.watch(self.project_id, since):
+                    if failures:
+                        failures = 0
+                        self.set_status("Reconnected.")
+                    self.apply(execution)
+                    if not execution.status.is_active:
+                        self.schedule(self._refresh_runs())
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
+                failures += 1
+                self.set_status(f"Live updates interrupted ({error_text(exc)}); retrying in {delay:g}s…", error=True)
+                await asyncio.sleep(delay)
+
+    async def _refresh_runs(self) -> None:
+        self.render_runs(await self._require().list(self.project_id))
+
+    async def _clock(self) -> None:
+        while not self._closed:
+            await asyncio.sleep(CLOCK_SECONDS)
+            if self.mode == "progress" and self.execution is not None and self.execution.status.is_active:
+                with held(self.progress.time):
+                    self.progress.render_time()
+
+    @property
+    def live(self) -> bool:
+        return self._watch_task is not None and not self._watch_task.done()
+
+    def close(self) -> None:
+        """Close the widget and stop its background tasks."""
+        self._closed = True
+        for task in (self._watch_task, self._clock_task, *self._tasks):
+            if task is not None:
+                task.cancel()
+        super().close()
+
+    async def aclose(self) -> None:
+        """Close and wait for the background tasks to end."""
+        tasks = [t for t in (self._watch_task, self._clock_task, *self._tasks) if t is not None]
+        self.close()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
