@@ -20,6 +20,10 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+import anyio
+import anyio.abc
 
 from specflow_nb.errors import ConfigError, SpecflowError
 
@@ -306,6 +310,24 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def _not_started(command: str, argv: list[str], exc: OSError) -> CommandResult:
+    if isinstance(exc, FileNotFoundError):
+        return CommandResult(
+            exit_code=EXIT_NOT_FOUND,
+            output_tail=f"verifyCommand {command!r}: executable {argv[0]!r} not found (not on PATH?)",
+        )
+    return CommandResult(exit_code=126, output_tail=f"verifyCommand {command!r}: {exc}")
+
+
+def _result(out: IO[bytes], exit_code: int | None, timed_out: bool, timeout: float, max_chars: int) -> CommandResult:
+    out.seek(0, os.SEEK_END)
+    out.seek(max(0, out.tell() - max_chars * 4))
+    tail = _tail(out.read(), max_chars)
+    if timed_out:
+        tail = f"{tail}\n[verifyCommand timed out after {timeout:g} s and was stopped]".lstrip("\n")
+    return CommandResult(exit_code=-1 if exit_code is None else exit_code, output_tail=tail, timed_out=timed_out)
+
+
 def run_verify_command(
     project: Path, command: str, timeout: float, *, max_output_chars: int = 4000, env: dict[str, str] | None = None
 ) -> CommandResult:
@@ -313,8 +335,8 @@ def run_verify_command(
 
     The command runs in its own process group so a timeout kills it with its children (SIGTERM, then SIGKILL).
     A missing executable is a failed verification (exit code 127 and a message), not an exception; a command that
-    cannot be parsed raises :class:`ConfigError` (see :func:`parse_command`). Blocking: call it from a worker
-    thread in async code.
+    cannot be parsed raises :class:`ConfigError` (see :func:`parse_command`). Blocking: async code uses
+    :func:`run_verify_command_async`, which also kills the command when the caller is cancelled.
     """
     argv = parse_command(command)
     with tempfile.TemporaryFile() as out:
@@ -328,23 +350,55 @@ def run_verify_command(
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
             )
-        except FileNotFoundError:
-            return CommandResult(
-                exit_code=EXIT_NOT_FOUND,
-                output_tail=f"verifyCommand {command!r}: executable {argv[0]!r} not found (not on PATH?)",
-            )
-        except PermissionError as exc:
-            return CommandResult(exit_code=126, output_tail=f"verifyCommand {command!r}: {exc}")
+        except OSError as exc:
+            return _not_started(command, argv, exc)
         timed_out = False
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             timed_out = True
             _kill_group(proc)
-        out.seek(0, os.SEEK_END)
-        size = out.tell()
-        out.seek(max(0, size - max_output_chars * 4))
-        tail = _tail(out.read(), max_output_chars)
-    if timed_out:
-        tail = f"{tail}\n[verifyCommand timed out after {timeout:g} s and was stopped]".lstrip("\n")
-    return CommandResult(exit_code=proc.returncode, output_tail=tail, timed_out=timed_out)
+        return _result(out, proc.returncode, timed_out, timeout, max_output_chars)
+
+
+async def _akill_group(proc: anyio.abc.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with anyio.move_on_after(KILL_GRACE_SECONDS):
+        await proc.wait()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+async def run_verify_command_async(
+    project: Path, command: str, timeout: float, *, max_output_chars: int = 4000, env: dict[str, str] | None = None
+) -> CommandResult:
+    """:func:`run_verify_command` for the event loop: same result; a cancelled caller (e.g. the user cancels the
+    orchestration during verify) kills the command's process group before the cancellation propagates."""
+    argv = parse_command(command)
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = await anyio.open_process(
+                argv,
+                cwd=project,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return _not_started(command, argv, exc)
+        timed_out = False
+        try:
+            with anyio.fail_after(timeout):
+                await proc.wait()
+        except TimeoutError:
+            timed_out = True
+            await _akill_group(proc)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await _akill_group(proc)
+            raise
+        return _result(out, proc.returncode, timed_out, timeout, max_output_chars)

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import anyio
 import pytest
 
 from specflow_nb import gitops
@@ -256,3 +257,59 @@ def test_verify_command_missing_executable(tmp_path: Path) -> None:
 def test_verify_command_unparseable_is_a_config_error(tmp_path: Path, command: str) -> None:
     with pytest.raises(ConfigError):
         gitops.run_verify_command(tmp_path, command, timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------------- async verify
+
+
+def test_async_verify_command_pass_fail_missing(tmp_path: Path) -> None:
+    async def main() -> list[gitops.CommandResult]:
+        return [
+            await gitops.run_verify_command_async(tmp_path, py("print('fine')"), 30),
+            await gitops.run_verify_command_async(tmp_path, py("import sys; print('bad'); sys.exit(4)"), 30),
+            await gitops.run_verify_command_async(tmp_path, "no-such-tool-xyz", 30),
+        ]
+
+    ok, bad, missing = anyio.run(main)
+    assert ok.passed and "fine" in ok.output_tail
+    assert bad.exit_code == 4 and "bad" in bad.output_tail
+    assert missing.exit_code == gitops.EXIT_NOT_FOUND
+
+
+def _sleeper(pidfile: Path) -> str:
+    return py(
+        "import subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
+        f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+        "print('started', flush=True)\n"
+        "time.sleep(600)\n"
+    )
+
+
+def _wait_dead(pid: int) -> bool:
+    for _ in range(50):
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_async_verify_command_timeout_kills_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    result = anyio.run(gitops.run_verify_command_async, tmp_path, _sleeper(pidfile), 2)
+    assert result.timed_out and "started" in result.output_tail
+    assert _wait_dead(int(pidfile.read_text()))
+
+
+def test_async_verify_command_cancelled_kills_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(gitops.run_verify_command_async, tmp_path, _sleeper(pidfile), 600)
+            while not pidfile.exists() or not pidfile.read_text():
+                await anyio.sleep(0.05)
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert _wait_dead(int(pidfile.read_text()))
