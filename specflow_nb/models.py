@@ -207,6 +207,8 @@ class BatchItem(CamelModel):
     workflow_execution_id: str | None = None
     healer_execution_id: str | None = None
     cost_usd: float = 0.0
+    #: The newest agent session that worked on this batch (batch run or healer): what a healer resumes and forks.
+    session_id: str | None = None
 
 
 class BatchTracking(CamelModel):
@@ -239,6 +241,82 @@ class RecoveryContext(CamelModel):
         default_factory=lambda: [RecoveryOption.RETRY, RecoveryOption.SKIP, RecoveryOption.ABORT]
     )
     failed_workflow_id: str | None = None
+    #: What went wrong, for programs: batch_failed, step_failed, budget, no_tasks, merge_conflict, run_lost.
+    kind: str | None = None
+    step: OrchestrationPhase | None = None
+    batch_index: int | None = None
+    remaining_task_ids: list[str] = Field(default_factory=list)
+
+
+class StepState(str, Enum):
+    """Where one step of the phase stands (``skipped`` by a flag, smart config or a recover ``skip``)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class RunKind(str, Enum):
+    STEP = "step"
+    BATCH = "batch"
+    HEALER = "healer"
+
+
+class RunOutcome(CamelModel):
+    """How an agent run ended, as the agent runner reports it (the CLI's final ``result`` message and the exit)."""
+
+    exit_ok: bool
+    is_error: bool = False
+    #: A typed failure of the agent runner (budget_exceeded, max_turns, timeout, process_failed, ...) or None.
+    failure: str | None = None
+    cost_usd: float = Field(0.0, ge=0)
+    session_id: str | None = None
+    structured_output: dict[str, Any] | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """The agent half of dual confirmation: the process exited well and the result is not an error."""
+        return self.exit_ok and not self.is_error and self.failure is None
+
+
+class CurrentRun(CamelModel):
+    """The one agent run an orchestration is waiting for (at most one at a time)."""
+
+    execution_id: str
+    kind: RunKind
+    step: OrchestrationPhase
+    batch_index: int | None = None
+    #: The session this run resumed or, once known, the session it ran in.
+    session_id: str | None = None
+    started_at: datetime
+    #: The task ids this run was asked to complete (batch and healer runs).
+    task_ids: list[str] = Field(default_factory=list)
+    #: True for the built-in git merge (no agent, no cost).
+    builtin: bool = False
+    stall_count: int = 0
+    #: Why the machine asked for this run to be killed (e.g. "stalled"), if it did.
+    kill_reason: str | None = None
+    #: Set when the run has finished; the run stays current until the project re-read confirms (or not) its work.
+    outcome: RunOutcome | None = None
+    #: Set after a host restart found the run gone without a result.
+    lost: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.outcome is None and not self.lost
+
+
+class Question(CamelModel):
+    id: str
+    question: str
+    options: list[str] = Field(default_factory=list)
+
+
+def _pending_steps() -> dict[OrchestrationPhase, StepState]:
+    return {s: StepState.PENDING for s in STEP_ORDER}
 
 
 class OrchestrationExecution(CamelModel):
@@ -258,6 +336,27 @@ class OrchestrationExecution(CamelModel):
     recovery_context: RecoveryContext | None = None
     #: Increases by one on every saved change; clients wait for ``version > n`` on the live channel.
     version: int = 0
+    # ---- state of the machine (see specflow_nb.machine) ----
+    step_status: dict[OrchestrationPhase, StepState] = Field(default_factory=_pending_steps)
+    current_run: CurrentRun | None = None
+    #: Runs the machine asked to kill whose final outcome (and cost) has not been reported yet.
+    killed_run_ids: list[str] = Field(default_factory=list)
+    #: Pause asked while a run is in flight: the run finishes, then the orchestration pauses.
+    pause_requested: bool = False
+    #: A run ended asking questions: status is ``paused`` until the ``answer`` command.
+    waiting_for_input: bool = False
+    questions: list[Question] = Field(default_factory=list)
+    #: The run that asked the questions; answers resume its session.
+    question_run: CurrentRun | None = None
+    #: The phase has a USER GATE: the orchestration always stops in waiting_merge before merging.
+    has_user_gate: bool = False
+    #: The user (merge command, or retry of a failed merge) or autoMerge allowed the merge.
+    merge_approved: bool = False
+    #: A step the user went back to: it runs even if the config skips it.
+    forced_step: OrchestrationPhase | None = None
+    healing_cost_usd: float = 0.0
+    #: Counter behind deterministic run ids (``{id}-{seq:03d}-{label}``).
+    run_seq: int = 0
 
 
 # --------------------------------------------------------------------------------------------------------------

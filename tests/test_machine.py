@@ -1,0 +1,1209 @@
+"""The orchestration rules, asserted transition by transition (h11's test_state.py style).
+
+Every call goes through ``Harness.feed``, which checks the machine's invariants on each transition (input not
+mutated, version + 1, updated_at = event.at, Persist first, spawns with budget left and the additional context) and
+round-trips the execution through JSON between steps, as the store does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from specflow_nb.errors import ConfigError, OrchestrationConflict
+from specflow_nb.machine import (
+    LEGAL_STATUSES,
+    SPAWN_ACTIONS,
+    STALL_KILL_AFTER,
+    AnswerCommand,
+    CancelCommand,
+    GoBackCommand,
+    HostRestarted,
+    IllegalTransition,
+    KillRun,
+    MergeCommand,
+    Notify,
+    PauseCommand,
+    Persist,
+    ProjectRead,
+    ProjectSnapshot,
+    ReadProject,
+    RecoverCommand,
+    ResumeCommand,
+    RunFinished,
+    RunMerge,
+    RunStalled,
+    SpawnBatch,
+    SpawnHealer,
+    SpawnStep,
+    Started,
+    UserCommand,
+    allowed_commands,
+    new_execution,
+    parse_command,
+    step,
+)
+from specflow_nb.models import (
+    BatchPlan,
+    BatchStatus,
+    BudgetConfig,
+    CurrentRun,
+    OrchestrationConfig,
+    OrchestrationExecution,
+    OrchestrationPhase,
+    OrchestrationStatus,
+    PlannedBatch,
+    RecoveryContext,
+    RecoveryOption,
+    RunOutcome,
+    StepState,
+)
+
+S = OrchestrationStatus
+P = OrchestrationPhase
+T0 = datetime(2026, 1, 1, 9, 0, tzinfo=timezone.utc)
+CONTEXT = "Use type hints everywhere."
+
+
+# --------------------------------------------------------------------------------------------------------------
+# A project on "disk" (test-side): sections of tasks, each done or not, plus git/verify facts
+
+
+@dataclass
+class FakeProject:
+    sections: list[tuple[str, list[str]]] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+    has_spec: bool = True
+    has_plan: bool = True
+    verify_exit_code: int | None = None
+    merged: bool = False
+    conflicts: list[str] = field(default_factory=list)
+    user_gate: bool = False
+    merge_command: bool = False
+
+    @property
+    def task_ids(self) -> list[str]:
+        return [t for _, ids in self.sections for t in ids]
+
+    def plan(self) -> BatchPlan:
+        batches = [
+            PlannedBatch(index=i, section=name, task_ids=left)
+            for i, (name, left) in enumerate(
+                (name, [t for t in ids if t not in self.done])
+                for name, ids in self.sections
+                if any(t not in self.done for t in ids)
+            )
+        ]
+        n = sum(len(b.task_ids) for b in batches)
+        summary = (
+            f"{len(batches)} batch(es) from tasks.md sections ({n} tasks)" if batches else "No incomplete tasks found"
+        )
+        return BatchPlan(batches=batches, total_incomplete=n, summary=summary)
+
+    def snapshot(self) -> ProjectSnapshot:
+        return ProjectSnapshot(
+            has_spec=self.has_spec,
+            has_plan=self.has_plan,
+            has_tasks=bool(self.sections),
+            task_ids=self.task_ids,
+            done_task_ids=sorted(self.done),
+            batch_plan=self.plan() if self.sections else None,
+            verify_exit_code=self.verify_exit_code,
+            merged=self.merged,
+            merge_conflicts=list(self.conflicts),
+            has_user_gate=self.user_gate,
+            has_merge_command=self.merge_command,
+        )
+
+    def check(self, *ids: str) -> None:
+        self.done.update(ids)
+
+
+def three_sections() -> FakeProject:
+    return FakeProject(
+        sections=[
+            ("Phase 1: Setup", ["T001", "T002"]),
+            ("Phase 2: Core", ["T003", "T004"]),
+            ("Phase 3: Polish", ["T005"]),
+        ]
+    )
+
+
+def ok(cost: float = 0.5, session: str | None = "sess-1", output: dict[str, Any] | None = None) -> RunOutcome:
+    return RunOutcome(exit_ok=True, cost_usd=cost, session_id=session, structured_output=output)
+
+
+def bad(cost: float = 0.5, failure: str | None = "process_failed", message: str = "boom") -> RunOutcome:
+    return RunOutcome(exit_ok=False, failure=failure, cost_usd=cost, session_id="sess-bad", message=message)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The harness
+
+
+class Harness:
+    def __init__(self, project: FakeProject | None = None, **config: Any) -> None:
+        config.setdefault("additional_context", CONTEXT)
+        # analyze has its own tests; elsewhere a designed project goes straight to its batches
+        config.setdefault("skip_analyze", True)
+        self.project = project if project is not None else FakeProject(has_spec=False, has_plan=False)
+        self.ex = new_execution("o1", "proj", OrchestrationConfig(**config), T0)
+        self.now = T0
+        self.actions: list[Any] = []
+        self.all_actions: list[Any] = []
+
+    # -- plumbing
+    def tick(self) -> datetime:
+        self.now += timedelta(seconds=1)
+        return self.now
+
+    def feed(self, event: Any) -> list[Any]:
+        before = self.ex
+        frozen = before.model_dump_json()
+        after, actions = step(before, event)
+        assert before.model_dump_json() == frozen, "step() mutated its input"
+        if actions:
+            assert isinstance(actions[0], Persist) and actions[0].version == before.version + 1
+            assert after.version == before.version + 1 and after.updated_at == event.at
+            assert sum(isinstance(a, Persist) for a in actions) == 1
+        else:
+            assert after == before
+        for a in actions:
+            if isinstance(a, (SpawnStep, SpawnBatch, SpawnHealer)):
+                assert a.max_budget_usd > 0
+                assert a.additional_context == after.config.additional_context
+        # the store's round trip: what is reloaded is what was saved
+        reloaded = OrchestrationExecution.model_validate_json(after.model_dump_json())
+        assert reloaded == after
+        self.ex = reloaded
+        self.actions = actions
+        self.all_actions += actions
+        return actions
+
+    # -- events
+    def start(self) -> list[Any]:
+        return self.feed(Started(at=self.tick(), snapshot=self.project.snapshot()))
+
+    def read(self) -> list[Any]:
+        return self.feed(ProjectRead(at=self.tick(), snapshot=self.project.snapshot()))
+
+    def finish(self, outcome: RunOutcome | None = None, run_id: str | None = None) -> list[Any]:
+        assert self.ex.current_run is not None or run_id
+        rid = run_id or self.ex.current_run.execution_id  # type: ignore[union-attr]
+        return self.feed(RunFinished(at=self.tick(), run_execution_id=rid, outcome=outcome or ok()))
+
+    def cmd(self, command: Any, actor: str = "alice") -> list[Any]:
+        return self.feed(UserCommand(at=self.tick(), command=command, actor=actor))
+
+    def stall(self) -> list[Any]:
+        assert self.ex.current_run is not None
+        return self.feed(
+            RunStalled(at=self.tick(), run_execution_id=self.ex.current_run.execution_id, silent_for_seconds=300)
+        )
+
+    def restart(self, **kw: Any) -> list[Any]:
+        return self.feed(HostRestarted(at=self.tick(), **kw))
+
+    # -- whole runs (the run ends, the project is re-read)
+    def run_step(self, outcome: RunOutcome | None = None, effect: Callable[[], None] | None = None) -> list[Any]:
+        self.finish(outcome)
+        assert kinds(self.actions)[-1] == "read_project"
+        if effect:
+            effect()
+        return self.read()
+
+    def run_batch(self, outcome: RunOutcome | None = None, check: bool = True) -> list[Any]:
+        run = self.ex.current_run
+        assert run is not None and run.kind.value in ("batch", "healer")
+        return self.run_step(outcome, (lambda: self.project.check(*run.task_ids)) if check else None)
+
+    # -- views
+    @property
+    def rc(self) -> RecoveryContext:
+        assert self.ex.recovery_context is not None
+        return self.ex.recovery_context
+
+    @property
+    def run(self) -> CurrentRun:
+        assert self.ex.current_run is not None
+        return self.ex.current_run
+
+    @property
+    def decisions(self) -> list[str]:
+        return [d.decision for d in self.ex.decision_log]
+
+    def spawns(self) -> list[Any]:
+        return [a for a in self.all_actions if isinstance(a, SPAWN_ACTIONS)]
+
+
+def kinds(actions: list[Any]) -> list[str]:
+    return [a.kind for a in actions]
+
+
+def designed(h: Harness) -> None:
+    h.project.has_spec = h.project.has_plan = True
+    h.project.sections = three_sections().sections
+
+
+# --------------------------------------------------------------------------------------------------------------
+# States to start the table from (each reached through step() only)
+
+
+def st_fresh() -> Harness:
+    return Harness(three_sections())
+
+
+def st_batch_running() -> Harness:
+    h = Harness(three_sections())
+    h.start()
+    return h
+
+
+def st_awaiting_read() -> Harness:
+    h = st_batch_running()
+    h.finish(ok())
+    h.project.check("T001", "T002")
+    return h
+
+
+def st_paused() -> Harness:
+    h = st_batch_running()
+    h.cmd(PauseCommand())
+    h.run_batch()
+    assert h.ex.status is S.PAUSED
+    return h
+
+
+def st_waiting_input() -> Harness:
+    h = st_batch_running()
+    h.finish(ok(output={"status": "needs_input", "questions": [{"id": "db", "question": "Which database?"}]}))
+    return h
+
+
+def st_needs_attention() -> Harness:
+    h = Harness(three_sections(), auto_heal_enabled=False)
+    h.start()
+    h.run_batch(bad())
+    assert h.ex.status is S.NEEDS_ATTENTION
+    return h
+
+
+def st_waiting_merge() -> Harness:
+    h = Harness(three_sections(), skip_implement=True, skip_analyze=True)
+    h.start()
+    h.run_step(ok(output={"passed": True}))
+    assert h.ex.status is S.WAITING_MERGE
+    return h
+
+
+def st_completed() -> Harness:
+    h = st_waiting_merge()
+    h.cmd(MergeCommand())
+    h.read()
+    h.project.merged = True
+    h.run_step(ok(cost=0))
+    assert h.ex.status is S.COMPLETED
+    return h
+
+
+def st_failed() -> Harness:
+    h = st_needs_attention()
+    h.cmd(RecoverCommand(option=RecoveryOption.ABORT))
+    return h
+
+
+def st_cancelled() -> Harness:
+    h = st_batch_running()
+    h.cmd(CancelCommand())
+    return h
+
+
+STATES: dict[str, Callable[[], Harness]] = {
+    "fresh": st_fresh,
+    "batch_running": st_batch_running,
+    "awaiting_read": st_awaiting_read,
+    "paused": st_paused,
+    "waiting_input": st_waiting_input,
+    "needs_attention": st_needs_attention,
+    "waiting_merge": st_waiting_merge,
+    "completed": st_completed,
+    "failed": st_failed,
+    "cancelled": st_cancelled,
+}
+
+
+def test_state_factories_reach_their_statuses():
+    expected = {
+        "fresh": S.RUNNING,
+        "batch_running": S.RUNNING,
+        "awaiting_read": S.RUNNING,
+        "paused": S.PAUSED,
+        "waiting_input": S.PAUSED,
+        "needs_attention": S.NEEDS_ATTENTION,
+        "waiting_merge": S.WAITING_MERGE,
+        "completed": S.COMPLETED,
+        "failed": S.FAILED,
+        "cancelled": S.CANCELLED,
+    }
+    for name, make in STATES.items():
+        assert make().ex.status is expected[name], name
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The table: state × event → status, actions, decisions
+
+EV: dict[str, Callable[[Harness], Any]] = {
+    "pause": lambda h: h.cmd(PauseCommand()),
+    "resume": lambda h: h.cmd(ResumeCommand()),
+    "cancel": lambda h: h.cmd(CancelCommand()),
+    "merge": lambda h: h.cmd(MergeCommand()),
+    "retry": lambda h: h.cmd(RecoverCommand(option=RecoveryOption.RETRY)),
+    "skip": lambda h: h.cmd(RecoverCommand(option=RecoveryOption.SKIP)),
+    "abort": lambda h: h.cmd(RecoverCommand(option=RecoveryOption.ABORT)),
+    "go_back_analyze": lambda h: h.cmd(GoBackCommand(step=P.ANALYZE)),
+    "answer": lambda h: h.cmd(AnswerCommand(answers={"db": "sqlite"})),
+    "finish_ok": lambda h: h.finish(ok()),
+    "read": lambda h: h.read(),
+    "stall": lambda h: h.stall(),
+    "restart_alive": lambda h: h.restart(run_alive=True),
+    "restart_lost": lambda h: h.restart(),
+}
+
+TABLE = [
+    # state            event             status             actions after Persist               decisions
+    ("batch_running", "pause", S.RUNNING, [], ["pause_requested"]),
+    ("batch_running", "cancel", S.CANCELLED, ["kill_run", "notify"], ["cancel"]),
+    ("batch_running", "finish_ok", S.RUNNING, ["read_project"], []),
+    ("batch_running", "stall", S.RUNNING, ["notify"], ["stalled"]),
+    ("batch_running", "go_back_analyze", S.RUNNING, ["kill_run", "read_project"], ["go_back"]),
+    ("batch_running", "restart_alive", S.RUNNING, [], ["reconcile_adopted"]),
+    ("batch_running", "restart_lost", S.RUNNING, ["read_project"], ["reconcile_lost"]),
+    ("awaiting_read", "read", S.RUNNING, ["spawn_batch"], ["batch_complete", "next_batch"]),
+    ("awaiting_read", "pause", S.RUNNING, [], ["pause_requested"]),
+    ("awaiting_read", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
+    ("awaiting_read", "restart_lost", S.RUNNING, ["read_project"], ["reconcile_finished"]),
+    ("paused", "resume", S.RUNNING, ["read_project"], ["resume"]),
+    ("paused", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
+    ("paused", "go_back_analyze", S.RUNNING, ["read_project"], ["go_back"]),
+    ("paused", "restart_lost", S.PAUSED, None, []),
+    ("waiting_input", "answer", S.RUNNING, ["spawn_batch"], ["answers_received"]),
+    ("waiting_input", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
+    ("needs_attention", "retry", S.RUNNING, ["read_project"], ["recovery_retry"]),
+    ("needs_attention", "skip", S.RUNNING, ["read_project"], ["recovery_skip"]),
+    ("needs_attention", "abort", S.FAILED, ["notify"], ["recovery_abort", "fail"]),
+    ("needs_attention", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
+    ("needs_attention", "go_back_analyze", S.RUNNING, ["read_project"], ["go_back"]),
+    ("needs_attention", "restart_lost", S.NEEDS_ATTENTION, None, []),
+    ("waiting_merge", "merge", S.RUNNING, ["read_project"], ["merge_triggered"]),
+    ("waiting_merge", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
+    ("waiting_merge", "go_back_analyze", S.RUNNING, ["read_project"], ["go_back"]),
+]
+
+
+@pytest.mark.parametrize(("state", "event", "status", "effects", "decisions"), TABLE)
+def test_transition_table(state, event, status, effects, decisions):
+    h = STATES[state]()
+    logged = len(h.ex.decision_log)
+    actions = EV[event](h)
+    assert h.ex.status is status
+    if effects is None:  # no change at all
+        assert actions == []
+        return
+    assert kinds(actions) == ["persist", *effects]
+    assert h.decisions[logged:] == decisions
+
+
+ILLEGAL = [
+    ("batch_running", "resume"),
+    ("batch_running", "merge"),
+    ("batch_running", "retry"),
+    ("batch_running", "answer"),
+    ("batch_running", "read"),
+    ("awaiting_read", "finish_ok"),
+    ("awaiting_read", "stall"),
+    ("paused", "pause"),
+    ("paused", "merge"),
+    ("paused", "answer"),
+    ("paused", "read"),
+    ("waiting_input", "resume"),
+    ("waiting_input", "read"),
+    ("needs_attention", "pause"),
+    ("needs_attention", "resume"),
+    ("needs_attention", "merge"),
+    ("needs_attention", "answer"),
+    ("waiting_merge", "pause"),
+    ("waiting_merge", "retry"),
+    ("waiting_merge", "resume"),
+    ("completed", "cancel"),
+    ("completed", "merge"),
+    ("completed", "go_back_analyze"),
+    ("completed", "restart_lost"),
+    ("failed", "resume"),
+    ("failed", "retry"),
+    ("cancelled", "cancel"),
+    ("cancelled", "resume"),
+]
+
+
+@pytest.mark.parametrize(("state", "event"), ILLEGAL)
+def test_illegal_events_raise_409_naming_state_and_event(state, event):
+    h = STATES[state]()
+    before = h.ex.model_dump_json()
+    with pytest.raises(IllegalTransition) as info:
+        EV[event](h)
+    err = info.value
+    assert isinstance(err, OrchestrationConflict) and err.http_status == 409
+    name = {"retry": "recover", "skip": "recover", "abort": "recover", "go_back_analyze": "go_back"}.get(event, event)
+    name = {"finish_ok": "run_finished", "read": "project_read", "stall": "run_stalled"}.get(name, name)
+    name = {"restart_lost": "host_restarted"}.get(name, name)
+    assert f"Cannot {name}" in err.message and h.ex.status.value in err.message
+    allowed = sorted(s.value for s in LEGAL_STATUSES[name])
+    assert err.details["allowedStatuses"] == allowed and all(a in (err.hint or "") for a in allowed)
+    assert h.ex.model_dump_json() == before
+
+
+def test_allowed_commands_match_the_table():
+    for name, make in STATES.items():
+        h = make()
+        for command in ("pause", "resume", "cancel", "merge", "go_back_analyze", "answer", "retry"):
+            probe = make()
+            try:
+                EV[command](probe)
+                legal = True
+            except IllegalTransition:
+                legal = False
+            listed = {"go_back_analyze": "go_back", "retry": "recover"}.get(command, command) in allowed_commands(h.ex)
+            assert legal == listed, (name, command)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Whole phase, step() only
+
+
+def test_full_phase_design_to_merge():
+    h = Harness(FakeProject(has_spec=False, has_plan=False), verify_command="pytest -q", skip_analyze=False)
+    acts = h.start()
+    assert kinds(acts) == ["persist", "spawn_step"] and acts[1].step is P.DESIGN
+    assert acts[1].run_id == "o1-001-design" and h.ex.executions.design == "o1-001-design"
+    h.run_step(ok(cost=1.0), effect=lambda: designed(h))
+    assert h.ex.current_phase is P.ANALYZE and h.actions[-1].step is P.ANALYZE
+    h.run_step(ok(cost=0.5, output={"status": "completed"}))
+    # implement: plan taken from the read that enters implement, one batch at a time in plan order
+    assert [b.section for b in h.ex.batches.items] == ["Phase 1: Setup", "Phase 2: Core", "Phase 3: Polish"]
+    for i in range(3):
+        spawn = h.actions[-1]
+        assert isinstance(spawn, SpawnBatch) and spawn.batch_index == i and spawn.batch_total == 3
+        h.run_batch(ok(cost=1.0))
+    assert [b.status for b in h.ex.batches.items] == [BatchStatus.COMPLETED] * 3
+    assert h.ex.current_phase is P.VERIFY and isinstance(h.actions[-1], SpawnStep)
+    acts = h.finish(ok(cost=0.25, output={"passed": True}))
+    assert acts[-1] == ReadProject(reason="confirm the verify step", verify_command="pytest -q")
+    h.project.verify_exit_code = 0
+    h.read()
+    assert h.ex.status is S.WAITING_MERGE and h.decisions[-1] == "waiting_merge"
+    h.cmd(MergeCommand())
+    acts = h.read()
+    assert isinstance(acts[-1], RunMerge) and h.ex.current_run is not None and h.run.builtin
+    h.project.merged = True
+    h.run_step(RunOutcome(exit_ok=True))
+    assert h.ex.status is S.COMPLETED and h.ex.current_phase is P.COMPLETE and h.ex.completed_at == h.now
+    assert h.decisions[-1] == "complete" and kinds(h.actions) == ["persist", "notify"]
+    assert h.ex.total_cost_usd == pytest.approx(1.0 + 0.5 + 3.0 + 0.25)
+    assert h.decisions[:3] == ["start", "transition", "transition"] or h.decisions[0] == "start"
+    # exactly one spawn per step/batch: the machine is the only spawner and never doubles a run
+    assert [type(a).__name__ for a in h.spawns()] == ["SpawnStep"] * 2 + ["SpawnBatch"] * 3 + ["SpawnStep", "RunMerge"]
+    assert len({a.run_id for a in h.spawns()}) == 7
+
+
+def test_auto_merge_merges_without_waiting_and_project_merge_command_is_an_agent_step():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    p.merge_command = True
+    h = Harness(p, auto_merge=True, skip_analyze=True)
+    h.start()
+    assert h.ex.current_phase is P.VERIFY
+    acts = h.run_step(ok(output={"passed": True}))
+    assert isinstance(acts[-1], SpawnStep) and acts[-1].step is P.MERGE
+    h.project.merged = True
+    h.run_step(ok())
+    assert h.ex.status is S.COMPLETED
+    assert "waiting_merge" not in h.decisions
+
+
+def test_user_gate_stops_before_merge_even_with_auto_merge():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    p.user_gate = True
+    h = Harness(p, auto_merge=True, skip_analyze=True)
+    h.start()
+    h.run_step(ok(output={"passed": True}))
+    assert h.ex.status is S.WAITING_MERGE and "USER GATE" in h.ex.decision_log[-1].reason
+    assert allowed_commands(h.ex) == ["cancel", "merge", "go_back"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Skip flags and smart config
+
+
+@pytest.mark.parametrize(
+    ("config", "project_state", "first", "skipped"),
+    [
+        ({}, "empty", P.DESIGN, []),
+        ({}, "designed", P.ANALYZE, ["design"]),  # smart: artifacts present
+        ({}, "all_done", P.ANALYZE, ["design", "implement"]),  # smart: all tasks done
+        ({"skip_design": True, "skip_analyze": True}, "designed", P.IMPLEMENT, ["design", "analyze"]),
+        ({"skip_analyze": True, "skip_implement": True}, "designed", P.VERIFY, ["design", "analyze", "implement"]),
+        (
+            {"skip_analyze": True, "skip_verify": True},
+            "all_done",
+            None,  # straight to waiting_merge
+            ["design", "analyze", "implement", "verify"],
+        ),
+    ],
+)
+def test_skip_flags_and_smart_config(config, project_state, first, skipped):
+    p = FakeProject(has_spec=False, has_plan=False) if project_state == "empty" else three_sections()
+    if project_state == "all_done":
+        p.done = set(p.task_ids)
+    h = Harness(p, **{"skip_analyze": False, **config})
+    acts = h.start()
+    assert sorted((d.data or {})["step"] for d in h.ex.decision_log if d.decision == "step_skipped") == sorted(skipped)
+    if first is None:
+        assert h.ex.status is S.WAITING_MERGE
+    else:
+        assert h.ex.current_phase is first and h.ex.step_status[first] is StepState.RUNNING
+        assert kinds(acts)[-1] in ("spawn_step", "spawn_batch")
+    smart = [d for d in h.ex.decision_log if d.decision == "step_skipped" and (d.data or {}).get("smart")]
+    assert all("smart config" in d.reason for d in smart)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Dual confirmation, step by step
+
+
+@pytest.mark.parametrize(
+    ("step_", "outcome", "effect", "confirmed"),
+    [
+        (P.DESIGN, ok(), designed, True),
+        (P.DESIGN, ok(), None, False),  # agent says ok, no artifacts
+        (P.DESIGN, bad(), designed, False),  # artifacts, but the run failed
+        (P.DESIGN, RunOutcome(exit_ok=True, is_error=True, message="Not logged in"), designed, False),
+        (P.ANALYZE, ok(output={"status": "completed"}), None, True),
+        (P.ANALYZE, ok(output={"status": "issues"}), None, False),
+        (P.ANALYZE, ok(output=None), None, False),
+        (P.VERIFY, ok(output={"passed": True}), None, True),
+        (P.VERIFY, ok(output={"passed": False, "failures": ["test_x"]}), None, False),
+        (P.VERIFY, bad(), None, False),
+    ],
+)
+def test_dual_confirmation_per_step(step_, outcome, effect, confirmed):
+    p = FakeProject(has_spec=False, has_plan=False) if step_ is P.DESIGN else three_sections()
+    if step_ is P.VERIFY:
+        p.done = set(p.task_ids)
+    h = Harness(p, skip_analyze=step_ is not P.ANALYZE, skip_implement=True)
+    h.start()
+    assert h.ex.current_run is not None and h.run.step is step_
+    h.run_step(outcome, effect=(lambda: effect(h)) if effect else None)
+    if confirmed:
+        assert h.ex.step_status[step_] is StepState.COMPLETED and h.ex.current_phase is not step_
+    else:
+        assert h.ex.status is S.NEEDS_ATTENTION and h.ex.step_status[step_] is StepState.FAILED
+        rc = h.rc
+        assert rc is not None and rc.kind == "step_failed" and rc.step is step_
+        assert rc.options == [RecoveryOption.RETRY, RecoveryOption.SKIP, RecoveryOption.ABORT]
+        assert rc.failed_workflow_id == f"o1-001-{step_.value}"
+
+
+def test_verify_fails_when_the_command_fails_although_the_agent_claims_success():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    h = Harness(p, skip_analyze=True, verify_command="pytest -q")
+    h.start()
+    h.finish(ok(output={"passed": True}))
+    assert h.actions[-1].verify_command == "pytest -q"
+    h.project.verify_exit_code = 1
+    h.read()
+    assert h.ex.status is S.NEEDS_ATTENTION
+    assert "`pytest -q` exited 1 although the agent reported passed" in h.rc.issue
+    # skip = proceed to merge anyway (the user takes responsibility)
+    h.cmd(RecoverCommand(option=RecoveryOption.SKIP))
+    h.read()
+    assert h.ex.step_status[P.VERIFY] is StepState.SKIPPED and h.ex.status is S.WAITING_MERGE
+
+
+def test_a_batch_completes_only_when_tasks_md_confirms_every_task():
+    h = Harness(three_sections(), auto_heal_enabled=False)
+    h.start()
+    h.finish(ok())
+    h.project.check("T001")  # T002 left unchecked although the agent ended well
+    h.read()
+    b = h.ex.batches.items[0]
+    assert b.status is BatchStatus.FAILED and h.ex.status is S.NEEDS_ATTENTION
+    assert "T002" in h.rc.issue and h.rc.remaining_task_ids == ["T002"]
+    assert h.decisions[-2:] == ["batch_failed", "needs_attention"]
+
+
+def test_batch_with_tasks_checked_but_failed_run_is_not_complete():
+    h = Harness(three_sections(), auto_heal_enabled=False)
+    h.start()
+    h.run_batch(bad(), check=True)
+    assert h.ex.batches.items[0].status is BatchStatus.FAILED
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Batches: plan, order, pause
+
+
+def test_batch_plan_is_taken_when_implement_starts_after_design_wrote_tasks():
+    h = Harness(FakeProject(has_spec=False, has_plan=False), skip_analyze=True)
+    h.start()
+    assert h.ex.batches.items == []
+    h.run_step(ok(), effect=lambda: designed(h))
+    assert [b.task_ids for b in h.ex.batches.items] == [["T001", "T002"], ["T003", "T004"], ["T005"]]
+    assert h.actions[-1].task_ids == ["T001", "T002"] and "batch_plan" in h.decisions
+
+
+def test_already_checked_batch_is_completed_without_a_run():
+    h = Harness(three_sections())
+    h.start()
+    h.project.check("T003", "T004")  # done by hand meanwhile
+    h.run_batch()
+    assert h.ex.batches.items[1].status is BatchStatus.COMPLETED
+    assert h.actions[-1].batch_index == 2
+
+
+def test_a_batch_spawn_carries_only_unchecked_tasks():
+    h = Harness(three_sections(), auto_heal_enabled=False)
+    h.start()
+    h.finish(bad())
+    h.project.check("T001")
+    h.read()
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY))
+    acts = h.read()
+    assert acts[-1].task_ids == ["T002"] and acts[-1].batch_index == 0
+
+
+def test_pause_between_batches():
+    h = Harness(three_sections(), pause_between_batches=True)
+    h.start()
+    h.run_batch()
+    assert h.ex.status is S.PAUSED and h.decisions[-1] == "pause"
+    h.cmd(ResumeCommand())
+    acts = h.read()
+    assert acts[-1].batch_index == 1
+    h.run_batch()
+    h.cmd(ResumeCommand())
+    h.read()
+    h.run_batch()  # the last batch: no pause, straight to verify
+    assert h.ex.status is S.RUNNING and h.ex.current_phase is P.VERIFY
+
+
+def test_pause_finishes_the_batch_first_and_never_kills():
+    h = Harness(three_sections())
+    h.start()
+    acts = h.cmd(PauseCommand())
+    assert not any(isinstance(a, KillRun) for a in acts) and h.ex.status is S.RUNNING and h.ex.pause_requested
+    h.run_batch()
+    assert h.ex.status is S.PAUSED and h.ex.batches.items[0].status is BatchStatus.COMPLETED
+    assert h.decisions[-2:] == ["batch_complete", "pause"]
+    assert not any(isinstance(a, KillRun) for a in h.all_actions)
+    h.cmd(ResumeCommand())
+    assert h.read()[-1].batch_index == 1
+
+
+def test_resume_while_a_pause_is_pending_withdraws_it():
+    h = Harness(three_sections())
+    h.start()
+    h.cmd(PauseCommand())
+    h.cmd(ResumeCommand())
+    assert not h.ex.pause_requested
+    h.run_batch()
+    assert h.ex.status is S.RUNNING and h.actions[-1].batch_index == 1
+
+
+def test_cancel_kills_the_run_now_and_its_cost_is_still_counted():
+    h = Harness(three_sections())
+    h.start()
+    rid = h.run.execution_id
+    acts = h.cmd(CancelCommand())
+    assert KillRun(run_id=rid, reason="cancelled") in acts and h.ex.status is S.CANCELLED
+    assert h.ex.completed_at is not None and h.ex.killed_run_ids == [rid]
+    h.finish(bad(cost=0.7, failure="killed"), run_id=rid)
+    assert h.ex.total_cost_usd == pytest.approx(0.7) and h.ex.killed_run_ids == []
+    assert h.ex.status is S.CANCELLED and h.decisions[-1] == "killed_run_ended"
+
+
+def test_empty_plan_with_unfinished_tasks_is_not_all_done():
+    """MISSION §9: an empty batch list counted as all done."""
+    p = FakeProject(sections=[("Phase 1", ["T001"])])
+    h = Harness(p, skip_analyze=True)
+    # tasks.md exists but the plan is empty (e.g. the only task is blocked)
+    p.plan = lambda: BatchPlan()  # type: ignore[method-assign]
+    h.start()
+    assert h.ex.status is S.NEEDS_ATTENTION and h.ex.current_phase is P.IMPLEMENT
+    assert "No incomplete tasks found" in h.rc.issue
+    assert h.rc.kind == "no_tasks" and h.ex.step_status[P.IMPLEMENT] is not StepState.COMPLETED
+
+
+def test_empty_plan_without_tasks_md_is_not_all_done():
+    h = Harness(FakeProject(), skip_design=True, skip_analyze=False)
+    h.start()
+    h.run_step(ok(output={"status": "completed"}))
+    assert h.ex.status is S.NEEDS_ATTENTION and "tasks.md has no tasks" in h.rc.issue
+
+
+def test_empty_plan_with_every_task_done_completes_implement():
+    p = three_sections()
+    h = Harness(p, skip_analyze=True)
+    h.start()
+    p.done = set(p.task_ids)  # all done by hand during batch 1
+    h.run_batch()
+    assert h.ex.step_status[P.IMPLEMENT] is StepState.COMPLETED and h.ex.current_phase is P.VERIFY
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Healing
+
+
+def test_failed_batch_is_healed_and_stays_healed():
+    h = Harness(three_sections(), max_heal_attempts=1)
+    h.start()
+    h.finish(bad(cost=1.0))
+    acts = h.read()
+    heal = acts[-1]
+    assert isinstance(heal, SpawnHealer)
+    assert heal.resume_session_id == "sess-bad" and heal.fork_session and heal.attempt == 1
+    assert heal.task_ids == ["T001", "T002"] and heal.failed_run_id == "o1-001-batch1"
+    assert heal.max_budget_usd == pytest.approx(2.0)  # healing budget, well under the total left
+    # attempts are counted (and persisted: Persist comes first) before the healer starts
+    assert h.ex.batches.items[0].heal_attempts == 1 and kinds(acts) == ["persist", "spawn_healer"]
+    assert h.decisions[-2:] == ["batch_failed", "heal_started"]
+    h.run_batch(ok(cost=0.4, output={"status": "fixed"}))
+    b = h.ex.batches.items[0]
+    assert b.status is BatchStatus.HEALED and h.decisions[-2] == "batch_healed"
+    assert h.ex.healing_cost_usd == pytest.approx(0.4) and h.ex.executions.healers == ["o1-002-heal1"]
+    # MISSION §9: healed never overwritten by completed, through the rest of the phase
+    for _ in range(2):
+        h.run_batch()
+    assert [x.status for x in h.ex.batches.items] == [BatchStatus.HEALED, BatchStatus.COMPLETED, BatchStatus.COMPLETED]
+
+
+@pytest.mark.parametrize(
+    ("healer_outcome", "check"),
+    [
+        (ok(output={"status": "partial"}), True),  # tasks checked but the healer did not say fixed
+        (ok(output={"status": "fixed"}), False),  # says fixed, tasks.md disagrees
+        (bad(), True),
+    ],
+)
+def test_heal_that_fails_goes_to_needs_attention_without_a_second_heal(healer_outcome, check):
+    h = Harness(three_sections(), max_heal_attempts=1)
+    h.start()
+    h.run_batch(bad(), check=False)
+    h.run_batch(healer_outcome, check=check)
+    assert h.ex.status is S.NEEDS_ATTENTION and h.ex.batches.items[0].status is BatchStatus.FAILED
+    assert sum(isinstance(a, SpawnHealer) for a in h.all_actions) == 1
+    rc = h.rc
+    assert rc.kind == "batch_failed" and rc.failed_workflow_id == "o1-002-heal1"
+    assert "Batch 1 of 3 (Phase 1: Setup) failed" in rc.issue and "1 heal attempt(s) used" in rc.issue
+    assert h.decisions[-2:] == ["heal_failed", "needs_attention"]
+
+
+def test_heal_again_while_attempts_remain():
+    h = Harness(three_sections(), max_heal_attempts=2)
+    h.start()
+    h.run_batch(bad(), check=False)
+    h.finish(ok(session="sess-heal-1", output={"status": "partial"}))
+    acts = h.read()
+    assert isinstance(acts[-1], SpawnHealer) and acts[-1].attempt == 2
+    assert acts[-1].resume_session_id == "sess-heal-1"  # the newest session of the batch, forked
+    h.run_batch(ok(output={"status": "fixed"}))
+    assert h.ex.batches.items[0].status is BatchStatus.HEALED and h.ex.batches.items[0].heal_attempts == 2
+
+
+def test_auto_heal_off_or_zero_attempts_goes_straight_to_needs_attention():
+    for cfg in ({"auto_heal_enabled": False}, {"max_heal_attempts": 0}):
+        h = Harness(three_sections(), **cfg)
+        h.start()
+        h.run_batch(bad(), check=False)
+        assert h.ex.status is S.NEEDS_ATTENTION and not any(isinstance(a, SpawnHealer) for a in h.all_actions)
+
+
+def test_recover_skip_leaves_the_batch_failed_and_moves_on():
+    h = st_needs_attention()
+    h.cmd(RecoverCommand(option=RecoveryOption.SKIP))
+    acts = h.read()
+    assert h.ex.batches.items[0].status is BatchStatus.FAILED and acts[-1].batch_index == 1
+    h.run_batch()
+    h.run_batch()
+    assert h.ex.current_phase is P.VERIFY and "1 failed and skipped" in h.ex.decision_log[-2].reason
+
+
+def test_recover_abort_fails_and_a_failed_orchestration_is_terminal():
+    h = st_failed()
+    assert h.ex.status is S.FAILED and h.ex.status.is_terminal and not h.ex.status.is_active
+    assert h.ex.error_message and h.ex.error_message.startswith("Aborted by the user")
+    assert allowed_commands(h.ex) == []
+
+
+def test_recover_option_not_offered_is_illegal():
+    h = st_waiting_merge()
+    h.cmd(MergeCommand())
+    h.read()
+    h.project.conflicts = ["todo/cli.py", "README.md"]
+    h.run_step(RunOutcome(exit_ok=False, failure="process_failed", message="CONFLICT"))
+    assert h.ex.status is S.NEEDS_ATTENTION and h.rc.kind == "merge_conflict"
+    assert "todo/cli.py, README.md" in h.rc.issue
+    with pytest.raises(IllegalTransition, match="skip is not offered here"):
+        h.cmd(RecoverCommand(option=RecoveryOption.SKIP))
+    # retry after resolving: merges right away (no second waiting_merge)
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY))
+    h.project.conflicts = []
+    assert isinstance(h.read()[-1], RunMerge)
+    h.project.merged = True
+    h.run_step(RunOutcome(exit_ok=True))
+    assert h.ex.status is S.COMPLETED
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Budgets
+
+
+def test_costs_add_up_from_every_run_failed_ones_too():
+    h = Harness(three_sections(), max_heal_attempts=1)
+    h.start()
+    h.run_batch(bad(cost=1.25), check=False)
+    h.run_batch(ok(cost=0.5, output={"status": "fixed"}))
+    assert h.ex.total_cost_usd == pytest.approx(1.75)
+    assert h.ex.batches.items[0].cost_usd == pytest.approx(1.25) and h.ex.healing_cost_usd == pytest.approx(0.5)
+
+
+def test_each_batch_spawn_carries_the_per_batch_budget_capped_by_the_total_left():
+    """MISSION §9: the per-batch budget was never passed to the CLI."""
+    h = Harness(three_sections(), budget=BudgetConfig(max_per_batch=3.0, max_total=5.0))
+    acts = h.start()
+    assert acts[-1].max_budget_usd == pytest.approx(3.0)
+    h.run_batch(ok(cost=2.5))
+    assert h.actions[-1].max_budget_usd == pytest.approx(2.5)  # total left < per-batch cap
+    h.run_batch(ok(cost=2.5))
+    # nothing left: no spawn, needs_attention with the budget message and how to continue
+    assert h.ex.status is S.NEEDS_ATTENTION and h.rc.kind == "budget"
+    assert "Raise budget.maxTotal" in h.rc.issue
+    assert h.decisions[-2:] == ["budget_exceeded", "needs_attention"]
+    assert not isinstance(h.actions[-1], SPAWN_ACTIONS)
+    # raising the budget and retrying continues with the remaining batch
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY, budget=BudgetConfig(max_per_batch=3.0, max_total=10.0)))
+    acts = h.read()
+    assert isinstance(acts[-1], SpawnBatch) and acts[-1].batch_index == 2
+    assert acts[-1].max_budget_usd == pytest.approx(3.0)
+
+
+def test_step_spawn_budget_is_min_of_per_batch_cap_and_total_left():
+    h = Harness(FakeProject(has_spec=False, has_plan=False), budget=BudgetConfig(max_per_batch=4.0, max_total=3.0))
+    assert h.start()[-1].max_budget_usd == pytest.approx(3.0)
+
+
+def test_a_run_that_hits_its_budget_stops_without_healing():
+    h = Harness(three_sections())
+    h.start()
+    acts = h.finish(bad(cost=5.0, failure="budget_exceeded", message="error_max_budget_usd"))
+    assert h.ex.status is S.NEEDS_ATTENTION and h.rc.kind == "budget"
+    assert not any(isinstance(a, (SpawnHealer, ReadProject)) for a in acts)
+    assert h.ex.total_cost_usd == pytest.approx(5.0) and h.ex.batches.items[0].status is BatchStatus.FAILED
+    assert h.decisions[-2:] == ["budget_exceeded", "needs_attention"]
+
+
+def test_healer_budget_is_the_healing_budget_left_and_none_left_stops():
+    h = Harness(three_sections(), max_heal_attempts=3, budget=BudgetConfig(healing_budget=1.0))
+    h.start()
+    h.run_batch(bad(), check=False)
+    assert h.actions[-1].max_budget_usd == pytest.approx(1.0)
+    h.run_batch(ok(cost=0.75, output={"status": "partial"}), check=False)
+    assert h.actions[-1].max_budget_usd == pytest.approx(0.25)
+    h.run_batch(ok(cost=0.25, output={"status": "partial"}), check=False)
+    assert h.ex.status is S.NEEDS_ATTENTION and "healingBudget" in h.rc.issue
+
+
+def test_resume_can_raise_the_budget():
+    h = st_paused()
+    h.cmd(ResumeCommand(budget=BudgetConfig(max_total=80.0)))
+    assert h.ex.config.budget.max_total == 80.0 and "budget changed" in h.ex.decision_log[-2].reason
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Questions
+
+
+def test_questions_pause_for_input_and_answers_resume_the_same_session():
+    h = st_waiting_input()
+    assert h.ex.status is S.PAUSED and h.ex.waiting_for_input and h.ex.current_run is None
+    assert [(q.id, q.question) for q in h.ex.questions] == [("db", "Which database?")]
+    assert h.decisions[-1] == "waiting_input" and isinstance(h.actions[-1], Notify)
+    with pytest.raises(ConfigError, match="Which database"):
+        h.cmd(AnswerCommand(answers={"other": "x"}))
+    acts = h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    spawn = acts[-1]
+    assert isinstance(spawn, SpawnBatch) and spawn.resume_session_id == "sess-1" and not spawn.fork_session
+    assert spawn.answers == {"db": "sqlite"} and spawn.task_ids == ["T001", "T002"]
+    assert not h.ex.waiting_for_input and h.ex.questions == [] and h.ex.status is S.RUNNING
+    h.run_batch()
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
+
+
+def test_step_questions_accept_plain_strings_and_answers_by_text():
+    h = Harness(FakeProject(has_spec=False, has_plan=False))
+    h.start()
+    h.finish(ok(session="s-design", output={"status": "needs_input", "questions": ["Which auth?"]}))
+    acts = h.cmd(AnswerCommand(answers={"Which auth?": "OAuth"}))
+    assert isinstance(acts[-1], SpawnStep) and acts[-1].step is P.DESIGN and acts[-1].resume_session_id == "s-design"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# go back
+
+
+def test_go_back_resets_later_steps_and_replans():
+    h = Harness(three_sections(), skip_analyze=True)
+    h.start()
+    h.run_batch()
+    acts = h.cmd(GoBackCommand(step=P.ANALYZE))
+    assert kinds(acts) == ["persist", "kill_run", "read_project"]
+    assert h.ex.batches.items == [] and h.ex.current_phase is P.ANALYZE
+    assert all(h.ex.step_status[s] is StepState.PENDING for s in (P.ANALYZE, P.IMPLEMENT, P.VERIFY, P.MERGE))
+    acts = h.read()
+    # runs analyze although skipAnalyze is set: the user asked for it
+    assert isinstance(acts[-1], SpawnStep) and acts[-1].step is P.ANALYZE
+    h.run_step(ok(output={"status": "completed"}))
+    # the plan is recomputed from tasks.md: batch 1 is done, so it is not run again
+    assert [b.section for b in h.ex.batches.items] == ["Phase 2: Core", "Phase 3: Polish"]
+
+
+def test_go_back_to_complete_is_rejected_by_the_command_model():
+    with pytest.raises(ConfigError, match="go_back needs a step"):
+        parse_command({"action": "go_back", "step": "complete"})
+
+
+def test_parse_command_shapes():
+    assert parse_command({"action": "recover", "option": "retry"}) == RecoverCommand(option=RecoveryOption.RETRY)
+    answer = parse_command({"action": "answer", "answers": {"q1": "yes"}, "projectId": "p"})
+    assert isinstance(answer, AnswerCommand) and answer.answers == {"q1": "yes"}
+    with pytest.raises(ConfigError):
+        parse_command({"action": "explode"})
+    with pytest.raises(ConfigError):
+        parse_command({"action": "answer", "answers": {}})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Stalls
+
+
+def test_stall_notifies_then_kills_and_the_batch_is_healed_like_a_failure():
+    h = Harness(three_sections())
+    h.start()
+    acts = h.stall()
+    assert kinds(acts) == ["persist", "notify"] and h.run.stall_count == 1
+    for _ in range(STALL_KILL_AFTER - 1):
+        acts = h.stall()
+    rid = h.run.execution_id
+    assert KillRun(run_id=rid, reason="stalled") in acts
+    h.finish(bad(failure="timeout"))
+    h.read()
+    assert "stalled and was killed" in h.ex.decision_log[-2].reason
+    assert isinstance(h.actions[-1], SpawnHealer)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Host restarts
+
+
+def test_restart_adopts_a_live_run_and_keeps_waiting():
+    h = st_batch_running()
+    rid = h.run.execution_id
+    h.restart(run_alive=True)
+    assert h.run.execution_id == rid and h.decisions[-1] == "reconcile_adopted"
+    h.run_batch()
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
+
+
+def test_restart_with_a_found_outcome_applies_it():
+    h = st_batch_running()
+    acts = h.restart(outcome=ok(cost=0.9))
+    assert kinds(acts)[-1] == "read_project" and h.ex.total_cost_usd == pytest.approx(0.9)
+    h.project.check("T001", "T002")
+    h.read()
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
+
+
+def test_restart_with_a_dead_run_whose_tasks_are_checked_completes_the_batch_without_rerunning_it():
+    h = st_batch_running()
+    h.restart()
+    h.project.check("T001", "T002")
+    acts = h.read()
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
+    assert acts[-1].batch_index == 1  # the next batch, never batch 0 again
+    assert sum(1 for a in h.spawns() if getattr(a, "batch_index", None) == 0) == 1
+
+
+def test_restart_with_a_dead_run_resumes_its_session_with_the_unchecked_tasks():
+    h = st_batch_running()
+    # write-ahead: the session id is known once the run reported it; simulate a run that had one
+    h.ex = h.ex.model_copy(update={"current_run": h.run.model_copy(update={"session_id": "sess-live"})})
+    h.restart()
+    h.project.check("T001")
+    acts = h.read()
+    spawn = acts[-1]
+    assert isinstance(spawn, SpawnBatch) and spawn.batch_index == 0 and spawn.task_ids == ["T002"]
+    assert spawn.resume_session_id == "sess-live" and not spawn.fork_session
+    assert h.decisions[-1] == "reconcile_resumed"
+
+
+def test_restart_between_persist_and_spawn_respawns_as_new_session():
+    """The state says a run was started but no process ever existed (crash after Persist, before the spawn)."""
+    h = st_batch_running()
+    h.restart()
+    acts = h.read()
+    assert (
+        isinstance(acts[-1], SpawnBatch)
+        and acts[-1].resume_session_id is None
+        and acts[-1].task_ids == ["T001", "T002"]
+    )
+    assert acts[-1].run_id != h.ex.executions.implement[0]
+
+
+def test_restart_with_lost_design_run_confirmed_by_artifacts():
+    h = Harness(FakeProject(has_spec=False, has_plan=False))
+    h.start()
+    h.restart()
+    designed(h)
+    h.read()
+    assert h.ex.step_status[P.DESIGN] is StepState.COMPLETED and h.ex.current_phase is P.IMPLEMENT
+    assert any("design → " in d.reason and "confirmed on disk after a restart" in d.reason for d in h.ex.decision_log)
+
+
+def test_restart_while_awaiting_the_read_rereads():
+    h = Harness(FakeProject(has_spec=False, has_plan=False), verify_command="true")
+    h.start()
+    h.finish(ok())
+    acts = h.restart(run_alive=True)  # run_alive is irrelevant: its outcome is already known
+    assert kinds(acts) == ["persist", "read_project"] and h.decisions[-1] == "reconcile_finished"
+
+
+def test_restart_lost_healer_with_tasks_checked_counts_as_healed():
+    h = Harness(three_sections())
+    h.start()
+    h.run_batch(bad(), check=False)
+    h.restart()
+    h.project.check("T001", "T002")
+    h.read()
+    assert h.ex.batches.items[0].status is BatchStatus.HEALED
+
+
+def test_restart_with_nothing_in_flight_rereads_and_continues():
+    h = st_awaiting_read()
+    h.read()  # batch 0 confirmed, batch 1 spawned
+    h.ex = h.ex.model_copy(update={"current_run": None})  # e.g. a state saved mid-advance by an older version
+    acts = h.restart()
+    assert kinds(acts) == ["persist", "read_project"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# MISSION §9 regressions (those not covered above by name)
+
+
+def test_decision_log_survives_json_round_trips_between_steps():
+    h = Harness(three_sections(), skip_analyze=True)
+    h.start()
+    seen = [d.model_dump() for d in h.ex.decision_log]
+    for _ in range(3):
+        h.run_batch()
+        now = [d.model_dump() for d in h.ex.decision_log]
+        assert now[: len(seen)] == seen and len(now) > len(seen)
+        seen = now
+    assert all(d.timestamp <= h.now for d in h.ex.decision_log)
+    assert [d.timestamp for d in h.ex.decision_log] == sorted(d.timestamp for d in h.ex.decision_log)
+
+
+def test_complete_is_persisted():
+    h = st_completed()
+    assert kinds(h.actions)[0] == "persist" and h.actions[0].version == h.ex.version
+    assert h.ex.status is S.COMPLETED and h.decisions[-1] == "complete"
+
+
+def test_additional_context_reaches_every_step_batch_and_healer():
+    h = Harness(FakeProject(has_spec=False, has_plan=False), auto_merge=True, skip_analyze=False)
+    h.project.merge_command = True
+    h.start()
+    h.run_step(ok(), effect=lambda: designed(h))
+    h.run_step(ok(output={"status": "completed"}))
+    h.run_batch(bad(), check=False)
+    h.run_batch(ok(output={"status": "fixed"}))
+    h.run_batch()
+    h.run_batch()
+    h.run_step(ok(output={"passed": True}))
+    h.project.merged = True
+    h.run_step(ok())
+    assert h.ex.status is S.COMPLETED
+    spawned = {(type(a).__name__, getattr(a, "step", None)) for a in h.spawns()}
+    assert spawned == {
+        ("SpawnStep", P.DESIGN),
+        ("SpawnStep", P.ANALYZE),
+        ("SpawnBatch", None),
+        ("SpawnHealer", None),
+        ("SpawnStep", P.VERIFY),
+        ("SpawnStep", P.MERGE),
+    }
+    assert all(a.additional_context == CONTEXT for a in h.spawns())
+
+
+def test_persist_precedes_every_spawn_kill_and_merge():
+    h = Harness(FakeProject(has_spec=False, has_plan=False), verify_command="pytest", skip_analyze=False)
+    h.start()
+    h.run_step(ok(), effect=lambda: designed(h))
+    h.cmd(PauseCommand())
+    h.run_step(ok(output={"status": "completed"}))
+    h.cmd(ResumeCommand())
+    h.read()
+    h.cmd(CancelCommand())
+    # the harness checks Persist-first on every transition; here also that each effectful list had one
+    groups: list[list[Any]] = []
+    for a in h.all_actions:
+        if isinstance(a, Persist):
+            groups.append([])
+        else:
+            assert groups, "an action came before any Persist"
+            groups[-1].append(a)
+    assert any(isinstance(a, KillRun) for g in groups for a in g)
+
+
+def test_run_ids_are_deterministic_and_unique():
+    a, b = Harness(three_sections()), Harness(three_sections())
+    for h in (a, b):
+        h.start()
+        h.run_batch(bad(), check=False)
+        h.run_batch(ok(output={"status": "fixed"}))
+    assert [x.run_id for x in a.spawns()] == [x.run_id for x in b.spawns()]
+    assert [x.run_id for x in a.spawns()] == ["o1-001-batch1", "o1-002-heal1", "o1-003-batch2"]
+
+
+def test_run_finished_for_a_run_that_is_not_current_is_illegal():
+    h = st_batch_running()
+    with pytest.raises(IllegalTransition, match="is not the run in flight"):
+        h.finish(ok(), run_id="o1-999-batch9")
+
+
+def test_started_twice_is_illegal():
+    h = st_batch_running()
+    with pytest.raises(IllegalTransition, match="already started"):
+        h.start()
+
+
+def test_a_new_execution_after_a_failed_one_starts_normally():
+    """MISSION §9: a failed run blocked every later start (the machine side: terminal means inactive)."""
+    old = st_failed()
+    assert not old.ex.status.is_active
+    h = Harness(three_sections())
+    assert kinds(h.start()) == ["persist", "spawn_batch"]
