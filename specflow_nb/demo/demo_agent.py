@@ -504,6 +504,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.output_format == "stream-json" and not args.verbose:
         sys.stderr.write("Error: When using --print, --output-format=stream-json requires --verbose\n")
         return 1
+    bypass = args.dangerously_skip_permissions or args.permission_mode == "bypassPermissions"
+    if bypass and hasattr(os, "geteuid") and os.geteuid() == 0 and not os.environ.get("IS_SANDBOX"):
+        # The real CLI's refusal, word for word, so the runner's handling of it is tested without the real CLI.
+        sys.stderr.write(
+            "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n"
+        )
+        return 1
     prompt = args.prompt if args.prompt is not None else sys.stdin.read()
     cwd = Path.cwd()
     state = State(cwd)

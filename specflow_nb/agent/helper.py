@@ -1,0 +1,202 @@
+"""Typed one-shot agent calls: ``await claude_helper(message, project, OutputModel)`` -> a validated instance.
+
+Presets (MISSION §5, §6):
+
+* ``decision`` — read-only tools (Read, Grep, Glob), no session persistence, the decision budget (0.5 USD), 10 min.
+* ``healing``  — resume + fork the failed run's session (``session_id``), the healing budget (2 USD), 30 min
+  (never the original's 120 s).
+* ``custom``   — the runner's defaults; every option can be overridden.
+
+A session that cannot be resumed (``invalid_session``) is retried once as a new session, with a warning. Every
+failure comes back typed in ``HelperResult.failure``; nothing here raises for an agent's misbehaviour.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from specflow_nb.agent.claude import (
+    AgentOptions,
+    AgentRunError,
+    FailureKind,
+    RunOutcome,
+    SessionMode,
+    new_execution_id,
+    start_run,
+)
+from specflow_nb.agent.stream import StreamEvent
+from specflow_nb.models import BudgetConfig
+
+T = TypeVar("T", bound=BaseModel)
+
+READ_ONLY_TOOLS = ["Read", "Grep", "Glob"]
+DECISION_TIMEOUT_SECONDS = 600.0
+HEALING_TIMEOUT_SECONDS = 1800.0
+_DEFAULT_BUDGET = BudgetConfig()
+
+Preset = Literal["decision", "healing", "custom"]
+
+
+@dataclass
+class HelperResult(Generic[T]):
+    """A typed call's result: ``value`` when it succeeded, else ``failure`` and ``failure_message``."""
+
+    value: T | None
+    cost_usd: float = 0.0
+    num_turns: int = 0
+    session_id: str | None = None
+    duration_s: float | None = None
+    failure: FailureKind | None = None
+    failure_message: str | None = None
+    outcome: RunOutcome | None = None
+    run_dir: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and self.value is not None
+
+
+def preset_options(
+    preset: Preset, *, session_id: str | None = None, budget: BudgetConfig = _DEFAULT_BUDGET
+) -> dict[str, Any]:
+    """The AgentOptions fields a preset sets (callers' overrides win)."""
+    if preset == "decision":
+        return {
+            "tools": list(READ_ONLY_TOOLS),
+            "allowed_tools": list(READ_ONLY_TOOLS),
+            "no_session_persistence": True,
+            "max_budget_usd": budget.decision_budget,
+            "timeout_seconds": DECISION_TIMEOUT_SECONDS,
+        }
+    if preset == "healing":
+        return {
+            "session_mode": SessionMode.FORK if session_id else SessionMode.NEW,
+            "session_id": session_id,
+            "max_budget_usd": budget.healing_budget,
+            "timeout_seconds": HEALING_TIMEOUT_SECONDS,
+        }
+    return {"session_id": session_id, "session_mode": SessionMode.RESUME if session_id else SessionMode.NEW}
+
+
+async def claude_helper(
+    message: str,
+    project: Path,
+    output_model: type[T],
+    *,
+    preset: Preset = "decision",
+    command: str = "claude",
+    session_id: str | None = None,
+    model: str | None = None,
+    fallback_model: str | None = None,
+    max_budget_usd: float | None = None,
+    timeout_seconds: float | None = None,
+    max_turns: int | None = None,
+    append_system_prompt: str | None = None,
+    env: dict[str, str] | None = None,
+    run_dir: Path | None = None,
+    on_event: Callable[[StreamEvent], None] | None = None,
+    stale_after: float | None = None,
+    on_stall: Callable[[], Awaitable[None] | None] | None = None,
+    **overrides: Any,
+) -> HelperResult[T]:
+    """Run one agent call whose structured output must validate against ``output_model``.
+
+    ``overrides`` are further :class:`AgentOptions` fields (e.g. ``tools``, ``allowed_tools``, ``session_mode``,
+    ``extra_args``). The run's folder (default ``{project}/.specflow/workflows/helper-…``) holds the prompt, the
+    exact argv (no secrets), the output stream and stderr.
+    """
+    project = Path(project)
+    fields: dict[str, Any] = preset_options(preset, session_id=session_id)
+    explicit = {
+        "model": model,
+        "fallback_model": fallback_model,
+        "max_budget_usd": max_budget_usd,
+        "timeout_seconds": timeout_seconds,
+        "max_turns": max_turns,
+        "append_system_prompt": append_system_prompt,
+    }
+    fields.update({k: v for k, v in explicit.items() if v is not None})
+    fields.update(overrides)
+    opts = AgentOptions(
+        command=command,
+        cwd=project,
+        prompt=message,
+        output_format="stream-json",
+        output_schema=output_model.model_json_schema(),
+        env=dict(env or {}),
+        **fields,
+    )
+    run_dir = Path(run_dir) if run_dir is not None else project / ".specflow" / "workflows" / new_execution_id("helper")
+    warnings: list[str] = []
+    if preset == "healing" and not session_id:
+        warnings.append("no session to fork for healing; the healer starts a new session")
+
+    outcome = await _run(run_dir, opts, on_event, stale_after, on_stall)
+    if isinstance(outcome, RunOutcome) and outcome.failure is FailureKind.INVALID_SESSION and opts.session_id:
+        # The session is gone (or busy): the work can still be done from scratch, so retry once, and say so.
+        warnings.append(
+            f"session {opts.session_id} could not be used ({outcome.failure_message}); retried as a new session"
+        )
+        retry = opts.model_copy(update={"session_mode": SessionMode.NEW, "session_id": None})
+        retry_dir = run_dir.with_name(run_dir.name + "-new-session")
+        first_cost = outcome.cost_usd
+        outcome = await _run(retry_dir, retry, on_event, stale_after, on_stall)
+        if isinstance(outcome, RunOutcome):
+            outcome.cost_usd += first_cost  # both runs are paid for
+            run_dir = retry_dir
+    if isinstance(outcome, AgentRunError):
+        return HelperResult(
+            value=None,
+            failure=outcome.kind,
+            failure_message=str(outcome),
+            run_dir=run_dir,
+            warnings=warnings,
+        )
+    outcome.warnings = [*warnings, *outcome.warnings]
+    result: HelperResult[T] = HelperResult(
+        value=None,
+        cost_usd=outcome.cost_usd,
+        num_turns=outcome.num_turns,
+        session_id=outcome.session_id,
+        duration_s=outcome.duration_s,
+        failure=outcome.failure,
+        failure_message=outcome.failure_message,
+        outcome=outcome,
+        run_dir=run_dir,
+        warnings=outcome.warnings,
+    )
+    if outcome.failure is not None:
+        return result
+    try:
+        result.value = output_model.model_validate(outcome.structured_output)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+        result.failure = FailureKind.SCHEMA_VALIDATION_FAILED
+        result.failure_message = (
+            f"The structured output does not match {output_model.__name__}: {problems}. "
+            f"Got {json.dumps(outcome.structured_output)[:300]}. Retry the call."
+        )
+    return result
+
+
+async def _run(
+    run_dir: Path,
+    opts: AgentOptions,
+    on_event: Callable[[StreamEvent], None] | None,
+    stale_after: float | None,
+    on_stall: Callable[[], Awaitable[None] | None] | None,
+) -> RunOutcome | AgentRunError:
+    try:
+        run = await start_run(run_dir, opts)
+    except AgentRunError as exc:
+        return exc
+    return await run.wait(on_event=on_event, stale_after=stale_after, on_stall=on_stall)
