@@ -22,3 +22,12 @@ __all__ = [
     "SpecflowError",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The panel lives in specflow_nb.widgets, imported on first use: `import specflow_nb` never imports ipywidgets.
+    if name in ("panel", "overview"):
+        from specflow_nb import widgets
+
+        return getattr(widgets, name)
+    raise AttributeError(f"module 'specflow_nb' has no attribute {name!r}")

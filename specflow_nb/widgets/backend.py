@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationStatus
 from specflow_nb.widgets.plan import PlanPreview
 
 Command = dict[str, Any]
@@ -22,13 +22,27 @@ Command = dict[str, Any]
 
 @dataclass(frozen=True)
 class ProjectCard:
-    """One project of the overview."""
+    """One project of the overview: its newest orchestration's status and the card's badge text."""
 
     project_id: str
     name: str
-    execution: OrchestrationExecution | None
+    status: OrchestrationStatus | None = None
     badge: str | None = None
     status_error: str | None = None
+
+    @classmethod
+    def from_summary(cls, summary: Any) -> ProjectCard:
+        """From the server's ``ProjectSummary`` (model or JSON dict)."""
+        data = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else dict(summary)
+        orch = data.get("orchestration") or {}
+        status = orch.get("status")
+        return cls(
+            project_id=data.get("projectId", ""),
+            name=data.get("name") or data.get("projectId") or "(root)",
+            status=OrchestrationStatus(status) if status else None,
+            badge=data.get("badge") or orch.get("badge"),
+            status_error=data.get("statusError"),
+        )
 
 
 class Backend(Protocol):

@@ -51,7 +51,7 @@ class ProjectPanel(w.VBox):
         project_id: str,
         *,
         title: str | None = None,
-        connect_local: Callable[[], Backend] | None = None,
+        connect_local: Callable[[], tuple[Backend, str]] | None = None,
         no_server_reason: str | None = None,
     ) -> None:
         self.backend = backend
@@ -268,7 +268,7 @@ class ProjectPanel(w.VBox):
         if self._connect_local is None:
             return
         try:
-            self.backend = self._connect_local()
+            self.backend, self.project_id = self._connect_local()
         except Exception as exc:
             self.set_status(error_text(exc), error=True)
             return
@@ -346,3 +346,9 @@ class ProjectPanel(w.VBox):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    def show(self, area: str = "right") -> Any:
+        """Put the panel in the JupyterLab shell (default: the right side panel) via ipylab."""
+        from specflow_nb.widgets.shell import show_in_shell
+
+        return show_in_shell(self, area=area, label="Specflow")

@@ -128,7 +128,7 @@ def test_cost_against_each_budget() -> None:
     html = view.cost.value
     assert "$12.50 / $20.00" in html
     assert "Batch 2" in html and "$5.00 / $5.00" in html and "#c62828" in html  # per-batch limit reached
-    assert "limit $2.00" in html and "limit $0.50" in html
+    assert "$0.00 / $2.00" in html and "limit $0.50" in html
 
 
 def test_controls_issue_commands_and_cancel_asks_first() -> None:

@@ -1,0 +1,100 @@
+"""LocalBackend: the engine inside this kernel (no server reachable: nbval, VS Code, a plain IPython)."""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.widgets.backend import Command, ProjectCard
+from specflow_nb.widgets.plan import PlanPreview
+
+#: How long one wait on the engine's change signal lasts before it is simply renewed.
+WATCH_TIMEOUT = 25.0
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+def _as_json(value: Any) -> dict[str, Any]:
+    return value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") else dict(value)
+
+
+class LocalBackend:
+    """Runs :class:`specflow_nb.orchestrator.Orchestrator` on the kernel's event loop, rooted at ``root``.
+
+    Agent runs are detached processes writing to files, so they survive a kernel restart; the next LocalBackend
+    (or a server) on the same folder adopts them.
+    """
+
+    def __init__(self, root: str | Path, *, settings: Any = None) -> None:
+        from specflow_nb.orchestrator import EngineSettings, Orchestrator
+
+        self.root = Path(root).resolve()
+        self.description = f"the engine in this kernel ({self.root})"
+        self.orchestrator = Orchestrator(root=self.root, settings=settings or EngineSettings())
+        self._loop_started = False
+
+    async def _engine(self) -> Any:
+        if not self._loop_started:
+            self._loop_started = True
+            await self.orchestrator.start_loop()
+        return self.orchestrator
+
+    async def preview(self, project_id: str, config: OrchestrationConfig) -> PlanPreview:
+        engine = await self._engine()
+        return PlanPreview.from_json(_as_json(await _maybe_await(engine.preview(project_id, config))))
+
+    async def start(self, project_id: str, config: OrchestrationConfig) -> OrchestrationExecution:
+        engine = await self._engine()
+        result: OrchestrationExecution = await engine.start(project_id, config, actor="notebook")
+        return result
+
+    async def status(self, project_id: str) -> OrchestrationExecution | None:
+        engine = await self._engine()
+        result: OrchestrationExecution | None = await _maybe_await(engine.status(project_id))
+        return result
+
+    async def list(self, project_id: str) -> builtins.list[OrchestrationExecution]:
+        engine = await self._engine()
+        return list(await _maybe_await(engine.list(project_id)))
+
+    async def command(
+        self, project_id: str, command: Command, orchestration_id: str | None = None
+    ) -> OrchestrationExecution:
+        from specflow_nb.machine import parse_command
+
+        engine = await self._engine()
+        result: OrchestrationExecution = await engine.command(
+            project_id, parse_command(command), orchestration_id=orchestration_id, actor="notebook"
+        )
+        return result
+
+    async def watch(self, project_id: str, since: int) -> AsyncIterator[OrchestrationExecution]:
+        engine = await self._engine()
+        while True:
+            execution = await engine.wait_for_change(project_id, since, WATCH_TIMEOUT)
+            if execution is not None:
+                since = execution.version
+                yield execution
+
+    async def projects(self) -> builtins.list[ProjectCard]:
+        from specflow_nb.server.projects import projects_overview
+
+        engine = await self._engine()
+        response = await projects_overview(self.root, lambda: engine, depth=2, limit=200)
+        return [ProjectCard.from_summary(p) for p in response.projects]
+
+    def project_path(self, project_id: str) -> Path | None:
+        from specflow_nb.project import resolve_project
+
+        return resolve_project(self.root, project_id)
+
+    async def aclose(self) -> None:
+        if self._loop_started:
+            self._loop_started = False
+            await self.orchestrator.stop_loop()
