@@ -105,6 +105,9 @@ class ErrorBody(CamelModel):
     error: str
     details: Any | None = None
     hint: str | None = None
+    code: str | None = Field(
+        None, description="The specflow_nb.errors class (e.g. OrchestrationConflict); clients re-raise it."
+    )
 
 
 class WorkflowRef(CamelModel):

@@ -143,9 +143,11 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, SpecflowError):
-            body = exc.to_dict()
+            body = {**exc.to_dict(), "code": type(exc).__name__}
         elif isinstance(exc, web.HTTPError):
             body = {"error": exc.log_message or exc.reason or responses.get(status_code, "Error")}
+            if status_code == 403:
+                body["code"] = "PermissionDenied"
             if status_code in _HTTP_HINTS:
                 body["hint"] = _HTTP_HINTS[status_code]
         else:
