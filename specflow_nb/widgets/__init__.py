@@ -23,24 +23,13 @@ def connect(project: str | Path = ".", *, server: str | None = None, token: str 
     from specflow_nb.client import SpecflowClient
     from specflow_nb.widgets.remote import RemoteBackend
 
-    client = SpecflowClient(url=server, token=token)
-    root = getattr(client, "root_dir", None)
-    root_dir = Path(root).resolve() if root else None
-    path = Path(project).resolve()
-    if root_dir is None:
-        project_id = "" if str(project) in ("", ".") else str(project)
-    else:
-        from specflow_nb.errors import ProjectOutsideRoot
-
-        try:
-            project_id = path.relative_to(root_dir).as_posix()
-        except ValueError as exc:
-            raise ProjectOutsideRoot(
-                f"{path} is outside the Jupyter server's root {root_dir}.",
-                hint="Open the project from a notebook under the server's root, or pass panel(local=True).",
-            ) from exc
-        project_id = "" if project_id == "." else project_id
-    return RemoteBackend(client, root_dir=root_dir), project_id
+    client = SpecflowClient(url=server, token=token, cwd=Path(project).resolve())
+    try:
+        project_id = client.project_id_for(Path(project)) if client.server.root_dir is not None else str(project)
+    except Exception:
+        client.close()
+        raise
+    return RemoteBackend(client), "" if project_id in ("", ".") else project_id
 
 
 def _local(project: str | Path) -> tuple[Backend, str]:
@@ -72,6 +61,10 @@ def panel(
         else:
             try:
                 backend, project_id = connect(project, server=server, token=token)
+                # a server found in the runtime files may lack the extension or be gone: ask it once, here
+                client = getattr(backend, "client", None)
+                if client is not None:
+                    client.status(project_id)
             except Exception as exc:  # NoServerFound, ImportError, a refused connection: all mean "no server"
                 from specflow_nb.widgets.panel import error_text
 

@@ -1,99 +1,81 @@
-"""RemoteBackend: a Jupyter server with the specflow_nb extension, through :class:`specflow_nb.client.SpecflowClient`."""
+"""RemoteBackend: a Jupyter server with the specflow_nb extension, through :class:`specflow_nb.client.SpecflowClient`.
+
+The client's route methods are blocking (httpx): they run in a worker thread so the kernel's loop never waits on
+the network. Its ``watch`` is already async (long-poll ``status?since=``).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.widgets.backend import Command, ProjectCard
 from specflow_nb.widgets.plan import PlanPreview
 
-
-def _execution(result: Any) -> OrchestrationExecution | None:
-    """The orchestration in a client result (the model itself, a response with ``orchestration``, or JSON)."""
-    if result is None or isinstance(result, OrchestrationExecution):
-        return result
-    inner = getattr(result, "orchestration", None)
-    if inner is not None or hasattr(result, "orchestration"):
-        return _execution(inner)
-    if isinstance(result, dict):
-        return (
-            _execution(result["orchestration"])
-            if "orchestration" in result
-            else OrchestrationExecution.model_validate(result)
-        )
-    raise TypeError(f"unexpected client result {type(result).__name__}")
-
-
-def _json(value: Any) -> dict[str, Any]:
-    return value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") else dict(value)
+if TYPE_CHECKING:
+    from specflow_nb.client import SpecflowClient
 
 
 class RemoteBackend:
     """Commands as REST calls; live updates from the server's long-poll channel."""
 
-    def __init__(self, client: Any, *, root_dir: Path | None = None) -> None:
+    def __init__(self, client: SpecflowClient) -> None:
         self.client = client
-        self.root_dir = root_dir
-        base = getattr(client, "base_url", None) or getattr(client, "url", None) or "a Jupyter server"
-        self.description = f"server {base}"
+        self.root_dir = client.server.root_dir
+        self.description = f"server {client.server.url}"
 
     async def preview(self, project_id: str, config: OrchestrationConfig) -> PlanPreview:
-        return PlanPreview.from_json(_json(await self.client.preview(project_id, config)))
+        response = await asyncio.to_thread(self.client.preview, project_id, config)
+        return PlanPreview.from_json(response.model_dump(mode="json", by_alias=True))
 
     async def start(self, project_id: str, config: OrchestrationConfig) -> OrchestrationExecution:
-        ex = _execution(await self.client.start(project_id, config))
-        assert ex is not None
-        return ex
+        response = await asyncio.to_thread(self.client.start, project_id, config)
+        return response.orchestration
 
     async def status(self, project_id: str) -> OrchestrationExecution | None:
-        return _execution(await self.client.status(project_id))
+        return await asyncio.to_thread(self.client.status, project_id)
 
     async def list(self, project_id: str) -> builtins.list[OrchestrationExecution]:
-        result = await self.client.list(project_id)
-        items = getattr(result, "orchestrations", result)
-        return [ex for ex in (_execution(i) for i in items) if ex is not None]
+        return await asyncio.to_thread(self.client.list, project_id)
 
     async def command(
         self, project_id: str, command: Command, orchestration_id: str | None = None
     ) -> OrchestrationExecution:
-        action = command["action"]
-        kw: dict[str, Any] = {"id": orchestration_id}
         c = self.client
+        action = command["action"]
+        call: Any
         if action in ("pause", "resume", "cancel", "merge"):
-            result = await getattr(c, action)(project_id, **kw)
+            call = lambda: getattr(c, action)(project_id, orchestration_id)  # noqa: E731
         elif action == "recover":
-            result = await c.recover(project_id, command["option"], **kw)
+            call = lambda: c.recover(project_id, command["option"], orchestration_id)  # noqa: E731
         elif action == "go_back":
-            result = await c.go_back(project_id, command["step"], **kw)
+            call = lambda: c.go_back(project_id, command["step"], orchestration_id)  # noqa: E731
         elif action == "answer":
-            result = await c.answer(project_id, command["answers"], **kw)
+            call = lambda: c.answer(project_id, command["answers"], orchestration_id)  # noqa: E731
         else:
             raise ValueError(f"unknown command {action!r}")
-        ex = _execution(result)
-        assert ex is not None
-        return ex
+        result: OrchestrationExecution = await asyncio.to_thread(call)
+        return result
 
     async def watch(self, project_id: str, since: int) -> AsyncIterator[OrchestrationExecution]:
-        async for item in self.client.watch(project_id, since):
-            ex = _execution(item)
-            if ex is not None:
-                yield ex
+        # until_finished=False: after a run ends the panel keeps listening (someone may start the next one)
+        async for execution in self.client.watch(project_id, max(since, 0), until_finished=False):
+            yield execution
 
     async def projects(self) -> builtins.list[ProjectCard]:
-        result = await self.client.projects()
-        return [ProjectCard.from_summary(p) for p in getattr(result, "projects", result)]
+        summaries = await asyncio.to_thread(self.client.projects)
+        return [ProjectCard.from_summary(p) for p in summaries]
 
     def project_path(self, project_id: str) -> Path | None:
+        """Under JupyterHub or a local server the kernel shares the server's disk; a remote URL has no root."""
         if self.root_dir is None:
             return None
         path = (self.root_dir / project_id).resolve()
         return path if path.is_dir() else None
 
     async def aclose(self) -> None:
-        close = getattr(self.client, "aclose", None)
-        if close is not None:
-            await close()
+        self.client.close()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import ipywidgets as w
+import pytest
 
 import specflow_nb
 from specflow_nb.widgets import ProjectPanel
@@ -48,3 +49,22 @@ def test_held_holds_every_descendant() -> None:
         inner.value = "x"
         assert inner._holding_sync
     assert not inner._holding_sync
+
+
+def test_panel_without_a_running_server_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    for name in ("SPECFLOW_SERVER_URL", "SPECFLOW_SERVER_TOKEN", "JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    panel = specflow_nb.panel(tmp_path)
+    assert panel.backend is None
+    texts = " ".join(c.value for c in descendants(panel) if isinstance(c, w.HTML))
+    assert "No running Jupyter server found" in texts
+    panel.close()
+
+
+def test_panel_with_a_dead_server_url_says_so(tmp_path: Path) -> None:
+    panel = specflow_nb.panel(tmp_path, server="http://127.0.0.1:9/")  # discard port: nothing listens
+    assert panel.backend is None
+    texts = " ".join(c.value for c in descendants(panel) if isinstance(c, w.HTML))
+    assert "Cannot reach the Jupyter server" in texts
+    panel.close()
