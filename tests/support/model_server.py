@@ -332,10 +332,10 @@ def _non_streamed(blocks: list[Block], model: str, server: ModelServer) -> dict[
     }
 
 
-@pytest.fixture
-def model_server() -> Iterator[ModelServer]:
+@pytest.fixture(name="model_server")
+def model_server_fixture() -> Iterator[ModelServer]:
     """A started scripted model server with an empty script (add turns with ``add_turns``); stopped after the test."""
-    server = ModelServer(idle_timeout=120.0).start()
+    server = ModelServer(max_requests=20, idle_timeout=120.0).start()
     try:
         yield server
     finally:
