@@ -789,6 +789,8 @@ def _cmd_recover(tx: _Tx, cmd: RecoverCommand) -> None:
 
 def _cmd_go_back(tx: _Tx, cmd: GoBackCommand) -> None:
     ex = tx.ex
+    if ex.current_phase is not P.COMPLETE and STEP_ORDER.index(cmd.step) > STEP_ORDER.index(ex.current_phase):
+        raise tx.illegal(f"{cmd.step.value} comes after the current step {ex.current_phase.value}")
     killed = _kill_current(tx, f"go back to {cmd.step.value}")
     _clear_waits(ex)
     ex.recovery_context = None
@@ -1004,6 +1006,7 @@ def _advance(tx: _Tx, snap: ProjectSnapshot) -> None:
         if s is P.MERGE and not ex.merge_approved:
             if ex.has_user_gate or not ex.config.auto_merge:
                 ex.status = S.WAITING_MERGE
+                ex.pause_requested = False  # already stopped: a pending pause is satisfied
                 why = (
                     "the phase has a USER GATE: check it by hand, then merge"
                     if ex.has_user_gate

@@ -199,11 +199,9 @@ class Harness:
     def cmd(self, command: Any, actor: str = "alice") -> list[Any]:
         return self.feed(UserCommand(at=self.tick(), command=command, actor=actor))
 
-    def stall(self) -> list[Any]:
-        assert self.ex.current_run is not None
-        return self.feed(
-            RunStalled(at=self.tick(), run_execution_id=self.ex.current_run.execution_id, silent_for_seconds=300)
-        )
+    def stall(self, run_id: str | None = None) -> list[Any]:
+        rid = run_id or self.run.execution_id
+        return self.feed(RunStalled(at=self.tick(), run_execution_id=rid, silent_for_seconds=300))
 
     def restart(self, **kw: Any) -> list[Any]:
         return self.feed(HostRestarted(at=self.tick(), **kw))
@@ -365,6 +363,7 @@ EV: dict[str, Callable[[Harness], Any]] = {
     "skip": lambda h: h.cmd(RecoverCommand(option=RecoveryOption.SKIP)),
     "abort": lambda h: h.cmd(RecoverCommand(option=RecoveryOption.ABORT)),
     "go_back_analyze": lambda h: h.cmd(GoBackCommand(step=P.ANALYZE)),
+    "go_back_design": lambda h: h.cmd(GoBackCommand(step=P.DESIGN)),
     "answer": lambda h: h.cmd(AnswerCommand(answers={"db": "sqlite"})),
     "finish_ok": lambda h: h.finish(ok()),
     "read": lambda h: h.read(),
@@ -469,14 +468,14 @@ def test_illegal_events_raise_409_naming_state_and_event(state, event):
 def test_allowed_commands_match_the_table():
     for name, make in STATES.items():
         h = make()
-        for command in ("pause", "resume", "cancel", "merge", "go_back_analyze", "answer", "retry"):
+        for command in ("pause", "resume", "cancel", "merge", "go_back_design", "answer", "retry"):
             probe = make()
             try:
                 EV[command](probe)
                 legal = True
             except IllegalTransition:
                 legal = False
-            listed = {"go_back_analyze": "go_back", "retry": "recover"}.get(command, command) in allowed_commands(h.ex)
+            listed = {"go_back_design": "go_back", "retry": "recover"}.get(command, command) in allowed_commands(h.ex)
             assert legal == listed, (name, command)
 
 
@@ -982,6 +981,24 @@ def test_go_back_resets_later_steps_and_replans():
     assert [b.section for b in h.ex.batches.items] == ["Phase 2: Core", "Phase 3: Polish"]
 
 
+def test_go_back_cannot_go_forward():
+    h = st_batch_running()
+    with pytest.raises(IllegalTransition, match="verify comes after the current step implement"):
+        h.cmd(GoBackCommand(step=P.VERIFY))
+
+
+def test_a_pending_pause_is_satisfied_by_waiting_merge():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    h = Harness(p)
+    h.start()
+    h.cmd(PauseCommand())
+    h.run_step(ok(output={"passed": True}))
+    assert h.ex.status is S.WAITING_MERGE and not h.ex.pause_requested
+    h.cmd(MergeCommand())
+    assert isinstance(h.read()[-1], RunMerge)
+
+
 def test_go_back_to_complete_is_rejected_by_the_command_model():
     with pytest.raises(ConfigError, match="go_back needs a step"):
         parse_command({"action": "go_back", "step": "complete"})
@@ -1207,3 +1224,133 @@ def test_a_new_execution_after_a_failed_one_starts_normally():
     assert not old.ex.status.is_active
     h = Harness(three_sections())
     assert kinds(h.start()) == ["persist", "spawn_batch"]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Properties: random event sequences never break the invariants
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+MOVES = [
+    *["work_done"] * 6,  # weighted toward progress so walks reach merge and completion
+    *["heal_done"] * 2,
+    *["merge"] * 2,
+    "finish_ok",
+    "finish_bad",
+    "finish_fixed",
+    "finish_budget",
+    "finish_question",
+    "check_current",
+    "read",
+    "pause",
+    "resume",
+    "cancel",
+    "merge",
+    "retry",
+    "skip",
+    "abort",
+    "go_back_design",
+    "go_back_implement",
+    "answer",
+    "stall",
+    "restart_alive",
+    "restart_lost",
+    "merged",
+]
+
+
+def _move(h: Harness, move: str) -> None:
+    run = h.ex.current_run
+    # the current run, else the newest spawned one (stale or killed: the machine must cope)
+    rid = run.execution_id if run else (h.spawns()[-1].run_id if h.spawns() else "o1-000-none")
+    if move == "finish_ok":
+        h.finish(ok(cost=0.4, output={"status": "completed", "passed": True}), run_id=rid)
+    elif move == "finish_bad":
+        h.finish(bad(cost=0.3), run_id=rid)
+    elif move == "finish_fixed":
+        h.finish(ok(cost=0.2, output={"status": "fixed"}), run_id=rid)
+    elif move == "finish_budget":
+        h.finish(bad(cost=1.0, failure="budget_exceeded"), run_id=rid)
+    elif move == "finish_question":
+        h.finish(ok(output={"status": "needs_input", "questions": [{"id": "q", "question": "Which?"}]}), run_id=rid)
+    elif move == "check_current":
+        if run is None:
+            raise IllegalTransition(h.ex, "check")
+        h.project.check(*run.task_ids)
+        designed(h) if run.step is P.DESIGN else None
+    elif move == "merged":
+        h.project.merged = True
+    elif move in ("work_done", "heal_done"):
+        # the run does its work: tasks checked / artifacts written / merge done, then ends well and is confirmed
+        if run is None or not run.live:
+            raise IllegalTransition(h.ex, "work_done")
+        h.project.check(*run.task_ids)
+        if run.step is P.DESIGN:
+            designed(h)
+        h.project.merged = run.step is P.MERGE
+        output = {"status": "fixed" if move == "heal_done" else "completed", "passed": True}
+        h.finish(ok(cost=0.4, output=output))
+        h.read()
+    elif move == "answer":
+        h.cmd(AnswerCommand(answers={"q": "that one"}))
+    elif move in ("go_back_design", "go_back_implement"):
+        h.cmd(GoBackCommand(step=P.DESIGN if move == "go_back_design" else P.IMPLEMENT))
+    elif move == "restart_alive":
+        h.restart(run_alive=True)
+    elif move == "stall":
+        h.stall(run_id=rid)
+    else:
+        EV[move](h)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(MOVES), min_size=1, max_size=60), st.booleans(), st.integers(0, 2))
+def test_random_event_sequences_keep_the_invariants(moves, designed_first, heal_attempts):
+    project = three_sections() if designed_first else FakeProject(has_spec=False, has_plan=False)
+    h = Harness(project, max_heal_attempts=heal_attempts, budget=BudgetConfig(max_per_batch=2.0, max_total=6.0))
+    h.start()
+    healed: set[str] = set()
+    spawned_batches: dict[str, int] = {}
+    for move in moves:
+        before_version = h.ex.version
+        was_terminal = h.ex.status.is_terminal
+        try:
+            _move(h, move)
+        except (IllegalTransition, ConfigError):
+            continue
+        ex = h.ex
+        if move in ("merged", "check_current"):
+            continue
+        expected_bumps = {2} if move in ("work_done", "heal_done") else {0, 1}  # work_done = finish + read
+        assert ex.version - before_version in expected_bumps
+        # a live run only while running; nothing runs once terminal
+        if ex.current_run is not None and ex.current_run.live:
+            assert ex.status is S.RUNNING
+        if ex.status.is_terminal:
+            assert ex.current_run is None or not ex.current_run.live
+        if was_terminal:
+            assert not any(isinstance(a, SPAWN_ACTIONS) for a in h.actions)
+        # at most one spawn per transition, and then the run is current
+        spawns = [a for a in h.actions if isinstance(a, SPAWN_ACTIONS)]
+        assert len(spawns) <= 1
+        if spawns:
+            assert ex.current_run is not None and ex.current_run.execution_id == spawns[0].run_id
+        # healed stays healed (until go_back replans); completed batches are not run again
+        if move.startswith("go_back"):
+            healed.clear()
+            spawned_batches.clear()
+            continue
+        for b in ex.batches.items:
+            key = f"{b.section}"
+            if key in healed:
+                assert b.status is BatchStatus.HEALED
+            if b.status is BatchStatus.HEALED:
+                healed.add(key)
+        for a in spawns:
+            if isinstance(a, SpawnBatch):
+                item = ex.batches.items[a.batch_index]
+                assert set(a.task_ids) <= set(item.task_ids) and not (set(a.task_ids) & h.project.done)
+        assert ex.total_cost_usd >= 0 and ex.healing_cost_usd <= ex.total_cost_usd + 1e-9
+        # decision log only grows
+        assert [d.decision for d in ex.decision_log[: len(h.decisions)]] == h.decisions
