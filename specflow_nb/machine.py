@@ -467,12 +467,14 @@ def allowed_commands(execution: OrchestrationExecution) -> list[str]:
 class _Tx:
     """One transition in progress: the copy being changed and the effects collected so far."""
 
-    def __init__(self, ex: OrchestrationExecution, at: datetime, name: str) -> None:
-        self.ex, self.at, self.name = ex, at, name
+    def __init__(self, ex: OrchestrationExecution, at: datetime, name: str, actor: str | None = None) -> None:
+        self.ex, self.at, self.name, self.actor = ex, at, name, actor
         self.effects: list[Action] = []
         self.changed = True
 
     def log(self, decision: Decision, reason: str, **data: Any) -> None:
+        if self.actor:  # who asked (a user command on a shared project): every entry it causes names them
+            data["actor"] = self.actor
         self.ex.decision_log.append(
             DecisionLogEntry(timestamp=self.at, decision=decision.value, reason=reason, data=data or None)
         )
@@ -501,7 +503,8 @@ def step(execution: OrchestrationExecution, event: Event) -> tuple[Orchestration
         execution.status not in LEGAL_STATUSES[name]
     ):
         raise IllegalTransition(execution, name)
-    tx = _Tx(execution.model_copy(deep=True), event.at, name)
+    actor = event.actor if isinstance(event, UserCommand) else None
+    tx = _Tx(execution.model_copy(deep=True), event.at, name, actor)
     _HANDLERS[type(event)](tx, event)
     if not tx.changed:
         return execution.model_copy(deep=True), []

@@ -357,6 +357,9 @@ class OrchestrationExecution(CamelModel):
     healing_cost_usd: float = 0.0
     #: Counter behind deterministic run ids (``{id}-{seq:03d}-{label}``).
     run_seq: int = 0
+    #: The git branch and feature folder (relative to the project) the phase runs on, recorded at start.
+    feature_branch: str | None = None
+    feature_dir: str | None = None
 
 
 # --------------------------------------------------------------------------------------------------------------
