@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tornado import web
 
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
-from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
+from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
 from specflow_nb.server import api
 from specflow_nb.server.api import (
     AnswerRequest,
@@ -215,7 +215,13 @@ class StartHandler(SpecflowHandler):
         req = self.parse_body(StartRequest)
         self.confine(req.project_id)
         ex = await self.engine.start(req.project_id, req.config, actor=self.actor)
-        plan = preview_parts(self.engine.preview(req.project_id, req.config))["batch_plan"]
+        try:
+            plan = preview_parts(self.engine.preview(req.project_id, req.config))["batch_plan"] or BatchPlan()
+        except SpecflowError as exc:
+            # The orchestration has started (e.g. design will write tasks.md): an unreadable plan must not turn
+            # the 201 into an error the client would retry.
+            self.log.info("specflow | no batch plan yet for %r: %s", req.project_id, exc)
+            plan = BatchPlan()
         self.send(StartResponse(orchestration=ex, workflow=workflow_ref(ex), batch_plan=plan), status=201)
 
 
