@@ -306,3 +306,14 @@ async def test_transcript_tail(sample_project: Path) -> None:
     assert tail[0]["message"]["content"][0]["input"]["new_string"] == "[x] T007"
     assert "checked T004, T005, T006, T007" in tail[-1]["message"]["content"][0]["text"]
     assert len(transcript_tail(run_dir(sample_project), n=100)) > 3
+
+
+@pytest.mark.anyio
+async def test_events_are_delivered_even_when_the_run_ended_before_wait(sample_project: Path) -> None:
+    run = await start_run(run_dir(sample_project), opts(sample_project, prompt="hello"))
+    with anyio.fail_after(30):
+        while (run_dir(sample_project) / "stream.jsonl").stat().st_size == 0 or run.is_alive():
+            await anyio.sleep(0.05)
+    events: list[StreamEvent] = []
+    outcome = await run.wait(on_event=events.append)
+    assert outcome.ok and events[0].type == "system" and events[-1].type == "result"

@@ -103,7 +103,8 @@ class AgentOptions(BaseModel):
     max_turns: int | None = Field(default=None, ge=1)
     append_system_prompt: str | None = None
     extra_args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict, repr=False)
+    #: Extra environment for the process (API keys allowed): excluded from repr and from every dump.
+    env: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     timeout_seconds: float | None = Field(default=None, gt=0)
 
 
@@ -419,12 +420,21 @@ class AgentRun:
         if self._outcome is not None:
             return self._outcome
         parser = StreamParser()
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._follow_output, parser, on_event, stale_after, on_stall)
-            await self._wait_exit()
-            tg.cancel_scope.cancel()
-        # What the process wrote between the last wake-up and its exit.
-        self._drain(parser, on_event, final=True)
+        try:
+            self._stream_file = (self.run_dir / STREAM_FILE).open("rb")
+        except FileNotFoundError:  # a damaged run folder: completion still comes from the process exit
+            self._stream_file = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._follow_output, parser, on_event, stale_after, on_stall)
+                await self._wait_exit()
+                tg.cancel_scope.cancel()
+            # What the process wrote between the last wake-up and its exit.
+            self._drain(parser, on_event, final=True)
+        finally:  # also when the caller is cancelled (server shutdown): the run itself goes on, detached
+            if self._stream_file is not None:
+                self._stream_file.close()
+                self._stream_file = None
         self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings)
         return self._outcome
 
@@ -478,7 +488,6 @@ class AgentRun:
         stale_after: float | None,
         on_stall: Callable[[], Awaitable[None] | None] | None,
     ) -> None:
-        self._stream_file = (self.run_dir / STREAM_FILE).open("rb")
         stderr_path = self.run_dir / STDERR_FILE
         stderr_size = stderr_path.stat().st_size if stderr_path.exists() else 0
         deadline = None
