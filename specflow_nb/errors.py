@@ -69,3 +69,7 @@ class AgentError(SpecflowError):
     """An agent run could not be started or ended in a typed failure (see ``specflow_nb.agent``)."""
 
     http_status = 400
+
+
+class PhaseNotOpen(SpecflowError):
+    """The project has no feature folder (``specs/NNNN-name/``): there is no phase to complete."""

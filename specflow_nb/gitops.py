@@ -201,7 +201,9 @@ def diff_stat(project: Path, feature_branch: str, target_branch: str) -> str:
 def commit_leftovers(project: Path, *, message: str) -> str | None:
     """Stage everything except ``.specflow/`` and commit it; return the new commit, or None when nothing changed."""
     _ensure_repo(project)
-    _git(project, "add", "-A", "--", ".", f":(exclude){STATE_DIR}")
+    # Stage everything, then unstage the state folder: naming it in an exclude pathspec fails when it is ignored.
+    _git(project, "add", "-A")
+    _git(project, "reset", "--quiet", "--", STATE_DIR, check=False)
     if _git(project, "diff", "--cached", "--quiet", check=False).returncode == 0:
         return None
     _git(project, *_identity_args(project), "commit", "--quiet", "-m", message)

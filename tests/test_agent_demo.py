@@ -47,7 +47,10 @@ def test_check_tasks_changes_only_checkbox_characters(tmp_path: Path) -> None:
 def test_batch_line_wins_over_other_task_ids() -> None:
     prompt = 'See T001 for context.\nExecute only the "Phase 2: Core" section (T008, T009a). Do NOT work on T010.'
     assert task_ids_in(prompt) == ["T008", "T009a"]
-    assert task_ids_in("Heal T003 and T004") == ["T003", "T004"]
+    heal = 'Complete only these remaining tasks of the "Phase 2: Core" section: T003, T004. Do NOT work on T005.'
+    assert task_ids_in(heal) == ["T003", "T004"]
+    # ids shown as examples in design/analyze instructions are not work orders
+    assert task_ids_in("Write task lines like `- [ ] T001 [P] [US1] Description` and T002") == []
 
 
 class Question(BaseModel):

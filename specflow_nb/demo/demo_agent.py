@@ -327,12 +327,17 @@ def check_tasks(tasks_md: Path, ids: list[str]) -> list[str]:
 
 
 _BATCH_RE = re.compile(r'Execute only the ".*?" section \(([^)]*)\)', re.DOTALL)
+_HEAL_RE = re.compile(r'Complete only these remaining tasks of the ".*?" section: ([^.]*)\.', re.DOTALL)
 
 
 def task_ids_in(prompt: str) -> list[str]:
-    """The tasks to work on: the batch line's ids when the prompt has one, else every task id it names."""
-    batch = _BATCH_RE.search(prompt)
-    return list(dict.fromkeys(TASK_ID_RE.findall(batch.group(1) if batch else prompt)))
+    """The tasks to work on: the ids of an implement batch sentence or a healer's remaining-tasks sentence.
+
+    Other prompts (design, analyze, verify) may show example ids such as ``T001`` in their instructions: those are
+    not work orders, so the agent checks nothing for them.
+    """
+    found = _BATCH_RE.search(prompt) or _HEAL_RE.search(prompt)
+    return list(dict.fromkeys(TASK_ID_RE.findall(found.group(1)))) if found else []
 
 
 _DESIGN_WORDS = re.compile(r"\b(design|specify|spec\.md|plan\.md|tasks\.md)\b", re.IGNORECASE)

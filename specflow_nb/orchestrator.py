@@ -1,0 +1,888 @@
+"""The loop: performs the state machine's actions and feeds it events. It decides nothing itself.
+
+``machine.step`` returns the next execution and a list of actions; this module performs them in order: ``Persist``
+writes the state file (always first: write-ahead), spawns start detached agent runs through ``specflow_nb.agent``
+(the only spawner in the package), ``ReadProject`` re-reads tasks.md, the artifacts and git (and runs the
+verifyCommand) and feeds the result straight back as ``ProjectRead`` before anything else may touch that execution.
+
+Events arrive, they are never polled for: a run's end is its process's exit (``AgentRun.wait``), a user command is a
+method call, a stall is the runner's "no output for stale_after" callback. One ``anyio.Lock`` per project serialises
+everything that steps a project's execution, so many projects run concurrently on one event loop while each
+project sees one event at a time. One project never has two active orchestrations (checked under the project's
+file lock, so two processes cannot both start one).
+
+Hosts use the surface in docs/engine-api.md: ``start``, ``command``, ``status``, ``list``, ``preview``,
+``wait_for_change``, ``subscribe``, ``active`` and ``start_loop``/``stop_loop`` (or ``async with``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from specflow_nb import gitops, machine
+from specflow_nb.agent.claude import (
+    INSTALL_HINT,
+    AgentOptions,
+    AgentRun,
+    AgentRunError,
+    FailureKind,
+    SessionMode,
+    attach_run,
+    read_outcome,
+    start_run,
+)
+from specflow_nb.agent.claude import RunOutcome as AgentOutcome
+from specflow_nb.agent.prompts import (
+    StepPrompt,
+    build_batch_prompt,
+    build_heal_prompt,
+    build_step_prompt,
+    has_project_command,
+)
+from specflow_nb.errors import (
+    OrchestrationConflict,
+    OrchestrationNotFound,
+    PhaseNotOpen,
+    SpecflowError,
+    TasksFileMissing,
+)
+from specflow_nb.healing import capture_failure_context
+from specflow_nb.machine import (
+    Action,
+    CancelCommand,
+    Command,
+    Event,
+    GoBackCommand,
+    HostRestarted,
+    KillRun,
+    Notify,
+    Persist,
+    ProjectRead,
+    ProjectSnapshot,
+    ReadProject,
+    RunFinished,
+    RunMerge,
+    RunStalled,
+    SpawnBatch,
+    SpawnHealer,
+    SpawnStep,
+    Started,
+    UserCommand,
+)
+from specflow_nb.models import (
+    BatchPlan,
+    CamelModel,
+    OrchestrationConfig,
+    OrchestrationExecution,
+    OrchestrationPhase,
+    OrchestrationStatus,
+    RecoveryContext,
+    RecoveryOption,
+    RunOutcome,
+    StepState,
+    utcnow,
+)
+from specflow_nb.project import (
+    ProjectStatus,
+    collect_artifacts,
+    find_feature_dir,
+    project_status,
+    resolve_project,
+)
+from specflow_nb.store import OrchestrationStore
+from specflow_nb.tasks import parse_tasks, plan_batches
+
+log = logging.getLogger("specflow_nb.orchestrator")
+
+WORKFLOWS = Path(".specflow") / "workflows"
+#: Coroutines returned by subscribers, kept referenced until done.
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+
+
+class EngineSettings(BaseModel):
+    """What a host configures (the server from traitlets). ``agent_env`` may hold secrets: never persisted."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Used when a start request does not name an agent command itself.
+    agent_command: str | None = None
+    #: Used when a start request does not name a model itself.
+    default_model: str | None = None
+    #: Used when a start request does not set staleAfterSeconds itself.
+    stale_after_seconds: float | None = Field(default=None, gt=0)
+    #: Active orchestrations this host drives at once; one more start is refused (409).
+    max_concurrent: int = Field(default=20, ge=1)
+    agent_env: dict[str, str] = Field(default_factory=dict, repr=False)
+    #: Longest a step or batch run may take before it is killed as ``timeout``.
+    run_timeout_seconds: float = Field(default=4 * 3600, gt=0)
+    #: Longest a healer may take (long on purpose: the original cut healers off after 120 s).
+    healer_timeout_seconds: float = Field(default=1800, gt=0)
+    verify_timeout_seconds: float = Field(default=1800, gt=0)
+    #: How deep below the root to look for projects (folders holding specs/ or .specflow/).
+    scan_depth: int = Field(default=2, ge=0, le=5)
+
+
+class Preflight(CamelModel):
+    """What the form shows before Start: problems block it, warnings do not."""
+
+    ok: bool
+    problems: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    agent_command: str
+    agent_found: bool
+    feature_dir: str | None = None
+    has_tasks: bool = False
+    branch: str | None = None
+    target_branch: str | None = None
+    active_orchestration_id: str | None = None
+
+
+class Preview(CamelModel):
+    batch_plan: BatchPlan | None = None
+    preflight: Preflight
+    project_status: ProjectStatus | None = None
+
+
+@dataclass
+class _Slot:
+    """One project this host knows: its store, its lock, the execution it drives and that execution's runs."""
+
+    project: Path
+    project_id: str
+    store: OrchestrationStore
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+    execution: OrchestrationExecution | None = None
+    runs: dict[str, AgentRun] = field(default_factory=dict)
+    merge_conflicts: list[str] = field(default_factory=list)
+    changed: anyio.Event = field(default_factory=anyio.Event)
+    #: The scope of a long action (verify command, merge) a cancel or go-back may interrupt.
+    busy: anyio.CancelScope | None = None
+
+
+class _Abandoned(Exception):
+    """A long action was interrupted by cancel/go-back: stop performing this transition's actions."""
+
+
+def to_machine_outcome(outcome: AgentOutcome) -> RunOutcome:
+    """The runner's detailed outcome, reduced to what the state machine decides on."""
+    message = outcome.failure_message or ""
+    if not message and outcome.result_text:
+        message = outcome.result_text[:500]
+    return RunOutcome(
+        exit_ok=outcome.exit_code == 0,
+        is_error=outcome.is_error,
+        failure=outcome.failure.value if outcome.failure else None,
+        cost_usd=max(0.0, outcome.cost_usd),
+        session_id=outcome.session_id,
+        structured_output=outcome.structured_output,
+        message=message,
+    )
+
+
+def run_dir(project: Path, run_id: str) -> Path:
+    return project / WORKFLOWS / run_id
+
+
+class Orchestrator:
+    """Drives every orchestration under ``root``. See docs/engine-api.md."""
+
+    def __init__(self, root: Path | str, settings: EngineSettings | None = None) -> None:
+        self.root = Path(root).resolve()
+        self.settings = settings or EngineSettings()
+        self._slots: dict[Path, _Slot] = {}
+        self._subscribers: list[Callable[[OrchestrationExecution], Any]] = []
+        self._notify_subscribers: list[Callable[[OrchestrationExecution, Notify], Any]] = []
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._serve_task: asyncio.Task[None] | None = None
+        self._stop: anyio.Event | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Orchestrator:
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        try:
+            await self.reconcile()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        tg, self._tg = self._tg, None
+        if tg is not None:
+            # Only the waiting stops: agent runs are detached and keep going; the next start re-adopts them.
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+
+    async def start_loop(self) -> None:
+        """Start the loop in a background task (for hosts that cannot nest ``async with``, e.g. the server)."""
+        if self._serve_task is not None:
+            return
+        ready = anyio.Event()
+        self._stop = anyio.Event()
+
+        async def serve() -> None:
+            async with self:
+                ready.set()
+                assert self._stop is not None
+                await self._stop.wait()
+
+        self._serve_task = asyncio.get_running_loop().create_task(serve())
+        with anyio.fail_after(120):
+            while not ready.is_set():
+                if self._serve_task.done():
+                    self._serve_task.result()  # raises what stopped it
+                await anyio.sleep(0.01)
+
+    async def stop_loop(self) -> None:
+        task, self._serve_task = self._serve_task, None
+        if task is None:
+            return
+        assert self._stop is not None
+        self._stop.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    @property
+    def running(self) -> bool:
+        return self._tg is not None
+
+    def _require_loop(self) -> anyio.abc.TaskGroup:
+        if self._tg is None:
+            raise SpecflowError(
+                "The orchestration loop is not running.",
+                hint="Use `async with Orchestrator(root)` or await start_loop() first.",
+            )
+        return self._tg
+
+    # ---- projects --------------------------------------------------------------------------------------------
+
+    def _slot(self, project: Path, project_id: str | None = None) -> _Slot:
+        slot = self._slots.get(project)
+        if slot is None:
+            pid = project_id if project_id is not None else self._project_id(project)
+            slot = _Slot(project=project, project_id=pid, store=OrchestrationStore(project))
+            self._slots[project] = slot
+        return slot
+
+    def _project_id(self, project: Path) -> str:
+        rel = project.relative_to(self.root).as_posix()
+        return "" if rel == "." else rel
+
+    def _resolve(self, project_id: str) -> _Slot:
+        project = resolve_project(self.root, project_id)
+        return self._slot(project, self._project_id(project))
+
+    def scan_projects(self) -> Iterator[Path]:
+        """Project folders under the root (holding specs/ or .specflow/), at most ``scan_depth`` levels down."""
+
+        def walk(folder: Path, depth: int) -> Iterator[Path]:
+            if (folder / "specs").is_dir() or (folder / ".specflow").is_dir():
+                yield folder
+            if depth >= self.settings.scan_depth:
+                return
+            try:
+                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
+            except OSError:
+                return
+            for child in children:
+                if child.name.startswith(".") or child.name in ("node_modules", "__pycache__", "specs"):
+                    continue
+                yield from walk(child, depth + 1)
+
+        yield from walk(self.root, 0)
+
+    # ---- host surface ----------------------------------------------------------------------------------------
+
+    def _effective_config(self, config: OrchestrationConfig | dict[str, Any] | None) -> OrchestrationConfig:
+        if config is None:
+            config = OrchestrationConfig()
+        elif not isinstance(config, OrchestrationConfig):
+            config = OrchestrationConfig.model_validate(config)
+        given = config.model_fields_set
+        update: dict[str, Any] = {}
+        if self.settings.agent_command and "agent_command" not in given:
+            update["agent_command"] = self.settings.agent_command
+        if self.settings.default_model and "model" not in given:
+            update["model"] = self.settings.default_model
+        if self.settings.stale_after_seconds and "stale_after_seconds" not in given:
+            update["stale_after_seconds"] = self.settings.stale_after_seconds
+        return config.model_copy(update=update) if update else config
+
+    async def start(
+        self,
+        project_id: str,
+        config: OrchestrationConfig | dict[str, Any] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> OrchestrationExecution:
+        """Start completing the project's open phase. Raises OrchestrationConflict when one is already active."""
+        self._require_loop()
+        slot = self._resolve(project_id)
+        config = self._effective_config(config)
+        feature_dir = find_feature_dir(slot.project)
+        if feature_dir is None:
+            raise PhaseNotOpen(
+                f"No feature folder in {slot.project_id or 'the project root'}: nothing to complete.",
+                hint="Open the phase first: create specs/NNNN-name/ with its spec.md (e.g. with /speckit.specify).",
+            )
+        art = collect_artifacts(feature_dir)
+        if config.skip_design and not art.has_tasks:
+            where = feature_dir.relative_to(slot.project).as_posix()
+            raise TasksFileMissing(
+                f"No tasks.md with tasks in {where}, and design is skipped: there is nothing to implement.",
+                hint="Untick 'Skip design' so the design step writes tasks.md, or write tasks.md yourself.",
+            )
+        async with slot.lock:
+            busy = [s for s in self._slots.values() if s.execution and s.execution.status.is_active]
+            if len(busy) >= self.settings.max_concurrent:
+                raise OrchestrationConflict(
+                    f"This host already drives {len(busy)} orchestrations (its maximum).",
+                    hint="Wait for one to finish, or raise max_concurrent_orchestrations in the server config.",
+                )
+            with slot.store.lock():
+                active = slot.store.active()
+                if active is not None:
+                    raise OrchestrationConflict(
+                        f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.",
+                        details={"id": active.id, "status": active.status.value},
+                    )
+                now = utcnow()
+                ex = machine.new_execution(OrchestrationStore.new_id(now), slot.project_id, config, now)
+                ex.feature_dir = feature_dir.relative_to(slot.project).as_posix()
+                with contextlib.suppress(gitops.GitError):
+                    ex.feature_branch = gitops.current_branch(slot.project)
+                snapshot = await self._snapshot(slot, ex)
+                slot.execution = ex
+                slot.merge_conflicts = []
+                if actor:
+                    log.info("orchestration %s started by %s", ex.id, actor)
+                return await self._apply(slot, Started(at=now, snapshot=snapshot))
+
+    async def command(
+        self,
+        project_id: str,
+        command: Command | dict[str, Any],
+        orchestration_id: str | None = None,
+        *,
+        actor: str | None = None,
+    ) -> OrchestrationExecution:
+        """Apply a user command (pause, resume, cancel, merge, recover, go_back, answer). 409 when not allowed now."""
+        self._require_loop()
+        cmd = command if isinstance(command, BaseModel) else machine.parse_command(command)
+        slot = self._resolve(project_id)
+        if isinstance(cmd, (CancelCommand, GoBackCommand)) and slot.busy is not None:
+            slot.busy.cancel()  # a running verify command or merge must not delay a cancel
+        async with slot.lock:
+            ex = self._target(slot, orchestration_id)
+            slot.execution = ex
+            return await self._apply(slot, UserCommand(at=utcnow(), command=cmd, actor=actor))
+
+    def _target(self, slot: _Slot, orchestration_id: str | None) -> OrchestrationExecution:
+        ex = slot.execution
+        if ex is not None and orchestration_id in (None, ex.id) and (ex.status.is_active or orchestration_id):
+            return ex
+        if orchestration_id is not None:
+            return slot.store.load(orchestration_id)
+        active = slot.store.active()
+        if active is not None:
+            return active
+        newest = slot.store.list()
+        if newest:
+            return newest[0]
+        raise OrchestrationNotFound(
+            f"No orchestration in {slot.project_id or 'the project root'}.",
+            hint="Start one with Complete Phase (POST workflow/orchestrate).",
+        )
+
+    def status(self, project_id: str, orchestration_id: str | None = None) -> OrchestrationExecution | None:
+        """The given orchestration, else the project's active one, else its newest; None when it never had one."""
+        slot = self._resolve(project_id)
+        if orchestration_id is not None:
+            if slot.execution is not None and slot.execution.id == orchestration_id:
+                return slot.execution
+            return slot.store.load(orchestration_id)
+        if slot.execution is not None and slot.execution.status.is_active:
+            return slot.execution
+        stored = slot.store.list()
+        for ex in stored:
+            if ex.status.is_active:
+                return ex
+        if slot.execution is not None and (not stored or stored[0].id == slot.execution.id):
+            return slot.execution
+        return stored[0] if stored else None
+
+    def list(self, project_id: str) -> builtins.list[OrchestrationExecution]:
+        """Every orchestration of the project, newest first."""
+        slot = self._resolve(project_id)
+        items = slot.store.list()
+        if slot.execution is not None:
+            items = [slot.execution if ex.id == slot.execution.id else ex for ex in items]
+        return items
+
+    def active(self) -> builtins.list[OrchestrationExecution]:
+        """Active orchestrations this host drives (the server's current_activity)."""
+        return [s.execution for s in self._slots.values() if s.execution and s.execution.status.is_active]
+
+    async def wait_for_change(
+        self, project_id: str, since_version: int, timeout: float, *, known_id: str | None = None
+    ) -> OrchestrationExecution | None:
+        """Return as soon as the project's current orchestration has ``version > since_version`` (or is another
+        orchestration than ``known_id``), else after ``timeout`` seconds with the current state (the live channel)."""
+        slot = self._resolve(project_id)
+        with anyio.move_on_after(timeout):
+            while True:
+                changed = slot.changed
+                ex = self.status(project_id)
+                if ex is not None and (ex.version > since_version or (known_id is not None and ex.id != known_id)):
+                    return ex
+                await changed.wait()
+        return self.status(project_id)
+
+    def subscribe(self, callback: Callable[[OrchestrationExecution], Any]) -> Callable[[], None]:
+        """Call ``callback(execution)`` after every saved change. Returns the function that unsubscribes."""
+        self._subscribers.append(callback)
+        return lambda: self._subscribers.remove(callback) if callback in self._subscribers else None
+
+    def subscribe_notifications(self, callback: Callable[[OrchestrationExecution, Notify], Any]) -> Callable[[], None]:
+        """Call ``callback(execution, notify)`` for what a person should see (needs attention, questions, stalls)."""
+        self._notify_subscribers.append(callback)
+        return lambda: self._notify_subscribers.remove(callback) if callback in self._notify_subscribers else None
+
+    def preview(self, project_id: str, config: OrchestrationConfig | dict[str, Any] | None = None) -> Preview:
+        """The batch plan and the checks the Start form shows (nothing is started)."""
+        slot = self._resolve(project_id)
+        config = self._effective_config(config)
+        problems: list[str] = []
+        warnings: list[str] = []
+        feature_dir = find_feature_dir(slot.project)
+        art = collect_artifacts(feature_dir)
+        plan = plan_batches(art.parsed_tasks, config.batch_size_fallback) if art.parsed_tasks else None
+        if feature_dir is None:
+            problems.append("No feature folder (specs/NNNN-name/): open the phase first.")
+        elif config.skip_design and not art.has_tasks:
+            problems.append("Design is skipped but tasks.md has no tasks: untick 'Skip design' or write tasks.md.")
+        if art.tasks_error:
+            problems.append(f"tasks.md cannot be read: {art.tasks_error}")
+        argv0 = (shlex.split(config.agent_command) or [""])[0]
+        env_path = {**os.environ, **self.settings.agent_env}.get("PATH")
+        agent_found = bool(argv0) and shutil.which(argv0, path=env_path) is not None
+        if not agent_found:
+            problems.append(f"The agent command {argv0!r} was not found. {INSTALL_HINT}")
+        active = slot.store.active()
+        if active is not None:
+            problems.append(f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.")
+        if plan is not None:
+            if plan.used_fallback and plan.batches:
+                warnings.append(
+                    "No sections detected in tasks.md: batches use fallback sizing "
+                    f"({config.batch_size_fallback} tasks each). Add '## ' section headers to control batches."
+                )
+            warnings.extend(plan.warnings)
+        branch = target = None
+        try:
+            branch = gitops.current_branch(slot.project)
+            target = config.target_branch or gitops.default_branch(slot.project)
+        except gitops.GitError as exc:
+            warnings.append(f"{exc.message} The merge step needs a git repository.")
+        if branch and target and branch == target:
+            warnings.append(f"The project is on {target}, the merge target: the merge step will have nothing to merge.")
+        status = None
+        with contextlib.suppress(SpecflowError):
+            status = project_status(slot.project)
+        return Preview(
+            batch_plan=plan,
+            preflight=Preflight(
+                ok=not problems,
+                problems=problems,
+                warnings=warnings,
+                agent_command=config.agent_command,
+                agent_found=agent_found,
+                feature_dir=feature_dir.relative_to(slot.project).as_posix() if feature_dir else None,
+                has_tasks=art.has_tasks,
+                branch=branch,
+                target_branch=target,
+                active_orchestration_id=active.id if active else None,
+            ),
+            project_status=status,
+        )
+
+    # ---- restart ---------------------------------------------------------------------------------------------
+
+    async def reconcile(self) -> None:
+        """Pick up every project's active orchestration after a (re)start: adopt live runs, apply the results of
+        runs that ended meanwhile, resume the rest. Corrupt state files are set aside and rebuilt."""
+        for project in self.scan_projects():
+            slot = self._slot(project)
+            try:
+                await self._reconcile_project(slot)
+            except SpecflowError as exc:
+                log.warning("cannot reconcile %s: %s", project, exc)
+
+    async def _reconcile_project(self, slot: _Slot) -> None:
+        before = set(slot.store.corrupt_files())
+        active = slot.store.active()  # sets corrupt files aside as it reads
+        set_aside = [p for p in slot.store.corrupt_files() if p not in before]
+        async with slot.lock:
+            if active is None:
+                for path in set_aside:
+                    rebuilt = self._rebuild(slot, path)
+                    if rebuilt is not None:
+                        slot.execution = rebuilt
+                        self._save(slot, rebuilt)
+                        return
+                return
+            slot.execution = active
+            run = active.current_run
+            alive: AgentRun | None = None
+            outcome: RunOutcome | None = None
+            if run is not None and run.live and not run.builtin:
+                folder = run_dir(slot.project, run.execution_id)
+                alive = attach_run(folder)
+                if alive is None and (folder / "pid.json").exists():
+                    with contextlib.suppress(AgentRunError, OSError, ValueError):
+                        outcome = to_machine_outcome(read_outcome(folder))
+            for killed_id in list(active.killed_run_ids):
+                self._finish_killed_run(slot, killed_id)
+            await self._apply_quietly(slot, HostRestarted(at=utcnow(), run_alive=alive is not None, outcome=outcome))
+            if alive is not None:
+                slot.runs[alive.execution_id] = alive
+                self._require_loop().start_soon(self._watch_run, slot, alive)
+
+    def _finish_killed_run(self, slot: _Slot, run_id: str) -> None:
+        """A run the machine had asked to kill before the restart: kill it if it lives, then report its end."""
+        folder = run_dir(slot.project, run_id)
+        run = attach_run(folder)
+        tg = self._require_loop()
+        if run is not None:
+            slot.runs[run_id] = run
+            tg.start_soon(run.kill)
+            tg.start_soon(self._watch_run, slot, run)
+        else:
+            try:
+                outcome = to_machine_outcome(read_outcome(folder))
+            except (AgentRunError, OSError, ValueError):
+                outcome = RunOutcome(exit_ok=False, failure="cancelled", message="killed before the host restarted")
+            tg.start_soon(self._feed_quietly, slot, RunFinished(at=utcnow(), run_execution_id=run_id, outcome=outcome))
+
+    def _rebuild(self, slot: _Slot, corrupt: Path) -> OrchestrationExecution | None:
+        """A state file that could not be read: rebuild a needs_attention execution from the artifacts."""
+        name = corrupt.name.split(".json.corrupt-")[0]
+        if not name.startswith("orchestration-"):
+            return None
+        ex_id = name[len("orchestration-") :]
+        if (slot.store.path_for(ex_id)).exists():
+            return None
+        now = utcnow()
+        ex = machine.new_execution(ex_id, slot.project_id, OrchestrationConfig(), now)
+        feature_dir = find_feature_dir(slot.project)
+        art = collect_artifacts(feature_dir)
+        parsed = art.parsed_tasks
+        done = parsed.done if parsed else 0
+        phase = OrchestrationPhase.DESIGN
+        if art.design_complete:
+            ex.step_status[OrchestrationPhase.DESIGN] = StepState.COMPLETED
+            ex.step_status[OrchestrationPhase.ANALYZE] = StepState.COMPLETED
+            phase = OrchestrationPhase.IMPLEMENT
+        runs = sorted(p.name for p in (slot.project / WORKFLOWS).glob(f"{ex_id}-*") if p.is_dir())
+        ex.run_seq = len(runs)
+        ex.current_phase = phase
+        ex.feature_dir = feature_dir.relative_to(slot.project).as_posix() if feature_dir else None
+        ex.status = OrchestrationStatus.NEEDS_ATTENTION
+        issue = (
+            f"The state file was corrupt and was set aside as {corrupt.name}. Rebuilt from the project: "
+            f"{done} of {parsed.total if parsed else 0} tasks done, {len(runs)} agent run folder(s) found. "
+            "Retry continues from the project's state (done tasks are not redone); abort ends it."
+        )
+        ex.recovery_context = RecoveryContext(
+            issue=issue, options=[RecoveryOption.RETRY, RecoveryOption.ABORT], kind="state_rebuilt", step=phase
+        )
+        ex.decision_log.append(
+            machine.DecisionLogEntry(timestamp=now, decision="needs_attention", reason=issue, data={"runs": runs})
+        )
+        ex.version = 1
+        return ex
+
+    # ---- the loop's core -------------------------------------------------------------------------------------
+
+    async def _feed_quietly(self, slot: _Slot, event: Event) -> None:
+        async with slot.lock:
+            await self._apply_quietly(slot, event)
+
+    async def _apply_quietly(self, slot: _Slot, event: Event) -> None:
+        """Apply an event from the loop itself: a refusal is logged, never raised into a background task."""
+        try:
+            await self._apply(slot, event)
+        except machine.IllegalTransition as exc:
+            log.info("%s: %s ignored: %s", slot.project_id or ".", event.kind, exc.message)
+        except SpecflowError as exc:
+            log.warning("%s: %s failed: %s", slot.project_id or ".", event.kind, exc)
+
+    async def _apply(self, slot: _Slot, first: Event) -> OrchestrationExecution:
+        """Step the machine with ``first`` and perform the actions, feeding follow-up events (ProjectRead after
+        ReadProject, RunFinished for a run that could not start) before anything else. Hold ``slot.lock``."""
+        assert slot.execution is not None
+        queue: list[Event] = [first]
+        while queue:
+            event = queue.pop(0)
+            nxt, actions = machine.step(slot.execution, event)
+            slot.execution = nxt
+            try:
+                for action in actions:
+                    follow = await self._perform(slot, nxt, action)
+                    if follow is not None:
+                        queue.append(follow)
+            except _Abandoned:
+                break
+        return slot.execution
+
+    async def _perform(self, slot: _Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
+        if isinstance(action, Persist):
+            self._save(slot, ex)
+        elif isinstance(action, (SpawnStep, SpawnBatch, SpawnHealer)):
+            return await self._spawn(slot, ex, action)
+        elif isinstance(action, RunMerge):
+            return await self._merge(slot, ex, action)
+        elif isinstance(action, ReadProject):
+            snapshot = await self._snapshot(slot, ex, verify_command=action.verify_command)
+            return ProjectRead(at=utcnow(), snapshot=snapshot)
+        elif isinstance(action, KillRun):
+            self._kill(slot, action)
+        elif isinstance(action, Notify):
+            log.info("%s: %s: %s", slot.project_id or ".", action.event, action.message)
+            for notify_cb in list(self._notify_subscribers):
+                self._call(notify_cb, ex, action)
+        return None
+
+    def _save(self, slot: _Slot, ex: OrchestrationExecution) -> None:
+        with slot.store.lock():
+            slot.store.save(ex)
+        changed, slot.changed = slot.changed, anyio.Event()
+        changed.set()
+        for cb in list(self._subscribers):
+            self._call(cb, ex)
+
+    @staticmethod
+    def _call(cb: Callable[..., Any], *args: Any) -> None:
+        try:
+            result = cb(*args)
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                _BACKGROUND.add(task)
+                task.add_done_callback(_BACKGROUND.discard)
+        except Exception:  # a host's callback must never break the loop
+            log.exception("subscriber failed")
+
+    # ---- actions ---------------------------------------------------------------------------------------------
+
+    def _feature_dir(self, slot: _Slot, ex: OrchestrationExecution) -> Path | None:
+        if ex.feature_dir:
+            candidate = slot.project / ex.feature_dir
+            if candidate.is_dir():
+                return candidate
+        return find_feature_dir(slot.project)
+
+    async def _snapshot(
+        self, slot: _Slot, ex: OrchestrationExecution, *, verify_command: str | None = None
+    ) -> ProjectSnapshot:
+        project = slot.project
+        feature_dir = self._feature_dir(slot, ex)
+        art = collect_artifacts(feature_dir)
+        parsed = art.parsed_tasks
+        plan = plan_batches(parsed, ex.config.batch_size_fallback) if parsed is not None else None
+        verify_exit: int | None = None
+        verify_tail = ""
+        if verify_command:
+            with anyio.CancelScope() as scope:
+                slot.busy = scope
+                try:
+                    result = await gitops.run_verify_command_async(
+                        project, verify_command, self.settings.verify_timeout_seconds
+                    )
+                finally:
+                    slot.busy = None
+            if scope.cancelled_caught:
+                raise _Abandoned
+            verify_exit, verify_tail = result.exit_code, result.output_tail
+        merged = False
+        if ex.feature_branch:
+            with contextlib.suppress(gitops.GitError):
+                target = ex.config.target_branch or gitops.default_branch(project)
+                if target and target != ex.feature_branch:
+                    merged = gitops.is_merged(project, ex.feature_branch, target)
+        gate = False
+        with contextlib.suppress(SpecflowError):
+            gate = project_status(project, ex.feature_dir).phase.has_user_gate
+        return ProjectSnapshot(
+            has_spec=art.has_spec,
+            has_plan=art.has_plan,
+            has_tasks=art.has_tasks,
+            task_ids=[t.id for t in parsed.tasks] if parsed else [],
+            done_task_ids=[t.id for t in parsed.tasks if t.done] if parsed else [],
+            batch_plan=plan,
+            verify_exit_code=verify_exit,
+            verify_output_tail=verify_tail,
+            merged=merged,
+            merge_conflicts=list(slot.merge_conflicts),
+            has_user_gate=gate,
+            has_merge_command=has_project_command(project, "merge"),
+        )
+
+    def _prompt(
+        self, slot: _Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
+    ) -> StepPrompt:
+        project, cfg = slot.project, ex.config
+        feature_dir = self._feature_dir(slot, ex)
+        if isinstance(action, SpawnStep):
+            step_name = action.step.value
+            if step_name not in ("design", "analyze", "verify", "merge"):
+                raise SpecflowError(f"No prompt for step {step_name!r}.")
+            return build_step_prompt(
+                project,
+                step_name,  # type: ignore[arg-type]
+                additional_context=action.additional_context,
+                feature_dir=feature_dir,
+                answers=action.answers,
+                verify_command=cfg.verify_command,
+            )
+        if isinstance(action, SpawnBatch):
+            return build_batch_prompt(
+                project,
+                section=action.section,
+                task_ids=action.task_ids,
+                additional_context=action.additional_context,
+                feature_dir=feature_dir,
+                answers=action.answers,
+            )
+        art = collect_artifacts(feature_dir)
+        batch = ex.batches.items[action.batch_index]
+        context = capture_failure_context(
+            run_dir(project, action.failed_run_id), batch=batch, tasks=art.parsed_tasks or parse_tasks("")
+        )
+        if action.error and not context.error_message:
+            context = context.model_copy(update={"error_message": action.error})
+        return build_heal_prompt(
+            context, additional_context=action.additional_context, feature_dir=feature_dir, project=project
+        )
+
+    async def _spawn(
+        self, slot: _Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
+    ) -> Event | None:
+        cfg = ex.config
+        if action.resume_session_id is None:
+            mode = SessionMode.NEW
+        else:
+            mode = SessionMode.FORK if action.fork_session else SessionMode.RESUME
+        timeout = (
+            self.settings.healer_timeout_seconds
+            if isinstance(action, SpawnHealer)
+            else self.settings.run_timeout_seconds
+        )
+        try:
+            prompt = self._prompt(slot, ex, action)
+            opts = AgentOptions(
+                command=cfg.agent_command,
+                cwd=slot.project,
+                prompt=prompt.text,
+                output_schema=prompt.json_schema,
+                session_mode=mode,
+                session_id=action.resume_session_id,
+                model=cfg.model,
+                fallback_model=cfg.fallback_model,
+                max_budget_usd=action.max_budget_usd,
+                env=dict(self.settings.agent_env),
+                timeout_seconds=timeout,
+            )
+            run = await start_run(run_dir(slot.project, action.run_id), opts)
+        except AgentRunError as exc:
+            return self._not_started(action.run_id, exc.kind, exc)
+        except SpecflowError as exc:
+            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, exc)
+        slot.runs[action.run_id] = run
+        self._require_loop().start_soon(self._watch_run, slot, run)
+        return None
+
+    @staticmethod
+    def _not_started(run_id: str, kind: FailureKind, exc: SpecflowError) -> RunFinished:
+        return RunFinished(
+            at=utcnow(),
+            run_execution_id=run_id,
+            outcome=RunOutcome(exit_ok=False, failure=kind.value, message=str(exc)),
+        )
+
+    async def _watch_run(self, slot: _Slot, run: AgentRun) -> None:
+        """Wait for a run's end (its process's exit) and feed it to the machine; report stalls meanwhile."""
+        stale = slot.execution.config.stale_after_seconds if slot.execution else None
+        tg = self._require_loop()
+
+        def on_stall() -> None:
+            event = RunStalled(at=utcnow(), run_execution_id=run.execution_id, silent_for_seconds=stale or 0)
+            tg.start_soon(self._feed_quietly, slot, event)
+
+        outcome = await run.wait(stale_after=stale, on_stall=on_stall)
+        slot.runs.pop(run.execution_id, None)
+        finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=to_machine_outcome(outcome))
+        await self._feed_quietly(slot, finished)
+
+    def _kill(self, slot: _Slot, action: KillRun) -> None:
+        run = slot.runs.get(action.run_id) or attach_run(run_dir(slot.project, action.run_id))
+        if run is None:
+            return
+        reason = FailureKind.STALLED if action.reason == "stalled" else FailureKind.CANCELLED
+        self._require_loop().start_soon(lambda: run.kill(reason=reason))
+        if action.run_id not in slot.runs:  # adopted from a previous host: someone must report its end
+            slot.runs[action.run_id] = run
+            self._require_loop().start_soon(self._watch_run, slot, run)
+
+    async def _merge(self, slot: _Slot, ex: OrchestrationExecution, action: RunMerge) -> Event:
+        project = slot.project
+        feature = ex.feature_branch
+        message = ""
+        slot.merge_conflicts = []
+        try:
+            target = action.target_branch or gitops.default_branch(project)
+            if not feature:
+                raise gitops.GitError(
+                    "The feature branch is unknown (the project was not a git repository at start).",
+                    hint="Merge by hand, then go back to merge or abort.",
+                )
+            if not target:
+                raise gitops.GitError(
+                    "No target branch: the repository has no main or master and none is configured.",
+                    hint="Set targetBranch in the configuration.",
+                )
+            with anyio.CancelScope() as scope:
+                slot.busy = scope
+                try:
+                    result = await anyio.to_thread.run_sync(
+                        lambda: gitops.merge_feature(
+                            project, feature, target, message=f"Merge {feature} (specflow_nb orchestration {ex.id})"
+                        )
+                    )
+                finally:
+                    slot.busy = None
+            if scope.cancelled_caught:
+                raise _Abandoned
+            slot.merge_conflicts = list(result.conflict_files)
+            ok, message = result.merged, result.message
+        except gitops.GitError as exc:
+            ok, message = False, str(exc)
+        return RunFinished(
+            at=utcnow(),
+            run_execution_id=action.run_id,
+            outcome=RunOutcome(exit_ok=ok, failure=None if ok else "merge_failed", message=message),
+        )
