@@ -29,8 +29,8 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, PrivateAttr
 
@@ -55,12 +55,16 @@ DEFAULT_SECTION = "Tasks"
 
 _ID = r"T\d{3}[a-z]?"
 _ID_RE = re.compile(rf"(?<![A-Za-z0-9_]){_ID}(?![A-Za-z0-9_])")
-# "- [x] rest": group 1 is the checkbox character (possibly empty, as in "[]"); whitespace or the line end follows.
-_CHECKBOX_RE = re.compile(r"[ \t]*[-*][ \t]+\[([^\]]?)\](?=[ \t]|$)")
-_LEADING_ID_RE = re.compile(rf"[ \t]*({_ID})(?![A-Za-z0-9_])")
+_ANY_ID_RE = re.compile(r"T\d{3}")
+# "- [x] T001 [P] [US1] rest": "box" is the checkbox character (possibly empty, as in "[]") and whitespace or the
+# line end follows the "]"; "id" and the leading "markers" are there when the line is a well-formed task.
+_TASK_RE = re.compile(
+    rf"[ \t]*[-*][ \t]+\[(?P<box>[^\]]?)\](?=[ \t]|$)"
+    rf"(?:[ \t]+(?P<id>{_ID})(?![A-Za-z0-9_])(?P<markers>(?:[ \t]*\[(?:P|V|W|US\d+)\])*))?"
+)
+_STORY_RE = re.compile(r"\[(US\d+)\]")
 # Something that was meant as an ID but is not one: "TXXX" (spec-kit's placeholder), "T01", "T0001".
 _ID_LIKE_RE = re.compile(r"[ \t]*(T[\dX]+[a-z]?)(?![A-Za-z0-9_])")
-_MARKER_RE = re.compile(r"[ \t]*\[(P|V|W|US\d+)\]")
 _HEADER_RE = re.compile(r" {0,3}##(?:[ \t]+(.*?))?[ \t]*$")
 _FENCE_OPEN_RE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)$")
 _BRACKET_DEPS_RE = re.compile(r"\[(?i:depends(?:[ \t]+on)?|deps?|after|requires)[ \t]*:([^\]]*)\]")
@@ -68,6 +72,8 @@ _SEP = r"(?:[ \t]*,[ \t]*(?:(?i:and)[ \t]+)?|[ \t]+(?i:and)[ \t]+|[ \t]*[&/][ \t
 _PROSE_DEPS_RE = re.compile(
     rf"(?<![A-Za-z])(?i:depends[ \t]+on|after|requires)[ \t]*:?[ \t]*({_ID}(?:{_SEP}{_ID})*)(?![A-Za-z0-9_])"
 )
+# Both notations in one pass: group 1 is a bracket's content, group 2 a prose list of IDs.
+_DEPS_RE = re.compile(f"{_BRACKET_DEPS_RE.pattern}|{_PROSE_DEPS_RE.pattern}")
 _BLOCKED_BRACKET_RE = re.compile(r"[ \t]*\[(?i:blocked)[ \t]*:[ \t]*([^\]]*)\]")
 _BLOCKED_PROSE_RE = re.compile(r"(?<!\S)(?:—|–|--?)[ \t]*(?i:blocked)[ \t]*:[ \t]*(.*?)[ \t]*$")
 
@@ -157,30 +163,17 @@ class MarkResult(CamelModel):
 # The scanner shared by the parser and the marker
 
 
-@dataclass(frozen=True)
-class _Header:
-    index: int  # 0-based line index
-    text: str
+# What _scan yields: (_HEADER, line index, title), (_TASK, line index, match of _TASK_RE on the line without "\r"),
+# (_OPEN_FENCE, line index of a fence never closed, ""). Plain tuples: the scanner runs once per line of the file.
+_HEADER, _TASK, _OPEN_FENCE = 0, 1, 2
+_ScanItem = tuple[int, int, Any]
 
 
-@dataclass(frozen=True)
-class _TaskLine:
-    index: int
-    box_at: int  # column of the checkbox character (the "x" of "[x]"); -1 for an empty "[]"
-    box: str
-    rest_at: int  # column where the text after "]" starts
-    line: str  # without a trailing "\r"
-
-
-@dataclass(frozen=True)
-class _FenceNotClosed:
-    index: int
-
-
-def _scan(lines: list[str]) -> Iterator[_Header | _TaskLine | _FenceNotClosed]:
+def _scan(lines: list[str]) -> Iterator[_ScanItem]:
     """Yield the ``##`` headers and checkbox lines outside code fences, in order (lines without their ``\\n``)."""
     fence: str | None = None  # the opening fence's run of ` or ~ while inside a fence
     fence_line = 0
+    task_match = _TASK_RE.match
     for index, raw in enumerate(lines):
         line = raw[:-1] if raw.endswith("\r") else raw
         stripped = line.lstrip(" ")
@@ -193,13 +186,16 @@ def _scan(lines: list[str]) -> Iterator[_Header | _TaskLine | _FenceNotClosed]:
                 if run >= len(fence) and not stripped[run:].strip(" \t"):
                     fence = None
             continue
-        if first in "`~":
-            m = _FENCE_OPEN_RE.match(line)
+        if first == "-" or first == "*" or first == "\t":
+            m = task_match(line)
+            if m:
+                yield _TASK, index, m
+        elif first == "`" or first == "~":
+            f = _FENCE_OPEN_RE.match(line)
             # A backtick fence's info string may not contain a backtick (CommonMark), else it is inline code.
-            if m and not (first == "`" and "`" in m.group(2)):
-                fence, fence_line = m.group(1), index
-            continue
-        if first == "#":
+            if f and not (first == "`" and "`" in f.group(2)):
+                fence, fence_line = f.group(1), index
+        elif first == "#":
             h = _HEADER_RE.match(line)
             if h:
                 text = h.group(1) or ""
@@ -207,19 +203,32 @@ def _scan(lines: list[str]) -> Iterator[_Header | _TaskLine | _FenceNotClosed]:
                 closing = re.search(r"(?:^|[ \t]+)#+$", text)
                 if closing:
                     text = text[: closing.start()]
-                yield _Header(index, text.strip())
-            continue
-        if first in "-*\t":
-            m = _CHECKBOX_RE.match(line)
-            if m:
-                box = m.group(1)
-                yield _TaskLine(index, m.start(1) if box else -1, box, m.end(), line)
+                yield _HEADER, index, text.strip()
     if fence is not None:
-        yield _FenceNotClosed(fence_line)
+        yield _OPEN_FENCE, fence_line, ""
 
 
 # --------------------------------------------------------------------------------------------------------------
 # Parsing
+
+_TASK_FIELDS = frozenset(Task.model_fields)
+_new_object = object.__new__
+_set = object.__setattr__
+
+
+def _make_task(values: dict[str, object]) -> Task:
+    """A Task from values the parser has already checked, without validating them again.
+
+    ``Task.model_construct`` spends ~20 µs per task on alias lookups, which alone would eat the 100 ms budget of a
+    10,000-task file; this sets the same four slots ``model_construct`` sets at its end. ``values`` must hold every
+    field with its final type (a test compares the result with ``Task(**values)``).
+    """
+    task = _new_object(Task)
+    _set(task, "__dict__", values)
+    _set(task, "__pydantic_fields_set__", set(_TASK_FIELDS))
+    _set(task, "__pydantic_extra__", None)
+    _set(task, "__pydantic_private__", None)
+    return task
 
 
 def _split(text: str) -> tuple[str, list[str]]:
@@ -228,13 +237,27 @@ def _split(text: str) -> tuple[str, list[str]]:
     return bom, text[len(bom) :].split("\n")
 
 
-def _dependencies(rest: str, own_id: str) -> list[str]:
+def _dependencies(body: str, own_id: str) -> list[str]:
+    # Every notation contains "dep", "after" or "requires", usually near the end of the line: start the (slow,
+    # case-insensitive) pattern just before the first of them instead of at every character of the description.
+    low = body.lower()
+    starts = [i for i in (low.find("dep"), low.find("after"), low.find("requires")) if i >= 0]
+    if not starts:
+        return []
+    # lower() keeps positions unless some character changes length (e.g. "İ"); then scan the whole line.
+    start = max(min(starts) - 1, 0) if len(low) == len(body) else 0
     found: list[str] = []
-    for m in _BRACKET_DEPS_RE.finditer(rest):
-        found.extend(_ID_RE.findall(m.group(1)))
-    for m in _PROSE_DEPS_RE.finditer(rest):
-        found.extend(_ID_RE.findall(m.group(1)))
+    for m in _DEPS_RE.finditer(body, start):
+        found.extend(_ID_RE.findall(m.group(1) if m.group(1) is not None else m.group(2)))
+    if not found:
+        return found
     return [d for d in dict.fromkeys(found) if d != own_id]
+
+
+def _squeeze(text: str) -> str:
+    """``text`` on one line with single spaces (the brackets taken out of a description leave gaps)."""
+    text = text.strip()
+    return " ".join(text.split()) if "  " in text or "\t" in text or "\r" in text else text
 
 
 def _blocked_reason(rest: str) -> str | None:
@@ -257,10 +280,10 @@ def parse_tasks(text: str) -> ParsedTasks:
     no_id_lines: list[int] = []
     header_lines: dict[str, int] = {}
 
-    for item in _scan(lines):
-        if isinstance(item, _Header):
-            lineno = item.index + 1
-            title = item.text
+    for kind, index, value in _scan(lines):
+        lineno = index + 1
+        if kind == _HEADER:
+            title = value
             if not title:
                 title = f"(untitled section, line {lineno})"
                 warnings.append(f"Line {lineno}: a '##' header without a title; its tasks go under {title!r}.")
@@ -273,16 +296,13 @@ def parse_tasks(text: str) -> ParsedTasks:
             sections.append(title)
             current, current_index = title, len(sections) - 1
             continue
-        if isinstance(item, _FenceNotClosed):
-            warnings.append(
-                f"Line {item.index + 1}: a code fence is never closed; no task after it is read. Close the fence."
-            )
+        if kind == _OPEN_FENCE:
+            warnings.append(f"Line {lineno}: a code fence is never closed; no task after it is read. Close the fence.")
             continue
-        lineno = item.index + 1
-        rest = item.line[item.rest_at :]
-        m = _LEADING_ID_RE.match(rest)
-        if m is None:
-            bad = _ID_LIKE_RE.match(rest)
+        m: re.Match[str] = value
+        box, task_id, markers = m.groups()
+        if task_id is None:
+            bad = _ID_LIKE_RE.match(m.string, m.end())
             if bad:
                 warnings.append(
                     f"Line {lineno}: {bad.group(1)!r} is not a task ID (T001, T001a); the line was skipped."
@@ -290,11 +310,10 @@ def parse_tasks(text: str) -> ParsedTasks:
             else:
                 no_id_lines.append(lineno)
             continue
-        task_id = m.group(1)
-        state = _STATE_OF_BOX.get(item.box)
+        state = _STATE_OF_BOX.get(box)
         if state is None:
             warnings.append(
-                f"Line {lineno}: {task_id} has an unknown checkbox '[{item.box}]' "
+                f"Line {lineno}: {task_id} has an unknown checkbox '[{box}]' "
                 "(use [ ], [x], [b], [~] or [-]); the line was skipped."
             )
             continue
@@ -305,24 +324,11 @@ def parse_tasks(text: str) -> ParsedTasks:
             )
             continue
         first_line[task_id] = lineno
-        pos = m.end()
-        parallel = verification = wiring = False
         story: str | None = None
-        while True:
-            mk = _MARKER_RE.match(rest, pos)
-            if mk is None:
-                break
-            marker = mk.group(1)
-            if marker == "P":
-                parallel = True
-            elif marker == "V":
-                verification = True
-            elif marker == "W":
-                wiring = True
-            elif story is None:
-                story = marker
-            pos = mk.end()
-        body = rest[pos:]
+        if markers and "[US" in markers:
+            story_match = _STORY_RE.search(markers)
+            story = story_match.group(1) if story_match else None
+        body = m.string[m.end() :]
         blocked_reason = _blocked_reason(body) if state is TaskState.BLOCKED else None
         if "[" in body:
             # A "[blocked: …]" reason is free text: an ID in it is not a dependency, nor part of the description.
@@ -330,23 +336,26 @@ def parse_tasks(text: str) -> ParsedTasks:
             depends_on = _dependencies(body, task_id)
             description = _BRACKET_DEPS_RE.sub("", body)
         else:
-            depends_on = _dependencies(body, task_id) if "T" in body else []
+            # Most lines name no other task: one quick search spares them the slower dependency patterns.
+            depends_on = _dependencies(body, task_id) if _ANY_ID_RE.search(body) else []
             description = body
         if current_index >= 0:
             has_sections = True
         tasks.append(
-            Task.model_construct(
-                id=task_id,
-                description=" ".join(description.split()),
-                state=state,
-                section=current,
-                line=lineno,
-                parallel=parallel,
-                verification=verification,
-                wiring=wiring,
-                story=story,
-                depends_on=depends_on,
-                blocked_reason=blocked_reason,
+            _make_task(
+                {
+                    "id": task_id,
+                    "description": _squeeze(description),
+                    "state": state,
+                    "section": current,
+                    "line": lineno,
+                    "parallel": bool(markers) and "[P]" in markers,
+                    "verification": bool(markers) and "[V]" in markers,
+                    "wiring": bool(markers) and "[W]" in markers,
+                    "story": story,
+                    "depends_on": depends_on,
+                    "blocked_reason": blocked_reason,
+                }
             )
         )
         section_index.append(current_index)
@@ -392,6 +401,15 @@ def _order(group: list[Task], position: dict[str, int]) -> tuple[list[Task], lis
     on it) are returned so the caller can warn.
     """
     members = {t.id for t in group}
+    # Common case first: every dependency is written above its task, so file order already is the answer (the
+    # stable sort below would return it unchanged).
+    seen: set[str] = set()
+    for t in group:
+        if any(d in members and d not in seen for d in t.depends_on):
+            break
+        seen.add(t.id)
+    else:
+        return group, None
     waiting: dict[str, int] = {}
     dependents: dict[str, list[str]] = {}
     for t in group:
@@ -435,37 +453,42 @@ def plan_batches(parsed: ParsedTasks, batch_size_fallback: int = 15) -> BatchPla
         )
     warnings = list(parsed.warnings)
     tasks = parsed.tasks
-    by_id = parsed.by_id()
-    position = {t.id: i for i, t in enumerate(tasks)}
-    pending = [t for t in tasks if t.state is TaskState.PENDING]
-
-    for t in tasks:
-        if t.state is TaskState.BLOCKED:
-            why = f": {t.blocked_reason}" if t.blocked_reason else ""
-            warnings.append(f"{t.id} is blocked{why}; it is not planned until it is unblocked.")
-
-    groups: list[tuple[str, list[Task]]] = []
     used_fallback = not parsed.has_sections
-    if not used_fallback:
-        keys = parsed._section_index
-        if keys is None or len(keys) != len(tasks):
-            keys = []  # built by hand: a new section starts wherever the section name changes
-            for i, t in enumerate(tasks):
-                keys.append(keys[-1] if i and tasks[i - 1].section == t.section else i)
-        key_of = {t.id: k for t, k in zip(tasks, keys, strict=True)}
-        current_key: int | None = None
-        for t in pending:
-            k = key_of[t.id]
+    keys = parsed._section_index
+    if keys is None or len(keys) != len(tasks):
+        keys = []  # built by hand: a new section starts wherever the section name changes
+        for i, t in enumerate(tasks):
+            keys.append(keys[-1] if i and tasks[i - 1].section == t.section else i)
+
+    # One pass over the file (10,000 tasks must plan in milliseconds): index the tasks, collect the pending ones
+    # grouped by section occurrence, and report the blocked ones.
+    by_id: dict[str, Task] = {}
+    position: dict[str, int] = {}
+    pending: list[Task] = []
+    groups: list[tuple[str, list[Task]]] = []
+    current_key: int | None = None
+    pending_state, blocked_state = TaskState.PENDING, TaskState.BLOCKED
+    for i, (t, k) in enumerate(zip(tasks, keys, strict=True)):
+        by_id.setdefault(t.id, t)
+        position.setdefault(t.id, i)
+        if t.state is pending_state:
+            pending.append(t)
             if k != current_key:
                 groups.append((t.section, []))
                 current_key = k
             groups[-1][1].append(t)
-    elif pending:
-        ordered, stuck = _order(pending, position)
-        if stuck:
-            warnings.append(f"Dependency cycle among {', '.join(stuck)}; these tasks keep their file order.")
-        size = batch_size_fallback
-        groups = [(f"Batch {n + 1}", ordered[i : i + size]) for n, i in enumerate(range(0, len(ordered), size))]
+        elif t.state is blocked_state:
+            why = f": {t.blocked_reason}" if t.blocked_reason else ""
+            warnings.append(f"{t.id} is blocked{why}; it is not planned until it is unblocked.")
+
+    if used_fallback:
+        groups = []
+        if pending:
+            ordered, stuck = _order(pending, position)
+            if stuck:
+                warnings.append(f"Dependency cycle among {', '.join(stuck)}; these tasks keep their file order.")
+            size = batch_size_fallback
+            groups = [(f"Batch {n + 1}", ordered[i : i + size]) for n, i in enumerate(range(0, len(ordered), size))]
 
     batches: list[PlannedBatch] = []
     batch_of: dict[str, int] = {}
@@ -544,13 +567,14 @@ def _clean_reason(reason: str | None) -> str | None:
     return cleaned or None
 
 
-def _rewrite(line: str, tl: _TaskLine, state: TaskState, reason: str | None) -> str:
+def _rewrite(line: str, m: re.Match[str], state: TaskState, reason: str | None) -> str:
     """``line`` (with any ``\\r``) with its checkbox set to ``state``; the blocked annotation added or dropped."""
-    old_state = _STATE_OF_BOX.get(tl.box)
+    old_state = _STATE_OF_BOX.get(m.group("box"))
     new = line
     if old_state is not state:  # "[X]" is already done and "[-]" already deferred: keep the author's spelling
-        # Only lines with a known checkbox character reach here, so box_at points at that one character.
-        new = line[: tl.box_at] + _BOX_OF_STATE[state] + line[tl.box_at + 1 :]
+        # Only lines with a known, one-character checkbox reach here; the match was made on this line minus "\r".
+        at = m.start("box")
+        new = line[:at] + _BOX_OF_STATE[state] + line[at + 1 :]
     if state is TaskState.BLOCKED and reason:
         annotation = f" [blocked: {reason}]"
         if _BLOCKED_BRACKET_RE.search(new):
@@ -584,27 +608,28 @@ def mark_tasks(text: str, ids: Iterable[str], state: TaskState, reason: str | No
         else:
             wanted.setdefault(norm, None)
 
-    found: dict[str, _TaskLine] = {}
-    for item in _scan(lines):
-        if not isinstance(item, _TaskLine):
+    found: dict[str, tuple[int, re.Match[str]]] = {}
+    for kind, index, m in _scan(lines):
+        if kind != _TASK:
             continue
-        m = _LEADING_ID_RE.match(item.line, item.rest_at)
-        if m and m.group(1) in wanted and m.group(1) not in found and item.box in _STATE_OF_BOX:
-            found[m.group(1)] = item
+        task_id = m.group("id")
+        if task_id in wanted and task_id not in found and m.group("box") in _STATE_OF_BOX:
+            found[task_id] = (index, m)
 
     changed: list[str] = []
     unchanged: list[str] = []
     for task_id in wanted:
-        tl = found.get(task_id)
-        if tl is None:
+        hit = found.get(task_id)
+        if hit is None:
             missing.append(task_id)
             continue
-        raw = lines[tl.index]
-        new = _rewrite(raw, tl, state, reason)
+        index, m = hit
+        raw = lines[index]
+        new = _rewrite(raw, m, state, reason)
         if new == raw:
             unchanged.append(task_id)
         else:
-            lines[tl.index] = new
+            lines[index] = new
             changed.append(task_id)
     new_text = bom + "\n".join(lines) if changed else text
     return MarkResult(text=new_text, changed=changed, unchanged=unchanged, missing=missing)
