@@ -354,8 +354,15 @@ class SpecflowClient:
 
     # -- live updates ------------------------------------------------------------------------------------------
 
-    def _poll_params(self, project_id: str, id: str | None, since: int, timeout: float) -> dict[str, Any]:
-        return {"projectId": project_id, "since": since, "timeout": timeout, **({"id": id} if id else {})}
+    def _poll_params(
+        self, project_id: str, id: str | None, since: int, timeout: float, known_id: str | None = None
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"projectId": project_id, "since": since, "timeout": timeout}
+        if id:
+            params["id"] = id
+        elif known_id:  # a new orchestration (another id) wakes the poll even when its version is lower
+            params["knownId"] = known_id
+        return params
 
     async def watch(
         self,
@@ -377,7 +384,7 @@ class SpecflowClient:
         ) as http:
             failures = 0
             while True:
-                params = self._poll_params(project_id, id, tracker.since, poll_timeout)
+                params = self._poll_params(project_id, id, tracker.since, poll_timeout, tracker.seen_id)
                 try:
                     response = await http.get("workflow/orchestrate/status", params=params)
                     if response.status_code >= 500:
@@ -409,7 +416,7 @@ class SpecflowClient:
         tracker = _Tracker(since)
         failures = 0
         while True:
-            params = self._poll_params(project_id, id, tracker.since, poll_timeout)
+            params = self._poll_params(project_id, id, tracker.since, poll_timeout, tracker.seen_id)
             try:
                 response = self._http.get(
                     "workflow/orchestrate/status", params=params, timeout=poll_timeout + self.timeout
@@ -438,11 +445,16 @@ class _Tracker:
         self.since = since
         self.seen: tuple[str, int] | None = None
 
+    @property
+    def seen_id(self) -> str | None:
+        return self.seen[0] if self.seen else None
+
     def is_new(self, ex: OrchestrationExecution | None) -> bool:
         if ex is None:
             return False
         key = (ex.id, ex.version)
-        if key == self.seen or (self.seen is None and ex.version <= self.since):
+        other = self.seen is not None and ex.id != self.seen[0]
+        if key == self.seen or (not other and ex.version <= self.since):
             # nothing newer than what the caller already has (the long-poll timed out)
             return False
         self.seen = key

@@ -209,6 +209,11 @@ ROUTES: tuple[Route, ...] = (
                 "Long-poll: answer as soon as the orchestration's version exceeds this, or at the timeout.",
             ),
             QueryParam(
+                "knownId",
+                {"type": "string"},
+                "Long-poll: the orchestration id the caller has; another one (a new start) answers at once.",
+            ),
+            QueryParam(
                 "timeout",
                 {"type": "number", "exclusiveMinimum": 0, "maximum": LONG_POLL_MAX_TIMEOUT},
                 f"Long-poll timeout in seconds (default {LONG_POLL_DEFAULT_TIMEOUT:g}, max {LONG_POLL_MAX_TIMEOUT:g}).",

@@ -240,6 +240,7 @@ class StatusHandler(SpecflowHandler):
         orchestration_id = self.query("id")
         preview = self.query_bool("preview")
         since = self.query_number("since", integer=True, low=-1)
+        known_id = self.query("knownId")
         timeout = self.query_number("timeout", integer=False, low=0, high=api.LONG_POLL_MAX_TIMEOUT)
         config_text = self.query("config")
         config = OrchestrationConfig()
@@ -253,7 +254,7 @@ class StatusHandler(SpecflowHandler):
 
         if since is not None:
             wait = api.LONG_POLL_DEFAULT_TIMEOUT if timeout is None else timeout
-            await self.engine.wait_for_change(project_id, int(since), wait)
+            await self.engine.wait_for_change(project_id, int(since), wait, known_id=known_id)
         ex = self.engine.status(project_id, orchestration_id)
         if ex is None and orchestration_id is not None:
             raise OrchestrationNotFound(
