@@ -330,14 +330,16 @@ def parse_tasks(text: str) -> ParsedTasks:
             story = story_match.group(1) if story_match else None
         body = m.string[m.end() :]
         blocked_reason = _blocked_reason(body) if state is TaskState.BLOCKED else None
+        # Most lines name no other task: one quick search spares them the slower dependency patterns.
+        has_id = _ANY_ID_RE.search(body) is not None
         if "[" in body:
             # A "[blocked: …]" reason is free text: an ID in it is not a dependency, nor part of the description.
-            body = _BLOCKED_BRACKET_RE.sub("", body)
-            depends_on = _dependencies(body, task_id)
-            description = _BRACKET_DEPS_RE.sub("", body)
+            if ":" in body:
+                body = _BLOCKED_BRACKET_RE.sub("", body)
+            depends_on = _dependencies(body, task_id) if has_id else []
+            description = _BRACKET_DEPS_RE.sub("", body) if depends_on or ":" in body else body
         else:
-            # Most lines name no other task: one quick search spares them the slower dependency patterns.
-            depends_on = _dependencies(body, task_id) if _ANY_ID_RE.search(body) else []
+            depends_on = _dependencies(body, task_id) if has_id else []
             description = body
         if current_index >= 0:
             has_sections = True

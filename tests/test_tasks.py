@@ -714,3 +714,16 @@ def test_mark_tasks_file_leaves_an_unchanged_file_alone(fs):
     os.utime(path, (1_000_000, 1_000_000))
     result = mark_tasks_file(path, ["T001"], TaskState.DONE)
     assert result.unchanged == ["T001"] and path.stat().st_mtime == 1_000_000
+
+
+def test_parsed_tasks_are_ordinary_pydantic_tasks():
+    # The parser builds Task objects without re-validating them (speed); they must equal validated ones.
+    parsed = parse_tasks(SPECFLOW + "- [b] T009 blocked [blocked: reason]\n")
+    for task in parsed.tasks:
+        assert Task(**task.model_dump(by_alias=False)) == task
+        assert Task.model_validate_json(task.model_dump_json()) == task
+        assert task.model_fields_set == set(Task.model_fields)
+        copy = task.model_copy(update={"state": TaskState.DONE})
+        assert copy.done and task.model_fields_set == set(Task.model_fields)
+        assert repr(task).startswith("Task(id=")
+    assert ParsedTasks.model_validate_json(parsed.model_dump_json()).tasks == parsed.tasks
