@@ -53,9 +53,10 @@ __all__ = [
 #: The section of tasks written before the first ``##`` header.
 DEFAULT_SECTION = "Tasks"
 
-_ID = r"T\d{3}[a-z]?"
-_ID_RE = re.compile(rf"(?<![A-Za-z0-9_]){_ID}(?![A-Za-z0-9_])")
-_ANY_ID_RE = re.compile(r"T\d{3}")
+_ID = r"T[0-9]{3}[a-z]?"  # ASCII digits only: "T٣٣٣" is not an ID
+# ASCII \b: the ID is not part of a longer word ([A-Za-z0-9_]); faster than the equivalent lookarounds.
+_ID_RE = re.compile(rf"\b{_ID}\b", re.ASCII)
+_ANY_ID_RE = re.compile(r"T[0-9]{3}")
 # "- [x] T001 [P] [US1] rest": "box" is the checkbox character (possibly empty, as in "[]") and whitespace or the
 # line end follows the "]"; "id" and the leading "markers" are there when the line is a well-formed task.
 _TASK_RE = re.compile(
