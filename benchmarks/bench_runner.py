@@ -8,15 +8,15 @@ Run from the repository root:
 The agent is the DEMO agent (a real Python process doing a real batch: it checks four tasks in tasks.md and writes
 four files). The baseline, timed in the same run on the same project, is the least any launcher must do:
 ``subprocess.run`` with the prompt on stdin and the output captured. The runner additionally writes the run folder
-(prompt, argv, pid record), starts the process detached with its output going to files, follows the output as it
+(prompt, argv, pid record), starts the process detached under a tiny exit recorder with its output going to files, follows the output as it
 grows (inotify), awaits the exit (pidfd) and parses the stream into the typed outcome.
 
 Measured per run (median of N):
 * total: launch until the outcome is available, vs the bare process's wall time -> ratio;
 * spawn -> first event: start_run() until the first parsed event, vs the bare process's time to its first stdout
   line (Popen with a pipe) -> ratio;
-* exit -> outcome: from the moment the runner saw the process exit (exit.json's endedAt, written right after the
-  pidfd fired) until wait() returned the outcome.
+* agent exit -> outcome: from the agent's exit (exit.json's endedAt, stamped by the run's exit recorder the moment
+  its child ended) until wait() returned the outcome (recorder exit, pidfd wake-up, parsing, outcome.json).
 """
 
 from __future__ import annotations
@@ -129,11 +129,12 @@ def report(results: dict[str, list[float]], n: int) -> str:
             f"| {med['runner'] / med['bare']:.2f}x |",
             f"| spawn -> first event | {ms['runner_first']:.1f} ms | {ms['bare_first']:.1f} ms "
             f"| {med['runner_first'] / med['bare_first']:.2f}x |",
-            f"| exit seen -> outcome available | {ms['exit']:.2f} ms | — | — |",
+            f"| agent exit -> outcome available | {ms['exit']:.1f} ms | — | — |",
             "",
-            "The runner's extra cost is the run folder (prompt, argv, pid record with fsync), parsing the stream twice",
-            "(live for events, then from the file for the outcome) and writing outcome.json; completion is the pidfd,",
-            "new output is inotify, so no polling interval shows up in these numbers.",
+            "The runner's extra cost is the run folder (prompt, argv, pid record with fsync), the exit recorder (a",
+            "`python -I -S` session leader that records the agent's exit status so an adopted run's status is known),",
+            "parsing the stream twice (live for events, then from the file for the outcome) and writing outcome.json.",
+            "Completion is a pidfd and new output is inotify, so no polling interval shows up in these numbers.",
         ]
     )
 

@@ -5,11 +5,13 @@ A run lives in its folder ``{project}/.specflow/workflows/{execution_id}/``:
 ============== ====================================================================================
 prompt.md      the prompt, fed to the process on stdin
 argv.json      the exact argv, cwd, names (never values) of extra env vars, schema, timeout
-pid.json       ``{pid, startTime, startedAt}``; startTime is field 22 of /proc/<pid>/stat, so a reused
-               pid is never mistaken for the run
+pid.json       ``{pid, startTime, startedAt, timeoutSeconds}`` of the run's session leader (the exit recorder,
+               whose child is the agent); startTime is field 22 of /proc/<pid>/stat, so a reused pid is never
+               mistaken for the run
 stream.jsonl   the process's stdout (stream-json lines)
 stderr.log     the process's stderr
-exit.json      ``{exitCode, endedAt}`` written by the process that awaited the child
+exit.json      ``{exitCode, endedAt}`` written by the run's exit recorder (see ``_EXIT_RECORDER``), so even a
+               server that adopted the run after a restart learns its exit status
 kill.json      ``{reason, at}`` written before the runner signals the process group
 outcome.json   the :class:`RunOutcome`, once the run has ended
 ============== ====================================================================================
@@ -30,6 +32,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import deque
@@ -389,8 +392,12 @@ class AgentRun:
                 await anyio.wait_readable(self._pidfd)
             if popen.poll() is None:  # no pidfd on this platform: a worker thread blocks in waitpid instead
                 await anyio.to_thread.run_sync(popen.wait, abandon_on_cancel=True)
-            self._exit_code = popen.returncode
-            _write_json(self.run_dir / EXIT_FILE, {"exitCode": self._exit_code, "endedAt": utcnow()})
+            recorded = _read_json(self.run_dir / EXIT_FILE)
+            if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
+                self._exit_code = recorded["exitCode"]  # the agent's own status, as the exit recorder saw it
+            else:  # the recorder itself was killed (SIGKILL): its status is the run's
+                self._exit_code = popen.returncode
+                _write_json(self.run_dir / EXIT_FILE, {"exitCode": self._exit_code, "endedAt": utcnow()})
         elif self._pidfd is not None:
             await anyio.wait_readable(self._pidfd)
         else:  # no pidfd (not Linux): the only way to see a stranger's exit is to look again
@@ -517,6 +524,33 @@ class AgentRun:
                 await watch.wait(timeout)
 
 
+#: The run's session leader: a tiny Python process (no site, no specflow_nb import) that runs the agent as its child
+#: and records the agent's exit status in exit.json. Without it a server that adopted a run after a restart could
+#: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
+#: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
+#: write the status; SIGKILL ends both.
+_EXIT_RECORDER = """
+import json, os, signal, sys, time
+path, argv = sys.argv[1], sys.argv[2:]
+for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    signal.signal(sig, lambda *_: None)
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execv(argv[0], argv)
+    except OSError as exc:
+        sys.stderr.write(f"{argv[0]}: {exc}\\n")
+        os._exit(127)
+code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+now = time.time()
+ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
+with open(path + ".tmp", "w") as f:
+    json.dump({"exitCode": code, "endedAt": ended}, f)
+os.replace(path + ".tmp", path)
+os._exit(code if code >= 0 else 128 - code)
+"""
+
+
 async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
     run_dir = Path(run_dir)
@@ -559,7 +593,7 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     ):
         try:
             popen = subprocess.Popen(
-                argv,
+                [sys.executable, "-I", "-S", "-c", _EXIT_RECORDER, str(run_dir / EXIT_FILE), resolved, *argv[1:]],
                 stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
