@@ -421,3 +421,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+
+
+def _register_engine_commands() -> None:
+    # Registered here (not in the list above) because those commands build on this module's helpers.
+    from specflow_nb.cli_orchestrate import add_demo, add_orchestrate
+
+    REGISTRARS.extend([add_orchestrate, add_demo])
+
+
+_register_engine_commands()

@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from specflow_nb.client import PermissionDenied, SpecflowClient, runtime_servers
+from specflow_nb.client import PermissionDenied, SpecflowClient
 from specflow_nb.errors import ConfigError, OrchestrationConflict, ProjectNotFound, ProjectOutsideRoot
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.live_server import jupyter_server
 
 
 @pytest.fixture(scope="module")
@@ -29,44 +18,8 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path
     base = tmp_path_factory.mktemp("live")
     root, runtime = base / "root", base / "runtime"
     (root / "todo" / "specs").mkdir(parents=True)
-    runtime.mkdir()
-    log = base / "server.log"
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime), "JUPYTER_CONFIG_DIR": str(base / "config")}
-    for var in ("SPECFLOW_SERVER_URL", "SPECFLOW_SERVER_TOKEN", "JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_TOKEN"):
-        env.pop(var, None)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter_server",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={_free_port()}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.jpserver_extensions={'specflow_nb.server': True}",
-            "--IdentityProvider.token=live-test-token",
-            "--allow-root",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),  # a file, not a pipe: an undrained pipe would block the server
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not runtime_servers(runtime):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+    with jupyter_server(root, runtime, base=base):
         yield root, runtime
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -1,0 +1,514 @@
+"""``specflow-nb orchestrate …`` and ``specflow-nb demo``: drive orchestrations from a terminal.
+
+By default the commands talk to the Jupyter server that hosts the engine (found like the notebook panel finds it:
+``--server``/``--token``, ``SPECFLOW_SERVER_URL``, JupyterHub's variables, then the running servers' files). With
+``--local`` (or when ``start``/``watch`` find no server) the engine runs in this process instead: its agent runs are
+detached, so stopping the command never stops an agent, and the next ``--local`` command (or a server) adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from specflow_nb import cli as _cli
+
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+
+    from specflow_nb.client import SpecflowClient
+    from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+
+#: Statuses where nothing more happens until a person acts (or never again).
+_SETTLED = ("paused", "waiting_merge", "needs_attention", "completed", "failed", "cancelled")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The terminal view
+
+
+def render(ex: OrchestrationExecution, *, decisions: int = 6) -> RenderableType:
+    """The live view: phase bar, batch N of M, tasks, cost against budget, the last decisions."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from specflow_nb import summary
+
+    done, total = summary.task_counts(ex)
+    budget = ex.config.budget
+    lines: list[Any] = [
+        Text(summary.phase_bar(ex)),
+        Text(summary.batch_line(ex), style="bold"),
+    ]
+    if total:
+        pct = round(100 * done / total)
+        row = Table.grid(padding=(0, 1))
+        row.add_row(ProgressBar(total=total, completed=done, width=30), Text(f"{done}/{total} tasks ({pct}%)"))
+        lines.append(row)
+    lines.append(
+        Text(
+            f"Cost ${ex.total_cost_usd:.2f} of ${budget.max_total:.2f} total"
+            f" · healing ${ex.healing_cost_usd:.2f} of ${budget.healing_budget:.2f}"
+        )
+    )
+    log = Table.grid(padding=(0, 1))
+    for entry in ex.decision_log[-decisions:]:
+        log.add_row(
+            Text(entry.timestamp.strftime("%H:%M:%S"), style="dim"),
+            Text(entry.decision, style="cyan"),
+            Text(entry.reason),
+        )
+    lines.append(log)
+    title = f"specflow_nb · {ex.project_id or '.'} · {ex.id}"
+    return Panel(Group(*lines), title=title, subtitle=f"[bold]{summary.status_label(ex)}[/]", expand=False)
+
+
+def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
+    """What the person at the terminal does next, as a command line."""
+    flag = " --local" if local else ""
+    status = ex.status.value
+    if status == "waiting_merge":
+        return f"Merge ready: run `specflow-nb orchestrate merge{flag}` (or go back with `go-back STEP`)."
+    if status == "needs_attention":
+        issue = ex.recovery_context.issue if ex.recovery_context else "needs attention"
+        options = "|".join(o.value for o in ex.recovery_context.options) if ex.recovery_context else "retry|abort"
+        return f"Needs attention: {issue}\nChoose: `specflow-nb orchestrate recover {options}{flag}`."
+    if status == "paused" and ex.waiting_for_input:
+        questions = "\n".join(f"  {q.id}: {q.question}" for q in ex.questions)
+        return f"Waiting for input:\n{questions}\nAnswer: `specflow-nb orchestrate answer ID=ANSWER …{flag}`."
+    if status == "paused":
+        return f"Paused: run `specflow-nb orchestrate resume{flag}` to continue."
+    if status == "completed":
+        return f"Phase complete: ${ex.total_cost_usd:.2f} spent."
+    if status == "running":
+        return f"Still running: `specflow-nb orchestrate watch{flag}` shows it live."
+    return f"Orchestration {status}" + (f": {ex.error_message}" if ex.error_message else ".")
+
+
+class LiveView:
+    """Shows an orchestration as it changes: a rich Live panel on a terminal, one line per decision otherwise."""
+
+    def __init__(self, *, json_lines: bool = False) -> None:
+        self.console = _cli.console()
+        self.json_lines = json_lines
+        self._live: Any = None
+        self._seen: tuple[str, int] = ("", 0)
+
+    def __enter__(self) -> LiveView:
+        if self.console.is_terminal and not self.json_lines:
+            from rich.live import Live
+
+            self._live = Live(console=self.console, refresh_per_second=8, transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def update(self, ex: OrchestrationExecution) -> None:
+        if self.json_lines:
+            sys.stdout.write(ex.model_dump_json() + "\n")
+            sys.stdout.flush()
+            return
+        if self._live is not None:
+            self._live.update(render(ex))
+            return
+        seen_id, seen_count = self._seen
+        start = seen_count if seen_id == ex.id else 0
+        for entry in ex.decision_log[start:]:
+            self.console.print(
+                f"{entry.timestamp:%H:%M:%S} {entry.decision:<16} {_cli._escape(entry.reason)}", highlight=False
+            )
+        self._seen = (ex.id, len(ex.decision_log))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Configuration from the command line
+
+
+def build_config(args: argparse.Namespace) -> OrchestrationConfig:
+    """``--config FILE|JSON`` then every ``--set key=value`` (dot paths, typed values) on top."""
+    from pydantic import ValidationError
+
+    from specflow_nb.errors import ConfigError
+    from specflow_nb.models import OrchestrationConfig
+    from specflow_nb.store import parse_value, split_key
+
+    data: dict[str, Any] = {}
+    if args.config:
+        text = args.config
+        path = Path(text).expanduser()
+        if not text.lstrip().startswith("{") and path.is_file():
+            text = path.read_text(encoding="utf-8")
+        try:
+            loaded = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(
+                f"--config is neither a JSON object nor a readable JSON file: {exc}",
+                hint="Pass e.g. --config '{\"autoMerge\": true}' or --config config.json.",
+            ) from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("--config must be a JSON object.", hint="e.g. --config '{\"autoMerge\": true}'")
+        data.update(loaded)
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r} is not key=value.", hint="e.g. --set budget.maxTotal=10")
+        parts = split_key(key.strip())
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not an object.", hint="Check the key's dot path.")
+        node[parts[-1]] = parse_value(value)
+    try:
+        return OrchestrationConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors(include_url=False)
+        )
+        raise ConfigError(
+            f"Invalid configuration: {problems}",
+            hint="Field names are the camelCase ones of the form (e.g. maxHealAttempts, budget.maxTotal).",
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Engines: the server (through the client) or this process
+
+
+def _client(args: argparse.Namespace) -> SpecflowClient:
+    from specflow_nb.client import SpecflowClient
+
+    return SpecflowClient(url=args.server, token=args.token, cwd=_cli.project_path(args))
+
+
+def _remote_project_id(args: argparse.Namespace, client: SpecflowClient) -> str:
+    if args.project_id is not None:
+        return str(args.project_id)
+    return client.project_id_for(_cli.project_path(args))
+
+
+def _use_local(args: argparse.Namespace) -> bool:
+    """--local, or (for start/watch) no reachable server."""
+    if args.local:
+        return True
+    if args.orchestrate_command not in ("start", "watch"):
+        return False
+    from specflow_nb.client import NoServerFound
+
+    try:
+        _client(args).close()
+    except NoServerFound:
+        _cli.console(stderr=True).print("No Jupyter server with specflow_nb found: running the engine here (--local).")
+        return True
+    return False
+
+
+def _engine_settings() -> Any:
+    from specflow_nb.orchestrator import EngineSettings
+
+    return EngineSettings()
+
+
+def _run_local(
+    project: Path, action: Callable[[Any], Any], view: LiveView, *, settings: Any = None
+) -> OrchestrationExecution | None:
+    """Run the engine on ``project`` (as its own root), do ``action(orchestrator)``, then show changes until the
+    orchestration settles (paused, waiting for merge, needs attention or finished)."""
+    import anyio
+
+    from specflow_nb.orchestrator import Orchestrator
+
+    async def main() -> OrchestrationExecution | None:
+        async with Orchestrator(project, settings or _engine_settings()) as orch:
+            ex = await action(orch)
+            if ex is None:
+                ex = orch.status("")
+            if ex is None:
+                return None
+            view.update(ex)
+            while ex.status.value not in _SETTLED:
+                ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
+                view.update(ex)
+            # A killed run's end (cancel) is one more change: let it land so its cost is counted.
+            with anyio.move_on_after(10):
+                while ex.killed_run_ids:
+                    ex = await orch.wait_for_change("", ex.version, 10, known_id=ex.id) or ex
+            return ex
+
+    return anyio.run(main)
+
+
+def _watch_remote(client: SpecflowClient, project_id: str, ex: OrchestrationExecution, view: LiveView) -> Any:
+    view.update(ex)
+    if ex.status.value in _SETTLED:
+        return ex
+    for update in client.iter_updates(project_id, ex.version, until_finished=True):
+        view.update(update)
+        ex = update
+        if ex.status.value in _SETTLED:
+            break
+    return ex
+
+
+def _finish(args: argparse.Namespace, ex: OrchestrationExecution | None, *, local: bool) -> int:
+    if ex is None:
+        _cli.console(stderr=True).print("No orchestration in this project yet: start one with `orchestrate start`.")
+        return 1
+    if args.json:
+        if not getattr(args, "follow", False):
+            _cli.print_json(ex.model_dump(mode="json"))
+    else:
+        _cli.console().print(_cli._escape(next_step_hint(ex, local=local)))
+    return 1 if ex.status.value in ("needs_attention", "failed") else 0
+
+
+@contextmanager
+def _view(args: argparse.Namespace) -> Iterator[LiveView]:
+    with LiveView(json_lines=bool(args.json and getattr(args, "follow", False))) as view:
+        yield view
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Commands
+
+_COMMANDS = {
+    "cancel": lambda a: {"action": "cancel"},
+    "pause": lambda a: {"action": "pause"},
+    "resume": lambda a: {"action": "resume"},
+    "merge": lambda a: {"action": "merge"},
+    "recover": lambda a: {"action": "recover", "option": a.option},
+    "go-back": lambda a: {"action": "go_back", "step": a.step},
+    "answer": lambda a: {"action": "answer", "answers": _answers(a.answers)},
+}
+
+
+def _answers(items: list[str]) -> dict[str, str]:
+    from specflow_nb.errors import ConfigError
+
+    answers = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Answer {item!r} is not ID=ANSWER.", hint="e.g. answer q1=yes 'q2=use sqlite'")
+        answers[key] = value
+    return answers
+
+
+def cmd_orchestrate(args: argparse.Namespace) -> int:
+    name = args.orchestrate_command
+    local = _use_local(args)
+    if local:
+        return _orchestrate_local(args, name)
+    return _orchestrate_remote(args, name)
+
+
+def _orchestrate_local(args: argparse.Namespace, name: str) -> int:
+    project = _cli.project_path(args)
+    if name in ("status", "list"):
+        return _show_local(args, project, name)
+    if name == "start":
+        config = build_config(args)
+
+        async def action(orch: Any) -> Any:
+            return await orch.start("", config)
+
+    elif name == "watch":
+
+        async def action(orch: Any) -> Any:
+            return orch.status("", args.id)
+
+    else:
+        body = _COMMANDS[name](args)
+
+        async def action(orch: Any) -> Any:
+            return await orch.command("", body, args.id)
+
+    with _view(args) as view:
+        ex = _run_local(project, action, view)
+    return _finish(args, ex, local=True)
+
+
+def _show_local(args: argparse.Namespace, project: Path, name: str) -> int:
+    from specflow_nb.store import OrchestrationStore
+
+    store = OrchestrationStore(project)
+    if name == "list":
+        items = store.list()
+        if args.json:
+            _cli.print_json([ex.model_dump(mode="json") for ex in items])
+        else:
+            _print_list(items)
+        return 0
+    ex = store.load(args.id) if args.id else (store.active() or next(iter(store.list()), None))
+    return _show_one(args, ex, local=True)
+
+
+def _print_list(items: list[OrchestrationExecution]) -> None:
+    from specflow_nb import summary
+
+    con = _cli.console()
+    if not items:
+        con.print("No orchestrations yet.")
+    for ex in items:
+        done, total = summary.task_counts(ex)
+        con.print(
+            f"{ex.id}  {summary.status_label(ex):<17} {ex.current_phase.value:<9} "
+            f"{done}/{total} tasks  ${ex.total_cost_usd:.2f}  started {ex.started_at:%Y-%m-%d %H:%M}"
+        )
+
+
+def _show_one(args: argparse.Namespace, ex: OrchestrationExecution | None, *, local: bool) -> int:
+    if args.json:
+        _cli.print_json(ex.model_dump(mode="json") if ex else None)
+        return 0
+    if ex is None:
+        _cli.console().print("No orchestration in this project yet: start one with `orchestrate start`.")
+        return 0
+    _cli.console().print(render(ex, decisions=10))
+    _cli.console().print(_cli._escape(next_step_hint(ex, local=local)))
+    return 0
+
+
+def _orchestrate_remote(args: argparse.Namespace, name: str) -> int:
+    with _client(args) as client:
+        project_id = _remote_project_id(args, client)
+        if name == "status":
+            return _show_one(args, client.status(project_id, args.id), local=False)
+        if name == "list":
+            items = client.list(project_id)
+            if args.json:
+                _cli.print_json([ex.model_dump(mode="json") for ex in items])
+            else:
+                _print_list(items)
+            return 0
+        ex: OrchestrationExecution | None
+        if name == "start":
+            ex = client.start(project_id, build_config(args)).orchestration
+        elif name == "watch":
+            ex = client.status(project_id, args.id)
+        else:
+            body = _COMMANDS[name](args)
+            method = body.pop("action")
+            call = {
+                "cancel": client.cancel,
+                "pause": client.pause,
+                "resume": client.resume,
+                "merge": client.merge,
+                "recover": lambda pid, id: client.recover(pid, body["option"], id),
+                "go_back": lambda pid, id: client.go_back(pid, body["step"], id),
+                "answer": lambda pid, id: client.answer(pid, body["answers"], id),
+            }[method]
+            ex = call(project_id, args.id)
+        if ex is not None and (args.follow or name == "watch"):
+            with _view(args) as view:
+                ex = _watch_remote(client, project_id, ex, view)
+        return _finish(args, ex, local=False)
+
+
+def add_orchestrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False, parents=[_cli.common_options()])
+    common.add_argument("--local", action="store_true", help="run the engine in this process (no server)")
+    common.add_argument("--server", metavar="URL", help="Jupyter server URL (default: discovered)")
+    common.add_argument("--token", metavar="TOKEN", help="Jupyter server token (default: discovered)")
+    common.add_argument("--project-id", metavar="ID", help="project id on the server (default: from --project)")
+    common.add_argument("--id", metavar="ORCHESTRATION", help="a specific orchestration (default: the current one)")
+    common.add_argument("--json", action="store_true", help="machine output (with --follow: one JSON per change)")
+    common.add_argument(
+        "--follow", action="store_true", help="after the command, show changes until the orchestration settles"
+    )
+    p = sub.add_parser("orchestrate", help="start and control orchestrations (Complete Phase)")
+    osub = p.add_subparsers(dest="orchestrate_command", required=True, metavar="COMMAND")
+    start = osub.add_parser("start", parents=[common], help="complete the project's open phase")
+    start.add_argument("--config", metavar="JSON|FILE", help="OrchestrationConfig as JSON or a JSON file")
+    start.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config field, e.g. autoMerge=true")
+    for name, text in (
+        ("status", "show the current orchestration"),
+        ("list", "list the project's orchestrations, newest first"),
+        ("watch", "show the orchestration live until it settles"),
+        ("cancel", "cancel now (kills the running agent)"),
+        ("pause", "pause after the current batch"),
+        ("resume", "resume a paused orchestration"),
+        ("merge", "merge (only when merge is ready)"),
+    ):
+        osub.add_parser(name, parents=[common], help=text)
+    rec = osub.add_parser("recover", parents=[common], help="answer needs-attention: retry, skip or abort")
+    rec.add_argument("option", choices=["retry", "skip", "abort"])
+    back = osub.add_parser("go-back", parents=[common], help="go back to a step and run it again")
+    back.add_argument("step", choices=["design", "analyze", "implement", "verify", "merge"])
+    ans = osub.add_parser("answer", parents=[common], help="answer the agent's questions")
+    ans.add_argument("answers", nargs="+", metavar="ID=ANSWER")
+    p.set_defaults(func=cmd_orchestrate, follow=False)
+    start.set_defaults(follow=True)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The demo
+
+
+def demo_agent_command() -> str:
+    """The bundled demo agent's console script, next to this Python (installed with the package)."""
+    exe = Path(sys.executable).parent / "specflow-nb-demo-agent"
+    if exe.exists():
+        return str(exe)
+    return f"{sys.executable} -m specflow_nb.demo.demo_agent"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from specflow_nb.demo import prepare_sample
+
+    dest = Path(args.dest).expanduser() if args.dest else Path(tempfile.mkdtemp(prefix="specflow-demo-")) / "todo"
+    project = prepare_sample(dest)
+    con = _cli.console()
+    if not args.json:
+        con.print(
+            f"specflow_nb demo: the sample project is at {project}\n"
+            "The agent is the bundled DEMO agent (a scripted stand-in for Claude Code: no account, no network).\n"
+        )
+    config = build_config(argparse.Namespace(config=None, set=["autoMerge=true", *(args.set or [])]))
+    config = config.model_copy(update={"agent_command": demo_agent_command()})
+    settings = _engine_settings()
+    if not args.no_heal:
+        # Show auto-healing too: the demo agent leaves half of batch 2 undone on its first try.
+        script = project / ".specflow" / "demo-script.json"
+        script.parent.mkdir(parents=True, exist_ok=True)
+        script.write_text(json.dumps({"rules": [{"match": "Phase 2", "run": 1, "scenario": "partial"}]}))
+        settings.agent_env["SPECFLOW_DEMO_SCRIPT"] = str(script)
+
+    async def action(orch: Any) -> Any:
+        return await orch.start("", config)
+
+    with LiveView(json_lines=bool(args.json)) as view:
+        ex = _run_local(project, action, view, settings=settings)
+    if ex is None:
+        return 1
+    if not args.json:
+        from specflow_nb import summary
+
+        done, total = summary.task_counts(ex)
+        con.print(
+            f"\n{summary.status_label(ex)}: {done}/{total} tasks in {ex.batches.total} batches, "
+            f"${ex.total_cost_usd:.2f} (demo cost), {len(ex.decision_log)} decisions logged.\n"
+            f"State: {project / '.specflow' / 'workflows'}"
+        )
+    return 0 if ex.status.value == "completed" else 1
+
+
+def add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("demo", help="complete the bundled sample project's phase with the demo agent")
+    p.add_argument("--dest", metavar="PATH", help="where to put the sample project (default: a new temp folder)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config field, e.g. maxHealAttempts=2")
+    p.add_argument("--json", action="store_true", help="one JSON state per change instead of the live view")
+    p.add_argument("--no-heal", action="store_true", help="no failed batch (by default batch 2 fails and is healed)")
+    p.set_defaults(func=cmd_demo)

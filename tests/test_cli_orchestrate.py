@@ -1,0 +1,123 @@
+"""`specflow-nb orchestrate …` and `specflow-nb demo`: in this process (--local) and against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from specflow_nb.cli import main
+from specflow_nb.cli_orchestrate import demo_agent_command
+from specflow_nb.demo import prepare_sample
+from tests.support.live_server import CLIENT_ENV_VARS, jupyter_server
+
+CLI = [sys.executable, "-m", "specflow_nb"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, **(env or {})}
+    for var in CLIENT_ENV_VARS:
+        full_env.pop(var, None)
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, timeout=120, env=full_env, cwd=cwd, check=False
+    )
+
+
+def test_demo_completes_a_phase_with_a_healed_batch(tmp_path: Path) -> None:
+    result = run_cli("demo", "--dest", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    assert "DEMO agent" in result.stdout
+    assert "batch_healed" in result.stdout
+    assert "Complete: 20/20 tasks in 4 batches" in result.stdout
+    merged = subprocess.run(
+        ["git", "branch", "--merged", "main"], cwd=tmp_path / "demo", capture_output=True, text=True, check=True
+    )
+    assert "0001-todo-cli" in merged.stdout
+
+
+def test_demo_json_lines_end_completed(tmp_path: Path) -> None:
+    result = run_cli("demo", "--json", "--no-heal", "--dest", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stderr
+    states = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    versions = [s["version"] for s in states]
+    assert versions == sorted(versions) and len(set(versions)) == len(versions)
+    assert states[-1]["status"] == "completed"
+    assert all(b["status"] == "completed" for b in states[-1]["batches"]["items"])
+
+
+def test_local_start_waits_for_merge_then_merge_completes(sample_project: Path, capsys) -> None:
+    p = str(sample_project)
+    code = main(["orchestrate", "start", "--local", "--project", p, "--set", f"agentCommand={demo_agent_command()}"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Merge ready" in out and "orchestrate merge --local" in out
+
+    assert main(["orchestrate", "status", "--local", "--project", p, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["status"] == "waiting_merge"
+
+    assert main(["orchestrate", "merge", "--local", "--project", p]) == 0
+    assert "Phase complete" in capsys.readouterr().out
+
+    assert main(["orchestrate", "list", "--local", "--project", p, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [x["status"] for x in listed] == ["completed"]
+
+
+def test_bad_config_is_one_clear_line(sample_project: Path) -> None:
+    result = run_cli("orchestrate", "start", "--local", "--project", str(sample_project), "--set", "maxHealAttempts=9")
+    assert result.returncode == 1
+    assert "maxHealAttempts" in result.stderr and "less than or equal to 5" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (sample_project / ".specflow" / "workflows").exists()
+
+
+def test_command_without_orchestration_is_a_clear_error(sample_project: Path) -> None:
+    result = run_cli("orchestrate", "recover", "retry", "--local", "--project", str(sample_project))
+    assert result.returncode == 1
+    assert "No orchestration" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_second_local_start_is_refused(sample_project: Path) -> None:
+    agent = f"agentCommand={demo_agent_command()}"
+    first = run_cli("orchestrate", "start", "--local", "--project", str(sample_project), "--set", agent)
+    assert first.returncode == 0, first.stderr
+    second = run_cli("orchestrate", "start", "--local", "--project", str(sample_project), "--set", agent)
+    assert second.returncode == 1
+    assert "Orchestration already in progress" in second.stderr
+
+
+@pytest.fixture(scope="module")
+def server_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+    base = tmp_path_factory.mktemp("cli-server")
+    root, runtime = base / "root", base / "runtime"
+    root.mkdir()
+    prepare_sample(root / "todo")
+    with jupyter_server(root, runtime, base=base):
+        yield root, runtime
+
+
+def test_remote_start_follow_merge_through_the_server(server_root: tuple[Path, Path]) -> None:
+    root, runtime = server_root
+    env = {"JUPYTER_RUNTIME_DIR": str(runtime)}
+    project = root / "todo"
+    started = run_cli(
+        "orchestrate", "start", "--project", str(project), "--set", f"agentCommand={demo_agent_command()}", env=env
+    )
+    assert started.returncode == 0, started.stderr
+    assert "Merge ready" in started.stdout and "--local" not in started.stdout
+    assert "batch_complete" in started.stdout
+
+    status = run_cli("orchestrate", "status", "--project", str(project), "--json", env=env)
+    assert json.loads(status.stdout)["status"] == "waiting_merge"
+    merged = run_cli("orchestrate", "merge", "--project", str(project), "--follow", env=env)
+    assert merged.returncode == 0, merged.stderr
+    assert "Phase complete" in merged.stdout
+    again = run_cli("orchestrate", "merge", "--project", str(project), env=env)
+    assert again.returncode == 1
+    assert "Cannot merge" in again.stderr and "Traceback" not in again.stderr
