@@ -655,6 +655,10 @@ def test_blocked_reason_ids_are_not_dependencies():
     assert parse_tasks(text).tasks[0].depends_on == []
 
 
+def test_mark_accepts_a_single_id_string():
+    assert mark_tasks("- [ ] T001 a\n", "T001", TaskState.DONE).changed == ["T001"]
+
+
 def test_mark_duplicate_id_marks_the_first_only():
     text = "- [ ] T001 a\n- [ ] T001 again\n"
     assert mark_tasks(text, ["T001"], TaskState.DONE).text == "- [x] T001 a\n- [ ] T001 again\n"
