@@ -12,7 +12,8 @@ task ``T005``.
 - Code fences (```` ``` ```` / ``~~~``, CommonMark rules: the closing fence uses the same character and is at least
   as long) hide their lines: nothing inside is a task or a section.
 - A task line is ``- [ ] T001 [P] [US1] Description`` (``-`` or ``*`` bullet, any indent). Checkbox: space pending,
-  ``x``/``X`` done, ``b``/``B`` blocked, ``~``/``-`` deferred. The ID is ``T\\d{3}[a-z]?``.
+  ``x``/``X`` done, ``b``/``B`` blocked, ``~``/``-`` deferred. The ID is ``T`` + three ASCII digits + an optional
+  lowercase letter (``T001``, ``T012a``).
 - Dependencies: ``[depends: T001, T002]``, ``[dep: …]``, ``[after: …]`` anywhere on the line, and prose
   "depends on T001", "after T002", "requires T001, T002" / "T001 and T002".
 - Parsing never raises on any ``str``: a line it cannot read is skipped and named in ``warnings``.
