@@ -117,7 +117,7 @@ class EngineSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: Used when a start request does not name an agent command itself.
+    #: When set, every run uses this agent command whatever the request says (a host's policy).
     agent_command: str | None = None
     #: Used when a start request does not name a model itself.
     default_model: str | None = None
@@ -315,7 +315,7 @@ class Orchestrator:
             config = OrchestrationConfig.model_validate(config)
         given = config.model_fields_set
         update: dict[str, Any] = {}
-        if self.settings.agent_command and "agent_command" not in given:
+        if self.settings.agent_command:  # the host's policy (e.g. a team's wrapper) wins over the request
             update["agent_command"] = self.settings.agent_command
         if self.settings.default_model and "model" not in given:
             update["model"] = self.settings.default_model
