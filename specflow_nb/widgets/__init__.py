@@ -7,10 +7,14 @@ a small module here (form, progress, badge, controls …) that renders purely fr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from specflow_nb.widgets.backend import Backend
 from specflow_nb.widgets.overview import Overview
 from specflow_nb.widgets.panel import ProjectPanel
+
+if TYPE_CHECKING:
+    from specflow_nb.orchestrator import EngineSettings
 
 __all__ = ["Backend", "Overview", "ProjectPanel", "connect", "overview", "panel"]
 
@@ -32,10 +36,10 @@ def connect(project: str | Path = ".", *, server: str | None = None, token: str 
     return RemoteBackend(client), "" if project_id in ("", ".") else project_id
 
 
-def _local(project: str | Path) -> tuple[Backend, str]:
+def _local(project: str | Path, settings: EngineSettings | None = None) -> tuple[Backend, str]:
     from specflow_nb.widgets.local import LocalBackend
 
-    return LocalBackend(Path(project)), ""
+    return LocalBackend(Path(project), settings=settings), ""
 
 
 def panel(
@@ -46,18 +50,20 @@ def panel(
     local: bool = False,
     backend: Backend | None = None,
     project_id: str | None = None,
+    engine_settings: EngineSettings | None = None,
 ) -> ProjectPanel:
     """The Complete Phase panel of ``project`` (a folder; default: the notebook's folder).
 
     It talks to the Jupyter server's specflow_nb extension (found by itself: ``server``/``token`` override the
     discovery). Without a reachable server it says so and offers to run the engine in this kernel; ``local=True``
-    does that right away. ``backend``/``project_id`` plug in any :class:`Backend` (tests, other hosts).
+    does that right away; ``engine_settings`` configure that in-kernel engine (e.g. ``agent_env``).
+    ``backend``/``project_id`` plug in any :class:`Backend` (tests, other hosts).
     """
     title = Path(project).resolve().name
     reason: str | None = None
     if backend is None:
         if local:
-            backend, project_id = _local(project)
+            backend, project_id = _local(project, engine_settings)
         else:
             try:
                 backend, project_id = connect(project, server=server, token=token)
@@ -73,7 +79,7 @@ def panel(
         backend,
         project_id or "",
         title=title,
-        connect_local=lambda: _local(project),
+        connect_local=lambda: _local(project, engine_settings),
         no_server_reason=reason,
     )
 

@@ -1,14 +1,17 @@
-"""OrchestrationBadge: the status of one orchestration as a coloured label (panel header and project cards)."""
+"""OrchestrationBadge: the status of one orchestration as a coloured label (panel header and project cards).
+
+The words come from :mod:`specflow_nb.summary` (shared with the terminal view); this module only adds colours.
+"""
 
 from __future__ import annotations
 
 import ipywidgets as w
 
-from specflow_nb.models import BatchStatus, OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
+from specflow_nb import summary
+from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
 from specflow_nb.widgets._html import pill
-from specflow_nb.widgets.questions import pending_questions
 
-#: Every label the badge can show, with its colour. Healing and Waiting for input are running sub-states.
+#: Every label the badge can show, with its colour. Healing and Waiting for input are sub-states of running/paused.
 BADGE_COLORS: dict[str, str] = {
     "Running": "#1a73e8",
     "Healing": "#8e24aa",
@@ -21,7 +24,8 @@ BADGE_COLORS: dict[str, str] = {
     "Cancelled": "#616161",
 }
 
-_STATUS_LABELS = {
+#: A project card's longer text ("Completing phase (batch 2/4)") is coloured like its status.
+_CARD_STATUS_LABEL = {
     OrchestrationStatus.RUNNING: "Running",
     OrchestrationStatus.PAUSED: "Paused",
     OrchestrationStatus.WAITING_MERGE: "Merge ready",
@@ -31,56 +35,26 @@ _STATUS_LABELS = {
     OrchestrationStatus.CANCELLED: "Cancelled",
 }
 
-
-def is_healing(execution: OrchestrationExecution) -> bool:
-    """A healer is working on the current batch (the batch failed, a heal attempt was counted, a healer run exists)."""
-    if (
-        execution.status is not OrchestrationStatus.RUNNING
-        or execution.current_phase is not OrchestrationPhase.IMPLEMENT
-    ):
-        return False
-    item = current_batch(execution)
-    return (
-        item is not None
-        and item.heal_attempts > 0
-        and item.healer_execution_id is not None
-        and item.status in (BatchStatus.FAILED, BatchStatus.RUNNING)
-    )
-
-
-def current_batch(execution: OrchestrationExecution):  # -> BatchItem | None
-    items = execution.batches.items
-    if 0 <= execution.batches.current < len(items):
-        return items[execution.batches.current]
-    return None
+current_batch = summary.current_batch
 
 
 def badge_label(execution: OrchestrationExecution) -> str:
-    """The panel's badge text for an execution (one of :data:`BADGE_COLORS`)."""
-    if execution.status.is_active and pending_questions(execution):
-        return "Waiting for input"
-    if execution.status is OrchestrationStatus.RUNNING and is_healing(execution):
-        return "Healing"
-    return _STATUS_LABELS[execution.status]
+    """The panel's badge text for an execution (one of :data:`BADGE_COLORS`): :func:`specflow_nb.summary.status_label`."""
+    return summary.status_label(execution)
+
+
+def badge_color(status: OrchestrationStatus | None, label: str | None = None) -> str:
+    """The colour of a label, else of the status's plain label (grey when idle)."""
+    if label in BADGE_COLORS:
+        return BADGE_COLORS[label]
+    return BADGE_COLORS[_CARD_STATUS_LABEL[status]] if status is not None else "#9e9e9e"
 
 
 def card_label(execution: OrchestrationExecution | None) -> str:
     """The longer text of a project card: "Completing phase (batch 2/4)", "Waiting for merge", …"""
     if execution is None:
         return "No orchestration yet"
-    status = execution.status
-    label = badge_label(execution)
-    if label in ("Waiting for input", "Healing"):
-        return label
-    if status is OrchestrationStatus.RUNNING:
-        if execution.current_phase is OrchestrationPhase.IMPLEMENT and execution.batches.total:
-            return f"Completing phase (batch {execution.batches.current + 1}/{execution.batches.total})"
-        return f"Completing phase ({execution.current_phase.value})"
-    if status is OrchestrationStatus.WAITING_MERGE:
-        return "Waiting for merge"
-    if status is OrchestrationStatus.COMPLETED:
-        return "Phase complete"
-    return _STATUS_LABELS[status]
+    return summary.badge_text(execution)
 
 
 class OrchestrationBadge(w.HTML):
@@ -89,6 +63,7 @@ class OrchestrationBadge(w.HTML):
     def __init__(self, *, long: bool = False) -> None:
         super().__init__()
         self._long = long
+        self._label = ""
         self.add_class("specflow-status-badge")
 
     @property
@@ -103,5 +78,3 @@ class OrchestrationBadge(w.HTML):
         short = badge_label(execution)
         self._label = card_label(execution) if self._long else short
         self.value = pill(self._label, BADGE_COLORS[short])
-
-    _label: str = ""

@@ -4,38 +4,19 @@ from __future__ import annotations
 
 import ipywidgets as w
 
-from specflow_nb.models import OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
+from specflow_nb import summary
+from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
 from specflow_nb.widgets._html import esc
-
-_DOING = {
-    OrchestrationPhase.DESIGN: "Designing: writing spec, plan and tasks",
-    OrchestrationPhase.ANALYZE: "Analyzing the artifacts",
-    OrchestrationPhase.VERIFY: "Verifying the implementation",
-    OrchestrationPhase.MERGE: "Merging the feature branch",
-    OrchestrationPhase.COMPLETE: "Phase complete",
-}
 
 
 def step_line(execution: OrchestrationExecution) -> str:
-    """What is happening now, in words."""
-    if execution.current_phase is OrchestrationPhase.IMPLEMENT:
-        batches = execution.batches
-        if not batches.total:
-            return "Implementing"
-        shown = min(batches.current + 1, batches.total)
-        section = batches.items[batches.current].section if batches.current < len(batches.items) else ""
-        line = f"Implementing batch {shown} of {batches.total}"
-        return f"{line}: {section}" if section else line
+    """What is happening now, in words (:func:`specflow_nb.summary.batch_line`; merge ready says so)."""
     if execution.status is OrchestrationStatus.WAITING_MERGE:
         return "Verified: ready to merge"
-    return _DOING[execution.current_phase]
+    return summary.batch_line(execution)
 
 
-def task_counts(execution: OrchestrationExecution) -> tuple[int, int]:
-    """(tasks done, tasks planned) over the orchestration's batches; a healed batch counts as done."""
-    total = sum(len(item.task_ids) for item in execution.batches.items)
-    done = sum(len(item.task_ids) for item in execution.batches.items if item.status.is_done)
-    return done, total
+task_counts = summary.task_counts
 
 
 def tasks_text(done: int, total: int) -> str:

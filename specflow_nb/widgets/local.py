@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.orchestrator import EngineSettings
 from specflow_nb.widgets.backend import Command, ProjectCard
 from specflow_nb.widgets.plan import PlanPreview
 
@@ -31,7 +32,7 @@ class LocalBackend:
     (or a server) on the same folder adopts them.
     """
 
-    def __init__(self, root: str | Path, *, settings: Any = None) -> None:
+    def __init__(self, root: str | Path, *, settings: EngineSettings | None = None) -> None:
         from specflow_nb.orchestrator import EngineSettings, Orchestrator
 
         self.root = Path(root).resolve()
@@ -76,11 +77,17 @@ class LocalBackend:
 
     async def watch(self, project_id: str, since: int) -> AsyncIterator[OrchestrationExecution]:
         engine = await self._engine()
+        seen: tuple[str, int] | None = None
         while True:
-            execution = await engine.wait_for_change(project_id, since, WATCH_TIMEOUT)
-            if execution is not None:
-                since = execution.version
-                yield execution
+            # known_id: a new orchestration wakes the wait although its version is lower than the old one's
+            execution = await engine.wait_for_change(
+                project_id, since, WATCH_TIMEOUT, known_id=seen[0] if seen else None
+            )
+            if execution is None or (execution.id, execution.version) == seen:
+                continue  # the wait timed out with nothing new
+            seen = (execution.id, execution.version)
+            since = execution.version
+            yield execution
 
     async def projects(self) -> builtins.list[ProjectCard]:
         from specflow_nb.server.projects import projects_overview

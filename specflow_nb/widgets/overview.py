@@ -8,7 +8,7 @@ import ipywidgets as w
 
 from specflow_nb.widgets._html import esc, pill
 from specflow_nb.widgets.backend import Backend, ProjectCard
-from specflow_nb.widgets.badge import _STATUS_LABELS, BADGE_COLORS
+from specflow_nb.widgets.badge import badge_color
 from specflow_nb.widgets.panel import ProjectPanel, error_text
 from specflow_nb.widgets.sync import held
 
@@ -16,8 +16,7 @@ from specflow_nb.widgets.sync import held
 def card_badge_html(card: ProjectCard) -> str:
     if card.status is None:
         return pill("No orchestration", "#9e9e9e")
-    label = card.badge or _STATUS_LABELS[card.status]
-    return pill(label, BADGE_COLORS[_STATUS_LABELS[card.status]])
+    return pill(card.badge or card.status.value.replace("_", " ").capitalize(), badge_color(card.status, card.badge))
 
 
 class ProjectCardWidget(w.VBox):
@@ -29,12 +28,12 @@ class ProjectCardWidget(w.VBox):
         self.heading = w.HTML()
         self.complete = w.Button(description="Complete Phase", button_style="primary", icon="forward")
         self.complete.add_class("specflow-card-complete-phase")
-        self.open = w.Button(description="Open panel", icon="window-maximize")
+        self.open_button = w.Button(description="Open panel", icon="window-maximize")
         self.complete.on_click(lambda _b: self.show_panel(form=True))
-        self.open.on_click(lambda _b: self.show_panel(form=False))
+        self.open_button.on_click(lambda _b: self.show_panel(form=False))
         self.body = w.VBox()
         super().__init__(
-            [self.heading, w.HBox([self.complete, self.open]), self.body],
+            [self.heading, w.HBox([self.complete, self.open_button]), self.body],
             layout=w.Layout(border="1px solid #ddd", padding="6px", margin="4px 0"),
         )
         self.add_class("specflow-project-card")
@@ -42,7 +41,7 @@ class ProjectCardWidget(w.VBox):
 
     @property
     def actions(self) -> list[str]:
-        return [self.complete.description, self.open.description]
+        return [self.complete.description, self.open_button.description]
 
     def render(self, card: ProjectCard) -> None:
         self.card = card

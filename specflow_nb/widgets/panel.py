@@ -17,6 +17,7 @@ from specflow_nb.widgets.backend import Backend
 from specflow_nb.widgets.badge import OrchestrationBadge, card_label
 from specflow_nb.widgets.complete_button import CompletePhaseButton
 from specflow_nb.widgets.past_runs import PastRuns
+from specflow_nb.widgets.plan import PlanPreview
 from specflow_nb.widgets.progress import OrchestrationProgress
 from specflow_nb.widgets.start_modal import StartOrchestrationModal
 from specflow_nb.widgets.sync import held
@@ -29,6 +30,8 @@ Command = dict[str, Any]
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
 #: How often elapsed / remaining time is redrawn while a run is active.
 CLOCK_SECONDS = 5.0
+#: Quiet time after the last change of a form field before the plan is previewed again (typing in a text box).
+PREVIEW_DEBOUNCE = 0.4
 
 
 def error_text(exc: BaseException) -> str:
@@ -63,6 +66,7 @@ class ProjectPanel(w.VBox):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._watch_task: asyncio.Task[None] | None = None
         self._clock_task: asyncio.Task[None] | None = None
+        self._preview_task: asyncio.Task[Any] | None = None
         self._closed = False
 
         self.title = w.HTML(f"<h3 style='margin:4px 0'>{esc(title or project_id or 'Project')}</h3>")
@@ -78,7 +82,9 @@ class ProjectPanel(w.VBox):
         self.summary = w.VBox([self.complete, self.last_run, self.past])
         self.summary.add_class("specflow-summary")
         # form and progress
-        self.form = StartOrchestrationModal(on_start=self._start, on_cancel=self.show_summary)
+        self.form = StartOrchestrationModal(
+            on_start=self._start, on_cancel=self.show_summary, on_change=self._config_changed
+        )
         self.progress = OrchestrationProgress(
             on_command=self.send_command, on_view_diff=self._view_diff, on_done=self.show_summary
         )
@@ -132,9 +138,9 @@ class ProjectPanel(w.VBox):
         """Complete Phase: the form, reset to defaults, with the plan loading."""
         if self.backend is None:
             return
-        self.form.open()
+        self.form.reset()
         self._set_mode("form")
-        self.schedule(self._load_preview())
+        self._schedule_preview(0.0)
 
     def set_status(self, text: str, *, error: bool = False) -> None:
         color = "#c62828" if error else "#555"
@@ -206,16 +212,48 @@ class ProjectPanel(w.VBox):
         self.apply(execution)
         self.render_runs(runs)
 
-    async def _load_preview(self) -> None:
+    def _config_changed(self) -> None:
+        """A field changed: the plan and preflight depend on the options (batch size, skips, agent command)."""
+        if self.mode != "form" or self.backend is None:
+            return
+        if self.form.form.valid:
+            self.form.set_loading()  # Start stays disabled until the new preview is in
+        self._schedule_preview(PREVIEW_DEBOUNCE)
+
+    def _schedule_preview(self, delay: float) -> None:
+        # the newest options win: a preview still waiting or running for older ones is dropped
+        if self._preview_task is not None and not self._preview_task.done():
+            self._preview_task.cancel()
+        self._preview_task = self.schedule(self._preview_after(delay))
+
+    async def _preview_after(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        await self.load_preview()
+
+    async def wait_preview(self) -> None:
+        """Wait until the form's pending preview (after opening it or changing a field) has been shown."""
+        while self._preview_task is not None and not self._preview_task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(self._preview_task)
+
+    async def load_preview(self) -> PlanPreview | None:
+        """Preview the plan with the form's current options and show it (``None`` when the options are invalid)."""
         backend = self._require()
+        config = self.form.form.validate()
+        if config is None:
+            with held(self.form):
+                self.form.render_invalid()
+            return None
         try:
-            preview = await backend.preview(self.project_id, OrchestrationConfig())
+            preview = await backend.preview(self.project_id, config)
         except Exception as exc:
             with held(self.form):
                 self.form.render_plan_error(error_text(exc))
-            return
+            return None
         with held(self.form):
             self.form.render_preview(preview)
+        return preview
 
     def _start(self, body: dict[str, Any]) -> None:
         self.schedule(self.start(OrchestrationConfig.model_validate(body)))
@@ -299,9 +337,9 @@ class ProjectPanel(w.VBox):
     async def _watch(self) -> None:
         failures = 0
         while not self._closed and self.backend is not None:
-            since = self.execution.version if self.execution is not None else -1
             try:
-                async for execution in self.backend.watch(self.project_id, since):
+                # since=-1: every (re)connection first gets the current state, whatever happened meanwhile
+                async for execution in self.backend.watch(self.project_id, -1):
                     if failures:
                         failures = 0
                         self.set_status("Reconnected.")

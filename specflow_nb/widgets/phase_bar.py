@@ -4,46 +4,18 @@ from __future__ import annotations
 
 import ipywidgets as w
 
-from specflow_nb.models import STEP_ORDER, OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
+from specflow_nb import summary
+from specflow_nb.models import STEP_ORDER, OrchestrationExecution, OrchestrationPhase
 from specflow_nb.widgets._html import esc
+
+#: :func:`specflow_nb.summary.phase_marks`' marks → the bar's states.
+_STATE_OF_MARK = {"●": "done", "◐": "current", "–": "skipped", "✗": "failed", "○": "todo"}
 
 
 def step_states(execution: OrchestrationExecution) -> dict[OrchestrationPhase, str]:
-    """Each step's state: ``done``, ``current``, ``skipped``, ``failed`` or ``todo``.
-
-    Derived from the current phase and the skip flags, then corrected by the engine's per-step record where it
-    says more than "pending" (a step skipped by smart config, a failed step).
-    """
-    config = execution.config
-    skipped = {
-        OrchestrationPhase.DESIGN: config.skip_design,
-        OrchestrationPhase.ANALYZE: config.skip_analyze,
-        OrchestrationPhase.IMPLEMENT: config.skip_implement,
-        OrchestrationPhase.VERIFY: config.skip_verify,
-        OrchestrationPhase.MERGE: False,
-    }
-    complete = (
-        execution.current_phase is OrchestrationPhase.COMPLETE or execution.status is OrchestrationStatus.COMPLETED
-    )
-    current_index = len(STEP_ORDER) if complete else STEP_ORDER.index(execution.current_phase)
-    states: dict[OrchestrationPhase, str] = {}
-    for i, step in enumerate(STEP_ORDER):
-        if skipped[step] and i != current_index:
-            states[step] = "skipped"
-        elif i < current_index:
-            states[step] = "done"
-        elif i == current_index:
-            states[step] = "current"
-        else:
-            states[step] = "todo"
-    recorded = getattr(execution, "step_status", None) or {}
-    for step, value in recorded.items():
-        state = str(getattr(value, "value", value))
-        if state in ("completed", "skipped", "failed") and states.get(step) != "current":
-            states[step] = {"completed": "done"}.get(state, state)
-        elif state == "failed":
-            states[step] = "failed"
-    return states
+    """Each step's state (``done``, ``current``, ``skipped``, ``failed`` or ``todo``) from the engine's step record."""
+    marks = summary.phase_marks(execution)
+    return {step: _STATE_OF_MARK[mark] for step, (_title, mark) in zip(STEP_ORDER, marks, strict=True)}
 
 
 _MARK = {"done": "●", "current": "◉", "skipped": "⊘", "failed": "✕", "todo": "○"}

@@ -57,9 +57,9 @@ class QuestionsForm(w.VBox):
         self._on_command = on_command
         self._inputs: dict[str, w.ValueWidget] = {}
         self._shown: tuple[Question, ...] = ()
-        self.send = w.Button(description="Send answers", button_style="primary", icon="paper-plane")
-        self.send.add_class("specflow-answer")
-        self.send.on_click(lambda _b: self.submit())
+        self.send_button = w.Button(description="Send answers", button_style="primary", icon="paper-plane")
+        self.send_button.add_class("specflow-answer")
+        self.send_button.on_click(lambda _b: self.submit())
         self.error = w.HTML()
         self.add_class("specflow-questions")
 
@@ -80,7 +80,7 @@ class QuestionsForm(w.VBox):
             self._inputs[q.key] = field
             rows += [w.HTML(esc(q.text)), field]
         self.error.value = ""
-        self.children = (*rows, self.send, self.error)
+        self.children = (*rows, self.send_button, self.error)
 
     def answers(self) -> dict[str, str]:
         return {key: str(field.value) for key, field in self._inputs.items()}

@@ -22,10 +22,16 @@ def _note(text: str, *, kind: str) -> str:
 class StartOrchestrationModal(w.VBox):
     """The form view. Start is enabled only when the plan has loaded without error and every field is valid.
 
-    ``on_start(config_body)`` receives the validated config as camelCase JSON; ``on_cancel()`` closes the form.
+    ``on_start(config_body)`` receives the validated config as camelCase JSON; ``on_cancel()`` closes the form;
+    ``on_change()`` is called when the user changes a field (the panel re-runs the preview, debounced).
     """
 
-    def __init__(self, on_start: Callable[[dict[str, Any]], None], on_cancel: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        on_start: Callable[[dict[str, Any]], None],
+        on_cancel: Callable[[], None],
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
         self.form = OrchestrationConfigForm()
         self.plan_line = w.HTML()
         self.plan_line.add_class("specflow-plan")
@@ -38,7 +44,9 @@ class StartOrchestrationModal(w.VBox):
         self._on_start = on_start
         self.start.on_click(lambda _b: self.submit())
         self.cancel.on_click(lambda _b: on_cancel())
-        self.form.on_change(self._refresh_start)
+        self._on_change = on_change
+        self._resetting = False
+        self.form.on_change(self._field_changed)
         self.loading = False
         self.plan_error: str | None = None
         self.preview: PlanPreview | None = None
@@ -55,10 +63,19 @@ class StartOrchestrationModal(w.VBox):
 
     # --- the plan ------------------------------------------------------------------------------------------
 
-    def open(self) -> None:
+    def reset(self) -> None:
         """Reset to defaults and show "loading" until :meth:`render_preview` or :meth:`render_plan_error`."""
-        self.form.reset()
+        self._resetting = True
+        try:
+            self.form.reset()
+        finally:
+            self._resetting = False
         self.set_loading()
+
+    def _field_changed(self) -> None:
+        self._refresh_start()
+        if not self._resetting and self._on_change is not None:
+            self._on_change()
 
     def set_loading(self) -> None:
         self.loading = True
@@ -95,6 +112,14 @@ class StartOrchestrationModal(w.VBox):
         self.notes.value = "".join(notes)
         self._refresh_start()
 
+    def render_invalid(self) -> None:
+        """The options are invalid (each error is beside its field): no preview until they are fixed."""
+        self.loading = False
+        self.preview = None
+        self.plan_line.value = "<i>Fix the options to see the plan.</i>"
+        self.notes.value = ""
+        self._refresh_start()
+
     def render_plan_error(self, message: str) -> None:
         self.loading = False
         self.plan_error = message
@@ -108,6 +133,8 @@ class StartOrchestrationModal(w.VBox):
     @property
     def blocked_reason(self) -> str | None:
         """Why Start is disabled (``None`` when it is enabled)."""
+        if not self.form.valid:
+            return "some options are invalid"
         if self.loading:
             return "the plan is loading"
         if self.plan_error is not None:
@@ -118,8 +145,6 @@ class StartOrchestrationModal(w.VBox):
             return "the phase is not open"
         if self.preview.preflight_problems:
             return "the preflight found problems"
-        if not self.form.valid:
-            return "some options are invalid"
         return None
 
     def _refresh_start(self) -> None:

@@ -134,7 +134,7 @@ def test_open_resets_to_defaults_and_start_waits_for_the_plan() -> None:
     modal.form.controls[("auto_merge",)].input.value = True
     modal.form.controls[("max_heal_attempts",)].input.value = 4
     modal.form.advanced.selected_index = 0
-    modal.open()
+    modal.reset()
     assert modal.form.values() == OrchestrationConfig().model_dump(by_alias=False)
     assert modal.form.advanced.selected_index is None
     assert modal.start.disabled and modal.blocked_reason == "the plan is loading"
@@ -150,7 +150,7 @@ def test_open_resets_to_defaults_and_start_waits_for_the_plan() -> None:
 
 def test_start_disabled_on_plan_error_and_invalid_fields() -> None:
     modal, _, _ = _modal()
-    modal.open()
+    modal.reset()
     modal.render_plan_error("tasks.md: permission denied")
     assert modal.start.disabled and "permission denied" in modal.notes.value
     modal.render_preview(PlanPreview(batch_plan=_plan(2)))
@@ -163,7 +163,7 @@ def test_start_disabled_on_plan_error_and_invalid_fields() -> None:
 
 def test_fallback_warning_and_phase_not_open_note() -> None:
     modal, _, _ = _modal()
-    modal.open()
+    modal.reset()
     modal.render_preview(PlanPreview(batch_plan=_plan(3, fallback=True)))
     assert "No sections detected" in modal.notes.value and "15" in modal.notes.value
     modal.render_preview(
@@ -175,7 +175,7 @@ def test_fallback_warning_and_phase_not_open_note() -> None:
 
 def test_plan_warnings_are_escaped() -> None:
     modal, _, _ = _modal()
-    modal.open()
+    modal.reset()
     plan = _plan(1)
     plan.warnings.append("Unknown dependency <script>alert(1)</script> in T001")
     modal.render_preview(PlanPreview(batch_plan=plan))

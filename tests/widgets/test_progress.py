@@ -10,11 +10,14 @@ import pytest
 from specflow_nb.models import (
     BatchStatus,
     BudgetConfig,
+    CurrentRun,
     OrchestrationConfig,
     OrchestrationPhase,
     OrchestrationStatus,
     RecoveryContext,
     RecoveryOption,
+    RunKind,
+    StepState,
 )
 from specflow_nb.widgets.badge import badge_label, card_label
 from specflow_nb.widgets.phase_bar import phase_bar_text
@@ -84,7 +87,9 @@ def test_healing_badge() -> None:
     statuses = (BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.PENDING, BatchStatus.PENDING)
     ex = make_execution(batch_statuses=statuses)
     ex.batches.items[1].heal_attempts = 1
-    ex.batches.items[1].healer_execution_id = "heal-1"
+    ex.current_run = CurrentRun(
+        execution_id="heal-1", kind=RunKind.HEALER, step=P.IMPLEMENT, batch_index=1, started_at=T0
+    )
     assert badge_label(ex) == "Healing"
     ex.status = S.NEEDS_ATTENTION
     assert badge_label(ex) == "Needs attention"
@@ -103,7 +108,8 @@ def test_batch_line_and_task_counts() -> None:
 
 
 def test_phase_bar() -> None:
-    ex = make_execution(config=OrchestrationConfig(skip_analyze=True))
+    steps = {P.DESIGN: StepState.COMPLETED, P.ANALYZE: StepState.SKIPPED, P.IMPLEMENT: StepState.RUNNING}
+    ex = make_execution(config=OrchestrationConfig(skip_analyze=True), step_status=steps)
     assert phase_bar_text(ex) == "Design ─⊘─ Analyze ─◉─ Implement ─○─ Verify ─○─ Merge"
     done = make_execution(S.COMPLETED, P.COMPLETE)
     assert phase_bar_text(done) == "Design ─●─ Analyze ─●─ Implement ─●─ Verify ─●─ Merge"

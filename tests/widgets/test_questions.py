@@ -34,11 +34,11 @@ def test_waiting_for_input_renders_the_questions_form() -> None:
         getattr(c, "value", "") for c in view.questions.children if isinstance(getattr(c, "value", None), str)
     )
     assert "Which &lt;storage&gt; backend?" in html
-    view.questions.send.click()  # q2 empty: refused
+    view.questions.send_button.click()  # q2 empty: refused
     assert commands == [] and "Please answer" in view.questions.error.value
     view.questions._inputs["q1"].value = "sqlite"
     view.questions._inputs["q2"].value = "todo"
-    view.questions.send.click()
+    view.questions.send_button.click()
     assert commands == [{"action": "answer", "answers": {"q1": "sqlite", "q2": "todo"}}]
 
 
