@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -534,12 +535,12 @@ class Orchestrator:
                 log.warning("cannot reconcile %s: %s", project, exc)
 
     async def _reconcile_project(self, slot: _Slot) -> None:
-        before = set(slot.store.corrupt_files())
         active = slot.store.active()  # sets corrupt files aside as it reads
-        set_aside = [p for p in slot.store.corrupt_files() if p not in before]
         async with slot.lock:
             if active is None:
-                for path in set_aside:
+                # Every file set aside whose orchestration has no record yet, including those a reader (a status
+                # request, the CLI) set aside before this host started: _rebuild skips ids that have one.
+                for path in reversed(slot.store.corrupt_files()):
                     rebuilt = self._rebuild(slot, path)
                     if rebuilt is not None:
                         slot.execution = rebuilt
@@ -588,7 +589,8 @@ class Orchestrator:
         if (slot.store.path_for(ex_id)).exists():
             return None
         now = utcnow()
-        ex = machine.new_execution(ex_id, slot.project_id, OrchestrationConfig(), now)
+        runs = sorted(p.name for p in (slot.project / WORKFLOWS).glob(f"{ex_id}-*") if p.is_dir())
+        ex = machine.new_execution(ex_id, slot.project_id, self._config_from_runs(slot, runs), now)
         feature_dir = find_feature_dir(slot.project)
         art = collect_artifacts(feature_dir)
         parsed = art.parsed_tasks
@@ -598,8 +600,7 @@ class Orchestrator:
             ex.step_status[OrchestrationPhase.DESIGN] = StepState.COMPLETED
             ex.step_status[OrchestrationPhase.ANALYZE] = StepState.COMPLETED
             phase = OrchestrationPhase.IMPLEMENT
-        runs = sorted(p.name for p in (slot.project / WORKFLOWS).glob(f"{ex_id}-*") if p.is_dir())
-        ex.run_seq = len(runs)
+        ex.run_seq = max((self._run_seq(name, ex_id) for name in runs), default=0)
         ex.current_phase = phase
         ex.feature_dir = feature_dir.relative_to(slot.project).as_posix() if feature_dir else None
         ex.status = OrchestrationStatus.NEEDS_ATTENTION
@@ -616,6 +617,30 @@ class Orchestrator:
         )
         ex.version = 1
         return ex
+
+    @staticmethod
+    def _run_seq(run_name: str, ex_id: str) -> int:
+        """The sequence number in a run id ``{execution id}-{seq:03d}-{label}`` (0 when it has none)."""
+        head = run_name[len(ex_id) + 1 :].split("-", 1)[0]
+        return int(head) if head.isdigit() else 0
+
+    def _config_from_runs(self, slot: _Slot, runs: builtins.list[str]) -> OrchestrationConfig:
+        """The config of a rebuilt execution: the host's defaults, with the agent command and model its newest
+        run was started with (the config itself was in the lost file; a retry must not switch to ``claude``)."""
+        config = self._effective_config(None)
+        for name in reversed(runs):
+            try:
+                info = json.loads((run_dir(slot.project, name) / "argv.json").read_text(encoding="utf-8"))
+                argv = [str(a) for a in info["argv"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            update: dict[str, Any] = {}
+            if "-p" in argv and argv.index("-p") > 0:
+                update["agent_command"] = shlex.join(argv[: argv.index("-p")])
+            if "--model" in argv[:-1]:
+                update["model"] = argv[argv.index("--model") + 1]
+            return config.model_copy(update=update)
+        return config
 
     # ---- the loop's core -------------------------------------------------------------------------------------
 
