@@ -77,7 +77,10 @@ class Backend(Protocol):
 
 
 async def diff_text(path: Path, target_branch: str | None) -> str:
-    """``git diff --stat target...feature`` of the checked-out feature branch (run off the event loop)."""
+    """``git diff --stat target...feature`` of the checked-out feature branch, plus the files not committed yet
+    (the built-in merge commits them first, so they are part of what a merge brings in). Runs off the event loop."""
+    import subprocess
+
     from specflow_nb import gitops
 
     def _diff() -> str:
@@ -85,6 +88,21 @@ async def diff_text(path: Path, target_branch: str | None) -> str:
         target = target_branch or gitops.default_branch(path)
         if feature is None or target is None:
             return "No diff: the project has no checked-out feature branch or no target branch."
-        return gitops.diff_stat(path, feature, target) or f"No changes between {target} and {feature}."
+        committed = gitops.diff_stat(path, feature, target)
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stdout.splitlines()
+        parts = [
+            f"Committed on {feature} since {target}:\n{committed}"
+            if committed
+            else f"No commits on {feature} since {target}."
+        ]
+        if status:
+            parts.append(f"Not committed yet ({len(status)} files; the merge commits them):\n" + "\n".join(status))
+        return "\n\n".join(parts)
 
     return await asyncio.to_thread(_diff)

@@ -188,6 +188,8 @@ class ProjectPanel(w.VBox):
             self.set_status("No running event loop: live updates are off (call `await panel.refresh()`).")
             return None
         task = loop.create_task(self._guard(coro))
+        # a task cancelled before it ran never started ``coro``: close it (no "never awaited" warning)
+        task.add_done_callback(lambda _t: coro.close())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if start_watch:

@@ -68,3 +68,17 @@ def test_panel_with_a_dead_server_url_says_so(tmp_path: Path) -> None:
     texts = " ".join(c.value for c in descendants(panel) if isinstance(c, w.HTML))
     assert "Cannot reach the Jupyter server" in texts
     panel.close()
+
+
+def test_every_widget_of_the_panel_is_open() -> None:
+    """A widget class that shadows ``Widget.open`` (a method or attribute of that name) never gets a comm, and
+    the first redraw of its parent then fails: every part of the panel must be open after construction."""
+    from specflow_nb.widgets.backend import ProjectCard
+    from specflow_nb.widgets.overview import ProjectCardWidget
+
+    panel = ProjectPanel(None, "", title="todo")
+    card = ProjectCardWidget(ProjectCard(project_id="a", name="a"), lambda _c, _f: panel)
+    parts = [panel, panel.summary, panel.form, panel.progress, panel.no_server, card]
+    closed = [type(x).__name__ for part in parts for x in descendants(part) if x.comm is None]
+    assert closed == []
+    panel.close()
