@@ -171,6 +171,8 @@ class _Slot:
     changed: anyio.Event = field(default_factory=anyio.Event)
     #: The scope of a long action (verify command, merge) a cancel or go-back may interrupt.
     busy: anyio.CancelScope | None = None
+    #: orchestration id -> the repository's default branch (the merge target when the config names none).
+    default_branch: dict[str, str] = field(default_factory=dict)
 
 
 class _Abandoned(Exception):
@@ -743,15 +745,26 @@ class Orchestrator:
             if scope.cancelled_caught:
                 raise _Abandoned
             verify_exit, verify_tail = result.exit_code, result.output_tail
-        merged = False
-        if ex.feature_branch:
+        # git and the status view each spawn git processes (~10 ms apiece): run them side by side in worker
+        # threads, so a transition waits for the slowest one only and the loop serves other projects meanwhile.
+        facts = {"merged": False, "gate": False}
+
+        def read_merged() -> None:
+            if not ex.feature_branch:
+                return
             with contextlib.suppress(gitops.GitError):
-                target = ex.config.target_branch or gitops.default_branch(project)
+                target = ex.config.target_branch or self._default_branch(slot, ex)
                 if target and target != ex.feature_branch:
-                    merged = gitops.is_merged(project, ex.feature_branch, target)
-        gate = False
-        with contextlib.suppress(SpecflowError):
-            gate = project_status(project, ex.feature_dir).phase.has_user_gate
+                    facts["merged"] = gitops.is_merged(project, ex.feature_branch, target)
+
+        def read_gate() -> None:
+            with contextlib.suppress(SpecflowError):
+                facts["gate"] = project_status(project, ex.feature_dir).phase.has_user_gate
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, read_merged)
+            tg.start_soon(anyio.to_thread.run_sync, read_gate)
+        merged, gate = facts["merged"], facts["gate"]
         return ProjectSnapshot(
             has_spec=art.has_spec,
             has_plan=art.has_plan,
@@ -766,6 +779,16 @@ class Orchestrator:
             has_user_gate=gate,
             has_merge_command=has_project_command(project, "merge"),
         )
+
+    @staticmethod
+    def _default_branch(slot: _Slot, ex: OrchestrationExecution) -> str | None:
+        """The repository's default branch, looked up once per orchestration (it does not move during one)."""
+        cached = slot.default_branch.get(ex.id)
+        if cached is None:
+            cached = gitops.default_branch(slot.project)
+            if cached:
+                slot.default_branch = {ex.id: cached}
+        return cached
 
     def _prompt(
         self, slot: _Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer

@@ -1,0 +1,165 @@
+"""Benchmark: the orchestrator's transition latency and whole-phase overhead, beside a 3-second-polling baseline.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/bench_orchestrator.py                 # 5 event-driven phases, 1 polling phase
+    .venv/bin/python benchmarks/bench_orchestrator.py --phases 10 --baseline-phases 2
+
+The phase: the sample project with a generated tasks.md of 50 tasks in 10 ``##`` sections (10 batches), design and
+analyze skipped by smart config (their artifacts are there), verify and the built-in git merge on (autoMerge), the
+instant DEMO agent (a real process checking its batch's tasks in tasks.md). Both loops run in this process, in turn.
+
+* **transition latency**: agent run i exits (``exit.json`` endedAt, stamped by the run's exit recorder the moment
+  the agent ended) → agent run i+1 started (``pid.json`` startedAt, stamped just before its process is spawned).
+  Everything in between is the orchestrator: notice the exit, classify the outcome, persist, re-read tasks.md and
+  git, step the machine, persist, build the prompt, write the run folder. Median and p99 over all transitions.
+* **phase overhead**: wall time from ``start()`` until the orchestration is completed (merged), minus the agents'
+  own run time (Σ endedAt − startedAt over the runs).
+* **baseline**: the same orchestrator with only the "run finished" event replaced by polling ``run.is_alive()``
+  every 3 s, as the original TypeScript system did (a subclass here; product code has no polling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from specflow_nb.agent.claude import AgentRun
+from specflow_nb.demo import SAMPLE_FEATURE, prepare_sample
+from specflow_nb.orchestrator import EngineSettings, Orchestrator, _Slot
+
+DEMO_AGENT = str(Path(sys.executable).parent / "specflow-nb-demo-agent")
+POLL_SECONDS = 3.0
+SECTIONS, TASKS = 10, 50
+
+
+class PollingOrchestrator(Orchestrator):
+    """The baseline: notices a run's end by looking every 3 s (the original's loop), then proceeds as usual."""
+
+    async def _watch_run(self, slot: _Slot, run: AgentRun) -> None:
+        while run.is_alive():
+            await anyio.sleep(POLL_SECONDS)
+        await super()._watch_run(slot, run)
+
+
+def tasks_md() -> str:
+    lines, n = ["# Tasks: benchmark feature", ""], 0
+    per = TASKS // SECTIONS
+    for s in range(SECTIONS):
+        lines += [f"## Phase {s + 1}: Part {s + 1}", ""]
+        for _ in range(per):
+            n += 1
+            lines.append(f"- [ ] T{n:03d} Do thing {n} in `src/mod{n}.py`")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def make_project(dest: Path) -> Path:
+    project = prepare_sample(dest)
+    (project / "specs" / SAMPLE_FEATURE / "tasks.md").write_text(tasks_md(), encoding="utf-8")
+    git = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
+    subprocess.run([*git, "commit", "-qam", "benchmark tasks"], cwd=project, check=True, capture_output=True)
+    return project
+
+
+def _stamp(path: Path, key: str) -> float:
+    return datetime.fromisoformat(str(json.loads(path.read_text())[key])).timestamp()
+
+
+async def one_phase(cls: type[Orchestrator], root: Path) -> dict[str, Any]:
+    project = make_project(root / "proj")
+    config = {"agentCommand": DEMO_AGENT, "autoMerge": True, "skipAnalyze": True}
+    async with cls(root, EngineSettings()) as orch:
+        t0 = time.time()
+        ex = await orch.start("proj", config)
+        with anyio.fail_after(600):
+            while not (ex.status.value == "completed" and ex.current_run is None):
+                assert ex.status.value in ("running",), (ex.status, ex.recovery_context)
+                ex = await orch.wait_for_change("proj", ex.version, 30) or ex
+        wall = time.time() - t0
+    runs = sorted(p for p in (project / ".specflow" / "workflows").iterdir() if p.name.startswith(ex.id + "-"))
+    runs = [p for p in runs if (p / "pid.json").exists()]  # agent runs (the built-in merge has no process)
+    started = [_stamp(p / "pid.json", "startedAt") for p in runs]
+    ended = [_stamp(p / "exit.json", "endedAt") for p in runs]
+    transitions = [started[i + 1] - ended[i] for i in range(len(runs) - 1)]
+    agent_time = sum(e - s for s, e in zip(started, ended, strict=True))
+    assert len(ex.batches.items) == SECTIONS and len(runs) == SECTIONS + 1  # 10 batches + verify
+    return {"wall": wall, "agent": agent_time, "overhead": wall - agent_time, "transitions": transitions}
+
+
+def measure(cls: type[Orchestrator], phases: int) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"wall": [], "agent": [], "overhead": [], "transitions": []}
+    for _ in range(phases):
+        with tempfile.TemporaryDirectory() as tmp:
+            result = anyio.run(one_phase, cls, Path(tmp))
+        for key in ("wall", "agent", "overhead"):
+            out[key].append(result[key])
+        out["transitions"].extend(result["transitions"])
+    return out
+
+
+def p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--phases", type=int, default=5, help="event-driven phases to time (after one warm-up)")
+    parser.add_argument("--baseline-phases", type=int, default=1, help="3 s polling phases to time")
+    args = parser.parse_args()
+    load_before = os.getloadavg()[0]
+    measure(Orchestrator, 1)  # warm-up: imports, page cache
+    event = measure(Orchestrator, args.phases)
+    poll = measure(PollingOrchestrator, args.baseline_phases)
+    load_after = os.getloadavg()[0]
+    ms = 1000.0
+    ev_t, po_t = event["transitions"], poll["transitions"]
+    ev_med, po_med = statistics.median(ev_t), statistics.median(po_t)
+    ev_ovh, po_ovh = statistics.median(event["overhead"]), statistics.median(poll["overhead"])
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = (
+        f"`{platform.system()} {platform.release()} {platform.machine()}`, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}"
+    )
+    lines = [
+        f"- Date: {when}",
+        f"- Machine: {machine}; 1-minute load average {load_before:.1f} before, {load_after:.1f} after",
+        f"- Command: `.venv/bin/python benchmarks/bench_orchestrator.py --phases {args.phases} "
+        f"--baseline-phases {args.baseline_phases}` (one warm-up phase dropped)",
+        f"- Phase: {TASKS} tasks in {SECTIONS} sections → {SECTIONS} batches + verify + built-in merge, instant "
+        "DEMO agent; baseline = same loop noticing a run's end by polling every 3 s",
+        "",
+        "| measure | event-driven | 3 s polling baseline | ratio |",
+        "|---|---:|---:|---:|",
+        f"| transition latency, median (agent exit → next agent started) | {ev_med * ms:.1f} ms "
+        f"| {po_med * ms:.1f} ms | {po_med / ev_med:.0f}x |",
+        f"| transition latency, p99 | {p99(ev_t) * ms:.1f} ms | {p99(po_t) * ms:.1f} ms "
+        f"| {p99(po_t) / p99(ev_t):.0f}x |",
+        f"| phase wall time, median | {statistics.median(event['wall']):.2f} s "
+        f"| {statistics.median(poll['wall']):.2f} s | {statistics.median(poll['wall']) / statistics.median(event['wall']):.1f}x |",
+        f"| agents' own run time, median | {statistics.median(event['agent']):.2f} s "
+        f"| {statistics.median(poll['agent']):.2f} s | |",
+        f"| phase overhead (wall − agents), median | {ev_ovh:.2f} s | {po_ovh:.2f} s | {po_ovh / ev_ovh:.1f}x |",
+        "",
+        f"Samples: {len(ev_t)} event-driven transitions over {args.phases} phases, {len(po_t)} polling transitions "
+        f"over {args.baseline_phases}. Goals: median transition < 50 ms "
+        f"({'met' if ev_med < 0.05 else 'MISSED'}), phase overhead < 2 s ({'met' if ev_ovh < 2 else 'MISSED'}).",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
