@@ -11,6 +11,7 @@ and, by inheritance, their detached agent runs), so :meth:`Hub.stop` can end eve
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shlex
@@ -270,6 +271,16 @@ class Hub:
             time.sleep(0.2)
         raise RuntimeError(f"{name}'s server not ready within {timeout}s:\n{self.log_tail()}")
 
+    def start_servers(self, names: list[str], *, timeout: float = 120.0) -> None:
+        """Start several users' servers at once (the hub spawns them concurrently) and wait for all."""
+        for name in names:
+            self.ensure_user(name)
+            r = self.api("POST", f"users/{name}/server")
+            if r.status_code not in (201, 202, 400):
+                raise RuntimeError(f"start {name}'s server: {r.status_code} {r.text}")
+        for name in names:
+            self.start_server(name, timeout=timeout)
+
     def stop_server(self, name: str, *, timeout: float = 60.0) -> None:
         r = self.api("DELETE", f"users/{name}/server")
         if r.status_code not in (202, 204, 400):
@@ -330,3 +341,75 @@ def tagged_pids(tag: str) -> list[int]:
 def _kill(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.kill(pid, sig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Talking to a user's server as someone
+
+
+STATUS = "workflow/orchestrate/status"
+#: Bound on a whole demo phase on a hub (seconds): a hang fails the test instead of waiting forever.
+PHASE_DEADLINE = 120.0
+
+
+class As:
+    """Requests to ``owner``'s single-user server (through the proxy) with ``token``: raw status codes and JSON."""
+
+    def __init__(self, hub: Hub, owner: str, token: str | None) -> None:
+        self.base = f"{hub.server_url(owner)}specflow/api/"
+        self.root = hub.server_url(owner)
+        headers = {"Authorization": f"token {token}"} if token else {}
+        self.http = httpx.Client(headers=headers, timeout=60.0)
+
+    def get(self, path: str, **params: Any) -> tuple[int, Any]:
+        r = self.http.get(self.base + path, params=params)
+        return r.status_code, _json(r)
+
+    def post(self, path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        r = self.http.post(self.base + path, json=body)
+        return r.status_code, _json(r)
+
+    def raw(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """A request to any route of the server (``api/contents/…``), relative to its base URL."""
+        return self.http.request(method, self.root + path, **kw)
+
+    def wait(self, project: str, done: Any, *, since: int = 0) -> dict[str, Any]:
+        """Long-poll the live channel until ``done(orchestration)``."""
+        deadline = time.monotonic() + PHASE_DEADLINE
+        last: Any = None
+        while time.monotonic() < deadline:
+            code, body = self.get(STATUS, projectId=project, since=since, timeout=10)
+            assert code == 200, body
+            ex = body["orchestration"]
+            if ex is not None:
+                last = ex
+                since = max(since, ex["version"])
+                if done(ex):
+                    return dict(ex)
+        raise AssertionError(f"not done within {PHASE_DEADLINE}s; last: {last and last['status']}")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _json(r: httpx.Response) -> Any:
+    try:
+        return r.json()
+    except ValueError:
+        return r.text
+
+
+def state_files(project: Path) -> list[Path]:
+    return sorted((project / ".specflow" / "workflows").glob("orchestration-*.json"))
+
+
+def read_state(project: Path) -> dict[str, Any]:
+    """The project's newest orchestration straight from disk (no request to its server)."""
+    newest = max(state_files(project), key=lambda p: json.loads(p.read_text())["startedAt"])
+    data: dict[str, Any] = json.loads(newest.read_text())
+    return data
+
+
+def actors(ex: dict[str, Any]) -> list[str]:
+    """The actor of every decision log entry that names one, in log order."""
+    return [e["data"]["actor"] for e in ex["decisionLog"] if (e.get("data") or {}).get("actor")]

@@ -1,0 +1,33 @@
+"""One real JupyterHub for every test under tests/hub/ (session scope: starting a hub and its servers takes seconds).
+
+Skipped with the reason when jupyterhub, jupyterhub-idle-culler or configurable-http-proxy is missing — unless
+``SPECFLOW_REQUIRE_HUB=1`` (CI), which turns the skip into a failure. The proxy is found through
+``SPECFLOW_CHP_BIN``, then ``.ci/node/node_modules/.bin/configurable-http-proxy``, then ``PATH``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .hubctl import Hub, find_proxy, hub_missing_reason
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    reason = hub_missing_reason()
+    if reason is not None:
+        if os.environ.get("SPECFLOW_REQUIRE_HUB") == "1":
+            pytest.fail(f"SPECFLOW_REQUIRE_HUB=1 but {reason}")
+        pytest.skip(reason)
+    proxy = find_proxy()
+    assert proxy is not None
+    h = Hub(Path(tmp_path_factory.mktemp("hub")), proxy)
+    h.start()
+    try:
+        yield h
+    finally:
+        h.stop()
