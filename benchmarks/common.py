@@ -36,6 +36,9 @@ DEMO_AGENT = [sys.executable, "-m", "specflow_nb.demo.demo_agent"]
 WORKFLOWS = Path(".specflow") / "workflows"
 ACTIVE = ("running", "paused", "waiting_merge", "needs_attention")
 RESTING = ("paused", "waiting_merge", "needs_attention", "completed", "failed", "cancelled")
+_OTHER_EXTENSIONS = {
+    name: False for name in ("jupyterlab", "jupyter_lsp", "jupyter_server_terminals", "notebook_shim", "notebook")
+}
 _CLIENT_ENV = ("SPECFLOW_SERVER_URL", "SPECFLOW_SERVER_TOKEN", "JUPYTERHUB_SERVICE_URL", "JUPYTERHUB_API_TOKEN")
 
 
@@ -148,7 +151,8 @@ class LiveServer:
                     "--ip=127.0.0.1",
                     f"--port={self.port}",
                     f"--ServerApp.root_dir={self.root}",
-                    "--ServerApp.jpserver_extensions={'specflow_nb.server': True}",
+                    # Only specflow: JupyterLab, LSP and terminals would slow every (re)start and are not measured.
+                    "--ServerApp.jpserver_extensions=" + repr({"specflow_nb.server": True, **_OTHER_EXTENSIONS}),
                     f"--IdentityProvider.token={TOKEN}",
                     "--allow-root",
                 ],

@@ -33,7 +33,7 @@ from .conftest import LONG, SEED, chaos_tasks, commit_tasks
 
 TRIALS = 20 if LONG else 3
 MAX_KILLS = 3 if LONG else 1
-SECTIONS, PER_SECTION = 6, 2
+SECTIONS, PER_SECTION = 4, 2
 PHASE_DEADLINE = 120.0
 
 
