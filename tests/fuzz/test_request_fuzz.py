@@ -7,6 +7,7 @@ happened to be valid) is allowed; the next example then starts from the state it
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -105,7 +106,9 @@ def check(server: LiveServer, client: httpx.Client, response: httpx.Response, be
 @given(route=st.sampled_from(POST_ROUTES), body=bodies)
 def test_random_json_bodies(server: LiveServer, client: httpx.Client, route: str, body: Any) -> None:
     before = snapshot(server.root)
-    check(server, client, client.post(route, json=body), before)
+    # json.dumps, not httpx's json=: it writes NaN and Infinity (not JSON, but what a sloppy client sends).
+    raw = json.dumps(body).encode()
+    check(server, client, client.post(route, content=raw, headers={"Content-Type": "application/json"}), before)
 
 
 @settings(max_examples=EXAMPLES // 2, deadline=None, suppress_health_check=list(HealthCheck))
