@@ -902,14 +902,23 @@ def _confirm_heal(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         _batch_done(tx, b, BatchStatus.HEALED, why, snap)
         return
     if run.lost:
-        error = f"the healer run {run.execution_id} was lost in a restart"
-    else:
-        assert out is not None
-        error = _failure_text(out, run, remaining) if not out.ok else f"healer reported {said!r}"
-        if out.ok and not remaining and said != "fixed":
-            error += " although tasks.md shows every task checked"
-        elif remaining:
-            error += f"; still unchecked: {', '.join(remaining)}"
+        # Gone without a result (the host died): not a failed attempt. Run it again, same attempt, same context.
+        tx.log(
+            Decision.RECONCILE_RESUMED,
+            f"healer for batch {b.index + 1} runs again after a restart (attempt {b.heal_attempts} is not counted "
+            f"twice): {', '.join(remaining)} left",
+            runId=run.execution_id,
+            batch=b.index,
+        )
+        failed_run = b.workflow_execution_id or run.execution_id  # the batch run whose failure is being healed
+        _spawn_healer_run(tx, b, remaining, failed_run, run.session_id, fork=run.session_id is not None, recount=False)
+        return
+    assert out is not None
+    error = _failure_text(out, run, remaining) if not out.ok else f"healer reported {said!r}"
+    if out.ok and not remaining and said != "fixed":
+        error += " although tasks.md shows every task checked"
+    elif remaining:
+        error += f"; still unchecked: {', '.join(remaining)}"
     b.status = BatchStatus.FAILED
     tx.log(Decision.HEAL_FAILED, f"healing batch {b.index + 1} failed: {error}", remaining=remaining)
     _heal_or_attention(tx, b, run, remaining, error, snap)
@@ -1266,6 +1275,7 @@ def _spawn_healer_run(
     error: str = "",
     done: list[str] | None = None,
     answers: dict[str, str] | None = None,
+    recount: bool = True,
 ) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.healing_budget, "healingBudget", ex.healing_cost_usd)
@@ -1273,7 +1283,7 @@ def _spawn_healer_run(
         b.status = BatchStatus.FAILED
         _budget_stop(tx, f"a healer for batch {b.index + 1}", limit, [R.RETRY, R.SKIP, R.ABORT], batch=b)
         return
-    if answers is None:
+    if answers is None and recount:
         b.heal_attempts += 1  # counted (and persisted) before the healer starts
         tx.log(
             Decision.HEAL_STARTED,

@@ -1119,6 +1119,23 @@ def test_restart_lost_healer_with_tasks_checked_counts_as_healed():
     assert h.ex.batches.items[0].status is BatchStatus.HEALED
 
 
+def test_restart_lost_healer_with_tasks_left_runs_again_without_counting_an_attempt():
+    h = Harness(three_sections())
+    h.start()
+    h.run_batch(bad(), check=False)  # the batch fails; attempt 1 of 1 is counted, a healer is spawned
+    batch = h.ex.batches.items[0]
+    assert batch.heal_attempts == 1
+    first_healer = h.ex.current_run.execution_id
+    h.restart()  # the healer is gone without a result
+    acts = h.read()
+    assert h.ex.status is S.RUNNING
+    healer = acts[-1]
+    assert isinstance(healer, SpawnHealer) and healer.run_id != first_healer
+    assert healer.failed_run_id == batch.workflow_execution_id and healer.task_ids == ["T001", "T002"]
+    assert h.ex.batches.items[0].heal_attempts == 1  # the lost run was not a failed attempt
+    assert h.decisions[-1] == "reconcile_resumed"
+
+
 def test_restart_with_nothing_in_flight_rereads_and_continues():
     h = st_awaiting_read()
     h.read()  # batch 0 confirmed, batch 1 spawned
