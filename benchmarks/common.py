@@ -118,11 +118,12 @@ class LiveServer:
         config_dir = self.base / "config"
         config_dir.mkdir(parents=True, exist_ok=True)
         ext: dict[str, Any] = {
-            "agent_command": shlex.join(self.agent_command),
             "agent_env": self.agent_env,
             "max_concurrent_orchestrations": self.max_concurrent,
             **self.settings,
         }
+        if self.agent_command:  # [] = no override: each orchestration's own agentCommand is used
+            ext["agent_command"] = shlex.join(self.agent_command)
         (config_dir / "jupyter_server_config.json").write_text(json.dumps({"SpecflowExtension": ext}))
         return config_dir
 

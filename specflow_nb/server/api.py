@@ -186,7 +186,7 @@ class Route:
     body: type[RequestModel] | None = None
     status: int = 200
     query: tuple[QueryParam, ...] = ()
-    errors: tuple[int, ...] = (400, 403, 404, 409)
+    errors: tuple[int, ...] = (400, 403, 404, 409, 503)
 
 
 _Q_PROJECT = QueryParam("projectId", {"type": "string"}, "Project folder relative to the server root.", True)
@@ -220,7 +220,7 @@ ROUTES: tuple[Route, ...] = (
             ),
             QueryParam("config", {"type": "string"}, "With preview: an OrchestrationConfig as JSON."),
         ),
-        errors=(400, 403, 404),
+        errors=(400, 403, 404, 503),
     ),
     Route(
         "GET",
@@ -228,7 +228,7 @@ ROUTES: tuple[Route, ...] = (
         "Every orchestration of a project, newest first",
         ListResponse,
         query=(_Q_PROJECT,),
-        errors=(400, 403, 404),
+        errors=(400, 403, 404, 503),
     ),
     Route(
         "POST", "workflow/orchestrate/cancel", "Cancel now (kills the running agent)", CommandResponse, TargetRequest
@@ -244,7 +244,7 @@ ROUTES: tuple[Route, ...] = (
         "projects",
         "Projects under the server root with their status and badge",
         ProjectsResponse,
-        errors=(400, 403),
+        errors=(400, 403, 503),
     ),
 )
 

@@ -7,6 +7,7 @@ Errors are JSON ``{error, details?, hint?}``; a user's mistake is a 4xx, never a
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 from http.client import responses
@@ -53,6 +54,24 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
         {"loc": [str(part) for part in err["loc"]], "msg": err["msg"], "type": err["type"]}
         for err in exc.errors(include_url=False, include_context=False, include_input=False)
     ]
+
+
+class StorageError(SpecflowError):
+    """The server could not read or write a project's files (disk full, read-only folder, I/O error): a 503 with the
+    reason, not a 500 — the request was fine and may succeed once the storage is fixed."""
+
+    http_status = 503
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> StorageError:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        where = f": {exc.filename}" if exc.filename else ""
+        return cls(
+            f"The server could not read or write the project's files ({reason}{where}).",
+            hint="Check the project's .specflow folder: is the disk full, or the folder read-only or owned by "
+            "another user? Fix it, then retry; the last saved state is kept.",
+            details={"errno": errno.errorcode.get(exc.errno or 0)},
+        )
 
 
 class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
@@ -156,6 +175,11 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
         self.finish(json.dumps(body))
 
     def _handle_request_exception(self, e: BaseException) -> None:
+        # A file-system failure (ENOSPC, EROFS, EACCES, EIO …) is the storage's fault, not the code's: a 503 that
+        # names it. Connection errors are not storage errors and keep tornado's own handling.
+        if isinstance(e, OSError) and not isinstance(e, ConnectionError | TimeoutError):
+            self.log.warning("specflow | %s %s: storage error: %s", self.request.method, self.request.path, e)
+            e = StorageError.from_os_error(e)
         # A SpecflowError is the user's (or the state's) answer, not a server fault: send its own status, and log
         # one line instead of a traceback.
         if isinstance(e, SpecflowError):
