@@ -90,7 +90,12 @@ c.Spawner.args = c.Spawner.args + [
     "--SpecflowExtension.agent_command=" + {agent!r},
     "--ServerApp.shutdown_no_activity_timeout=0",
     "--allow-root",  # CI containers run as root; a real hub spawns servers as the users
+    "--ServerApp.answer_yes=True",
 ]
+# After SIGINT a single-user server stops serving at once, but its process lingers until idle AnyIO worker threads
+# (non-daemon) time out after 10 s; the spawner's defaults wait 10 s then SIGTERM. Shorter waits keep tests brisk.
+c.Spawner.interrupt_timeout = 3
+c.Spawner.term_timeout = 3
 c.Spawner.start_timeout = 90
 c.Spawner.http_timeout = 90
 
