@@ -121,8 +121,8 @@ class Overview(w.VBox):
             panel.close()
         super().close()
 
-    def show(self, area: str = "right") -> object:
-        """Put the overview in the JupyterLab shell (default: the right side panel) via ipylab."""
+    def show(self, area: str = "right") -> None:
+        """Put the overview in the JupyterLab shell (default: the right side panel) via ipylab and show it there."""
         from specflow_nb.widgets.shell import show_in_shell
 
-        return show_in_shell(self, area=area, label="Projects")
+        self.shell_panel = show_in_shell(self, area=area, label="Projects")

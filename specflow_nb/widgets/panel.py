@@ -68,6 +68,7 @@ class ProjectPanel(w.VBox):
         self._clock_task: asyncio.Task[None] | None = None
         self._preview_task: asyncio.Task[Any] | None = None
         self._closed = False
+        self.shell_panel: Any = None
 
         self.title = w.HTML(f"<h3 style='margin:4px 0'>{esc(title or project_id or 'Project')}</h3>")
         self.badge = OrchestrationBadge()
@@ -387,8 +388,12 @@ class ProjectPanel(w.VBox):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def show(self, area: str = "right") -> Any:
-        """Put the panel in the JupyterLab shell (default: the right side panel) via ipylab."""
+    def show(self, area: str = "right") -> None:
+        """Put the panel in the JupyterLab shell (default: the right side panel) via ipylab and show it there.
+
+        Returns nothing, so a cell ending with ``panel.show()`` does not also display the panel in its output;
+        the shell's holder is kept as ``panel.shell_panel``.
+        """
         from specflow_nb.widgets.shell import show_in_shell
 
-        return show_in_shell(self, area=area, label="Specflow")
+        self.shell_panel = show_in_shell(self, area=area, label="Specflow")

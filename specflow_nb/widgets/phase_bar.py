@@ -48,7 +48,7 @@ class PhaseProgressBar(w.HTML):
             weight = "700" if state == "current" else "400"
             cells.append(
                 f'<span data-step="{esc(step.value)}" data-state="{esc(state)}" '
-                f'style="color:{_COLOR[state]};font-weight:{weight}">'
+                f'style="color:{_COLOR[state]};font-weight:{weight};white-space:nowrap">'
                 f"{_MARK[state]} {esc(step.value.capitalize())}</span>"
             )
-        self.value = '<div style="white-space:nowrap">' + ' <span style="color:#bbb">─</span> '.join(cells) + "</div>"
+        self.value = '<div style="line-height:1.8">' + ' <span style="color:#bbb">─</span> '.join(cells) + "</div>"
