@@ -19,17 +19,38 @@ if TYPE_CHECKING:
 __all__ = ["Backend", "Overview", "ProjectPanel", "connect", "overview", "panel"]
 
 
-def connect(project: str | Path = ".", *, server: str | None = None, token: str | None = None) -> tuple[Backend, str]:
+def connect(
+    project: str | Path = ".",
+    *,
+    server: str | None = None,
+    token: str | None = None,
+    project_id: str | None = None,
+) -> tuple[Backend, str]:
     """The server backend and the project's id on it (its folder relative to the server root).
 
+    The id comes from the server's root folder when discovery knows it (runtime files), else from the server's
+    sessions API (JupyterHub: the session running this kernel), else ``project_id`` or the relative path given.
     Raises ``specflow_nb.client.NoServerFound`` when no server with the extension is reachable.
     """
     from specflow_nb.client import SpecflowClient
+    from specflow_nb.errors import ConfigError
+    from specflow_nb.widgets.locate import project_id_on_server
     from specflow_nb.widgets.remote import RemoteBackend
 
     client = SpecflowClient(url=server, token=token, cwd=Path(project).resolve())
     try:
-        project_id = client.project_id_for(Path(project)) if client.server.root_dir is not None else str(project)
+        if project_id is None:
+            if client.server.root_dir is not None:
+                project_id = client.project_id_for(Path(project))
+            else:
+                project_id = project_id_on_server(client.server, Path(project))
+        if project_id is None:
+            if Path(project).is_absolute():
+                raise ConfigError(
+                    f"Cannot tell where {project} is on the server at {client.server.url}.",
+                    hint="Pass project_id=: the folder's path relative to the server's root.",
+                )
+            project_id = Path(project).as_posix()
     except Exception:
         client.close()
         raise
@@ -66,7 +87,7 @@ def panel(
             backend, project_id = _local(project, engine_settings)
         else:
             try:
-                backend, project_id = connect(project, server=server, token=token)
+                backend, project_id = connect(project, server=server, token=token, project_id=project_id)
                 # a server found in the runtime files may lack the extension or be gone: ask it once, here
                 client = getattr(backend, "client", None)
                 if client is not None:
