@@ -45,6 +45,7 @@ def connect(
             else:
                 project_id = project_id_on_server(client.server, Path(project))
         if project_id is None:
+            client.projects()  # an unreachable server says so first (ServerUnavailable), not "where is it?"
             if Path(project).is_absolute():
                 raise ConfigError(
                     f"Cannot tell where {project} is on the server at {client.server.url}.",
