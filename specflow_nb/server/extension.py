@@ -45,6 +45,12 @@ class SpecflowExtension(ExtensionApp):
         2, config=True, help="How many folder levels below the root the projects overview looks for projects."
     )
     projects_scan_limit = Int(200, config=True, help="The projects overview lists at most this many projects.")
+    activity_refresh_seconds = Float(
+        30.0,
+        config=True,
+        help="While an orchestration is active, count it as server activity this often (seconds; 0 disables): an "
+        "agent run can go minutes without a saved change, and JupyterHub's idle culler must not see that as idle.",
+    )
     # A dotted name, imported on first use: the extension's settings are read (and logged) before any engine
     # exists, and a bad name should fail the first engine call with its import error, not the whole server.
     orchestrator_class = DottedObjectName(
@@ -55,6 +61,7 @@ class SpecflowExtension(ExtensionApp):
 
     _orchestrator: Any = None
     _loop_running: bool = False
+    _activity_timer: Any = None
 
     @default("agent_env")
     def _default_agent_env(self) -> dict[str, str]:
@@ -103,6 +110,11 @@ class SpecflowExtension(ExtensionApp):
             return
         await self.orchestrator.start_loop()
         self._loop_running = True
+        if self.activity_refresh_seconds > 0 and self._activity_timer is None:
+            from tornado.ioloop import PeriodicCallback
+
+            self._activity_timer = PeriodicCallback(self._refresh_activity, self.activity_refresh_seconds * 1000)
+            self._activity_timer.start()
         self.log.info("specflow | orchestration loop started for %s", self.root_dir)
 
     async def stop_loop(self) -> None:
@@ -110,6 +122,9 @@ class SpecflowExtension(ExtensionApp):
         if not self._loop_running:
             return
         self._loop_running = False
+        if self._activity_timer is not None:
+            self._activity_timer.stop()
+            self._activity_timer = None
         await self.orchestrator.stop_loop()
         self.log.info("specflow | orchestration loop stopped")
 
@@ -123,7 +138,15 @@ class SpecflowExtension(ExtensionApp):
         return self._orchestrator is not None and bool(self._orchestrator.active())
 
     def _on_change(self, execution: OrchestrationExecution) -> None:
+        self._touch()
+
+    def _refresh_activity(self) -> None:
+        # A batch run may save nothing for many minutes; while one is active the server is busy, not idle.
+        if self.current_activity():
+            self._touch()
+
+    def _touch(self) -> None:
         # Settings ending in "_last_activity" feed ServerApp.last_activity() (the /api/status "last_activity"
-        # that JupyterHub's idle culler reads), so a progressing phase counts as activity.
+        # that a JupyterHub single-user server posts to the hub for the idle culler), so a phase counts as activity.
         if self.serverapp is not None and getattr(self.serverapp, "web_app", None) is not None:
             self.serverapp.web_app.settings["specflow_last_activity"] = utcnow()

@@ -91,6 +91,8 @@ c.Spawner.args = c.Spawner.args + [
     "--ServerApp.shutdown_no_activity_timeout=0",
     "--allow-root",  # CI containers run as root; a real hub spawns servers as the users
     "--ServerApp.answer_yes=True",
+    # a running phase counts as activity every second (default 30 s), to match the 1 s activity posts below
+    "--SpecflowExtension.activity_refresh_seconds=1",
 ]
 # After SIGINT a single-user server stops serving at once, but its process lingers until idle AnyIO worker threads
 # (non-daemon) time out after 10 s; the spawner's defaults wait 10 s then SIGTERM. Shorter waits keep tests brisk.
