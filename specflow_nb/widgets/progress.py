@@ -8,7 +8,7 @@ from typing import Any
 
 import ipywidgets as w
 
-from specflow_nb.models import OrchestrationExecution
+from specflow_nb.models import OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
 from specflow_nb.widgets._html import esc, fmt_duration
 from specflow_nb.widgets.badge import OrchestrationBadge
 from specflow_nb.widgets.batch_progress import BatchProgress
@@ -23,6 +23,8 @@ from specflow_nb.widgets.step_override import StepOverride
 from specflow_nb.widgets.timing import elapsed, remaining
 
 Command = dict[str, Any]
+
+_ESTIMATED = (OrchestrationPhase.DESIGN, OrchestrationPhase.ANALYZE, OrchestrationPhase.IMPLEMENT)
 
 
 class OrchestrationProgress(w.VBox):
@@ -99,6 +101,7 @@ class OrchestrationProgress(w.VBox):
         spent = fmt_duration(elapsed(self.execution, now))
         left = remaining(self.execution, now)
         text = f"Elapsed {spent}"
-        if self.execution.status.is_active:
+        # an estimate only while work is left that batch times can predict (not while waiting on a person)
+        if self.execution.status is OrchestrationStatus.RUNNING and self.execution.current_phase in _ESTIMATED:
             text += f" · Remaining {'~' + fmt_duration(left) if left is not None else 'estimating…'}"
         self.time.value = f'<span style="color:#555;font-size:12px">{esc(text)}</span>'
