@@ -116,7 +116,7 @@ async def loaded_phase(server: LiveServer, projects: list[str], clients: int, wi
     t_end = time.monotonic() + window
     status: list[float] = []
     jstatus: list[float] = []
-    while time.monotonic() < t_end and len(status) < requests:
+    while time.monotonic() < t_end:  # the whole window, so batches finish and the live channel has changes
         status += await status_latency(server, projects, 50)
         jstatus += await jupyter_status_latency(server, 20)
     async with server.async_client() as client:
@@ -135,6 +135,13 @@ def start_all(server: LiveServer, projects: list[str], config: dict[str, Any]) -
         for p in projects:
             r = client.post("workflow/orchestrate", json={"projectId": p, "config": config})
             assert r.status_code == 201, (p, r.status_code, r.text[:300])
+
+
+def cancel_all(server: LiveServer, projects: list[str]) -> None:
+    with server.client() as client:
+        for p in projects:
+            client.post("workflow/orchestrate/cancel", json={"projectId": p})  # 409 when already finished
+    wait_resting(server, projects)
 
 
 def wait_resting(server: LiveServer, projects: list[str], timeout: float = 300) -> list[dict[str, Any]]:
@@ -200,15 +207,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orchestrations", type=int, default=50)
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=1000, help="status requests per measurement")
-    parser.add_argument("--window", type=float, default=40.0, help="seconds of loaded measurement (at most)")
-    parser.add_argument("--delay", type=float, default=0.3, help="demo agent seconds per output line")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=1000,
+        help="status requests for the idle baseline (the loaded one runs for --window)",
+    )
+    parser.add_argument("--window", type=float, default=40.0, help="seconds of loaded measurement")
+    parser.add_argument("--delay", type=float, default=0.5, help="demo agent seconds per output line")
     parser.add_argument("--idle", type=int, default=100, help="idle orchestrations for the memory measure")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     gc.collect()
 
-    with tempfile.TemporaryDirectory(prefix="bench-server-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-server-", ignore_cleanup_errors=True) as tmp:
         base = Path(tmp)
         root = base / "root"
         projects = make_projects(root, args.orchestrations)
@@ -226,6 +238,7 @@ def main() -> int:
             start_s = time.monotonic() - t0
             loaded = asyncio.run(loaded_phase(server, projects, args.clients, args.window, args.requests))
             rss_loaded = rss_kib(server.pid)
+            cancel_all(server, projects)  # kills the agents still running before their folders are removed
         finally:
             server.stop()
         mem = memory_phase(base, args.idle)
