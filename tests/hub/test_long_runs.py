@@ -20,7 +20,7 @@ from .hubctl import ACTIVITY_INTERVAL, As, Hub, read_state
 MAX_LAG = 2 * ACTIVITY_INTERVAL + 3.0
 #: Demo agent seconds per output line for "long" runs: one batch run takes well over 15 s.
 SLOW = 1.0
-CULL_TIMEOUT = 8
+CULL_TIMEOUT = 6
 
 
 def _ts(value: str | None) -> float:
@@ -63,7 +63,7 @@ def test_active_orchestration_keeps_the_servers_activity_fresh(hub: Hub) -> None
         time.sleep(ACTIVITY_INTERVAL + 1)
         # no request reaches lena's server from here on: only the hub API and the state file on disk are read
         lags = []
-        t_end = time.monotonic() + 15
+        t_end = time.monotonic() + 10
         while time.monotonic() < t_end:
             lags.append(time.time() - _server_activity(hub, user))
             time.sleep(1)
@@ -77,7 +77,7 @@ def test_active_orchestration_keeps_the_servers_activity_fresh(hub: Hub) -> None
         _until(lambda: read_state(folder)["status"] == "cancelled", 30, "cancelled on disk")
         time.sleep(ACTIVITY_INTERVAL + 3)  # the cancel request and the killed run's end are the last activity
         settled = _server_activity(hub, user)
-        time.sleep(3 * ACTIVITY_INTERVAL + 2)
+        time.sleep(3 * ACTIVITY_INTERVAL + 1)
         assert _server_activity(hub, user) == settled, "an idle server kept reporting activity"
     finally:
         client.close()
@@ -125,7 +125,7 @@ def test_a_stopped_server_resumes_its_phase_when_started_again(hub: Hub) -> None
     hub.home(user).mkdir(parents=True, exist_ok=True)
     prepare_sample(hub.home(user) / project)
     folder = hub.home(user) / project
-    hub.start_server(user, delay=0.15)
+    hub.start_server(user, delay=0.1)
     token = hub.token(user)
     client = As(hub, user, token)
     try:
