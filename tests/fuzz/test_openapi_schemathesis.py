@@ -9,19 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.checks import (
-    content_type_conformance,
-    not_a_server_error,
-    response_schema_conformance,
-    status_code_conformance,
-)
 
 import specflow_nb.server as server_pkg
 from benchmarks.common import LiveServer
 
 from .conftest import LONG, settle, snapshot
+
+# Until pyproject's test extra lists it (asked of the lead); then this is a plain import.
+schemathesis = pytest.importorskip("schemathesis", minversion="4")
+
+from schemathesis.checks import (  # noqa: E402
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 OPENAPI = Path(server_pkg.__file__).parent / "openapi.json"
 SCHEMA = schemathesis.openapi.from_path(str(OPENAPI))
