@@ -377,7 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--feature", metavar="NAME", default=None, help="feature folder under specs/ (default: newest)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in REGISTRARS:
+    # The engine commands build on this module's helpers, so their module is imported here, not at the top.
+    from specflow_nb.cli_orchestrate import add_demo, add_orchestrate
+
+    for register in [*REGISTRARS, add_orchestrate, add_demo]:
         register(sub)
     return parser
 
@@ -421,13 +424,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
-
-
-def _register_engine_commands() -> None:
-    # Registered here (not in the list above) because those commands build on this module's helpers.
-    from specflow_nb.cli_orchestrate import add_demo, add_orchestrate
-
-    REGISTRARS.extend([add_orchestrate, add_demo])
-
-
-_register_engine_commands()

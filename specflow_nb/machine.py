@@ -263,6 +263,8 @@ class Started(Frozen):
     kind: Literal["started"] = "started"
     at: datetime
     snapshot: ProjectSnapshot
+    #: Who started it (on a shared project the decision log names them).
+    actor: str | None = None
 
 
 class RunFinished(Frozen):
@@ -503,7 +505,7 @@ def step(execution: OrchestrationExecution, event: Event) -> tuple[Orchestration
         execution.status not in LEGAL_STATUSES[name]
     ):
         raise IllegalTransition(execution, name)
-    actor = event.actor if isinstance(event, UserCommand) else None
+    actor = event.actor if isinstance(event, (UserCommand, Started)) else None
     tx = _Tx(execution.model_copy(deep=True), event.at, name, actor)
     _HANDLERS[type(event)](tx, event)
     if not tx.changed:

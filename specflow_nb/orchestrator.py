@@ -109,6 +109,8 @@ from specflow_nb.tasks import parse_tasks, plan_batches
 log = logging.getLogger("specflow_nb.orchestrator")
 
 WORKFLOWS = Path(".specflow") / "workflows"
+#: Longest wait between two tries of an event whose state could not be saved (e.g. a full disk).
+STORAGE_RETRY_MAX_SECONDS = 15.0
 #: Coroutines returned by subscribers, kept referenced until done.
 _BACKGROUND: set[asyncio.Future[Any]] = set()
 
@@ -374,7 +376,7 @@ class Orchestrator:
                 slot.merge_conflicts = []
                 if actor:
                     log.info("orchestration %s started by %s", ex.id, actor)
-                return await self._apply(slot, Started(at=now, snapshot=snapshot))
+                return await self._apply(slot, Started(at=now, snapshot=snapshot, actor=actor))
 
     async def command(
         self,
@@ -564,23 +566,24 @@ class Orchestrator:
             await self._apply_quietly(slot, HostRestarted(at=utcnow(), run_alive=alive is not None, outcome=outcome))
             if alive is not None:
                 slot.runs[alive.execution_id] = alive
-                self._require_loop().start_soon(self._watch_run, slot, alive)
+                self._background(self._watch_run, slot, alive)
 
     def _finish_killed_run(self, slot: _Slot, run_id: str) -> None:
         """A run the machine had asked to kill before the restart: kill it if it lives, then report its end."""
         folder = run_dir(slot.project, run_id)
         run = attach_run(folder)
-        tg = self._require_loop()
         if run is not None:
             slot.runs[run_id] = run
-            tg.start_soon(run.kill)
-            tg.start_soon(self._watch_run, slot, run)
+            self._background(run.kill)
+            self._background(self._watch_run, slot, run)
         else:
             try:
                 outcome = to_machine_outcome(read_outcome(folder))
             except (AgentRunError, OSError, ValueError):
                 outcome = RunOutcome(exit_ok=False, failure="cancelled", message="killed before the host restarted")
-            tg.start_soon(self._feed_quietly, slot, RunFinished(at=utcnow(), run_execution_id=run_id, outcome=outcome))
+            self._background(
+                self._feed_quietly, slot, RunFinished(at=utcnow(), run_execution_id=run_id, outcome=outcome)
+            )
 
     def _rebuild(self, slot: _Slot, corrupt: Path) -> OrchestrationExecution | None:
         """A state file that could not be read: rebuild a needs_attention execution from the artifacts."""
@@ -646,18 +649,44 @@ class Orchestrator:
 
     # ---- the loop's core -------------------------------------------------------------------------------------
 
+    def _background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run ``fn`` in the loop's task group; an error in it is logged and never ends the loop (one project's
+        disk-full must not stop every other project)."""
+
+        async def guarded() -> None:
+            try:
+                await fn(*args, **kwargs)
+            except Exception:
+                log.exception("background task %s failed", getattr(fn, "__name__", fn))
+
+        self._require_loop().start_soon(guarded)
+
     async def _feed_quietly(self, slot: _Slot, event: Event) -> None:
         async with slot.lock:
             await self._apply_quietly(slot, event)
 
-    async def _apply_quietly(self, slot: _Slot, event: Event) -> None:
-        """Apply an event from the loop itself: a refusal is logged, never raised into a background task."""
+    async def _apply_quietly(self, slot: _Slot, event: Event, attempt: int = 0) -> None:
+        """Apply an event from the loop itself: a refusal is logged, never raised into a background task.
+
+        An event whose state could not be saved (disk full, read-only folder) is not lost: the state on disk and
+        in memory stays the last good one, and the same event is applied again later, with backoff."""
         try:
             await self._apply(slot, event)
         except machine.IllegalTransition as exc:
             log.info("%s: %s ignored: %s", slot.project_id or ".", event.kind, exc.message)
         except SpecflowError as exc:
             log.warning("%s: %s failed: %s", slot.project_id or ".", event.kind, exc)
+        except OSError as exc:
+            delay = min(STORAGE_RETRY_MAX_SECONDS, 2.0**attempt)
+            log.error(
+                "%s: %s could not be saved (%s); trying again in %.0f s", slot.project_id or ".", event.kind, exc, delay
+            )
+            self._background(self._retry_event, slot, event, attempt + 1, delay)
+
+    async def _retry_event(self, slot: _Slot, event: Event, attempt: int, delay: float) -> None:
+        await anyio.sleep(delay)
+        async with slot.lock:
+            await self._apply_quietly(slot, event, attempt)
 
     async def _apply(self, slot: _Slot, first: Event) -> OrchestrationExecution:
         """Step the machine with ``first`` and perform the actions, feeding follow-up events (ProjectRead after
@@ -667,10 +696,12 @@ class Orchestrator:
         while queue:
             event = queue.pop(0)
             nxt, actions = machine.step(slot.execution, event)
-            slot.execution = nxt
             try:
                 for action in actions:
                     follow = await self._perform(slot, nxt, action)
+                    if isinstance(action, Persist):
+                        # Only a state that is on disk becomes the state this host reports and steps from.
+                        slot.execution = nxt
                     if follow is not None:
                         queue.append(follow)
             except _Abandoned:
@@ -860,8 +891,11 @@ class Orchestrator:
             return self._not_started(action.run_id, exc.kind, exc)
         except SpecflowError as exc:
             return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, exc)
+        except OSError as exc:  # e.g. no space left for the run folder
+            cause = SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
+            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, cause)
         slot.runs[action.run_id] = run
-        self._require_loop().start_soon(self._watch_run, slot, run)
+        self._background(self._watch_run, slot, run)
         return None
 
     @staticmethod
@@ -875,15 +909,20 @@ class Orchestrator:
     async def _watch_run(self, slot: _Slot, run: AgentRun) -> None:
         """Wait for a run's end (its process's exit) and feed it to the machine; report stalls meanwhile."""
         stale = slot.execution.config.stale_after_seconds if slot.execution else None
-        tg = self._require_loop()
 
         def on_stall() -> None:
             event = RunStalled(at=utcnow(), run_execution_id=run.execution_id, silent_for_seconds=stale or 0)
-            tg.start_soon(self._feed_quietly, slot, event)
+            self._background(self._feed_quietly, slot, event)
 
-        outcome = await run.wait(stale_after=stale, on_stall=on_stall)
+        try:
+            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall))
+        except Exception as exc:  # e.g. the run folder's disk is full (may arrive as an ExceptionGroup): the end
+            # of the run is still an event; the machine decides what a run that cannot be read means.
+            result = RunOutcome(
+                exit_ok=False, failure="process_failed", message=f"The end of the run could not be recorded: {exc}"
+            )
         slot.runs.pop(run.execution_id, None)
-        finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=to_machine_outcome(outcome))
+        finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=result)
         await self._feed_quietly(slot, finished)
 
     def _kill(self, slot: _Slot, action: KillRun) -> None:
@@ -891,10 +930,10 @@ class Orchestrator:
         if run is None:
             return
         reason = FailureKind.STALLED if action.reason == "stalled" else FailureKind.CANCELLED
-        self._require_loop().start_soon(lambda: run.kill(reason=reason))
+        self._background(run.kill, reason=reason)
         if action.run_id not in slot.runs:  # adopted from a previous host: someone must report its end
             slot.runs[action.run_id] = run
-            self._require_loop().start_soon(self._watch_run, slot, run)
+            self._background(self._watch_run, slot, run)
 
     async def _merge(self, slot: _Slot, ex: OrchestrationExecution, action: RunMerge) -> Event:
         project = slot.project

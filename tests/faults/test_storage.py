@@ -130,12 +130,6 @@ def test_disk_full_during_a_run_keeps_state_and_recovers_after_restart(tmp_path:
             assert runs.count(tuple(batch["taskIds"])) == 1, (batch, runs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): an OSError writing a run's exit.json (agent/claude.py:400 via _write_json) escapes "
-    "run.wait() and _watch_run (orchestrator.py:884), ending the engine's task group: every project's loop stops "
-    "until the server restarts, and commands answer 'The orchestration loop is not running.'",
-)
 def test_disk_full_during_a_run_leaves_the_loop_running(tmp_path: Path) -> None:
     root = tmp_path / "root"
     [pid, other] = make_projects(root, 2)
@@ -163,11 +157,6 @@ def test_disk_full_during_a_run_leaves_the_loop_running(tmp_path: Path) -> None:
             server.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (reported): the engine changes its in-memory state before the save that fails "
-    "(orchestrator.py _apply/_save): after a 503 the server reports a state that is not on disk.",
-)
 def test_a_failed_save_does_not_change_what_the_server_reports(server: LiveServer) -> None:
     project, before = paused_after_first_batch(server, "memory")
     with server.client() as client:
