@@ -784,6 +784,8 @@ def _cmd_recover(tx: _Tx, cmd: RecoverCommand) -> None:
         tx.log(Decision.RECOVERY_RETRY, f"retrying {what}")
     else:
         if batch is not None:
+            if not batch.status.is_done:
+                batch.status = BatchStatus.FAILED  # skipped: the walk moves past it
             what = f"batch {batch.index + 1} ({batch.section}) stays failed"
         else:
             ex.step_status[step_] = StepState.SKIPPED
@@ -1232,7 +1234,8 @@ def _spawn_batch(
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.max_per_batch, "maxPerBatch", b.cost_usd)
     if left <= 0:
-        b.status = BatchStatus.FAILED
+        # Not started, so not failed: it stays pending (a retry runs it; a skip marks it failed).
+        b.status = BatchStatus.PENDING
         _budget_stop(tx, f"batch {b.index + 1}", limit, [R.RETRY, R.SKIP, R.ABORT], batch=b)
         return
     b.status = BatchStatus.RUNNING

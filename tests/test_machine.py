@@ -901,6 +901,20 @@ def test_each_batch_spawn_carries_the_per_batch_budget_capped_by_the_total_left(
     assert acts[-1].max_budget_usd == pytest.approx(3.0)
 
 
+def test_a_batch_the_budget_stopped_before_it_ran_stays_pending_and_skip_moves_past_it():
+    h = Harness(three_sections(), budget=BudgetConfig(max_per_batch=3.0, max_total=5.0))
+    h.start()
+    h.run_batch(ok(cost=2.5))
+    h.run_batch(ok(cost=2.5))
+    assert h.ex.status is S.NEEDS_ATTENTION and h.rc.batch_index == 2
+    assert h.ex.batches.items[2].status is BatchStatus.PENDING  # it never ran: not "failed"
+    h.cmd(RecoverCommand(option=RecoveryOption.SKIP))
+    acts = h.read()
+    assert h.ex.batches.items[2].status is BatchStatus.FAILED  # skipped
+    assert not any(isinstance(a, SpawnBatch) for a in acts)
+    assert h.ex.step_status[P.IMPLEMENT] is StepState.COMPLETED
+
+
 def test_step_spawn_budget_is_min_of_per_batch_cap_and_total_left():
     h = Harness(FakeProject(has_spec=False, has_plan=False), budget=BudgetConfig(max_per_batch=4.0, max_total=3.0))
     assert h.start()[-1].max_budget_usd == pytest.approx(3.0)

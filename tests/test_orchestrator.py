@@ -265,8 +265,8 @@ async def test_total_budget_stops_and_raising_it_continues(root: Path, tmp_path:
         given = [flag_value(argv_of(project, rid), "--max-budget-usd") for rid in ex.executions.implement]
         assert given == ["0.75", "0.5", "0.25"]
         assert len(run_log(log_file)) == 3 and ex.total_cost_usd == pytest.approx(0.75)
-        # The batch that could not start is marked failed (the machine's choice), the one after it is untouched.
-        assert [b.status.value for b in ex.batches.items] == ["completed"] * 3 + ["failed", "pending"]
+        # The batch that could not start never ran: it stays pending (not failed), like the one after it.
+        assert [b.status.value for b in ex.batches.items] == ["completed"] * 3 + ["pending", "pending"]
         assert ex.recovery_context.batch_index == 3
 
         raised = {"maxPerBatch": 5.0, "maxTotal": 2.0}
