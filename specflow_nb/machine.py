@@ -108,6 +108,16 @@ S = OrchestrationStatus
 P = OrchestrationPhase
 R = RecoveryOption
 
+#: Failures of the agent's environment, not of its work: healing cannot help, a person must fix them first.
+UNHEALABLE_FAILURES: dict[str, str] = {
+    "not_installed": "The agent command is not installed: install it (npm install -g @anthropic-ai/claude-code) "
+    "or fix agentCommand, then retry.",
+    "auth_failed": "The agent is not logged in: run `claude /login` or set ANTHROPIC_API_KEY for the server, "
+    "then retry.",
+    "permission_refused": "The agent refused to run without permission prompts: keep the default "
+    "permission mode (acceptEdits), then retry.",
+}
+
 #: Stalls of one run before the machine kills it (each RunStalled = another ``stale_after`` of silence).
 STALL_KILL_AFTER = 2
 
@@ -1151,6 +1161,12 @@ def _heal_or_attention(
         f"Batch {b.index + 1} of {ex.batches.total} ({b.section}) failed: {error}. "
         f"Remaining tasks: {', '.join(remaining) or 'none'}."
     )
+    failure = failed.outcome.failure if failed.outcome else None
+    if failure in UNHEALABLE_FAILURES:
+        # A healer is the same agent in the same environment: it would fail the same way and waste an attempt.
+        hint = UNHEALABLE_FAILURES[failure]
+        _needs_attention(tx, kind="batch_failed", issue=f"{context} {hint}", run=failed, remaining=remaining)
+        return
     if not (cfg.auto_heal_enabled and b.heal_attempts < cfg.max_heal_attempts):
         why = "auto-heal is off" if not cfg.auto_heal_enabled else f"{b.heal_attempts} heal attempt(s) used"
         _needs_attention(tx, kind="batch_failed", issue=f"{context} ({why})", run=failed, remaining=remaining)

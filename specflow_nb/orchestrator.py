@@ -371,12 +371,24 @@ class Orchestrator:
                 ex.feature_dir = feature_dir.relative_to(slot.project).as_posix()
                 with contextlib.suppress(gitops.GitError):
                     ex.feature_branch = gitops.current_branch(slot.project)
+                # The record claims the project while the lock is held: another process's start now sees it.
+                # (Later saves run in a worker thread, which must not wait for this thread's lock.)
+                slot.store.save(ex)
+            try:
                 snapshot = await self._snapshot(slot, ex)
                 slot.execution = ex
                 slot.merge_conflicts = []
                 if actor:
                     log.info("orchestration %s started by %s", ex.id, actor)
                 return await self._apply(slot, Started(at=now, snapshot=snapshot, actor=actor))
+            except BaseException:
+                current = slot.execution
+                if current is None or current.id != ex.id or current.version == 0:
+                    # Never started (nothing past the claim was saved): give the project back.
+                    slot.store.path_for(ex.id).unlink(missing_ok=True)
+                    if current is not None and current.id == ex.id:
+                        slot.execution = None
+                raise
 
     async def command(
         self,
@@ -548,7 +560,7 @@ class Orchestrator:
                     rebuilt = self._rebuild(slot, path)
                     if rebuilt is not None:
                         slot.execution = rebuilt
-                        self._save(slot, rebuilt)
+                        await self._save(slot, rebuilt)
                         return
                 return
             slot.execution = active
@@ -710,7 +722,7 @@ class Orchestrator:
 
     async def _perform(self, slot: _Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
         if isinstance(action, Persist):
-            self._save(slot, ex)
+            await self._save(slot, ex)
         elif isinstance(action, (SpawnStep, SpawnBatch, SpawnHealer)):
             return await self._spawn(slot, ex, action)
         elif isinstance(action, RunMerge):
@@ -726,9 +738,14 @@ class Orchestrator:
                 self._call(notify_cb, ex, action)
         return None
 
-    def _save(self, slot: _Slot, ex: OrchestrationExecution) -> None:
-        with slot.store.lock():
-            slot.store.save(ex)
+    async def _save(self, slot: _Slot, ex: OrchestrationExecution) -> None:
+        def write() -> None:
+            with slot.store.lock():
+                slot.store.save(ex)
+
+        # fsync and rename in a worker thread: the event loop (and every other project, and the server's
+        # requests) must not wait on the disk. The project's lock keeps the write-ahead order.
+        await anyio.to_thread.run_sync(write)
         changed, slot.changed = slot.changed, anyio.Event()
         changed.set()
         for cb in list(self._subscribers):

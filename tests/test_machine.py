@@ -1150,6 +1150,17 @@ def test_restart_lost_healer_with_tasks_left_runs_again_without_counting_an_atte
     assert h.decisions[-1] == "reconcile_resumed"
 
 
+@pytest.mark.parametrize("failure", ["not_installed", "auth_failed", "permission_refused"])
+def test_an_environment_failure_is_not_healed(failure: str) -> None:
+    h = Harness(three_sections())
+    h.start()
+    h.run_batch(bad(cost=0.0, failure=failure), check=False)
+    assert h.ex.status is S.NEEDS_ATTENTION
+    assert not any(isinstance(a, SpawnHealer) for a in h.actions)
+    assert h.ex.batches.items[0].heal_attempts == 0  # no attempt wasted
+    assert "then retry" in h.rc.issue
+
+
 def test_restart_with_nothing_in_flight_rereads_and_continues():
     h = st_awaiting_read()
     h.read()  # batch 0 confirmed, batch 1 spawned

@@ -554,6 +554,22 @@ os._exit(code if code >= 0 else 128 - code)
 async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
     run_dir = Path(run_dir)
+    # Writing the run folder (with fsync) and fork/exec happen in a worker thread: a host runs many
+    # orchestrations on one event loop, and none of them should wait for another's disk or spawn.
+    popen, start_time, started_at = await anyio.to_thread.run_sync(_launch, run_dir, opts)
+    return AgentRun(
+        run_dir,
+        popen.pid,
+        start_time,
+        popen=popen,
+        started_at=started_at,
+        timeout_seconds=opts.timeout_seconds,
+        pidfd=_pidfd_open(popen.pid),
+    )
+
+
+def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], int, datetime]:
+    """The blocking half of :func:`start_run`: the run folder's files, then the detached process."""
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = build_argv(opts)
     env = {**os.environ, **opts.env}
@@ -612,15 +628,7 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
         run_dir / PID_FILE,
         {"pid": popen.pid, "startTime": start_time, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
     )
-    return AgentRun(
-        run_dir,
-        popen.pid,
-        start_time,
-        popen=popen,
-        started_at=started_at,
-        timeout_seconds=opts.timeout_seconds,
-        pidfd=_pidfd_open(popen.pid),
-    )
+    return popen, start_time, started_at
 
 
 def attach_run(run_dir: Path) -> AgentRun | None:
