@@ -17,10 +17,10 @@ from specflow_nb.demo import prepare_sample
 from .hubctl import ACTIVITY_INTERVAL, As, Hub, read_state
 
 #: The hub learns of activity every ACTIVITY_INTERVAL s; allow that twice plus the hub's own bookkeeping.
-MAX_LAG = 2 * ACTIVITY_INTERVAL + 3.0
+MAX_LAG = 2 * ACTIVITY_INTERVAL + 4.0
 #: Demo agent seconds per output line for "long" runs: one batch run takes well over 15 s.
 SLOW = 1.0
-CULL_TIMEOUT = 6
+CULL_TIMEOUT = 8
 
 
 def _ts(value: str | None) -> float:
