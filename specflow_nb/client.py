@@ -169,7 +169,15 @@ def discover_server(
     if env.get(ENV_URL):
         return ServerInfo(_normalize_url(env[ENV_URL]), token or env.get(ENV_TOKEN), "env")
     if env.get(HUB_URL):
-        return ServerInfo(_normalize_url(env[HUB_URL]), token or env.get(HUB_TOKEN), "jupyterhub")
+        # A hub's single-user server serves JUPYTERHUB_ROOT_DIR when the spawner sets one, else the user's home
+        # (its default notebook_dir): knowing the root lets a terminal map a folder to its projectId.
+        hub_root = env.get("JUPYTERHUB_ROOT_DIR") or env.get("HOME")
+        return ServerInfo(
+            _normalize_url(env[HUB_URL]),
+            token or env.get(HUB_TOKEN),
+            "jupyterhub",
+            Path(hub_root).expanduser() if hub_root else None,
+        )
 
     here = Path.cwd() if cwd is None else Path(cwd)
     servers = runtime_servers(runtime_dir)

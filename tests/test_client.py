@@ -84,6 +84,20 @@ def test_jupyterhub_variables(runtime: Path, tmp_path: Path) -> None:
     assert (info.url, info.token, info.source) == ("http://127.0.0.1:8888/user/alice/", "hub-token", "jupyterhub")
 
 
+def test_jupyterhub_root_maps_a_folder_to_its_project_id(tmp_path: Path, runtime: Path) -> None:
+    home = tmp_path / "home" / "alice"
+    (home / "work" / "todo").mkdir(parents=True)
+    info = discover_server(environ={**HUB, "HOME": str(home)}, runtime_dir=runtime, cwd=home)
+    assert info.root_dir == home
+    root = tmp_path / "srv"
+    (root / "todo").mkdir(parents=True)
+    info = discover_server(environ={**HUB, "HOME": str(home), "JUPYTERHUB_ROOT_DIR": str(root)}, runtime_dir=runtime)
+    assert info.root_dir == root
+    with SpecflowClient(url="http://127.0.0.1:1/", token="t") as client:
+        client.server = discover_server(environ={**HUB, "HOME": str(home)}, runtime_dir=runtime)
+        assert client.project_id_for(home / "work" / "todo") == "work/todo"
+
+
 def test_runtime_file_containing_cwd_then_newest(runtime: Path, tmp_path: Path, dead_pid: int) -> None:
     alive = os.getpid()
     projects = tmp_path / "work" / "projects"
