@@ -16,7 +16,8 @@ from specflow_nb.models import (
     StepState,
 )
 
-_STATUS_LABELS = {
+#: The label of each status (the badge refines Running into Healing or Waiting for input).
+STATUS_LABELS = {
     OrchestrationStatus.RUNNING: "Running",
     OrchestrationStatus.PAUSED: "Paused",
     OrchestrationStatus.WAITING_MERGE: "Merge ready",
@@ -34,7 +35,7 @@ def status_label(ex: OrchestrationExecution) -> str:
     run = ex.current_run
     if ex.status is OrchestrationStatus.RUNNING and run is not None and run.kind is RunKind.HEALER:
         return "Healing"
-    return _STATUS_LABELS[ex.status]
+    return STATUS_LABELS[ex.status]
 
 
 def current_batch(ex: OrchestrationExecution) -> BatchItem | None:

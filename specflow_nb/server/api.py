@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from specflow_nb import summary
 from specflow_nb.models import (
     BatchPlan,
     BudgetConfig,
@@ -249,24 +250,6 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def badge_text(ex: OrchestrationExecution) -> str:
-    """The short status line a project card shows, e.g. "Completing phase (batch 2/4)" or "Waiting for merge"."""
-    status = ex.status
-    if status is OrchestrationStatus.RUNNING:
-        if ex.current_phase is OrchestrationPhase.IMPLEMENT and ex.batches.total:
-            shown = min(ex.batches.current + 1, ex.batches.total)
-            return f"Completing phase (batch {shown}/{ex.batches.total})"
-        return f"Completing phase ({ex.current_phase.value})"
-    return {
-        OrchestrationStatus.PAUSED: "Paused",
-        OrchestrationStatus.WAITING_MERGE: "Waiting for merge",
-        OrchestrationStatus.NEEDS_ATTENTION: "Needs attention",
-        OrchestrationStatus.COMPLETED: "Complete",
-        OrchestrationStatus.FAILED: "Failed",
-        OrchestrationStatus.CANCELLED: "Cancelled",
-    }.get(status, status.value)
-
-
 def summarize(ex: OrchestrationExecution) -> OrchestrationSummary:
     return OrchestrationSummary(
         id=ex.id,
@@ -276,5 +259,5 @@ def summarize(ex: OrchestrationExecution) -> OrchestrationSummary:
         batch_total=ex.batches.total,
         version=ex.version,
         updated_at=ex.updated_at,
-        badge=badge_text(ex),
+        badge=summary.badge_text(ex),
     )

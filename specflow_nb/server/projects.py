@@ -11,7 +11,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from specflow_nb.errors import SpecflowError
-from specflow_nb.server.api import ProjectsResponse, ProjectSummary, badge_text, summarize
+from specflow_nb.server.api import ProjectsResponse, ProjectSummary, summarize
+from specflow_nb.summary import badge_text
 
 #: Folders never searched for projects (virtualenvs, caches, dependency trees).
 SKIP_DIRS = frozenset({"node_modules", "__pycache__", "venv", "site-packages", "dist", "build"})

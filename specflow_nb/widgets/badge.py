@@ -24,17 +24,6 @@ BADGE_COLORS: dict[str, str] = {
     "Cancelled": "#616161",
 }
 
-#: A project card's longer text ("Completing phase (batch 2/4)") is coloured like its status.
-_CARD_STATUS_LABEL = {
-    OrchestrationStatus.RUNNING: "Running",
-    OrchestrationStatus.PAUSED: "Paused",
-    OrchestrationStatus.WAITING_MERGE: "Merge ready",
-    OrchestrationStatus.NEEDS_ATTENTION: "Needs attention",
-    OrchestrationStatus.COMPLETED: "Complete",
-    OrchestrationStatus.FAILED: "Failed",
-    OrchestrationStatus.CANCELLED: "Cancelled",
-}
-
 current_batch = summary.current_batch
 
 
@@ -47,7 +36,7 @@ def badge_color(status: OrchestrationStatus | None, label: str | None = None) ->
     """The colour of a label, else of the status's plain label (grey when idle)."""
     if label in BADGE_COLORS:
         return BADGE_COLORS[label]
-    return BADGE_COLORS[_CARD_STATUS_LABEL[status]] if status is not None else "#9e9e9e"
+    return BADGE_COLORS[summary.STATUS_LABELS[status]] if status is not None else "#9e9e9e"
 
 
 def card_label(execution: OrchestrationExecution | None) -> str:
