@@ -564,6 +564,11 @@ class Orchestrator:
                         return
                 return
             slot.execution = active
+            if active.version == 0 and not active.decision_log:
+                # The host died between claiming the project and saving the start: start it now.
+                snapshot = await self._snapshot(slot, active)
+                await self._apply_quietly(slot, Started(at=utcnow(), snapshot=snapshot))
+                return
             run = active.current_run
             alive: AgentRun | None = None
             outcome: RunOutcome | None = None
