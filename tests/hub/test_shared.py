@@ -127,7 +127,8 @@ def test_racing_commands_from_both_members_stay_consistent(team: dict[str, As], 
         ]
     )
     assert sorted(code for code, _ in answers) == [200, 409], answers
-    final = alice.wait(project_id, lambda ex: ex["status"] == "cancelled")
+    # settled: cancelled, and the killed run's end (one more saved version, its cost) has been recorded
+    final = alice.wait(project_id, lambda ex: ex["status"] == "cancelled" and not ex["killedRunIds"])
 
     # every successful command produced its own saved version; the file on disk is valid and the newest
     versions = [body["orchestration"]["version"] for code, body in [*storm_answers, *answers] if code == 200]
