@@ -65,7 +65,7 @@ class MergeResult:
 
 @dataclass(frozen=True)
 class CommandResult:
-    """Outcome of :func:`run_verify_command`: the exit code, the end of its combined stdout/stderr, a timeout flag."""
+    """Outcome of :func:`run_verify_command_async`: the exit code, the end of its combined stdout/stderr, a timeout flag."""
 
     exit_code: int
     output_tail: str
@@ -301,17 +301,6 @@ def _tail(data: bytes, max_chars: int) -> str:
     return text[-max_chars:]
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group, SIGKILL whatever is left after the grace period (children included)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=KILL_GRACE_SECONDS)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
 def _not_started(command: str, argv: list[str], exc: OSError) -> CommandResult:
     if isinstance(exc, FileNotFoundError):
         return CommandResult(
@@ -330,39 +319,6 @@ def _result(out: IO[bytes], exit_code: int | None, timed_out: bool, timeout: flo
     return CommandResult(exit_code=-1 if exit_code is None else exit_code, output_tail=tail, timed_out=timed_out)
 
 
-def run_verify_command(
-    project: Path, command: str, timeout: float, *, max_output_chars: int = 4000, env: dict[str, str] | None = None
-) -> CommandResult:
-    """Run the configured verifyCommand in ``project`` and report its exit code and the tail of its output.
-
-    The command runs in its own process group so a timeout kills it with its children (SIGTERM, then SIGKILL).
-    A missing executable is a failed verification (exit code 127 and a message), not an exception; a command that
-    cannot be parsed raises :class:`ConfigError` (see :func:`parse_command`). Blocking: async code uses
-    :func:`run_verify_command_async`, which also kills the command when the caller is cancelled.
-    """
-    argv = parse_command(command)
-    with tempfile.TemporaryFile() as out:
-        try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=project,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )
-        except OSError as exc:
-            return _not_started(command, argv, exc)
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _kill_group(proc)
-        return _result(out, proc.returncode, timed_out, timeout, max_output_chars)
-
-
 async def _akill_group(proc: anyio.abc.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -376,8 +332,10 @@ async def _akill_group(proc: anyio.abc.Process) -> None:
 async def run_verify_command_async(
     project: Path, command: str, timeout: float, *, max_output_chars: int = 4000, env: dict[str, str] | None = None
 ) -> CommandResult:
-    """:func:`run_verify_command` for the event loop: same result; a cancelled caller (e.g. the user cancels the
-    orchestration during verify) kills the command's process group before the cancellation propagates."""
+    """Run the configured verifyCommand in ``project`` (argument list from :func:`parse_command`, never a shell) and
+    report its exit code and the end of its output. On timeout the command's process group gets SIGTERM, then
+    SIGKILL after the grace period; a cancelled caller (e.g. the user cancels the orchestration during verify) kills
+    it the same way before the cancellation propagates. A missing executable is exit code 127."""
     argv = parse_command(command)
     with tempfile.TemporaryFile() as out:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import subprocess
@@ -195,15 +196,19 @@ def py(code: str) -> str:
     return shlex.join([sys.executable, "-c", code])
 
 
+def run_verify(project: Path, command: str, timeout: float, **kw: object) -> gitops.CommandResult:
+    return anyio.run(functools.partial(gitops.run_verify_command_async, project, command, timeout, **kw))
+
+
 def test_verify_command_passes(tmp_path: Path) -> None:
-    result = gitops.run_verify_command(tmp_path, py("import os; print('ok in', os.getcwd())"), timeout=30)
+    result = run_verify(tmp_path, py("import os; print('ok in', os.getcwd())"), timeout=30)
     assert result.passed and result.exit_code == 0 and not result.timed_out
     assert f"ok in {tmp_path}" in result.output_tail
 
 
 def test_verify_command_fails_with_output_tail(tmp_path: Path) -> None:
     code = "import sys\nfor i in range(5000): print('line', i)\nprint('FAILED boom', file=sys.stderr)\nsys.exit(3)"
-    result = gitops.run_verify_command(tmp_path, py(code), timeout=30, max_output_chars=500)
+    result = run_verify(tmp_path, py(code), timeout=30, max_output_chars=500)
     assert not result.passed and result.exit_code == 3
     assert len(result.output_tail) <= 500
     assert result.output_tail.rstrip().endswith("FAILED boom")
@@ -212,7 +217,7 @@ def test_verify_command_fails_with_output_tail(tmp_path: Path) -> None:
 
 def test_verify_command_is_not_run_by_a_shell(tmp_path: Path) -> None:
     # "&&" and ">" reach the program as arguments instead of being interpreted
-    result = gitops.run_verify_command(tmp_path, py("import sys; print(sys.argv[1:])") + " '&&' '>' out.txt", 30)
+    result = run_verify(tmp_path, py("import sys; print(sys.argv[1:])") + " '&&' '>' out.txt", 30)
     assert result.passed
     assert "['&&', '>', 'out.txt']" in result.output_tail
     assert not (tmp_path / "out.txt").exists()
@@ -227,7 +232,7 @@ def test_verify_command_timeout_kills_process_group(tmp_path: Path) -> None:
         "print('started', flush=True)\n"
         "time.sleep(600)\n"
     )
-    result = gitops.run_verify_command(tmp_path, py(code), timeout=2)
+    result = run_verify(tmp_path, py(code), timeout=2)
     assert result.timed_out and not result.passed
     assert "started" in result.output_tail and "timed out after 2 s" in result.output_tail
     child = int(pidfile.read_text())
@@ -248,7 +253,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_verify_command_missing_executable(tmp_path: Path) -> None:
-    result = gitops.run_verify_command(tmp_path, "no-such-tool-xyz --run", timeout=5)
+    result = run_verify(tmp_path, "no-such-tool-xyz --run", timeout=5)
     assert result.exit_code == gitops.EXIT_NOT_FOUND and not result.passed
     assert "no-such-tool-xyz" in result.output_tail and "not found" in result.output_tail
 
@@ -256,7 +261,7 @@ def test_verify_command_missing_executable(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", ["", "   ", "pytest -k 'unbalanced"])
 def test_verify_command_unparseable_is_a_config_error(tmp_path: Path, command: str) -> None:
     with pytest.raises(ConfigError):
-        gitops.run_verify_command(tmp_path, command, timeout=5)
+        run_verify(tmp_path, command, timeout=5)
 
 
 # ---------------------------------------------------------------------------------------------------- async verify
