@@ -55,7 +55,8 @@ async def settle(client: httpx.AsyncClient, project: str, timeout: float = 60) -
         r = await client.get(STATUS, params={"projectId": project, "since": since, "timeout": 5})
         assert r.status_code == 200, r.text
         ex = r.json()["orchestration"]
-        if ex["currentRun"] is None and (ex["status"] != "running"):
+        # resting: nothing in flight, and a killed run's end (one more saved version) already recorded
+        if ex["currentRun"] is None and ex["status"] != "running" and not ex["killedRunIds"]:
             return dict(ex)
         since = ex["version"]
 

@@ -50,7 +50,7 @@ def wait_done(server: LiveServer, project: str, deadline: float) -> dict[str, An
             r = client.get("workflow/orchestrate/status", params={"projectId": project, "since": since, "timeout": 5})
             assert r.status_code == 200, r.text
             ex = r.json()["orchestration"]
-            if ex["status"] not in ("running",) and ex["currentRun"] is None:
+            if ex["status"] not in ("running",) and ex["currentRun"] is None and not ex["killedRunIds"]:
                 return dict(ex)
             since = ex["version"]
 

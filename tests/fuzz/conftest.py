@@ -34,7 +34,7 @@ def settle(client: httpx.Client, project: str, timeout: float = 60) -> dict[str,
         r = client.get("workflow/orchestrate/status", params=params)
         assert r.status_code == 200, r.text
         ex = r.json()["orchestration"]
-        if ex is None or (ex["currentRun"] is None and ex["status"] != "running"):
+        if ex is None or (ex["currentRun"] is None and ex["status"] != "running" and not ex["killedRunIds"]):
             return ex  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"{project} did not settle"
         params = {"projectId": project, "since": ex["version"], "timeout": 3}
