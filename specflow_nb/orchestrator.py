@@ -25,10 +25,10 @@ import logging
 import os
 import shlex
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,6 +107,7 @@ from specflow_nb.store import OrchestrationStore
 from specflow_nb.tasks import parse_tasks, plan_batches
 
 log = logging.getLogger("specflow_nb.orchestrator")
+T = TypeVar("T")
 
 WORKFLOWS = Path(".specflow") / "workflows"
 #: Longest wait between two tries of an event whose state could not be saved (e.g. a full disk).
@@ -787,16 +788,10 @@ class Orchestrator:
         verify_exit: int | None = None
         verify_tail = ""
         if verify_command:
-            with anyio.CancelScope() as scope:
-                slot.busy = scope
-                try:
-                    result = await gitops.run_verify_command_async(
-                        project, verify_command, self.settings.verify_timeout_seconds
-                    )
-                finally:
-                    slot.busy = None
-            if scope.cancelled_caught:
-                raise _Abandoned
+            result = await self._interruptible(
+                slot,
+                lambda: gitops.run_verify_command_async(project, verify_command, self.settings.verify_timeout_seconds),
+            )
             verify_exit, verify_tail = result.exit_code, result.output_tail
         # git and the status view each spawn git processes (~10 ms apiece): run them side by side in worker
         # threads, so a transition waits for the slowest one only and the loop serves other projects meanwhile.
@@ -957,10 +952,20 @@ class Orchestrator:
             slot.runs[action.run_id] = run
             self._background(self._watch_run, slot, run)
 
+    @staticmethod
+    async def _interruptible(slot: _Slot, call: Callable[[], Awaitable[T]]) -> T:
+        """Await a long action (verify command, merge) that a cancel or go-back may interrupt: then _Abandoned."""
+        with anyio.CancelScope() as scope:
+            slot.busy = scope
+            try:
+                return await call()
+            finally:
+                slot.busy = None
+        raise _Abandoned  # only reached when a command cancelled the scope
+
     async def _merge(self, slot: _Slot, ex: OrchestrationExecution, action: RunMerge) -> Event:
         project = slot.project
         feature = ex.feature_branch
-        message = ""
         slot.merge_conflicts = []
         try:
             target = action.target_branch or gitops.default_branch(project)
@@ -974,18 +979,13 @@ class Orchestrator:
                     "No target branch: the repository has no main or master and none is configured.",
                     hint="Set targetBranch in the configuration.",
                 )
-            with anyio.CancelScope() as scope:
-                slot.busy = scope
-                try:
-                    result = await anyio.to_thread.run_sync(
-                        lambda: gitops.merge_feature(
-                            project, feature, target, message=f"Merge {feature} (specflow_nb orchestration {ex.id})"
-                        )
-                    )
-                finally:
-                    slot.busy = None
-            if scope.cancelled_caught:
-                raise _Abandoned
+            commit_message = f"Merge {feature} (specflow_nb orchestration {ex.id})"
+            result = await self._interruptible(
+                slot,
+                lambda: anyio.to_thread.run_sync(
+                    lambda: gitops.merge_feature(project, feature, target, message=commit_message)
+                ),
+            )
             slot.merge_conflicts = list(result.conflict_files)
             ok, message = result.merged, result.message
         except gitops.GitError as exc:

@@ -39,3 +39,21 @@ def test_new_orchestration_wakes_a_waiter_that_knows_the_old_one(tmp_path: Path)
             await orch.command("todo", {"action": "cancel"})
 
     anyio.run(main)
+
+
+def test_cancel_interrupts_a_running_verify_command(tmp_path: Path) -> None:
+    prepare_sample(tmp_path / "todo")
+    marker = tmp_path / "verify-started"
+    command = f"{sys.executable} -c \"open({str(marker)!r}, 'w').close(); import time; time.sleep(120)\""
+
+    async def main() -> None:
+        async with Orchestrator(tmp_path) as orch:
+            ex = await orch.start("todo", {"agentCommand": AGENT, "verifyCommand": command})
+            with anyio.fail_after(60):
+                while not marker.exists():  # the verify agent run ended; the orchestrator runs the command now
+                    await anyio.sleep(0.05)
+            with anyio.fail_after(10):  # not the command's 120 s: the cancel interrupts it
+                ex = await orch.command("todo", {"action": "cancel"})
+            assert ex.status.value == "cancelled" and ex.current_phase.value == "verify"
+
+    anyio.run(main)
