@@ -26,7 +26,7 @@ from specflow_nb.agent import (
     start_run,
     transcript_tail,
 )
-from specflow_nb.agent.claude import _process_start_time
+from specflow_nb.procs import create_time
 
 DEMO = f"{shlex.quote(sys.executable)} -m specflow_nb.demo.demo_agent"
 BATCH_PROMPT = (
@@ -85,7 +85,7 @@ async def test_success_run_checks_tasks_and_records_everything(sample_project: P
     assert argv["argv"][-2:] == ["--permission-mode", "acceptEdits"]
     assert argv["envKeys"] == ["ANTHROPIC_API_KEY", "SPECFLOW_DEMO_SCENARIO"]
     pid = json.loads((folder / "pid.json").read_text())
-    assert pid["pid"] == run.pid and pid["startTime"] > 0
+    assert pid["pid"] == run.pid and pid["createTime"] > 0
     for f in folder.iterdir():
         assert secret not in f.read_text(errors="replace"), f"secret leaked into {f.name}"
     assert read_outcome(folder) == outcome  # cached in outcome.json
@@ -174,7 +174,7 @@ async def test_timeout_terminates_the_process_group(sample_project: Path) -> Non
     outcome = await run.wait()
     assert outcome.failure is FailureKind.TIMEOUT
     assert outcome.exit_code == -signal.SIGTERM
-    assert _process_start_time(run.pid) is None  # reaped, gone
+    assert create_time(run.pid) is None  # reaped, gone
 
 
 @pytest.mark.anyio
@@ -287,11 +287,11 @@ async def test_detached_run_outlives_its_starter_and_is_adopted(sample_project: 
 
 def test_attach_refuses_a_reused_pid(tmp_path: Path) -> None:
     me = os.getpid()
-    real = _process_start_time(me)
+    real = create_time(me)
     assert real is not None
-    (tmp_path / "pid.json").write_text(json.dumps({"pid": me, "startTime": real + 1}))
+    (tmp_path / "pid.json").write_text(json.dumps({"pid": me, "createTime": real + 1}))
     assert attach_run(tmp_path) is None  # alive pid, other process
-    (tmp_path / "pid.json").write_text(json.dumps({"pid": me, "startTime": real}))
+    (tmp_path / "pid.json").write_text(json.dumps({"pid": me, "createTime": real}))
     adopted = attach_run(tmp_path)
     assert adopted is not None and adopted.pid == me
     (tmp_path / "pid.json").write_text("{not json")

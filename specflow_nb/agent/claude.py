@@ -5,9 +5,12 @@ A run lives in its folder ``{project}/.specflow/workflows/{execution_id}/``:
 ============== ====================================================================================
 prompt.md      the prompt, fed to the process on stdin
 argv.json      the exact argv, cwd, names (never values) of extra env vars, schema, timeout
-pid.json       ``{pid, startTime, startedAt, timeoutSeconds}`` of the run's session leader (the exit recorder,
-               whose child is the agent); startTime is field 22 of /proc/<pid>/stat, so a reused pid is never
+pid.json       ``{pid, createTime, startedAt, timeoutSeconds}`` of the run's session leader (the exit recorder,
+               whose child is the agent); createTime is psutil's process creation time, so a reused pid is never
                mistaken for the run
+run.lock       held (flock) by the run's processes for as long as any of them lives; taken by the launcher
+               before the fork, so a run is never invisible to the next host
+leader.json    ``{pid}`` written by the exit recorder itself before it starts the agent
 stream.jsonl   the process's stdout (stream-json lines)
 stderr.log     the process's stderr
 exit.json      ``{exitCode, endedAt}`` written by the run's exit recorder (see ``_EXIT_RECORDER``), so even a
@@ -17,15 +20,14 @@ outcome.json   the :class:`RunOutcome`, once the run has ended
 ============== ====================================================================================
 
 The process runs in its own session (process group) with its output going to files, so it outlives the server
-that started it; a later server re-attaches with :func:`attach_run` and awaits it through a pidfd. Completion is
-the process's exit — never a sleep-polling loop; new output is noticed through inotify on the run folder.
+that started it; a later server re-attaches with :func:`attach_run` and awaits it through a pidfd (Linux) or by
+looking at the process again (elsewhere). Completion is the process's exit; new output is noticed through
+:class:`specflow_nb.watching.FolderWatch` on the run folder.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import shlex
@@ -45,6 +47,7 @@ from typing import Any, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
+from specflow_nb import procs
 from specflow_nb.agent.stream import (
     AssistantMessage,
     ResultMessage,
@@ -55,6 +58,12 @@ from specflow_nb.agent.stream import (
 )
 from specflow_nb.errors import AgentError
 from specflow_nb.models import utcnow
+from specflow_nb.watching import FolderWatch
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 INSTALL_HINT = (
     "Install Claude Code with `npm install -g @anthropic-ai/claude-code`, or set the agent command to its path."
@@ -71,6 +80,8 @@ STDERR_FILE = "stderr.log"
 EXIT_FILE = "exit.json"
 KILL_FILE = "kill.json"
 OUTCOME_FILE = "outcome.json"
+RUN_LOCK_FILE = "run.lock"
+LEADER_FILE = "leader.json"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -250,37 +261,37 @@ def _stderr_tail(run_dir: Path, chars: int = STDERR_TAIL_CHARS) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Linux process primitives (with plain fallbacks elsewhere)
+# Process identity (pid + creation time, psutil everywhere; /proc ticks only for pid.json files of older versions)
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """(state, start time in clock ticks since boot) from /proc/<pid>/stat, or None when there is no such pid."""
+def _legacy_proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, start time in clock ticks) from /proc/<pid>/stat: how pid.json named a process before createTime."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_bytes().decode("utf-8", errors="replace")
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+    except OSError:
         return None
-    # The command name (field 2) may contain spaces and parentheses: split after its closing parenthesis.
     fields = raw[raw.rfind(")") + 2 :].split()
     try:
-        return fields[0], int(fields[19])  # fields 3 (state) and 22 (starttime) of proc(5)
+        return fields[0], int(fields[19])
     except (IndexError, ValueError):
         return None
 
 
-def _process_start_time(pid: int) -> int | None:
-    stat = _proc_stat(pid)
-    return stat[1] if stat else None
-
-
-def _is_live(pid: int, start_time: Any) -> bool:
-    """The recorded process still runs: same pid, same start time, and not a zombie."""
-    stat = _proc_stat(pid)
-    return stat is not None and stat[1] == start_time and stat[0] not in ("Z", "X")
+def _record_alive(record: dict[str, Any]) -> bool:
+    """The process a pid.json names still runs: same pid, same creation time, not a zombie."""
+    pid = record.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if isinstance(record.get("createTime"), (int, float)):
+        return procs.is_alive(pid, record["createTime"])
+    ticks = record.get("startTime")  # a record written by an older specflow_nb
+    stat = _legacy_proc_stat(pid) if isinstance(ticks, int) else None
+    return stat is not None and stat[1] == ticks and stat[0] not in ("Z", "X")
 
 
 def _pidfd_open(pid: int) -> int | None:
-    """A pidfd pins one process (immune to pid reuse) and becomes readable when it exits."""
-    if not hasattr(os, "pidfd_open"):
+    """A pidfd pins one process (immune to pid reuse) and becomes readable when it exits (Linux fast path)."""
+    if not hasattr(os, "pidfd_open") or procs.portable():
         return None
     try:
         return os.pidfd_open(pid)
@@ -288,44 +299,28 @@ def _pidfd_open(pid: int) -> int | None:
         return None
 
 
-_IN_MODIFY, _IN_CLOSE_WRITE, _IN_MOVED_TO, _IN_CREATE = 0x2, 0x8, 0x80, 0x100
+def run_lock_held(run_dir: Path) -> bool:
+    """Some process of the run (its exit recorder, the agent, or the host launching it) still holds ``run.lock``.
 
-
-class _DirectoryWatch:
-    """Wakes up when a file in a folder changes (inotify); without inotify it wakes up every 0.2 s."""
-
-    def __init__(self, path: Path) -> None:
-        self._fd: int | None = None
-        try:
-            libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-            fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        except (OSError, AttributeError):
-            return
-        if fd < 0:
-            return
-        mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_CREATE
-        if libc.inotify_add_watch(fd, os.fsencode(str(path)), mask) < 0:
-            os.close(fd)
-            return
-        self._fd = fd
-
-    def __enter__(self) -> _DirectoryWatch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    async def wait(self, timeout: float | None) -> None:
-        if self._fd is None:
-            await anyio.sleep(0.2 if timeout is None else min(timeout, 0.2))
-            return
-        with anyio.move_on_after(timeout):
-            await anyio.wait_readable(self._fd)
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self._fd, 65536):
-                pass
+    The launcher takes the lock before it forks and hands it to the run's processes, which keep it until the last
+    of them exits; so a held lock means the run lives even when its pid.json was never written (the launching
+    host died between the fork and that write). Where there is no ``fcntl`` (Windows) this says False.
+    """
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(run_dir / RUN_LOCK_FILE, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -339,7 +334,7 @@ class AgentRun:
         self,
         run_dir: Path,
         pid: int,
-        start_time: int,
+        create_time: float | None,
         *,
         popen: subprocess.Popen[bytes] | None = None,
         started_at: datetime | None = None,
@@ -349,7 +344,7 @@ class AgentRun:
         self.run_dir = run_dir
         self.execution_id = run_dir.name
         self.pid = pid
-        self.start_time = start_time
+        self.create_time = create_time
         self.started_at = started_at or utcnow()
         self.timeout_seconds = timeout_seconds
         self._popen = popen
@@ -368,7 +363,7 @@ class AgentRun:
             return False
         if self._popen is not None:
             return self._popen.poll() is None
-        return _is_live(self.pid, self.start_time)
+        return procs.is_alive(self.pid, self.create_time)
 
     async def _wait_exit(self) -> None:
         """Returns when the process has exited: awaits the child, or a pidfd for an adopted run."""
@@ -401,7 +396,7 @@ class AgentRun:
         elif self._pidfd is not None:
             await anyio.wait_readable(self._pidfd)
         else:  # no pidfd (not Linux): the only way to see a stranger's exit is to look again
-            while _is_live(self.pid, self.start_time):
+            while procs.is_alive(self.pid, self.create_time):
                 await anyio.sleep(0.5)
 
     def _close_pidfd(self) -> None:
@@ -502,7 +497,7 @@ class AgentRun:
             elapsed = (utcnow() - self.started_at).total_seconds()
             deadline = time.monotonic() + max(0.0, self.timeout_seconds - elapsed)
         last_output = time.monotonic()
-        with _DirectoryWatch(self.run_dir) as watch:
+        with FolderWatch(self.run_dir) as watch:
             while True:
                 grew = self._drain(parser, on_event, final=False)
                 size = stderr_path.stat().st_size if stderr_path.exists() else 0
@@ -534,6 +529,10 @@ import json, os, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda *_: None)
+leader = os.path.join(os.path.dirname(path), "leader.json")
+with open(leader + ".tmp", "w") as f:
+    json.dump({"pid": os.getpid()}, f)
+os.replace(leader + ".tmp", leader)
 pid = os.fork()
 if pid == 0:
     try:
@@ -556,11 +555,11 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     run_dir = Path(run_dir)
     # Writing the run folder (with fsync) and fork/exec happen in a worker thread: a host runs many
     # orchestrations on one event loop, and none of them should wait for another's disk or spawn.
-    popen, start_time, started_at = await anyio.to_thread.run_sync(_launch, run_dir, opts)
+    popen, create_time, started_at = await anyio.to_thread.run_sync(_launch, run_dir, opts)
     return AgentRun(
         run_dir,
         popen.pid,
-        start_time,
+        create_time,
         popen=popen,
         started_at=started_at,
         timeout_seconds=opts.timeout_seconds,
@@ -568,8 +567,13 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     )
 
 
-def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], int, datetime]:
-    """The blocking half of :func:`start_run`: the run folder's files, then the detached process."""
+def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
+    """The blocking half of :func:`start_run`: the run folder's files, then the detached process.
+
+    No invisible runs: the run's lock is taken before the fork and inherited by the run's processes (the launcher
+    closes its copy once pid.json is written), and the exit recorder writes its own pid to leader.json first
+    thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
+    :func:`attach_run` finds."""
     run_dir.mkdir(parents=True, exist_ok=True)
     argv = build_argv(opts)
     env = {**os.environ, **opts.env}
@@ -584,6 +588,33 @@ def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes],
             f"The run's working folder {opts.cwd} does not exist.",
             hint="Check the project path.",
         )
+    lock_fd = _take_run_lock(run_dir)
+    try:
+        return _launch_locked(run_dir, opts, argv, env, resolved, lock_fd)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)  # the run's processes keep their inherited copy, and with it the lock
+
+
+def _take_run_lock(run_dir: Path) -> int | None:
+    if fcntl is None:
+        return None
+    fd = os.open(run_dir / RUN_LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise AgentRunError(
+            FailureKind.PROCESS_FAILED,
+            f"Run {run_dir.name} still has a live process: it is not started twice.",
+            hint="Wait for it to end (or cancel the orchestration), then retry.",
+        ) from None
+    return fd
+
+
+def _launch_locked(
+    run_dir: Path, opts: AgentOptions, argv: list[str], env: dict[str, str], resolved: str, lock_fd: int | None
+) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
     (run_dir / PROMPT_FILE).write_text(opts.prompt, encoding="utf-8")
     _write_json(
         run_dir / ARGV_FILE,
@@ -599,7 +630,7 @@ def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes],
             "timeoutSeconds": opts.timeout_seconds,
         },
     )
-    for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE):
+    for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
         (run_dir / stale).unlink(missing_ok=True)
     started_at = utcnow()
     with (
@@ -617,32 +648,41 @@ def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes],
                 env=env,
                 start_new_session=True,  # own process group: survives the server, killable as a whole
                 close_fds=True,
+                pass_fds=(lock_fd,) if lock_fd is not None else (),
             )
         except (FileNotFoundError, PermissionError) as exc:
             raise AgentRunError(
                 FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} could not be run: {exc}.", hint=INSTALL_HINT
             ) from exc
-    # Not yet reaped (nobody waited), so /proc/<pid>/stat exists even if the process already exited.
-    start_time = _process_start_time(popen.pid) or 0
+    # Not yet reaped (nobody waited), so the process exists even if it already exited.
+    created = procs.create_time(popen.pid)
     _write_json(
         run_dir / PID_FILE,
-        {"pid": popen.pid, "startTime": start_time, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
+        {"pid": popen.pid, "createTime": created, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
     )
-    return popen, start_time, started_at
+    return popen, created, started_at
+
+
+#: How long :func:`attach_run` waits for a live run's leader.json (the recorder writes it within milliseconds).
+LEADER_WAIT_SECONDS = 3.0
 
 
 def attach_run(run_dir: Path) -> AgentRun | None:
-    """Re-attach to a run started by another process; None unless that very process (pid + start time) lives."""
+    """Re-attach to a run started by another process; None unless that very process (pid + creation time) lives.
+
+    A run whose launcher died before writing pid.json is found through its lock and its leader.json."""
     run_dir = Path(run_dir)
     record = _read_json(run_dir / PID_FILE)
     if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
-        return None
-    pid, start_time = record["pid"], record.get("startTime")
-    if not isinstance(start_time, int) or not _is_live(pid, start_time):
+        record = _leader_record(run_dir)
+        if record is None:
+            return None
+    pid = record["pid"]
+    if not _record_alive(record):
         return None
     pidfd = _pidfd_open(pid)
     # Checked again after pinning the process with a pidfd: the pid cannot be recycled under us from here on.
-    if not _is_live(pid, start_time):
+    if not _record_alive(record):
         if pidfd is not None:
             os.close(pidfd)
         return None
@@ -650,8 +690,34 @@ def attach_run(run_dir: Path) -> AgentRun | None:
     with contextlib.suppress(TypeError, ValueError):
         started_at = datetime.fromisoformat(str(record.get("startedAt")))
     return AgentRun(
-        run_dir, pid, start_time, started_at=started_at, timeout_seconds=record.get("timeoutSeconds"), pidfd=pidfd
+        run_dir,
+        pid,
+        record.get("createTime"),
+        started_at=started_at,
+        timeout_seconds=record.get("timeoutSeconds"),
+        pidfd=pidfd,
     )
+
+
+def _leader_record(run_dir: Path) -> dict[str, Any] | None:
+    """A pid.json stand-in for a live run whose launcher died before writing it (see :func:`_launch`)."""
+    if not run_lock_held(run_dir):
+        return None
+    deadline = time.monotonic() + LEADER_WAIT_SECONDS
+    while True:
+        leader = _read_json(run_dir / LEADER_FILE)
+        if isinstance(leader, dict) and isinstance(leader.get("pid"), int):
+            created = procs.create_time(leader["pid"])
+            if created is None:
+                return None
+            timeout = (_read_json(run_dir / ARGV_FILE) or {}).get("timeoutSeconds")
+            record = {"pid": leader["pid"], "createTime": created, "timeoutSeconds": timeout}
+            with contextlib.suppress(OSError):
+                _write_json(run_dir / PID_FILE, record)
+            return record
+        if time.monotonic() > deadline or not run_lock_held(run_dir):
+            return None
+        time.sleep(0.02)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -665,7 +731,7 @@ def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> R
     if isinstance(cached, dict):
         return RunOutcome.model_validate(cached)
     record = _read_json(run_dir / PID_FILE) or {}
-    if isinstance(record.get("pid"), int) and _is_live(record["pid"], record.get("startTime")):
+    if (isinstance(record.get("pid"), int) and _record_alive(record)) or (not record and run_lock_held(run_dir)):
         raise AgentRunError(
             FailureKind.PROCESS_FAILED,
             f"Run {run_dir.name} is still running.",
