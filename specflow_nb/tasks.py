@@ -10,17 +10,30 @@ task ``T005``.
 - Sections: only ``##`` (exactly two ``#``) opens a section; ``###`` is a sub-heading inside it. Tasks before the
   first ``##`` belong to :data:`DEFAULT_SECTION`.
 - Code fences (```` ``` ```` / ``~~~``, CommonMark rules: the closing fence uses the same character and is at least
-  as long) hide their lines: nothing inside is a task or a section.
+  as long) hide their lines: nothing inside is a task or a section. So do HTML comments: from a ``<!--`` that is not
+  closed on its line to the next line holding ``-->`` (a task line may end with a comment and stays a task).
 - A task line is ``- [ ] T001 [P] [US1] Description`` (``-`` or ``*`` bullet, any indent). Checkbox: space pending,
-  ``x``/``X`` done, ``b``/``B`` blocked, ``~``/``-`` deferred. The ID is ``T`` + three ASCII digits + an optional
-  lowercase letter (``T001``, ``T012a``).
+  ``x``/``X`` done, ``b``/``B`` blocked, ``~``/``-`` deferred. The ID is ``T`` + three or more ASCII digits + an
+  optional lowercase letter (``T001``, ``T012a``, ``T1000``: spec-kit goes on to four digits after ``T999``). IDs
+  compare by number in ranges (``T998..T1002`` is T998, T999, T1000, T1001, T1002).
+- Markers are the bracketed tags right after the ID, in any order: ``[P]`` parallel, ``[V]`` verification, ``[W]``
+  wiring, ``[US#]`` story; other tags among them (``[P1]``, ``[FR-001]``) do not hide a later ``[US2]`` and stay in
+  the description.
+- Not tasks, and not warned about: spec-kit's legend line ``- [P] tasks = different files, no dependencies`` (a
+  marker where a checkbox would be, and no ID). Lines meant as tasks that are written wrongly (``-[ ] T002``,
+  ``- [ ]T003``, ``[ ] T004``, ``1. [ ] T005``) are named in a warning with the way to write them.
 - Dependencies: ``[depends: T001, T002]``, ``[dep: …]``, ``[after: …]`` anywhere on the line, and prose
   "depends on T001", "after T002", "requires T001, T002" / "T001 and T002".
 - Parsing never raises on any ``str``: a line it cannot read is skipped and named in ``warnings``.
 
 Planning (``plan_batches``) turns the *pending* tasks into batches; done, blocked and deferred tasks are never
 planned. Blocked tasks are named in the plan's warnings (they need a person), so an empty plan caused by blocked
-tasks is visible. An empty plan only means "nothing to run": callers must not read it as "all batches complete".
+tasks is visible; deferred tasks are named in the summary. An empty plan only means "nothing to run": callers must
+not read it as "all batches complete".
+
+"All done" has ONE rule, :func:`all_done`: at least one task, no pending task and no blocked task. Deferred tasks
+never hold a phase back. ``status``, the planner's hosts and the engine all use it (the engine through
+:attr:`ParsedTasks.settled_ids`: a task is settled when it is done or deferred).
 """
 
 from __future__ import annotations
@@ -42,6 +55,8 @@ __all__ = [
     "DEFAULT_SECTION",
     "MarkResult",
     "ParsedTasks",
+    "all_done",
+    "expand_task_ids",
     "mark_tasks",
     "mark_tasks_file",
     "next_task",
@@ -54,15 +69,26 @@ __all__ = [
 #: The section of tasks written before the first ``##`` header.
 DEFAULT_SECTION = "Tasks"
 
-_ID = r"T[0-9]{3}[a-z]?"  # ASCII digits only: "T٣٣٣" is not an ID
+_ID = r"T[0-9]{3,}[a-z]?"  # ASCII digits only: "T٣٣٣" is not an ID
 # ASCII \b: the ID is not part of a longer word ([A-Za-z0-9_]); faster than the equivalent lookarounds.
 _ID_RE = re.compile(rf"\b{_ID}\b", re.ASCII)
 _ANY_ID_RE = re.compile(r"T[0-9]{3}")
 # "- [x] T001 [P] [US1] rest": "box" is the checkbox character (possibly empty, as in "[]") and whitespace or the
 # line end follows the "]"; "id" and the leading "markers" are there when the line is a well-formed task.
+# "markers" takes every leading tag ([P], [US1], [P1], [FR-001]): tags hold no space or colon, so "[depends: T001]"
+# and "[blocked: …]" are never markers.
 _TASK_RE = re.compile(
     rf"[ \t]*[-*][ \t]+\[(?P<box>[^\]]?)\](?=[ \t]|$)"
-    rf"(?:[ \t]+(?P<id>{_ID})(?![A-Za-z0-9_])(?P<markers>(?:[ \t]*\[(?:P|V|W|US\d+)\])*))?"
+    rf"(?:[ \t]+(?P<id>{_ID})(?![A-Za-z0-9_])(?P<markers>(?:[ \t]*\[[A-Za-z][A-Za-z0-9_.-]*\])*))?"
+)
+_TAG_RE = re.compile(r"\[[^\]]*\]")
+_KNOWN_MARKER_RE = re.compile(r"\[(?:P|V|W|US\d+)\]")
+# Where a checkbox would be, a marker letter and no ID: spec-kit's legend "- [P] tasks = different files, …".
+_LEGEND_BOXES = frozenset("PVW")
+# A line meant as a task but not written as one: the bullet glued to the box ("-[ ] T002"), the ID glued to the box
+# ("- [ ]T003"), no bullet ("[ ] T004") or a numbered item ("1. [ ] T005"). Only lines with an ID are reported.
+_MALFORMED_RE = re.compile(
+    rf"[ \t]*(?:[-*+]|\d+[.)])?[ \t]*\[(?P<box>[^\]]?)\][ \t]*(?P<id>{_ID})(?![A-Za-z0-9_])(?P<rest>.*)$"
 )
 _STORY_RE = re.compile(r"\[(US\d+)\]")
 # Something that was meant as an ID but is not one: "TXXX" (spec-kit's placeholder), "T01", "T0001".
@@ -149,6 +175,21 @@ class ParsedTasks(CamelModel):
     def pending(self) -> int:
         return sum(1 for t in self.tasks if t.state is TaskState.PENDING)
 
+    @property
+    def deferred_ids(self) -> list[str]:
+        """IDs of deferred tasks (``[~]``/``[-]``), in file order: they never hold a phase back."""
+        return [t.id for t in self.tasks if t.state is TaskState.DEFERRED]
+
+    @property
+    def settled_ids(self) -> list[str]:
+        """IDs of tasks that hold nothing back (done or deferred), in file order. The engine's "done" set."""
+        return [t.id for t in self.tasks if t.state is TaskState.DONE or t.state is TaskState.DEFERRED]
+
+    @property
+    def all_done(self) -> bool:
+        """The one "all done" rule (see :func:`all_done`)."""
+        return all_done(self)
+
 
 class MarkResult(CamelModel):
     """The outcome of :func:`mark_tasks`: the new text and what happened to each requested ID."""
@@ -166,16 +207,26 @@ class MarkResult(CamelModel):
 
 
 # What _scan yields: (_HEADER, line index, title), (_TASK, line index, match of _TASK_RE on the line without "\r"),
-# (_OPEN_FENCE, line index of a fence never closed, ""). Plain tuples: the scanner runs once per line of the file.
-_HEADER, _TASK, _OPEN_FENCE = 0, 1, 2
+# (_OPEN_FENCE, line index of a fence never closed, ""), (_OPEN_COMMENT, line index of an HTML comment never
+# closed, ""), (_MALFORMED, line index, match of _MALFORMED_RE). Plain tuples: the scanner runs once per line.
+_HEADER, _TASK, _OPEN_FENCE, _OPEN_COMMENT, _MALFORMED = 0, 1, 2, 3, 4
 _ScanItem = tuple[int, int, Any]
 
 
+def _opens_comment(line: str) -> bool:
+    """True when ``line`` opens an HTML comment it does not close (the last ``<!--`` has no ``-->`` after it)."""
+    at = line.rfind("<!--")
+    return at >= 0 and line.find("-->", at + 4) < 0
+
+
 def _scan(lines: list[str]) -> Iterator[_ScanItem]:
-    """Yield the ``##`` headers and checkbox lines outside code fences, in order (lines without their ``\\n``)."""
+    """Yield the ``##`` headers and checkbox lines outside code fences and HTML comments, in order (lines without
+    their ``\\n``), and the lines that look like tasks but are not written as tasks."""
     fence: str | None = None  # the opening fence's run of ` or ~ while inside a fence
     fence_line = 0
+    comment_line = -1  # the line that opened the HTML comment we are in, -1 outside comments
     task_match = _TASK_RE.match
+    malformed_match = _MALFORMED_RE.match
     for index, raw in enumerate(lines):
         line = raw[:-1] if raw.endswith("\r") else raw
         stripped = line.lstrip(" ")
@@ -188,10 +239,26 @@ def _scan(lines: list[str]) -> Iterator[_ScanItem]:
                 if run >= len(fence) and not stripped[run:].strip(" \t"):
                     fence = None
             continue
+        if comment_line >= 0:
+            end = line.find("-->")
+            if end >= 0:
+                # Whatever follows the "-->" on this line is not read (a task never starts after a comment).
+                comment_line = -1 if not _opens_comment(line[end + 3 :]) else index
+            continue
+        if "<!--" in line and _opens_comment(line):
+            comment_line = index  # this line itself is read (a task may end with "<!-- note")
         if first == "-" or first == "*" or first == "\t":
             m = task_match(line)
             if m:
                 yield _TASK, index, m
+            else:
+                bad = malformed_match(line)
+                if bad:
+                    yield _MALFORMED, index, bad
+        elif first == "[" or first == "+" or first.isdigit():
+            bad = malformed_match(line)
+            if bad:
+                yield _MALFORMED, index, bad
         elif first == "`" or first == "~":
             f = _FENCE_OPEN_RE.match(line)
             # A backtick fence's info string may not contain a backtick (CommonMark), else it is inline code.
@@ -208,6 +275,8 @@ def _scan(lines: list[str]) -> Iterator[_ScanItem]:
                 yield _HEADER, index, text.strip()
     if fence is not None:
         yield _OPEN_FENCE, fence_line, ""
+    if comment_line >= 0:
+        yield _OPEN_COMMENT, comment_line, ""
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -271,6 +340,23 @@ def _blocked_reason(rest: str) -> str | None:
     return m.group(1).strip() or None
 
 
+def _malformed_warning(lineno: int, m: re.Match[str]) -> str:
+    """What was not read on a line meant as a task, and how to write it."""
+    box, task_id, rest = m.group("box"), m.group("id"), m.group("rest").strip()
+    if box not in _STATE_OF_BOX:
+        box = " "
+    written = m.string.strip()
+    fixed = f"- [{box}] {task_id}" + (f" {rest}" if rest else "")
+    return (
+        f"Line {lineno}: {_clip(written)!r} was not read as a task ({task_id}): write it as {_clip(fixed)!r} "
+        "(a '-' bullet, a space, the checkbox, a space, then the ID)."
+    )
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def parse_tasks(text: str) -> ParsedTasks:
     """Read a tasks.md text. Never raises on a ``str``: unreadable lines are skipped and named in ``warnings``."""
     _, lines = _split(text)
@@ -303,9 +389,19 @@ def parse_tasks(text: str) -> ParsedTasks:
         if kind == _OPEN_FENCE:
             warnings.append(f"Line {lineno}: a code fence is never closed; no task after it is read. Close the fence.")
             continue
+        if kind == _OPEN_COMMENT:
+            warnings.append(
+                f"Line {lineno}: an HTML comment ('<!--') is never closed; no task after it is read. Close it with '-->'."
+            )
+            continue
+        if kind == _MALFORMED:
+            warnings.append(_malformed_warning(lineno, value))
+            continue
         m: re.Match[str] = value
         box, task_id, markers = m.groups()
         if task_id is None:
+            if box in _LEGEND_BOXES:
+                continue  # "- [P] tasks = different files, no dependencies": a legend, not a task
             bad = _ID_LIKE_RE.match(m.string, m.end())
             if bad:
                 warnings.append(
@@ -329,10 +425,17 @@ def parse_tasks(text: str) -> ParsedTasks:
             continue
         first_line[task_id] = lineno
         story: str | None = None
-        if markers and "[US" in markers:
-            story_match = _STORY_RE.search(markers)
-            story = story_match.group(1) if story_match else None
         body = m.string[m.end() :]
+        if markers:
+            if "[US" in markers:
+                story_match = _STORY_RE.search(markers)
+                story = story_match.group(1) if story_match else None
+            known = _KNOWN_MARKER_RE.findall(markers)
+            if len(known) != markers.count("["):
+                # Tags we do not know ("[P1]", "[FR-001]") stay in the description, in their order.
+                others = [t for t in _TAG_RE.findall(markers) if not _KNOWN_MARKER_RE.fullmatch(t)]
+                body = " " + " ".join(others) + body
+                markers = "".join(known)
         blocked_reason = _blocked_reason(body) if state is TaskState.BLOCKED else None
         # Most lines name no other task: one quick search spares them the slower dependency patterns.
         has_id = _ANY_ID_RE.search(body) is not None
@@ -390,6 +493,18 @@ def read_tasks(path: Path) -> ParsedTasks:
             hint="Run the design step (or /speckit.tasks) to create tasks.md, or choose the right feature folder.",
         ) from exc
     return parse_tasks(data.decode("utf-8", errors="replace"))
+
+
+def all_done(parsed: ParsedTasks | None) -> bool:
+    """THE rule for "every task is done": at least one task, none pending and none blocked.
+
+    Deferred tasks (``[~]``/``[-]``) never hold a phase back. ``status`` (next action, ``stepComplete``), ``next``
+    and the engine (smart config skipping implement, implement's completion) all decide with this rule.
+    """
+    if parsed is None or not parsed.tasks:
+        return False
+    holding = (TaskState.PENDING, TaskState.BLOCKED)
+    return all(t.state not in holding for t in parsed.tasks)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -459,7 +574,8 @@ def plan_batches(parsed: ParsedTasks, batch_size_fallback: int = 15) -> BatchPla
         )
     warnings = list(parsed.warnings)
     tasks = parsed.tasks
-    used_fallback = not parsed.has_sections
+    # Fallback sizing is only "used" when there is something to size: a file with no pending task plans nothing.
+    used_fallback = not parsed.has_sections and any(t.state is TaskState.PENDING for t in tasks)
     keys = parsed._section_index
     if keys is None or len(keys) != len(tasks):
         keys = []  # built by hand: a new section starts wherever the section name changes
@@ -530,6 +646,10 @@ def plan_batches(parsed: ParsedTasks, batch_size_fallback: int = 15) -> BatchPla
         )
     else:
         summary = f"{_plural(len(batches), 'batch', 'batches')} from tasks.md sections ({_plural(total, 'task')})"
+    deferred = parsed.deferred_ids
+    if deferred:
+        shown = ", ".join(deferred[:10]) + (", …" if len(deferred) > 10 else "")
+        summary += f"; {len(deferred)} deferred ({shown}), not planned"
     return BatchPlan(
         batches=batches, total_incomplete=total, used_fallback=used_fallback, summary=summary, warnings=warnings
     )
@@ -559,11 +679,51 @@ def task_ids_in_text(text: str) -> list[str]:
 # Marking
 
 
+_ID_ARG_RE = re.compile(r"[Tt]([0-9]{3,})([A-Za-z]?)", re.ASCII)
+_RANGE_ARG_RE = re.compile(r"[Tt]([0-9]{3,})[A-Za-z]?\.\.[Tt]([0-9]{3,})[A-Za-z]?", re.ASCII)
+#: The longest range ``mark`` expands (``T001..T99999`` is a typo, not 99,999 tasks).
+MAX_RANGE = 10_000
+
+
 def _normalize_id(raw: str) -> str | None:
-    s = raw.strip()
-    if re.fullmatch(r"[Tt]\d{3}[A-Za-z]?", s):
-        return "T" + s[1:4] + s[4:].lower()
-    return None
+    m = _ID_ARG_RE.fullmatch(raw.strip())
+    return f"T{m.group(1)}{m.group(2).lower()}" if m else None
+
+
+def expand_task_ids(args: Iterable[str], known: Iterable[str] = ()) -> tuple[list[str], list[str]]:
+    """Task IDs from command-line arguments: ``T001``, ``t001`` and numeric ranges ``T998..T1002``.
+
+    A range covers the numbers from its first to its last ID (letters on the ends are ignored, as the original's
+    ``mark`` does) and names, for each number, the task of ``known`` with that number and no letter (so ``T0998``
+    written with four digits is found too), else the three-digit-padded ID (reported missing by the caller).
+    Returns (IDs in order, each once; arguments that are neither an ID nor a range).
+    """
+    if isinstance(args, str):
+        args = [args]
+    by_number: dict[int, str] = {}
+    for task_id in known:
+        m = _ID_ARG_RE.fullmatch(task_id)
+        if m and not m.group(2):
+            by_number.setdefault(int(m.group(1)), task_id)
+    ids: dict[str, None] = {}
+    invalid: list[str] = []
+    for raw in args:
+        text = raw.strip()
+        rng = _RANGE_ARG_RE.fullmatch(text)
+        if rng:
+            start, end = int(rng.group(1)), int(rng.group(2))
+            if start > end or end - start >= MAX_RANGE:
+                invalid.append(raw)
+                continue
+            for n in range(start, end + 1):
+                ids.setdefault(by_number.get(n) or f"T{n:03d}", None)
+            continue
+        norm = _normalize_id(text)
+        if norm is None:
+            invalid.append(raw)
+        else:
+            ids.setdefault(norm, None)
+    return list(ids), invalid
 
 
 def _clean_reason(reason: str | None) -> str | None:
@@ -608,22 +768,16 @@ def mark_tasks(text: str, ids: Iterable[str], state: TaskState, reason: str | No
         ids = [ids]
     bom, lines = _split(text)
     reason = _clean_reason(reason) if state is TaskState.BLOCKED else None
-    wanted: dict[str, None] = {}
-    missing: list[str] = []
-    for raw in ids:
-        norm = _normalize_id(raw)
-        if norm is None:
-            missing.append(raw)
-        else:
-            wanted.setdefault(norm, None)
 
     found: dict[str, tuple[int, re.Match[str]]] = {}
     for kind, index, m in _scan(lines):
         if kind != _TASK:
             continue
         task_id = m.group("id")
-        if task_id in wanted and task_id not in found and m.group("box") in _STATE_OF_BOX:
+        if task_id is not None and task_id not in found and m.group("box") in _STATE_OF_BOX:
             found[task_id] = (index, m)
+    expanded, missing = expand_task_ids(ids, found)
+    wanted = dict.fromkeys(expanded)
 
     changed: list[str] = []
     unchanged: list[str] = []

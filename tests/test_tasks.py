@@ -222,7 +222,8 @@ def test_specflow_shape_with_dashboard_subheadings_and_checkpoints():
         (0, "Phase 2: Foundational", ["T004", "T006"]),
         (1, "Phase 3: User Story 1 - Dashboard Runs Design (Priority: P1)", ["T007", "T008"]),
     ]
-    assert plan.summary == "2 batches from tasks.md sections (4 tasks)"
+    # The deferred task does not hold the phase back and is named in the summary.
+    assert plan.summary == "2 batches from tasks.md sections (4 tasks); 1 deferred (T005), not planned"
     assert plan.warnings == []
 
 
@@ -289,14 +290,24 @@ def test_lines_that_are_not_tasks():
         "- T007 no checkbox\n"
         "- [ ] Buy milk\n"
         "- [ ] The end\n"
-        "- [ ] T0001 four digits\n"
+        "- [ ] T01 two digits\n"
         "- [?] T008 unknown box\n"
         "- [] T009 empty box\n"
     )
     parsed = parse_tasks(text)
     assert [t.id for t in parsed.tasks] == ["T001"]
     joined = "\n".join(parsed.warnings)
-    assert "Line 11: 'T0001' is not a task ID" in joined
+    assert "Line 11: 'T01' is not a task ID" in joined
+    # Lines meant as tasks but written wrongly are named, with the way to write them.
+    assert (
+        "Line 3: '-[ ] T002 no space after the bullet' was not read as a task (T002): write it as '- [ ] T002 no space after the bullet'"
+        in joined
+    )
+    assert (
+        "Line 4: '- [ ]T003 no space after the box' was not read as a task (T003): write it as '- [ ] T003 no space after the box'"
+        in joined
+    )
+    assert "Line 5: '+ [ ] T004 plus bullet' was not read as a task (T004)" in joined
     assert "Line 12: T008 has an unknown checkbox '[?]'" in joined
     assert "Line 13: T009 has an unknown checkbox '[]'" in joined
     assert "2 checkbox line(s) without a task ID were ignored (line 9, 10)" in joined
@@ -476,8 +487,10 @@ def test_all_done_gives_an_empty_plan_not_a_complete_one():
 
 
 def test_empty_file_plan():
-    plan = plan_batches(parse_tasks(""))
-    assert (plan.batches, plan.summary, plan.used_fallback) == ([], "No incomplete tasks found", True)
+    # A file with no tasks plans nothing, so it does not report fallback sizing either (issue 16).
+    for text in ("", "# Tasks\n\nNothing yet.\n", "- [x] T001 done, no section\n"):
+        plan = plan_batches(parse_tasks(text))
+        assert (plan.batches, plan.summary, plan.used_fallback) == ([], "No incomplete tasks found", False)
     assert plan.warnings == []  # no "No sections detected" warning when there is nothing to run
 
 
@@ -589,8 +602,10 @@ def test_next_task_none_when_all_waiting_on_blocked():
 
 
 def test_task_ids_in_text():
-    prompt = 'Execute only the "Phase 2" section (T008, T009, T008, T010a). Do NOT work on T0011 or XT012 or T013x2.'
-    assert task_ids_in_text(prompt) == ["T008", "T009", "T010a"]
+    prompt = (
+        'Execute only the "Phase 2" section (T008, T009, T008, T010a, T1000). Do NOT work on T01 or XT012 or T013x2.'
+    )
+    assert task_ids_in_text(prompt) == ["T008", "T009", "T010a", "T1000"]
     assert task_ids_in_text("") == []
 
 

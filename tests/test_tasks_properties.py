@@ -12,7 +12,7 @@ from specflow_nb.tasks import ParsedTasks, mark_tasks, parse_tasks, plan_batches
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-ID_POOL = [f"T{n:03d}" for n in range(1, 9)] + ["T003a"]
+ID_POOL = [f"T{n:03d}" for n in range(1, 9)] + ["T003a", "T1000"]
 ids_st = st.sampled_from(ID_POOL)
 words = st.text(alphabet="abcdefg XT0123[]:-—`~#*", max_size=20)
 
@@ -76,7 +76,8 @@ def assert_partition(parsed: ParsedTasks, size: int) -> None:
     assert plan.total_incomplete == len(pending)
     assert [b.index for b in plan.batches] == list(range(len(plan.batches)))
     assert all(b.task_ids for b in plan.batches)  # no empty batch
-    assert plan.used_fallback == (not parsed.has_sections)
+    # Fallback sizing is reported only when there are pending tasks to size.
+    assert plan.used_fallback == (not parsed.has_sections and parsed.pending > 0)
     by_id = parsed.by_id()
     if plan.used_fallback:
         assert [b.section for b in plan.batches] == [f"Batch {i + 1}" for i in range(len(plan.batches))]
@@ -84,7 +85,8 @@ def assert_partition(parsed: ParsedTasks, size: int) -> None:
     else:
         assert all(by_id[t].section == b.section for b in plan.batches for t in b.task_ids)
     if not plan.batches:
-        assert plan.summary == "No incomplete tasks found"
+        assert plan.summary.startswith("No incomplete tasks found")
+    assert ("deferred" in plan.summary) == bool(parsed.deferred)
     # Within a batch a task never comes before a same-batch dependency, unless the planner reported a cycle.
     if not any("cycle" in w for w in plan.warnings):
         for b in plan.batches:
