@@ -121,8 +121,13 @@ def add_status(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from specflow_nb.project import project_status
+    from specflow_nb.project import no_project_status, project_status
 
+    if args.json and not Path(getattr(args, "project", ".") or ".").expanduser().is_dir():
+        # The original's NO_PROJECT answer: a status document (exit 0) that says what is wrong.
+        folder = Path(getattr(args, "project", ".") or ".").expanduser()
+        print_json(no_project_status(f"Project folder not found: {folder}").model_dump(mode="json"))
+        return 0
     status = project_status(project_path(args), getattr(args, "feature", None))
     if args.json:
         print_json(status.model_dump(mode="json"))
@@ -138,7 +143,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if pr.tasks_total:
         blocked = f", {pr.tasks_blocked} blocked" if pr.tasks_blocked else ""
         out.print(f"Tasks: {pr.tasks_completed}/{pr.tasks_total} ({pr.percentage}%{blocked})")
-    color = {"ok": "green", "warning": "yellow", "error": "red"}[status.health.status]
+    color = {"ready": "green", "warning": "yellow", "error": "red"}[status.health.status]
     out.print(f"Health: [{color}]{status.health.status}[/{color}]")
     for issue in status.health.issues:
         out.print(f"  - [{color}]{issue.severity}[/{color}] {issue.code}: {_escape(issue.message)}")
@@ -211,7 +216,11 @@ def add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verbs = p.add_subparsers(dest="state_command", metavar="{set,get}", required=True)
     s = verbs.add_parser("set", parents=[common_options()], help="set key=value pairs (dot paths, typed values)")
     s.add_argument("assignments", nargs="+", metavar="key=value", help="e.g. orchestration.step.current=implement")
-    s.add_argument("--json", action="store_true", help="print the whole new state as JSON")
+    s.add_argument(
+        "--json",
+        action="store_true",
+        help="print {status, command, updates[{key, value, previousValue}], state} (the original's shape)",
+    )
     s.set_defaults(func=cmd_state_set)
     g = verbs.add_parser("get", parents=[common_options()], help="print the state, or one key's value")
     g.add_argument("key", nargs="?", help="a dot path, e.g. orchestration.step")
@@ -220,16 +229,22 @@ def add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_state_set(args: argparse.Namespace) -> int:
-    from specflow_nb.store import StateFile
+    from specflow_nb.contract import error_json, set_state
+    from specflow_nb.errors import SpecflowError
 
-    data = StateFile(project_path(args)).set(args.assignments)
+    try:
+        result = set_state(project_path(args), args.assignments)
+    except SpecflowError as exc:
+        if args.json:  # the original's error shape on stdout; the one-line error on stderr as always
+            print_json(error_json("state set", exc.message, exc.hint, updates=[]))
+        raise
     if args.json:
-        print_json(data)
+        print_json(result)
         return 0
     out = console()
     for item in args.assignments:
         key, _, value = item.partition("=")
-        out.print(f"Set {_escape(key.strip())} = {_escape(value)}")
+        out.print(f"Set {_escape(key)} = {_escape(value)}")
     return 0
 
 
@@ -251,43 +266,99 @@ def cmd_state_get(args: argparse.Namespace) -> int:
 
 
 def add_mark(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("mark", parents=[common_options()], help="check off tasks in tasks.md (or undo, or block)")
-    p.add_argument("ids", nargs="+", metavar="TASK_ID", help="task ids, e.g. T001 T002")
+    p = sub.add_parser(
+        "mark", parents=[common_options()], help="check off tasks in tasks.md or checklist items (or undo, or block)"
+    )
+    p.add_argument(
+        "ids",
+        nargs="+",
+        metavar="ID",
+        help="task ids (T001, T1000), ranges (T001..T005) or checklist item ids (V-001, I-002) of checklists/*.md",
+    )
     how = p.add_mutually_exclusive_group()
-    how.add_argument("--undo", action="store_true", help="mark as not done")
-    how.add_argument("--blocked", metavar="REASON", help="mark as blocked, with a reason")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    how.add_argument("--undo", "--incomplete", dest="undo", action="store_true", help="mark as not done")
+    how.add_argument("--blocked", metavar="REASON", help="mark tasks as blocked, with a reason")
+    p.add_argument("--json", action="store_true", help="machine-readable output (the original's shape)")
     p.set_defaults(func=cmd_mark)
 
 
 def cmd_mark(args: argparse.Namespace) -> int:
+    from specflow_nb.checklists import is_checklist_id
+    from specflow_nb.errors import SpecflowError
+
+    checklist_ids = [i for i in args.ids if is_checklist_id(i)]
+    if checklist_ids:
+        if len(checklist_ids) != len(args.ids):
+            raise SpecflowError(
+                "Cannot mix task and checklist IDs in one command", hint="Mark tasks and checklist items separately."
+            )
+        return _mark_checklist(args, checklist_ids)
+    return _mark_tasks(args)
+
+
+def _mark_json(
+    *, new_status: str, marked: list[str], progress: dict[str, int], step_complete: bool, **rest: Any
+) -> dict[str, Any]:
+    """``mark --json``: the original's fields first, then ours (state, changed, unchanged, missing …)."""
+    data: dict[str, Any] = {
+        "status": "error" if rest.get("missing") else "success",
+        "command": "mark",
+        "marked": marked,
+        "newStatus": new_status,
+        "progress": progress,
+        "next": rest.pop("next", None),
+        "stepComplete": step_complete,
+    }
+    if step_complete:
+        data["nextAction"] = rest.pop("next_action")
+        data["message"] = rest.pop("message")
+    rest.pop("next_action", None)
+    rest.pop("message", None)
+    data.update(rest)
+    return data
+
+
+def _mark_tasks(args: argparse.Namespace) -> int:
+    from specflow_nb.contract import error_json, mark_next, task_progress
     from specflow_nb.errors import SpecflowError
     from specflow_nb.models import TaskState
-    from specflow_nb.tasks import mark_tasks_file, read_tasks
+    from specflow_nb.tasks import all_done, mark_tasks_file, read_tasks
 
     path = tasks_file(project_path(args), getattr(args, "feature", None))
     if args.blocked is not None:
-        state, label = TaskState.BLOCKED, "blocked"
+        state, label, new_status = TaskState.BLOCKED, "blocked", "blocked"
     elif args.undo:
-        state, label = TaskState.PENDING, "not done"
+        state, label, new_status = TaskState.PENDING, "not done", "incomplete"
     else:
-        state, label = TaskState.DONE, "done"
+        state, label, new_status = TaskState.DONE, "done", "complete"
     result = mark_tasks_file(path, args.ids, state, args.blocked)
     parsed = read_tasks(path)
-    if args.json:
-        print_json(
-            {
-                "state": state.value,
-                "changed": result.changed,
-                "unchanged": result.unchanged,
-                "missing": result.missing,
-                "progress": {
-                    "tasksCompleted": parsed.done,
-                    "tasksTotal": parsed.total,
-                    "tasksBlocked": parsed.blocked,
-                },
-            }
+    done = all_done(parsed)
+    problem = None
+    if result.missing:
+        known = ", ".join(parsed.by_id()) or "none"
+        problem = SpecflowError(
+            f"Unknown task id(s): {', '.join(result.missing)}",
+            hint=f"Task ids look like T001 (ranges T001..T005) and must be in {path} (known: {_shorten(known)}).",
         )
+    if args.json:
+        data = _mark_json(
+            new_status=new_status,
+            marked=[*result.changed, *result.unchanged],
+            progress=task_progress(parsed),
+            step_complete=done,
+            next=mark_next(parsed),
+            next_action="run_verify",
+            message="All tasks complete! Ready for verification.",
+            itemType="task",
+            state=state.value,
+            changed=result.changed,
+            unchanged=result.unchanged,
+            missing=result.missing,
+        )
+        if problem is not None:
+            data["error"] = error_json("mark", problem.message, problem.hint)["error"]
+        print_json(data)
     else:
         out = console()
         if result.changed:
@@ -295,12 +366,62 @@ def cmd_mark(args: argparse.Namespace) -> int:
         if result.unchanged:
             out.print(f"Already {label}: {', '.join(result.unchanged)}")
         out.print(_progress_line(parsed))
+    if problem is not None:
+        raise problem
+    return 0
+
+
+def _mark_checklist(args: argparse.Namespace, ids: list[str]) -> int:
+    from specflow_nb.checklists import mark_items
+    from specflow_nb.contract import error_json
+    from specflow_nb.errors import SpecflowError, TasksFileMissing
+    from specflow_nb.project import find_feature_dir
+
+    if args.blocked is not None:
+        raise SpecflowError("Checklist items cannot be blocked", hint="Use --blocked with task IDs (T001) only.")
+    feature_dir = find_feature_dir(project_path(args), getattr(args, "feature", None))
+    if feature_dir is None:
+        raise TasksFileMissing("No feature folder under specs/", hint="Start a phase first (specs/NNN-name/).")
+    result = mark_items(feature_dir, ids, done=not args.undo)
+    total, completed = len(result.items), result.completed
+    next_item = next((i for i in result.items if not i.done), None)
+    problem = None
     if result.missing:
-        known = ", ".join(parsed.by_id()) or "none"
-        raise SpecflowError(
-            f"Unknown task id(s): {', '.join(result.missing)}",
-            hint=f"Task ids look like T001 and must be in {path} (known: {_shorten(known)}).",
+        problem = SpecflowError(
+            f"Unknown checklist item IDs: {', '.join(result.missing)}",
+            hint=f"Checklist items are lines like '- [ ] V-001 …' in {feature_dir / 'checklists'}/*.md.",
         )
+    if args.json:
+        data = _mark_json(
+            new_status="incomplete" if args.undo else "complete",
+            marked=[*result.changed, *result.unchanged],
+            progress={
+                "completed": completed,
+                "total": total,
+                "percentage": round(completed * 100 / total) if total else 0,
+            },
+            step_complete=result.all_done,
+            next={"id": next_item.id, "description": next_item.description} if next_item else None,
+            next_action="ready_to_close",
+            message="All checklists complete! Ready to close phase.",
+            itemType="checklist",
+            changed=result.changed,
+            unchanged=result.unchanged,
+            missing=result.missing,
+        )
+        if problem is not None:
+            data["error"] = error_json("mark", problem.message, problem.hint)["error"]
+        print_json(data)
+    else:
+        out = console()
+        label = "not done" if args.undo else "done"
+        if result.changed:
+            out.print(f"Marked {', '.join(result.changed)} {label}")
+        if result.unchanged:
+            out.print(f"Already {label}: {', '.join(result.unchanged)}")
+        out.print(f"{completed}/{total} checklist items done")
+    if problem is not None:
+        raise problem
     return 0
 
 
@@ -319,31 +440,30 @@ def add_next(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_next(args: argparse.Namespace) -> int:
-    from specflow_nb.tasks import next_task, read_tasks
+    from specflow_nb.contract import next_json, next_none
+    from specflow_nb.errors import TasksFileMissing
+    from specflow_nb.tasks import all_done, next_task, read_tasks
 
-    parsed = read_tasks(tasks_file(project_path(args), getattr(args, "feature", None)))
+    try:
+        parsed = read_tasks(tasks_file(project_path(args), getattr(args, "feature", None)))
+    except TasksFileMissing:
+        if not args.json:
+            raise
+        print_json(next_none("no_feature"))  # the original answers, it does not fail
+        return 0
     task = next_task(parsed)
     if task is None:
         reason = (
-            "all tasks are done"
-            if parsed.pending == 0 and parsed.blocked == 0
+            "tasks.md holds no tasks"
+            if not parsed.tasks
+            else "all tasks are done"
+            if all_done(parsed)
             else "pending tasks wait on blocked or unfinished tasks"
             if parsed.pending
             else "the remaining tasks are blocked"
         )
     if args.json:
-        print_json(
-            {
-                "task": task.model_dump(mode="json") if task else None,
-                "reason": None if task else reason,
-                "progress": {
-                    "tasksCompleted": parsed.done,
-                    "tasksTotal": parsed.total,
-                    "tasksBlocked": parsed.blocked,
-                    "tasksPending": parsed.pending,
-                },
-            }
-        )
+        print_json(next_json(parsed))
         return 0
     out = console()
     if task is None:

@@ -16,6 +16,11 @@ Decisions (documented here because hosts and agents rely on them):
 - **Never raise on a weird project.** :func:`project_status` turns unreadable state, unreadable or empty tasks,
   parse warnings, a branch mismatch or set-aside records into ``health.issues``. It raises only for a missing project
   folder (:class:`ProjectNotFound`) and an explicit feature that does not exist.
+- **The original's contract** (``specflow status --json``, kept so its scripts work): ``phase.number`` is a string,
+  the feature folder's number as written (``"001"``, ``"0042"``); ``health.status`` is ``ready`` when there is no
+  issue (else ``warning``/``error``); an unreadable state file is the original's ``NO_STATE`` error (the derived
+  fields are still filled in), and a missing project folder is its ``NO_PROJECT`` error in the same shape
+  (:func:`no_project_status`, printed by the CLI). "All tasks done" is :func:`specflow_nb.tasks.all_done`.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from specflow_nb import gitops
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot, SpecflowError
 from specflow_nb.models import STEP_ORDER, CamelModel, OrchestrationPhase, TaskState
 from specflow_nb.store import OrchestrationStore, StateFile
-from specflow_nb.tasks import ParsedTasks, read_tasks
+from specflow_nb.tasks import ParsedTasks, all_done, read_tasks
 
 __all__ = [
     "Artifacts",
@@ -42,6 +47,7 @@ __all__ = [
     "find_feature_dir",
     "git_branch",
     "list_feature_dirs",
+    "no_project_status",
     "parse_feature_name",
     "project_status",
     "resolve_project",
@@ -62,7 +68,8 @@ NextAction = Literal[
     "awaiting_user_gate",
     "archive_phase",
 ]
-HealthStatus = Literal["ok", "warning", "error"]
+#: ``ready`` is the original's word for a healthy project.
+HealthStatus = Literal["ready", "warning", "error"]
 Severity = Literal["warning", "error"]
 
 
@@ -298,7 +305,8 @@ def default_branch(project: Path) -> str | None:
 
 
 class PhaseInfo(CamelModel):
-    number: int | None = None
+    #: The feature folder's number as written (``"001"``), or the state's ``orchestration.phase.number`` as a string.
+    number: str | None = None
     name: str | None = None
     branch: str | None = None
     status: str | None = None
@@ -316,6 +324,8 @@ class Progress(CamelModel):
     tasks_total: int = 0
     tasks_blocked: int = 0
     percentage: int = 0
+    #: Deferred tasks (``[~]``/``[-]``): counted in the total, not done, and never holding the phase back.
+    tasks_deferred: int = 0
 
 
 class HealthIssue(CamelModel):
@@ -325,7 +335,7 @@ class HealthIssue(CamelModel):
 
 
 class Health(CamelModel):
-    status: HealthStatus = "ok"
+    status: HealthStatus = "ready"
     issues: list[HealthIssue] = Field(default_factory=list)
 
 
@@ -395,8 +405,8 @@ def _derive_step(art: Artifacts, parsed: ParsedTasks | None) -> tuple[str, str]:
 
 
 def _tasks_complete(parsed: ParsedTasks | None) -> bool:
-    """Every task done or deferred: nothing pending, nothing blocked, and at least one task."""
-    return parsed is not None and parsed.total > 0 and parsed.pending == 0 and parsed.blocked == 0
+    """The one "all done" rule (:func:`specflow_nb.tasks.all_done`): no pending, no blocked, at least one task."""
+    return all_done(parsed)
 
 
 def _next_action(
@@ -452,7 +462,8 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
         state = StateFile(project).load()
     except ConfigError as exc:
         state = {}
-        issue("STATE_UNREADABLE", "error", f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+        # The original's code for a state file it cannot read; the rest of the status is still derived.
+        issue("NO_STATE", "error", f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
 
     feature_dir = find_feature_dir(project, feature)
     recorded_feature = _state_feature(state)
@@ -478,12 +489,14 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
 
     # Phase
     parsed_name = parse_feature_name(feature_dir.name) if feature_dir else None
-    number: int | None = parsed_name[0] if parsed_name else None
+    folder_number = _FEATURE_RE.match(feature_dir.name) if feature_dir else None
+    number: str | None = folder_number.group(1) if folder_number else None
     recorded_number = _dig(state, "orchestration", "phase", "number")
     if recorded_number is not None:
-        try:
-            number = int(str(recorded_number))
-        except ValueError:
+        text_number = _str_or_none(recorded_number)
+        if text_number is not None and text_number.strip().isdigit():
+            number = text_number.strip()
+        else:
             issue("STATE_INVALID", "warning", f"orchestration.phase.number is not a number: {recorded_number!r}")
     name = _str_or_none(_dig(state, "orchestration", "phase", "name")) or (parsed_name[1] if parsed_name else None)
     branch = _str_or_none(_dig(state, "orchestration", "phase", "branch")) or (
@@ -543,7 +556,7 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
             f"(e.g. {corrupt[-1].name})",
         )
 
-    health: HealthStatus = "error" if any(i.severity == "error" for i in issues) else "warning" if issues else "ok"
+    health: HealthStatus = "error" if any(i.severity == "error" for i in issues) else "warning" if issues else "ready"
 
     blockers: list[str] = []
     if step_status == "blocked":
@@ -566,6 +579,7 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
             tasks_total=total,
             tasks_blocked=parsed.blocked if parsed else 0,
             percentage=round(done * 100 / total) if total else 0,
+            tasks_deferred=parsed.deferred if parsed else 0,
         ),
         health=Health(status=health, issues=issues),
         next_action=_next_action(
@@ -587,6 +601,19 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
             has_checklists=art.has_checklists,
             current_branch=current,
         ),
+    )
+
+
+def no_project_status(message: str = "Not in a SpecFlow project") -> ProjectStatus:
+    """The original's ``NO_PROJECT`` answer, in the status shape: every field empty, ``fix_health``."""
+    return ProjectStatus(
+        phase=PhaseInfo(),
+        step=StepInfo(),
+        progress=Progress(),
+        health=Health(status="error", issues=[HealthIssue(code="NO_PROJECT", severity="error", message=message)]),
+        next_action="fix_health",
+        blockers=[message],
+        context=StatusContext(),
     )
 
 

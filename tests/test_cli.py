@@ -91,8 +91,8 @@ def test_build_parser_is_extensible():
 def test_status_human(capsys, sample_project):
     code, out, err = run(capsys, "--project", str(sample_project), "status")
     assert code == 0 and err == ""
-    assert "Phase 1: todo-cli" in out and "Step: analyze (2/5)" in out
-    assert "Tasks: 0/20 (0%)" in out and "Health: ok" in out and "(run_analyze)" in out
+    assert "Phase 0001: todo-cli" in out and "Step: analyze (2/5)" in out
+    assert "Tasks: 0/20 (0%)" in out and "Health: ready" in out and "(run_analyze)" in out
 
 
 def test_status_json_and_options_after_the_command(capsys, sample_project):
@@ -167,7 +167,7 @@ def test_state_set_and_get(capsys, tmp_path):
     code, out, _ = run(capsys, "--project", str(tmp_path), "state", "set", "orchestration.step.current=verify", "n=3")
     assert code == 0 and "Set orchestration.step.current = verify" in out and "Set n = 3" in out
     code, out, _ = run(capsys, "--project", str(tmp_path), "state", "set", "flag=true", "--json")
-    assert json.loads(out) == {"orchestration": {"step": {"current": "verify"}}, "n": 3, "flag": True}
+    assert json.loads(out)["state"] == {"orchestration": {"step": {"current": "verify"}}, "n": 3, "flag": True}
     assert run(capsys, "--project", str(tmp_path), "state", "get", "n")[1] == "3\n"
     assert run(capsys, "--project", str(tmp_path), "state", "get", "flag")[1] == "true\n"
     assert run(capsys, "--project", str(tmp_path), "state", "get", "orchestration.step.current")[1] == "verify\n"
@@ -215,7 +215,14 @@ def test_mark_json(capsys, sample_project):
     code, out, _ = run(capsys, "--project", str(sample_project), "mark", "T004", "--json")
     data = json.loads(out)
     assert code == 0 and data["changed"] == ["T004"] and data["missing"] == []
-    assert data["progress"] == {"tasksCompleted": 1, "tasksTotal": 20, "tasksBlocked": 0}
+    assert data["progress"] == {
+        "completed": 1,
+        "total": 20,
+        "percentage": 5,
+        "tasksCompleted": 1,
+        "tasksTotal": 20,
+        "tasksBlocked": 0,
+    }
 
 
 def test_mark_unknown_ids_reports_them_and_exits_1_but_marks_the_known_ones(capsys, sample_project):
@@ -252,7 +259,7 @@ def test_next_when_nothing_is_left(capsys, tmp_path):
     (d / "tasks.md").write_text("## A\n- [x] T001 a\n- [b] T002 b\n")
     code, out, _ = run(capsys, "--project", str(tmp_path), "next", "--json")
     data = json.loads(out)
-    assert code == 0 and data["task"] is None and data["reason"] == "the remaining tasks are blocked"
+    assert code == 0 and data["task"] is None and data["reason"] == "all_tasks_blocked"
     (d / "tasks.md").write_text("## A\n- [x] T001 a\n")
     code, out, _ = run(capsys, "--project", str(tmp_path), "next")
     assert code == 0 and "No task to start: all tasks are done" in out
