@@ -101,8 +101,8 @@ def mark_items(feature_dir: Path, ids: list[str], done: bool) -> ChecklistMark:
     for path in _files(feature_dir):
         lines = path.read_bytes().decode("utf-8", errors="surrogateescape").split("\n")
         texts[path] = lines
-        for item in _items_of(path, lines):
-            first.setdefault(item.id, item)
+        for found in _items_of(path, lines):
+            first.setdefault(found.id, found)
     touched: set[Path] = set()
     for item_id in wanted:
         item = first.get(item_id)
