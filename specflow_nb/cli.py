@@ -181,13 +181,16 @@ def add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from specflow_nb.agent.prompts import prompt_sources
     from specflow_nb.tasks import plan_batches, read_tasks
 
     project = project_path(args)
     path = tasks_file(project, getattr(args, "feature", None))
     plan = plan_batches(read_tasks(path), batch_size_fallback=args.batch_size)
+    # Which prompt each step will use: the project's command, the user's (CLAUDE_CONFIG_DIR or ~/.claude), built-in.
+    sources = prompt_sources(project)
     if args.json:
-        print_json(plan.model_dump(mode="json"))
+        print_json({**plan.model_dump(mode="json"), "promptSources": [s.model_dump(mode="json") for s in sources]})
         return 0
     from rich.table import Table
 
@@ -204,6 +207,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
         out.print(table)
     for w in plan.warnings:
         out.print(f"[yellow]warning:[/yellow] {_escape(w)}")
+    out.print("Prompts:")
+    for source in sources:
+        out.print(f"  {_escape(source.describe())}")
     return 0
 
 

@@ -300,3 +300,37 @@ def test_no_specflow_console_script_is_installed():
     assert "specflow-nb" in scripts and "specflow" not in scripts
     assert "\nspecflow =" not in (ROOT / "pyproject.toml").read_text()
     assert not (Path(sys.executable).parent / "specflow").exists()
+
+
+# ---- prompt sources: the user's commands (CLAUDE_CONFIG_DIR) are picked up and named
+
+
+def test_plan_names_each_steps_prompt_source_with_user_commands(project, tmp_path):
+    config = tmp_path / "claude-config"
+    (config / "commands").mkdir(parents=True)
+    (config / "commands" / "flow.implement.md").write_text("USER IMPLEMENT $ARGUMENTS\n")
+    (project / ".claude" / "commands").mkdir(parents=True)
+    (project / ".claude" / "commands" / "flow.verify.md").write_text("PROJECT VERIFY\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path / "nohome"), "CLAUDE_CONFIG_DIR": str(config)}
+    proc = subprocess.run([str(ENTRY), "plan", "--json"], cwd=project, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    sources = {s["step"]: s for s in json.loads(proc.stdout)["promptSources"]}
+    assert sources["implement"] == {
+        "step": "implement",
+        "source": "user",
+        "skill": "flow.implement",
+        "files": [str(config / "commands" / "flow.implement.md")],
+    }
+    assert (sources["verify"]["source"], sources["verify"]["skill"]) == ("project", "flow.verify")
+    assert (sources["design"]["source"], sources["design"]["skill"]) == ("builtin", "builtin:design")
+    human = subprocess.run([str(ENTRY), "plan"], cwd=project, capture_output=True, text=True, env=env).stdout
+    assert f"implement: /flow.implement (user: {config / 'commands' / 'flow.implement.md'})" in human
+    assert "verify: /flow.verify (project: .claude/commands/flow.verify.md)" in human
+    # Without CLAUDE_CONFIG_DIR the user's folder is ~/.claude/commands.
+    home = tmp_path / "home"
+    (home / ".claude" / "commands").mkdir(parents=True)
+    (home / ".claude" / "commands" / "flow.merge.md").write_text("HOME MERGE\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
+    proc = subprocess.run([str(ENTRY), "plan", "--json"], cwd=project, capture_output=True, text=True, env=env)
+    merge = next(s for s in json.loads(proc.stdout)["promptSources"] if s["step"] == "merge")
+    assert (merge["source"], merge["skill"]) == ("user", "flow.merge")

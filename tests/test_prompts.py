@@ -29,6 +29,14 @@ CONTEXT = "Use tabs, never spaces. Context-marker-7f3a."
 STEPS = ("design", "analyze", "verify", "merge")
 
 
+@pytest.fixture(autouse=True)
+def user_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty user config folder: the developer's own ~/.claude/commands never leaks into a test."""
+    folder = tmp_path_factory.mktemp("claude-config")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     (tmp_path / "specs" / "0001-x").mkdir(parents=True)
@@ -310,3 +318,73 @@ def test_questions_of() -> None:
         )[0].id
         == "a"
     )
+
+
+# ---------------------------------------------------------------------------------------------------- user commands
+
+
+def write_user_command(config: Path, name: str, text: str) -> Path:
+    path = config / "commands" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_user_commands_are_used_when_the_project_has_none(project: Path, user_config: Path) -> None:
+    user_flow = write_user_command(user_config, "flow.implement.md", "---\ndescription: x\n---\nUSER-FLOW $ARGUMENTS\n")
+    p = build_batch_prompt(project, section="S", task_ids=["T1000"], additional_context="", feature_dir=None)
+    assert p.source == "user" and p.command_file == user_flow
+    assert 'USER-FLOW Execute only the "S" section (T1000).' in p.text
+    assert prompts.has_project_command(project, "implement")
+    source = prompts.prompt_source(project, "implement")
+    assert (source.source, source.skill, source.files) == ("user", "flow.implement", [str(user_flow)])
+    assert source.describe() == f"implement: /flow.implement (user: {user_flow})"
+
+
+def test_the_projects_command_wins_over_the_users(project: Path, user_config: Path) -> None:
+    write_user_command(user_config, "flow.implement.md", "USER $ARGUMENTS")
+    write_user_command(user_config, "flow.verify.md", "USER-VERIFY $ARGUMENTS")
+    ours = write_command(project, "speckit.implement.md", "PROJECT $ARGUMENTS")
+    p = build_batch_prompt(project, section="S", task_ids=["T001"], additional_context="", feature_dir=None)
+    # The project's folder is read first, whatever the name: its speckit command beats the user's flow command.
+    assert p.source == "project" and p.command_file == ours and "USER" not in p.text
+    assert build_step_prompt(project, "verify", additional_context="", feature_dir=None).source == "user"
+
+
+def test_claude_config_dir_then_home(project: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_user_command(home / ".claude", "flow.merge.md", "HOME-MERGE")
+    config = tmp_path / "cfg"
+    assert prompts.user_commands_dir({"HOME": str(home)}) == home / ".claude" / "commands"
+    assert prompts.user_commands_dir({"HOME": str(home), "CLAUDE_CONFIG_DIR": str(config)}) == config / "commands"
+    # The agent's environment decides (the engine passes the one the agent runs with).
+    assert prompts.prompt_source(project, "merge", {"HOME": str(home)}).source == "user"
+    assert prompts.prompt_source(project, "merge", {"HOME": str(home), "CLAUDE_CONFIG_DIR": str(config)}).source == (
+        "builtin"
+    )
+    m = build_step_prompt(project, "merge", additional_context="", feature_dir=None, env={"HOME": str(home)})
+    assert m.source == "user" and "HOME-MERGE" in m.text
+
+
+def test_prompt_sources_name_every_step(project: Path, user_config: Path) -> None:
+    write_command(project, "speckit.plan.md", "PLAN")
+    write_command(project, "speckit.tasks.md", "TASKS")
+    write_user_command(user_config, "flow.analyze.md", "ANALYZE")
+    sources = {s.step: s for s in prompts.prompt_sources(project)}
+    assert list(sources) == ["design", "analyze", "implement", "verify", "merge"]
+    assert sources["design"].model_dump() == {
+        "step": "design",
+        "source": "project",
+        "skill": "speckit.plan+speckit.tasks",
+        "files": [".claude/commands/speckit.plan.md", ".claude/commands/speckit.tasks.md"],
+    }
+    assert sources["design"].describe() == (
+        "design: /speckit.plan + /speckit.tasks (project: .claude/commands/speckit.plan.md, "
+        ".claude/commands/speckit.tasks.md)"
+    )
+    assert (sources["analyze"].source, sources["analyze"].skill) == ("user", "flow.analyze")
+    assert [(sources[s].source, sources[s].skill) for s in ("implement", "verify", "merge")] == [
+        ("builtin", "builtin:implement"),
+        ("builtin", "builtin:verify"),
+        ("builtin", "builtin:merge"),
+    ]

@@ -1,7 +1,10 @@
 """The prompt of every agent run: design, analyze, implement (one batch), verify, merge and heal.
 
 Each step's prompt is the project's own slash command when it has one, else a built-in prompt shipped in
-``builtin_prompts/``. Project commands are looked up in ``{project}/.claude/commands/``:
+``builtin_prompts/``. Commands are looked up where Claude Code reads them: first the project's
+``{project}/.claude/commands/``, then the user's (``$CLAUDE_CONFIG_DIR/commands/`` when that variable is set, else
+``~/.claude/commands/``, where SpecFlow installs its ``flow.*`` commands). A folder that holds a step's command wins
+over the next folder, whatever the command's name; within a folder the names are tried in this order:
 
 ============  ====================  ==========================================================================
 step          SpecFlow              spec-kit (github/spec-kit ``speckit.*`` commands)
@@ -16,6 +19,10 @@ merge         ``flow.merge.md``     none
 heal          built-in only
 ============  ====================  ==========================================================================
 
+:func:`prompt_sources` says, without building anything, which source each step will use (``skill``:
+``flow.implement``, ``speckit.plan+speckit.tasks`` or ``builtin:implement``; ``source``: project, user or builtin);
+the Start form's preview and ``orchestrate start --dry-run`` show it.
+
 A command's YAML front matter is dropped and ``$ARGUMENTS`` replaced by the step's arguments (for a batch: the
 exact "Execute only the …" sentence); a command without ``$ARGUMENTS`` gets them under an "Arguments" heading.
 Around the body every prompt gets the same frame: an unattended-run preamble (no human is there to answer; ask
@@ -28,7 +35,9 @@ the CLI's ``--json-schema``; the CLI returns the validated object as ``structure
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -43,7 +52,10 @@ if TYPE_CHECKING:
 
 Step = Literal["design", "analyze", "implement", "verify", "merge", "heal"]
 StepName = Literal["design", "analyze", "verify", "merge"]
-Source = Literal["project", "builtin"]
+#: Where a prompt comes from: the project's commands, the user's commands, or the package's built-in prompt.
+Source = Literal["project", "user", "builtin"]
+#: The steps whose prompt source the preview names (heal is always built in).
+PHASE_STEPS: tuple[Step, ...] = ("design", "analyze", "implement", "verify", "merge")
 
 # --------------------------------------------------------------------------------------------------------------
 # Structured outputs
@@ -239,19 +251,74 @@ def builtin_prompt(step: Step) -> str:
     return resources.files("specflow_nb.agent").joinpath("builtin_prompts").joinpath(f"{step}.md").read_text("utf-8")
 
 
-def project_command_files(project: Path, step: Step) -> tuple[Path, ...]:
-    """The project's own command file(s) for ``step``, or ``()`` when it has none (see the module's table)."""
-    commands = Path(project) / ".claude" / "commands"
-    for names in PROJECT_COMMANDS[step]:
-        paths = tuple(commands / name for name in names)
-        if all(p.is_file() for p in paths):
-            return paths
-    return ()
+def user_commands_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The user's Claude Code commands folder: ``$CLAUDE_CONFIG_DIR/commands`` if set, else ``~/.claude/commands``."""
+    env = os.environ if env is None else env
+    config = env.get("CLAUDE_CONFIG_DIR", "").strip()
+    if config:
+        return Path(config).expanduser() / "commands"
+    home = env.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".claude" / "commands"
 
 
-def has_project_command(project: Path, step: Step) -> bool:
-    """True when the project brings its own command for ``step`` (e.g. its own ``flow.merge``)."""
-    return bool(project_command_files(project, step))
+def command_dirs(project: Path, env: Mapping[str, str] | None = None) -> list[tuple[Source, Path]]:
+    """The folders commands are looked up in, first wins: the project's, then the user's."""
+    return [("project", Path(project) / ".claude" / "commands"), ("user", user_commands_dir(env))]
+
+
+def find_command_files(
+    project: Path, step: Step, env: Mapping[str, str] | None = None
+) -> tuple[Source, tuple[Path, ...]]:
+    """(source, command file(s)) for ``step``: the project's, else the user's, else ``("builtin", ())``."""
+    for source, folder in command_dirs(project, env):
+        for names in PROJECT_COMMANDS[step]:
+            paths = tuple(folder / name for name in names)
+            if all(p.is_file() for p in paths):
+                return source, paths
+    return "builtin", ()
+
+
+def project_command_files(project: Path, step: Step, env: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """The command file(s) ``step`` will use (the project's or the user's), or ``()`` for the built-in prompt."""
+    return find_command_files(project, step, env)[1]
+
+
+def has_project_command(project: Path, step: Step, env: Mapping[str, str] | None = None) -> bool:
+    """True when ``step`` runs a command of the project or of the user (e.g. a ``flow.merge``), not the built-in."""
+    return bool(project_command_files(project, step, env))
+
+
+class PromptSource(CamelModel):
+    """Which prompt a step will use, as the preview and ``orchestrate start --dry-run`` show it."""
+
+    step: str
+    #: ``project``, ``user`` or ``builtin``.
+    source: Source
+    #: The command's name (``flow.implement``; ``speckit.plan+speckit.tasks``) or ``builtin:<step>``.
+    skill: str
+    #: The command file(s): relative to the project for project commands, absolute for the user's; empty for builtin.
+    files: list[str] = Field(default_factory=list)
+
+    def describe(self) -> str:
+        """One line: ``implement: /flow.implement (user: ~/.claude/commands/flow.implement.md)``."""
+        if self.source == "builtin":
+            return f"{self.step}: built-in prompt ({self.skill})"
+        names = " + ".join(f"/{n}" for n in self.skill.split("+"))
+        return f"{self.step}: {names} ({self.source}: {', '.join(self.files)})"
+
+
+def prompt_source(project: Path, step: Step, env: Mapping[str, str] | None = None) -> PromptSource:
+    """The prompt source of one step (see :class:`PromptSource`)."""
+    source, files = find_command_files(project, step, env)
+    if not files:
+        return PromptSource(step=step, source="builtin", skill=f"builtin:{step}")
+    shown = [_rel(project, f) if source == "project" else str(f) for f in files]
+    return PromptSource(step=step, source=source, skill="+".join(f.stem for f in files), files=shown)
+
+
+def prompt_sources(project: Path, env: Mapping[str, str] | None = None) -> list[PromptSource]:
+    """The prompt source of each step of a phase, design to merge."""
+    return [prompt_source(project, step, env) for step in PHASE_STEPS]
 
 
 def batch_sentence(section: str, task_ids: list[str]) -> str:
@@ -269,9 +336,9 @@ def _rel(project: Path, path: Path | None) -> str:
 
 
 def _render_body(
-    project: Path, step: Step, arguments: str, values: dict[str, str]
+    project: Path, step: Step, arguments: str, values: dict[str, str], env: Mapping[str, str] | None = None
 ) -> tuple[str, Source, tuple[Path, ...]]:
-    files = project_command_files(project, step)
+    source, files = find_command_files(project, step, env)
     if not files:
         return _substitute(builtin_prompt(step), {**values, "ARGUMENTS": arguments}).strip(), "builtin", ()
     parts: list[str] = []
@@ -281,13 +348,13 @@ def _render_body(
             body = f"{body}\n\n## Arguments\n\n{arguments}"
         parts.append(body.replace("$ARGUMENTS", arguments))
     if len(parts) == 1:
-        return parts[0], "project", files
+        return parts[0], source, files
     numbered = [
         f"# Part {i} of {len(parts)}: /{p.stem}\n\n{body}"
         for i, (p, body) in enumerate(zip(files, parts, strict=True), 1)
     ]
     header = "Do the following parts in order; finish each before starting the next."
-    return "\n\n".join([header, *numbered]), "project", files
+    return "\n\n".join([header, *numbered]), source, files
 
 
 def _frame(step: Step, body: str, *, additional_context: str, answers: dict[str, str] | None) -> str:
@@ -322,16 +389,18 @@ def build_step_prompt(
     feature_dir: Path | None,
     answers: dict[str, str] | None = None,
     verify_command: str | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> StepPrompt:
     """The prompt of a design, analyze, verify or merge run (implement batches: :func:`build_batch_prompt`).
 
     ``verify_command`` (verify only) is named to the agent so it runs it too; the orchestrator still runs it
-    itself to confirm (an agent's word is not enough).
+    itself to confirm (an agent's word is not enough). ``env`` is the agent's environment, where the user's
+    commands folder is looked up (``CLAUDE_CONFIG_DIR``, ``HOME``); default: this process's.
     """
     if step not in ("design", "analyze", "verify", "merge"):
         raise ValueError(f"build_step_prompt does not build {step!r} prompts")
     arguments = _feature_args(project, feature_dir, verify_command if step == "verify" else None)
-    body, source, files = _render_body(project, step, arguments, _values(project, feature_dir))
+    body, source, files = _render_body(project, step, arguments, _values(project, feature_dir), env)
     text = _frame(step, body, additional_context=additional_context, answers=answers)
     return StepPrompt(step, text, OUTPUT_MODELS[step], source, files, arguments)
 
@@ -344,6 +413,7 @@ def build_batch_prompt(
     additional_context: str,
     feature_dir: Path | None,
     answers: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> StepPrompt:
     """The prompt of one implement batch: the batch sentence (verbatim), the check-off rule and the frame."""
     values = _values(project, feature_dir)
@@ -351,7 +421,7 @@ def build_batch_prompt(
         f"{batch_sentence(section, task_ids)}\n"
         f"As soon as a task is finished, mark it done in {values['TASKS_FILE']} by changing its `- [ ]` to `- [x]`."
     )
-    body, source, files = _render_body(project, "implement", arguments, values)
+    body, source, files = _render_body(project, "implement", arguments, values, env)
     text = _frame("implement", body, additional_context=additional_context, answers=answers)
     return StepPrompt("implement", text, BatchOutput, source, files, arguments)
 
