@@ -44,10 +44,20 @@ def current_batch(ex: OrchestrationExecution) -> BatchItem | None:
 
 
 def task_counts(ex: OrchestrationExecution) -> tuple[int, int]:
-    """(tasks in finished batches, tasks in the plan) — the plan's tasks only; 0/0 before implement starts."""
-    total = sum(len(b.task_ids) for b in ex.batches.items)
-    done = sum(len(b.task_ids) for b in ex.batches.items if b.status.is_done)
-    return done, total
+    """(tasks done, tasks in tasks.md): "12/35 tasks" counts EVERY task, those done before the start included.
+
+    The engine records tasks.md's counts on the execution as it reads the project (``batches.tasksTotal`` and
+    ``batches.tasksDone``: done or deferred, the one all-done rule's "settled"). An execution saved without them
+    (older records, or before implement was planned) falls back to the plan's tasks: those of finished batches
+    over those planned.
+    """
+    planned = sum(len(b.task_ids) for b in ex.batches.items)
+    finished = sum(len(b.task_ids) for b in ex.batches.items if b.status.is_done)
+    total = int(getattr(ex.batches, "tasks_total", 0) or 0)
+    if total <= 0:
+        return finished, planned
+    done = int(getattr(ex.batches, "tasks_done", 0) or 0)
+    return min(max(done, 0), total), total
 
 
 def batch_line(ex: OrchestrationExecution) -> str:

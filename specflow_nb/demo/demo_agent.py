@@ -64,8 +64,8 @@ SCENARIOS = (
     "needs_input",
     "huge_output",
 )
-TASK_ID_RE = re.compile(r"\bT\d{3}[a-z]?\b")
-TASK_LINE_RE = re.compile(r"^(\s*[-*]\s+\[)([ ])(\]\s+)(T\d{3}[a-z]?)\b")
+TASK_ID_RE = re.compile(r"\bT\d{3,}[a-z]?\b")
+TASK_LINE_RE = re.compile(r"^(\s*[-*]\s+\[)([ ])(\]\s+)(T\d{3,}[a-z]?)\b")
 DEMO_VERSION = "demo-agent"
 STATE_FILE = Path(".specflow") / "demo_agent_sessions.json"
 
