@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from specflow_nb import errors
 from specflow_nb.errors import SpecflowError
+from specflow_nb.machine import CancelCommand, Command, MergeCommand, PauseCommand, parse_command
 from specflow_nb.models import (
     OrchestrationConfig,
     OrchestrationExecution,
@@ -41,6 +42,7 @@ from specflow_nb.models import (
 )
 from specflow_nb.server.api import (
     API_PREFIX,
+    COMMAND_ROUTE_OF,
     LONG_POLL_DEFAULT_TIMEOUT,
     CommandResponse,
     ErrorBody,
@@ -321,40 +323,48 @@ class SpecflowClient:
         params = {"projectId": project_id}
         return self._request("GET", "workflow/orchestrate/list", ListResponse, params=params).orchestrations
 
-    def _command(self, route: str, project_id: str, id: str | None, **fields: Any) -> OrchestrationExecution:
-        body = {"projectId": project_id, "id": id, **{k: v for k, v in fields.items() if v is not None}}
-        return self._request("POST", f"workflow/orchestrate/{route}", CommandResponse, body=body).orchestration
+    def command(
+        self, project_id: str, command: Command | Mapping[str, Any], id: str | None = None
+    ) -> OrchestrationExecution:
+        """Send one typed command (the machine's model, or a dict it validates) to its route; the server hands it
+        to the orchestration's owner and answers with what the owner did."""
+        cmd = command if isinstance(command, BaseModel) else parse_command(dict(command))
+        route = COMMAND_ROUTE_OF[cmd.action]
+        fields = cmd.model_dump(mode="json", exclude={"action"}, exclude_none=True)
+        body = {"projectId": project_id, "id": id, **fields}
+        return self._request("POST", route.path, CommandResponse, body=body).orchestration
 
     def pause(self, project_id: str, id: str | None = None) -> OrchestrationExecution:
         """Pause after the current batch."""
-        return self._command("pause", project_id, id)
+        return self.command(project_id, PauseCommand(), id)
 
     def resume(self, project_id: str, id: str | None = None, *, budget: Any = None) -> OrchestrationExecution:
         """Resume; ``budget`` (a BudgetConfig) replaces the limits first."""
-        return self._command("resume", project_id, id, budget=_dump(budget) if budget is not None else None)
+        return self.command(project_id, {"action": "resume", "budget": _dump(budget) if budget else None}, id)
 
     def cancel(self, project_id: str, id: str | None = None) -> OrchestrationExecution:
         """Cancel now: the running agent is stopped."""
-        return self._command("cancel", project_id, id)
+        return self.command(project_id, CancelCommand(), id)
 
     def merge(self, project_id: str, id: str | None = None) -> OrchestrationExecution:
         """Merge (only when the orchestration is waiting_merge)."""
-        return self._command("merge", project_id, id)
+        return self.command(project_id, MergeCommand(), id)
 
     def recover(
         self, project_id: str, option: RecoveryOption | str, id: str | None = None, *, budget: Any = None
     ) -> OrchestrationExecution:
         """Recover from needs_attention: retry, skip or abort."""
         value = RecoveryOption(option).value
-        return self._command("recover", project_id, id, option=value, budget=_dump(budget) if budget else None)
+        body = {"action": "recover", "option": value, "budget": _dump(budget) if budget else None}
+        return self.command(project_id, body, id)
 
     def go_back(self, project_id: str, step: OrchestrationPhase | str, id: str | None = None) -> OrchestrationExecution:
         """Return to an earlier step (design, analyze, implement, verify)."""
-        return self._command("go-back", project_id, id, step=OrchestrationPhase(step).value)
+        return self.command(project_id, {"action": "go_back", "step": OrchestrationPhase(step).value}, id)
 
     def answer(self, project_id: str, answers: Mapping[str, str], id: str | None = None) -> OrchestrationExecution:
         """Answer the questions of a run waiting for input (question id or text → answer)."""
-        return self._command("answer", project_id, id, answers=dict(answers))
+        return self.command(project_id, {"action": "answer", "answers": dict(answers)}, id)
 
     def projects(self) -> builtins.list[ProjectSummary]:
         """Every project under the server's root with its status and badge."""

@@ -67,6 +67,10 @@ Decisions made here (documented for hosts):
   found outcome is applied as ``RunFinished`` (``reconcile_finished``); a dead run without one is marked lost and the
   project re-read: work confirmed on disk completes it, otherwise the run is respawned resuming its session
   (``reconcile_resumed``). A lost healer whose tasks are all checked counts as ``healed``.
+- Commands that travel through an owner's inbox carry an id: a ``UserCommand`` whose ``command_id`` is in
+  ``applied_command_ids`` changes nothing (applied at most once); an applied one is added (the last 200 kept).
+- Takeover: ``HostRestarted`` with ``took_over_from`` logs ``takeover`` (who, and why the previous owner is gone),
+  in every active status, then reconciles as after a restart.
 - go_back {step}: legal in every active status; resets that step and the later ones (and the batch plan when the
   step is implement or earlier), then runs the step even if the config skips it.
 """
@@ -120,6 +124,8 @@ UNHEALABLE_FAILURES: dict[str, str] = {
 
 #: Stalls of one run before the machine kills it (each RunStalled = another ``stale_after`` of silence).
 STALL_KILL_AFTER = 2
+#: How many applied command ids a record keeps (a command older than this many others has long expired).
+APPLIED_IDS_KEPT = 200
 
 
 class Frozen(CamelModel):
@@ -161,6 +167,7 @@ class Decision(str, Enum):
     RECONCILE_FINISHED = "reconcile_finished"
     RECONCILE_LOST = "reconcile_lost"
     RECONCILE_RESUMED = "reconcile_resumed"
+    TAKEOVER = "takeover"
     COMPLETE = "complete"
     FAIL = "fail"
 
@@ -225,8 +232,10 @@ def parse_command(data: Any) -> Command:
     try:
         return COMMAND_ADAPTER.validate_python(data)
     except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"][1:] if not isinstance(p, int)) if len(first["loc"]) > 1 else ""
         raise ConfigError(
-            f"Invalid command: {exc.errors(include_url=False)[0]['msg']}",
+            f"Invalid command: {where + ': ' if where else ''}{first['msg']}",
             hint="Send {action: pause|resume|cancel|merge|recover|go_back|answer, ...}.",
             details=exc.errors(include_url=False, include_context=False),
         ) from exc
@@ -295,6 +304,8 @@ class UserCommand(Frozen):
     at: datetime
     command: Command
     actor: str | None = None
+    #: Set for a command that travelled through the owner's inbox: applied at most once (``applied_command_ids``).
+    command_id: str | None = None
 
 
 class RunStalled(Frozen):
@@ -313,6 +324,9 @@ class HostRestarted(Frozen):
     run_alive: bool = False
     #: The current run is dead but its final result was found in its folder.
     outcome: RunOutcome | None = None
+    #: Set when this host took the orchestration over from another owner: who it was and why it is gone.
+    took_over_from: str | None = None
+    new_owner: str | None = None
 
 
 Event = Annotated[
@@ -515,11 +529,15 @@ def step(execution: OrchestrationExecution, event: Event) -> tuple[Orchestration
         execution.status not in LEGAL_STATUSES[name]
     ):
         raise IllegalTransition(execution, name)
+    if isinstance(event, UserCommand) and event.command_id and event.command_id in execution.applied_command_ids:
+        return execution.model_copy(deep=True), []  # applied before (its owner crashed before acknowledging it)
     actor = event.actor if isinstance(event, (UserCommand, Started)) else None
     tx = _Tx(execution.model_copy(deep=True), event.at, name, actor)
     _HANDLERS[type(event)](tx, event)
     if not tx.changed:
         return execution.model_copy(deep=True), []
+    if isinstance(event, UserCommand) and event.command_id:
+        tx.ex.applied_command_ids = [*execution.applied_command_ids, event.command_id][-APPLIED_IDS_KEPT:]
     tx.ex.version = execution.version + 1
     tx.ex.updated_at = event.at
     return tx.ex, [Persist(version=tx.ex.version), *tx.effects]
@@ -685,8 +703,11 @@ def _on_run_stalled(tx: _Tx, ev: RunStalled) -> None:
 
 def _on_host_restarted(tx: _Tx, ev: HostRestarted) -> None:
     ex = tx.ex
+    if ev.took_over_from:
+        tx.log(Decision.TAKEOVER, f"{ev.new_owner or 'this host'} took over: {ev.took_over_from}")
     if ex.status is not S.RUNNING:
-        tx.changed = False  # paused, waiting_merge, needs_attention: nothing in flight, nothing to do
+        # paused, waiting_merge, needs_attention: nothing in flight, nothing to do (but a takeover is logged)
+        tx.changed = bool(ev.took_over_from)
         return
     run = ex.current_run
     if run is None:

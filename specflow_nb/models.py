@@ -360,6 +360,9 @@ class OrchestrationExecution(CamelModel):
     #: The git branch and feature folder (relative to the project) the phase runs on, recorded at start.
     feature_branch: str | None = None
     feature_dir: str | None = None
+    #: Ids of the last commands applied (newest last): a command id is applied at most once, even across a crash
+    #: of its owner between applying and acknowledging it.
+    applied_command_ids: list[str] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------------------------------

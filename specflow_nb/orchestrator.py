@@ -25,15 +25,18 @@ import logging
 import os
 import shlex
 import shutil
+import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from specflow_nb import gitops, machine
+from specflow_nb import gitops, machine, ownership, procs
 from specflow_nb.agent.claude import (
     INSTALL_HINT,
     AgentOptions,
@@ -96,6 +99,7 @@ from specflow_nb.models import (
     StepState,
     utcnow,
 )
+from specflow_nb.ownership import OwnerRecord
 from specflow_nb.project import (
     ProjectStatus,
     collect_artifacts,
@@ -105,6 +109,7 @@ from specflow_nb.project import (
 )
 from specflow_nb.store import OrchestrationStore
 from specflow_nb.tasks import parse_tasks, plan_batches
+from specflow_nb.watching import FolderWatch
 
 log = logging.getLogger("specflow_nb.orchestrator")
 T = TypeVar("T")
@@ -137,6 +142,23 @@ class EngineSettings(BaseModel):
     verify_timeout_seconds: float = Field(default=1800, gt=0)
     #: How deep below the root to look for projects (folders holding specs/ or .specflow/).
     scan_depth: int = Field(default=2, ge=0, le=5)
+    # ---- ownership (ARCHITECTURE.md "One owner per orchestration"; docs/architecture.md)
+    #: What this host is, in owner records and messages: server, cli, kernel or engine; and its URL if it has one.
+    host_kind: str = "engine"
+    host_url: str | None = None
+    #: False for a host that only observes (``orchestrate watch``): it never takes an orchestration over.
+    may_take_over: bool = True
+    #: An owner on another machine is gone when it has not renewed its lease for this long.
+    lease_seconds: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    renew_seconds: float = Field(default=5.0, gt=0, le=600, allow_inf_nan=False)
+    #: How long a command handed to another host's engine waits for that owner to take it.
+    command_timeout_seconds: float = Field(default=10.0, gt=0, le=600, allow_inf_nan=False)
+    #: How often an engine looks for orchestrations other hosts started under its root (to observe them and take
+    #: them over if their owner dies).
+    rescan_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    #: This machine's id in owner records (default: hostname + boot id + pid namespace; tests simulate a second
+    #: machine with another value).
+    host_id: str | None = None
 
 
 class Preflight(CamelModel):
@@ -176,6 +198,23 @@ class _Slot:
     busy: anyio.CancelScope | None = None
     #: orchestration id -> the repository's default branch (the merge target when the config names none).
     default_branch: dict[str, str] = field(default_factory=dict)
+    #: This engine's owner record while it owns ``execution`` (None: it observes).
+    owner: OwnerRecord | None = None
+    #: The record file's stat signature and version right after this owner's last write (the save fence).
+    fence: tuple[int, int, int] | None = None
+    fenced_version: int = -1
+    #: The record as last loaded by an observer (folder and file signatures), to reload only on change.
+    seen: tuple[Any, ...] | None = None
+    observing: bool = False
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """A file's identity and content stamp: every atomic replace changes it."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class _Abandoned(Exception):
@@ -208,6 +247,11 @@ class Orchestrator:
     def __init__(self, root: Path | str, settings: EngineSettings | None = None) -> None:
         self.root = Path(root).resolve()
         self.settings = settings or EngineSettings()
+        self.identity = ownership.Identity(
+            kind=self.settings.host_kind, url=self.settings.host_url, host_id=self.settings.host_id or procs.host_id()
+        )
+        self._renewer: threading.Thread | None = None
+        self._renew_stop = threading.Event()
         self._slots: dict[Path, _Slot] = {}
         self._subscribers: list[Callable[[OrchestrationExecution], Any]] = []
         self._notify_subscribers: list[Callable[[OrchestrationExecution, Notify], Any]] = []
@@ -220,8 +264,12 @@ class Orchestrator:
     async def __aenter__(self) -> Orchestrator:
         self._tg = anyio.create_task_group()
         await self._tg.__aenter__()
+        ownership.LIVE_ENGINES.add(self.identity.engine_id)
+        self._start_renewer()
         try:
             await self.reconcile()
+            if self.settings.may_take_over:
+                self._background(self._rescan_forever)
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
@@ -230,9 +278,20 @@ class Orchestrator:
     async def __aexit__(self, *exc: object) -> None:
         tg, self._tg = self._tg, None
         if tg is not None:
-            # Only the waiting stops: agent runs are detached and keep going; the next start re-adopts them.
+            # Only the waiting stops: agent runs are detached and keep going; the next engine adopts them.
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
+        self._renew_stop.set()
+        ownership.LIVE_ENGINES.discard(self.identity.engine_id)
+        # Hand every owned orchestration back at once: an engine watching it takes it over without waiting.
+        for slot in self._slots.values():
+            mine, slot.owner = slot.owner, None
+            if mine is not None:
+                try:
+                    with slot.store.lock():
+                        ownership.release(slot.store.folder, mine)
+                except (SpecflowError, OSError) as err:
+                    log.warning("could not release %s: %s", mine.orchestration_id, err)
 
     async def start_loop(self) -> None:
         """Start the loop in a background task (for hosts that cannot nest ``async with``, e.g. the server)."""
@@ -274,6 +333,353 @@ class Orchestrator:
                 hint="Use `async with Orchestrator(root)` or await start_loop() first.",
             )
         return self._tg
+
+    # ---- ownership: one engine drives an orchestration, every other host observes it --------------------------
+
+    def _owns(self, slot: _Slot) -> bool:
+        ex, mine = slot.execution, slot.owner
+        return ex is not None and mine is not None and mine.orchestration_id == ex.id
+
+    def owner_of(self, project_id: str, orchestration_id: str) -> ownership.OwnerRecord | None:
+        """The owner record of an orchestration (who drives it), or None."""
+        slot = self._resolve(project_id)
+        return ownership.read_owner(slot.store.folder, orchestration_id)
+
+    def _start_renewer(self) -> None:
+        """A thread (not the event loop: a busy kernel must not lose its leases) renews every owned lease."""
+        self._renew_stop = threading.Event()
+        loop = asyncio.get_running_loop()
+
+        def renew_all() -> None:
+            while not self._renew_stop.wait(self.settings.renew_seconds):
+                for slot in list(self._slots.values()):
+                    mine = slot.owner
+                    if mine is None:
+                        continue
+                    try:
+                        with slot.store.lock():
+                            renewed = ownership.renew(slot.store.folder, mine)
+                    except (SpecflowError, OSError):
+                        continue  # busy or unwritable: the next round tries again
+                    if renewed is None and slot.owner is mine:
+                        with contextlib.suppress(RuntimeError):
+                            loop.call_soon_threadsafe(self._lost, slot, mine)
+
+        self._renewer = threading.Thread(target=renew_all, name="specflow-lease", daemon=True)
+        self._renewer.start()
+
+    def _lost(self, slot: _Slot, mine: ownership.OwnerRecord) -> None:
+        if slot.owner is mine:
+            log.warning(
+                "%s: orchestration %s is owned by another engine now", slot.project_id or ".", mine.orchestration_id
+            )
+            self._demote(slot)
+
+    def _demote(self, slot: _Slot) -> None:
+        """This engine lost the orchestration (a save was refused): stop driving it and observe it instead."""
+        slot.owner = None
+        slot.fence = None
+        slot.seen = None
+        self._refresh(slot)
+        self._ensure_observed(slot)
+
+    def _check_fence(self, slot: _Slot, orchestration_id: str) -> None:
+        """Refuse a save unless this engine still owns the orchestration and the file holds what it last wrote.
+        Hold the project's file lock."""
+        mine = slot.owner
+        current_owner = ownership.read_owner(slot.store.folder, orchestration_id)
+        if (
+            mine is None
+            or mine.orchestration_id != orchestration_id
+            or current_owner is None
+            or not current_owner.is_engine(mine.engine_id, mine.epoch)
+        ):
+            who = current_owner.describe() if current_owner else "nobody"
+            raise ownership.NotOwner(
+                f"This host no longer owns orchestration {orchestration_id} (owner: {who}); it did not save.",
+                hint="The owner applies commands now: send them again and they go to it.",
+            )
+        path = slot.store.path_for(orchestration_id)
+        sig = _signature(path)
+        if sig is None or sig == slot.fence:
+            return  # unchanged since this owner wrote it (or set aside as corrupt: the owner writes it anew)
+        try:
+            on_disk = slot.store._parse(path)
+        except (ValueError, UnicodeDecodeError):
+            return
+        if on_disk is not None and on_disk.version != slot.fenced_version:
+            raise ownership.NotOwner(
+                f"Orchestration {orchestration_id} was saved by someone else (version {on_disk.version}, this host "
+                f"last wrote {slot.fenced_version}); it did not overwrite it.",
+                hint="The orchestration's owner applies commands now: send them again.",
+            )
+
+    def _changed(self, slot: _Slot, ex: OrchestrationExecution) -> None:
+        changed, slot.changed = slot.changed, anyio.Event()
+        changed.set()
+        for cb in list(self._subscribers):
+            self._call(cb, ex)
+
+    def _refresh(self, slot: _Slot) -> None:
+        """An observed project: load its current orchestration again if its files changed since the last look."""
+        if self._owns(slot):
+            return
+        folder = slot.store.folder
+        ex = slot.execution
+        try:
+            folder_sig = folder.stat().st_mtime_ns
+        except OSError:
+            folder_sig = None
+        seen = (folder_sig, _signature(slot.store.path_for(ex.id)) if ex else None)
+        if seen == slot.seen and folder_sig is not None:
+            return
+        slot.seen = seen
+        try:
+            fresh = slot.store.active() or next(iter(slot.store.list()), None)
+        except SpecflowError:
+            return
+        if fresh is None:
+            return
+        if ex is None or (fresh.id, fresh.version) != (ex.id, ex.version):
+            slot.execution = fresh
+            self._changed(slot, fresh)
+
+    def _ensure_observed(self, slot: _Slot) -> None:
+        if slot.observing or self._tg is None or self._owns(slot):
+            return
+        slot.observing = True
+        self._background(self._observe, slot)
+
+    async def _observe(self, slot: _Slot) -> None:
+        """Show a project another engine drives, live (file changes), and take it over if that owner dies."""
+        try:
+            folder = slot.store.folder
+            await anyio.to_thread.run_sync(lambda: folder.mkdir(parents=True, exist_ok=True))
+            with FolderWatch(folder) as watch:
+                while not self._owns(slot):
+                    self._refresh(slot)
+                    ex = slot.execution
+                    watching_owner = ex is not None and ex.status.is_active and self.settings.may_take_over
+                    if watching_owner and ex is not None:
+                        owner = ownership.read_owner(folder, ex.id)
+                        alive, _why = ownership.owner_alive(owner, host_id=self.identity.host_id)
+                        if not alive:
+                            async with slot.lock:
+                                if not self._owns(slot) and await self._take_over(slot, ex.id):
+                                    return
+                    await watch.wait(1.0 if watching_owner else 30.0)
+        finally:
+            slot.observing = False
+
+    async def _take_over(self, slot: _Slot, orchestration_id: str) -> bool:
+        """Become the owner of an orchestration whose owner is gone, then reconcile it. Hold ``slot.lock``.
+        False when a live owner holds it (exactly one of several racing hosts wins: the claim is under the
+        project's file lock)."""
+
+        def claim() -> tuple[Any, ...] | None:
+            with slot.store.lock():
+                mine, previous, why = ownership.claim(
+                    slot.store.folder, orchestration_id, self.identity, lease_seconds=self.settings.lease_seconds
+                )
+                if mine is None:
+                    return None
+                try:
+                    ex = slot.store.load(orchestration_id)
+                except OrchestrationNotFound:
+                    ownership.release(slot.store.folder, mine)
+                    return None
+                return mine, previous, why, ex, _signature(slot.store.path_for(orchestration_id))
+
+        claimed = await anyio.to_thread.run_sync(claim)
+        if claimed is None:
+            return False
+        mine, previous, why, ex, sig = claimed
+        slot.owner, slot.execution, slot.fence, slot.fenced_version = mine, ex, sig, ex.version
+        took_over_from = None
+        if previous is not None and previous.engine_id != mine.engine_id:
+            took_over_from = f"{previous.describe()} no longer drives it ({why})"
+            log.warning("%s: %s takes over %s: %s", slot.project_id or ".", mine.describe(), ex.id, why)
+        self._background(self._serve_inbox, slot, mine)
+        if ex.status.is_active:
+            await self._reconcile_owned(slot, ex, took_over_from=took_over_from, new_owner=mine.describe())
+        else:
+            await self._release_if_done(slot)
+        return True
+
+    async def _release_if_done(self, slot: _Slot) -> None:
+        """An orchestration that has ended (and whose killed runs have all been reported) has no owner."""
+        ex, mine = slot.execution, slot.owner
+        if mine is None or ex is None or ex.status.is_active or ex.killed_run_ids:
+            return
+
+        def release() -> None:
+            with slot.store.lock():
+                ownership.release(slot.store.folder, mine)
+
+        slot.owner = None
+        await anyio.to_thread.run_sync(release)
+
+    async def _serve_inbox(self, slot: _Slot, mine: ownership.OwnerRecord) -> None:
+        """The owner's side of the command path: take each command from the inbox, apply it through the same
+        path as a local command, answer it. Runs while this engine owns the orchestration, then answers what is
+        left (the orchestration ended: the machine refuses them with the reason)."""
+        folder = slot.store.folder
+        inbox = ownership.inbox_folder(folder, mine.orchestration_id)
+        await anyio.to_thread.run_sync(lambda: inbox.mkdir(parents=True, exist_ok=True))
+        with FolderWatch(inbox) as watch:
+            while True:
+                still_mine = slot.owner is mine and self._owns(slot)
+                for path in list(ownership.pending(folder, mine.orchestration_id)):
+                    await self._take_command(slot, mine, path)
+                if not still_mine:
+                    return
+                await watch.wait(5.0)
+
+    async def _take_command(self, slot: _Slot, mine: ownership.OwnerRecord, path: Path) -> None:
+        folder = slot.store.folder
+
+        def take() -> ownership.CommandEnvelope | None:
+            with slot.store.lock():
+                return ownership.take(path)
+
+        env = await anyio.to_thread.run_sync(take)
+        if env is None:
+            return
+        answered = False
+
+        def answer(reply: ownership.CommandReply) -> None:
+            nonlocal answered
+            if not answered:
+                answered = True
+                ownership.reply(folder, mine.orchestration_id, reply)
+
+        if env.expired():
+            log.warning("%s: dropped command %s from %s: expired", slot.project_id or ".", env.id, env.sender)
+            error = ownership.NoOwnerAnswer(
+                f"The {env.command.action} command expired before the owner took it.", hint="Send it again."
+            )
+            answer(ownership.CommandReply(id=env.id, ok=False, error=ownership.error_dict(error)))
+            return
+        me = mine.describe()
+
+        def applied(ex: OrchestrationExecution) -> None:
+            answer(ownership.CommandReply(id=env.id, ok=True, status=ex.status, version=ex.version, applied_by=me))
+
+        try:
+            ex = await self._command_owned(
+                slot,
+                env.command,
+                env.orchestration_id,
+                actor=env.actor or env.sender,
+                command_id=env.id,
+                on_persist=applied,
+            )
+        except ownership.NotOwner:
+            with contextlib.suppress(OSError):  # back into the inbox: the new owner takes it
+                os.replace(path.with_suffix(".claimed"), path)
+            return
+        except SpecflowError as exc:
+            answer(ownership.CommandReply(id=env.id, ok=False, error=ownership.error_dict(exc), applied_by=me))
+            return
+        applied(ex)
+
+    async def _send_to_owner(
+        self, slot: _Slot, ex: OrchestrationExecution, cmd: Command, actor: str | None
+    ) -> OrchestrationExecution:
+        """Hand a command to the engine that owns ``ex`` and report what it did (or raise what it refused)."""
+        folder = slot.store.folder
+        owner = ownership.read_owner(folder, ex.id)
+        timeout = self.settings.command_timeout_seconds
+        env = ownership.CommandEnvelope(
+            orchestration_id=ex.id,
+            command=cmd,
+            actor=actor or self.identity_text(),
+            sender=self.identity_text(),
+            deadline=utcnow() + timedelta(seconds=timeout),
+        )
+        inbox = ownership.inbox_folder(folder, ex.id)
+        await anyio.to_thread.run_sync(ownership.post, folder, env)
+        limit = time.monotonic() + timeout
+        claimed_grace = False
+        with FolderWatch(inbox) as watch:
+            while True:
+                answer = ownership.read_reply(folder, ex.id, env.id)
+                if answer is not None:
+                    with contextlib.suppress(OSError):
+                        (inbox / f"{env.id}.reply.json").unlink()
+                    if not answer.ok:
+                        answer.raise_error()
+                    return self._after_reply(slot, ex.id, answer.version or 0)
+                slot.seen = None
+                self._refresh(slot)
+                current = slot.execution
+                if current is not None and current.id == ex.id and env.id in current.applied_command_ids:
+                    return current  # applied; its owner died before answering
+                if time.monotonic() >= limit:
+                    if await anyio.to_thread.run_sync(self._withdraw, slot, ex.id, env.id):
+                        who = owner.describe() if owner else "no engine"
+                        raise ownership.NoOwnerAnswer(
+                            f"The {cmd.action} command was not applied: the owner of orchestration {ex.id} ({who}) "
+                            f"did not take it within {timeout:g} s.",
+                            hint="Check that the host driving it is running (`specflow-nb orchestrate status`), "
+                            "or run the command with --local on a machine that may take it over.",
+                            details={"owner": owner.model_dump(mode="json") if owner else None},
+                        )
+                    if claimed_grace:
+                        raise ownership.NoOwnerAnswer(
+                            f"The owner took the {cmd.action} command but did not answer in time.",
+                            hint="Look at `specflow-nb orchestrate status`: the decision log shows whether it applied it.",
+                        )
+                    claimed_grace, limit = True, time.monotonic() + max(30.0, timeout)
+                await watch.wait(0.25)
+
+    def _withdraw(self, slot: _Slot, orchestration_id: str, command_id: str) -> bool:
+        with slot.store.lock():
+            return ownership.withdraw(slot.store.folder, orchestration_id, command_id)
+
+    def _after_reply(self, slot: _Slot, orchestration_id: str, version: int) -> OrchestrationExecution:
+        slot.seen = None
+        self._refresh(slot)
+        ex = slot.execution
+        if ex is None or ex.id != orchestration_id or ex.version < version:
+            ex = slot.store.load(orchestration_id)
+        return ex
+
+    def identity_text(self) -> str:
+        me = self.identity
+        text = f"{me.kind} pid {me.pid} on {me.hostname}"
+        return f"{text} ({me.url})" if me.url else text
+
+    async def _rescan_forever(self) -> None:
+        """Find orchestrations other hosts started under this root: observe them (and take over a dead owner's)."""
+        scanned: dict[Path, int] = {}
+        while True:
+            await anyio.sleep(self.settings.rescan_seconds)
+            known = {p for p, s in self._slots.items() if s.observing or self._owns(s)}
+            for project in await anyio.to_thread.run_sync(self._rescan_once, known, scanned):
+                slot = self._slot(project)
+                if not self._owns(slot):
+                    self._refresh(slot)
+                    self._ensure_observed(slot)
+
+    def _rescan_once(self, known: set[Path], scanned: dict[Path, int]) -> builtins.list[Path]:
+        """Projects with an active orchestration this host neither owns nor observes (a worker thread)."""
+        found = []
+        for project in self.scan_projects():
+            if project in known:
+                continue
+            store = OrchestrationStore(project)
+            try:
+                sig = store.folder.stat().st_mtime_ns
+            except OSError:
+                continue
+            if scanned.get(project) == sig:
+                continue
+            scanned[project] = sig
+            with contextlib.suppress(SpecflowError, OSError):
+                if store.active() is not None:
+                    found.append(project)
+        return found
 
     # ---- projects --------------------------------------------------------------------------------------------
 
@@ -354,7 +760,7 @@ class Orchestrator:
                 hint="Untick 'Skip design' so the design step writes tasks.md, or write tasks.md yourself.",
             )
         async with slot.lock:
-            busy = [s for s in self._slots.values() if s.execution and s.execution.status.is_active]
+            busy = [s for s in self._slots.values() if self._owns(s) and s.execution and s.execution.status.is_active]
             if len(busy) >= self.settings.max_concurrent:
                 raise OrchestrationConflict(
                     f"This host already drives {len(busy)} orchestrations (its maximum).",
@@ -363,18 +769,21 @@ class Orchestrator:
             with slot.store.lock():
                 active = slot.store.active()
                 if active is not None:
-                    raise OrchestrationConflict(
-                        f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.",
-                        details={"id": active.id, "status": active.status.value},
-                    )
+                    raise self._in_progress(slot, active)
                 now = utcnow()
                 ex = machine.new_execution(OrchestrationStore.new_id(now), slot.project_id, config, now)
                 ex.feature_dir = feature_dir.relative_to(slot.project).as_posix()
                 with contextlib.suppress(gitops.GitError):
                     ex.feature_branch = gitops.current_branch(slot.project)
-                # The record claims the project while the lock is held: another process's start now sees it.
-                # (Later saves run in a worker thread, which must not wait for this thread's lock.)
-                slot.store.save(ex)
+                # The record claims the project while the lock is held: another process's start now sees it, and
+                # this engine owns it. (Later saves run in a worker thread, which must not wait for this thread's
+                # lock.)
+                path = slot.store.save(ex)
+                mine, _, _ = ownership.claim(
+                    slot.store.folder, ex.id, self.identity, lease_seconds=self.settings.lease_seconds, now=now
+                )
+                slot.owner, slot.fence, slot.fenced_version = mine, _signature(path), ex.version
+            self._background(self._serve_inbox, slot, mine)
             try:
                 snapshot = await self._snapshot(slot, ex)
                 slot.execution = ex
@@ -387,9 +796,36 @@ class Orchestrator:
                 if current is None or current.id != ex.id or current.version == 0:
                     # Never started (nothing past the claim was saved): give the project back.
                     slot.store.path_for(ex.id).unlink(missing_ok=True)
+                    ownership.owner_path(slot.store.folder, ex.id).unlink(missing_ok=True)
+                    slot.owner = None
                     if current is not None and current.id == ex.id:
                         slot.execution = None
                 raise
+
+    def _in_progress(self, slot: _Slot, active: OrchestrationExecution) -> OrchestrationConflict:
+        """The refusal of a second start: names the orchestration and the engine that drives it."""
+        owner = ownership.read_owner(slot.store.folder, active.id)
+        alive, why = ownership.owner_alive(owner, host_id=self.identity.host_id)
+        if alive and owner is not None:
+            hint = (
+                f"It is driven by {owner.describe()}. Cancel it first or wait for completion; "
+                "`specflow-nb orchestrate watch` shows it live."
+            )
+        else:
+            hint = (
+                f"No engine drives it now ({why}): a Jupyter server on this folder, or "
+                "`specflow-nb orchestrate watch --local`, takes it over; or cancel it with "
+                "`specflow-nb orchestrate cancel --local`."
+            )
+        return OrchestrationConflict(
+            f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.",
+            hint=hint,
+            details={
+                "id": active.id,
+                "status": active.status.value,
+                "owner": owner.model_dump(mode="json") if owner and alive else None,
+            },
+        )
 
     async def command(
         self,
@@ -399,16 +835,55 @@ class Orchestrator:
         *,
         actor: str | None = None,
     ) -> OrchestrationExecution:
-        """Apply a user command (pause, resume, cancel, merge, recover, go_back, answer). 409 when not allowed now."""
+        """Apply a user command (pause, resume, cancel, merge, recover, go_back, answer). 409 when not allowed now.
+
+        On the engine that owns the orchestration it is applied here; otherwise it is handed to the owner (its
+        inbox) and this returns what the owner did. An orchestration whose owner is gone is taken over first (by
+        hosts that may); a command no owner takes within ``command_timeout_seconds`` raises NoOwnerAnswer (409)."""
         self._require_loop()
         cmd = command if isinstance(command, BaseModel) else machine.parse_command(command)
         slot = self._resolve(project_id)
+        for _ in range(3):
+            if self._owns(slot) and orchestration_id in (None, slot.execution.id if slot.execution else None):
+                try:
+                    return await self._command_owned(slot, cmd, orchestration_id, actor=actor)
+                except ownership.NotOwner:
+                    continue  # another engine took it over meanwhile: hand the command to it
+            self._refresh(slot)
+            ex = self._target(slot, orchestration_id)
+            if not ex.status.is_active:
+                machine.step(ex, UserCommand(at=utcnow(), command=cmd, actor=actor))  # raises the machine's 409
+                raise OrchestrationConflict(f"Orchestration {ex.id} is {ex.status.value}: nothing to {cmd.action}.")
+            if self.settings.may_take_over:
+                async with slot.lock:
+                    if not self._owns(slot) and await self._take_over(slot, ex.id):
+                        continue
+            if self._owns(slot):
+                continue
+            return await self._send_to_owner(slot, ex, cmd, actor)
+        raise OrchestrationConflict(
+            "The orchestration changed owner several times while the command was on its way.",
+            hint="Send it again.",
+        )
+
+    async def _command_owned(
+        self,
+        slot: _Slot,
+        cmd: Command,
+        orchestration_id: str | None,
+        *,
+        actor: str | None,
+        command_id: str | None = None,
+        on_persist: Callable[[OrchestrationExecution], None] | None = None,
+    ) -> OrchestrationExecution:
         if isinstance(cmd, (CancelCommand, GoBackCommand)) and slot.busy is not None:
             slot.busy.cancel()  # a running verify command or merge must not delay a cancel
         async with slot.lock:
-            ex = self._target(slot, orchestration_id)
-            slot.execution = ex
-            return await self._apply(slot, UserCommand(at=utcnow(), command=cmd, actor=actor))
+            ex = slot.execution
+            if not self._owns(slot) or ex is None or orchestration_id not in (None, ex.id):
+                raise ownership.NotOwner(f"This host does not own orchestration {orchestration_id or '?'}.")
+            event = UserCommand(at=utcnow(), command=cmd, actor=actor, command_id=command_id)
+            return await self._apply(slot, event, on_persist=on_persist)
 
     def _target(self, slot: _Slot, orchestration_id: str | None) -> OrchestrationExecution:
         ex = slot.execution
@@ -430,6 +905,7 @@ class Orchestrator:
     def status(self, project_id: str, orchestration_id: str | None = None) -> OrchestrationExecution | None:
         """The given orchestration, else the project's active one, else its newest; None when it never had one."""
         slot = self._resolve(project_id)
+        self._refresh(slot)
         if orchestration_id is not None:
             if slot.execution is not None and slot.execution.id == orchestration_id:
                 return slot.execution
@@ -454,7 +930,9 @@ class Orchestrator:
 
     def active(self) -> builtins.list[OrchestrationExecution]:
         """Active orchestrations this host drives (the server's current_activity)."""
-        return [s.execution for s in self._slots.values() if s.execution and s.execution.status.is_active]
+        return [
+            s.execution for s in self._slots.values() if self._owns(s) and s.execution and s.execution.status.is_active
+        ]
 
     async def wait_for_change(
         self, project_id: str, since_version: int, timeout: float, *, known_id: str | None = None
@@ -462,6 +940,7 @@ class Orchestrator:
         """Return as soon as the project's current orchestration has ``version > since_version`` (or is another
         orchestration than ``known_id``), else after ``timeout`` seconds with the current state (the live channel)."""
         slot = self._resolve(project_id)
+        self._ensure_observed(slot)  # another host may drive it (or start one): its file changes wake this wait
         with anyio.move_on_after(timeout):
             while True:
                 changed = slot.changed
@@ -555,36 +1034,78 @@ class Orchestrator:
         active = slot.store.active()  # sets corrupt files aside as it reads
         async with slot.lock:
             if active is None:
+                if not self.settings.may_take_over:
+                    return
                 # Every file set aside whose orchestration has no record yet, including those a reader (a status
                 # request, the CLI) set aside before this host started: _rebuild skips ids that have one.
                 for path in reversed(slot.store.corrupt_files()):
-                    rebuilt = self._rebuild(slot, path)
-                    if rebuilt is not None:
-                        slot.execution = rebuilt
-                        await self._save(slot, rebuilt)
+                    if await self._rebuild_owned(slot, path):
                         return
                 return
-            slot.execution = active
-            if active.version == 0 and not active.decision_log:
-                # The host died between claiming the project and saving the start: start it now.
-                snapshot = await self._snapshot(slot, active)
-                await self._apply_quietly(slot, Started(at=utcnow(), snapshot=snapshot))
-                return
-            run = active.current_run
-            alive: AgentRun | None = None
-            outcome: RunOutcome | None = None
-            if run is not None and run.live and not run.builtin:
-                folder = run_dir(slot.project, run.execution_id)
-                alive = attach_run(folder)
-                if alive is None and (folder / "pid.json").exists():
-                    with contextlib.suppress(AgentRunError, OSError, ValueError):
-                        outcome = to_machine_outcome(read_outcome(folder))
-            for killed_id in list(active.killed_run_ids):
-                self._finish_killed_run(slot, killed_id)
-            await self._apply_quietly(slot, HostRestarted(at=utcnow(), run_alive=alive is not None, outcome=outcome))
-            if alive is not None:
-                slot.runs[alive.execution_id] = alive
-                self._background(self._watch_run, slot, alive)
+            if not self.settings.may_take_over or not await self._take_over(slot, active.id):
+                slot.execution = active  # another engine drives it: observe it (and take over if it dies)
+                self._ensure_observed(slot)
+
+    async def _rebuild_owned(self, slot: _Slot, corrupt: Path) -> bool:
+        """Rebuild a record set aside as corrupt, as its owner (unless a live engine still owns that id)."""
+
+        def claim() -> tuple[OrchestrationExecution, OwnerRecord] | None:
+            with slot.store.lock():
+                rebuilt = self._rebuild(slot, corrupt)
+                if rebuilt is None:
+                    return None
+                mine, _, _ = ownership.claim(
+                    slot.store.folder, rebuilt.id, self.identity, lease_seconds=self.settings.lease_seconds
+                )
+                return (rebuilt, mine) if mine is not None else None
+
+        claimed = await anyio.to_thread.run_sync(claim)
+        if claimed is None:
+            return False
+        rebuilt, mine = claimed
+        slot.execution, slot.owner, slot.fence = rebuilt, mine, None
+        await self._save(slot, rebuilt)
+        self._background(self._serve_inbox, slot, mine)
+        return True
+
+    async def _reconcile_owned(
+        self,
+        slot: _Slot,
+        active: OrchestrationExecution,
+        *,
+        took_over_from: str | None = None,
+        new_owner: str | None = None,
+    ) -> None:
+        """Pick up an orchestration this engine just came to own: adopt its live run, apply the result of a run
+        that ended meanwhile, resume the rest (the machine's HostRestarted). Hold ``slot.lock``."""
+        slot.execution = active
+        if active.version == 0 and not active.decision_log:
+            # The host died between claiming the project and saving the start: start it now.
+            snapshot = await self._snapshot(slot, active)
+            await self._apply_quietly(slot, Started(at=utcnow(), snapshot=snapshot))
+            return
+        run = active.current_run
+        alive: AgentRun | None = None
+        outcome: RunOutcome | None = None
+        if run is not None and run.live and not run.builtin:
+            folder = run_dir(slot.project, run.execution_id)
+            alive = await anyio.to_thread.run_sync(attach_run, folder)
+            if alive is None and (folder / "pid.json").exists():
+                with contextlib.suppress(AgentRunError, OSError, ValueError):
+                    outcome = to_machine_outcome(read_outcome(folder))
+        for killed_id in list(active.killed_run_ids):
+            self._finish_killed_run(slot, killed_id)
+        event = HostRestarted(
+            at=utcnow(),
+            run_alive=alive is not None,
+            outcome=outcome,
+            took_over_from=took_over_from,
+            new_owner=new_owner,
+        )
+        await self._apply_quietly(slot, event)
+        if alive is not None:
+            slot.runs[alive.execution_id] = alive
+            self._background(self._watch_run, slot, alive)
 
     def _finish_killed_run(self, slot: _Slot, run_id: str) -> None:
         """A run the machine had asked to kill before the restart: kill it if it lives, then report its end."""
@@ -706,24 +1227,44 @@ class Orchestrator:
         async with slot.lock:
             await self._apply_quietly(slot, event, attempt)
 
-    async def _apply(self, slot: _Slot, first: Event) -> OrchestrationExecution:
+    async def _apply(
+        self,
+        slot: _Slot,
+        first: Event,
+        *,
+        on_persist: Callable[[OrchestrationExecution], None] | None = None,
+    ) -> OrchestrationExecution:
         """Step the machine with ``first`` and perform the actions, feeding follow-up events (ProjectRead after
-        ReadProject, RunFinished for a run that could not start) before anything else. Hold ``slot.lock``."""
+        ReadProject, RunFinished for a run that could not start) before anything else. Hold ``slot.lock``.
+
+        Only the owner acts: on a host that does not own the execution (any more) this raises NotOwner and
+        the host becomes an observer; a save the fence refuses does the same. ``on_persist`` is called once, with
+        the first state saved (how a command from another host is acknowledged before a long follow-up)."""
         assert slot.execution is not None
+        if not self._owns(slot):
+            raise ownership.NotOwner(f"This host does not own orchestration {slot.execution.id}.")
         queue: list[Event] = [first]
-        while queue:
-            event = queue.pop(0)
-            nxt, actions = machine.step(slot.execution, event)
-            try:
-                for action in actions:
-                    follow = await self._perform(slot, nxt, action)
-                    if isinstance(action, Persist):
-                        # Only a state that is on disk becomes the state this host reports and steps from.
-                        slot.execution = nxt
-                    if follow is not None:
-                        queue.append(follow)
-            except _Abandoned:
-                break
+        try:
+            while queue:
+                event = queue.pop(0)
+                nxt, actions = machine.step(slot.execution, event)
+                try:
+                    for action in actions:
+                        follow = await self._perform(slot, nxt, action)
+                        if isinstance(action, Persist):
+                            # Only a state that is on disk becomes the state this host reports and steps from.
+                            slot.execution = nxt
+                            if on_persist is not None:
+                                self._call(on_persist, nxt)
+                                on_persist = None
+                        if follow is not None:
+                            queue.append(follow)
+                except _Abandoned:
+                    break
+        except ownership.NotOwner:
+            self._demote(slot)
+            raise
+        await self._release_if_done(slot)
         return slot.execution
 
     async def _perform(self, slot: _Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
@@ -747,7 +1288,9 @@ class Orchestrator:
     async def _save(self, slot: _Slot, ex: OrchestrationExecution) -> None:
         def write() -> None:
             with slot.store.lock():
-                slot.store.save(ex)
+                self._check_fence(slot, ex.id)  # compare-and-swap: only the owner, only over its own last write
+                path = slot.store.save(ex)
+                slot.fence, slot.fenced_version = _signature(path), ex.version
 
         # fsync and rename in a worker thread: the event loop (and every other project, and the server's
         # requests) must not wait on the disk. The project's lock keeps the write-ahead order.

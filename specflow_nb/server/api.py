@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from specflow_nb import summary
+from specflow_nb.machine import Command, parse_command
 from specflow_nb.models import (
     BatchPlan,
     BudgetConfig,
@@ -23,6 +24,7 @@ from specflow_nb.models import (
     OrchestrationStatus,
     RecoveryOption,
 )
+from specflow_nb.ownership import OwnerRecord
 
 #: Path of every route below the server's base URL.
 API_PREFIX = "specflow/api"
@@ -128,6 +130,9 @@ class StatusResponse(CamelModel):
     """The project's orchestration (``null`` when it has none); with ``preview=true`` also the form's data."""
 
     orchestration: OrchestrationExecution | None = None
+    owner: OwnerRecord | None = Field(
+        None, description="The engine that drives the active orchestration (null when none, or it has ended)."
+    )
     batch_plan: BatchPlan | None = None
     preflight: dict[str, Any] | None = None
     project_status: dict[str, Any] | None = None
@@ -190,6 +195,33 @@ class Route:
     errors: tuple[int, ...] = (400, 403, 404, 409, 503)
 
 
+@dataclass(frozen=True)
+class CommandRoute:
+    """One user command's route. Adding a command = a command model in ``machine.py`` + one row here."""
+
+    action: str  # the machine's command ``action``
+    path: str
+    summary: str
+    body: type[TargetRequest] = TargetRequest
+
+    def command(self, request: TargetRequest) -> Command:
+        """The request body as the machine's typed command (400 naming the problem when it is not one)."""
+        fields = request.model_dump(mode="json", exclude={"project_id", "id", "action"}, exclude_none=True)
+        return parse_command({"action": self.action, **fields})
+
+
+COMMAND_ROUTES: tuple[CommandRoute, ...] = (
+    CommandRoute("cancel", "workflow/orchestrate/cancel", "Cancel now (kills the running agent)"),
+    CommandRoute("pause", "workflow/orchestrate/pause", "Pause after the current batch"),
+    CommandRoute("resume", "workflow/orchestrate/resume", "Resume a paused orchestration", ResumeRequest),
+    CommandRoute("merge", "workflow/orchestrate/merge", "Merge (only when waiting_merge)"),
+    CommandRoute("recover", "workflow/orchestrate/recover", "Recover from needs_attention", RecoverRequest),
+    CommandRoute("go_back", "workflow/orchestrate/go-back", "Go back to an earlier step", GoBackRequest),
+    CommandRoute("answer", "workflow/orchestrate/answer", "Answer a run's questions", AnswerRequest),
+)
+#: The machine's command action -> its route.
+COMMAND_ROUTE_OF: dict[str, CommandRoute] = {c.action: c for c in COMMAND_ROUTES}
+
 _Q_PROJECT = QueryParam("projectId", {"type": "string"}, "Project folder relative to the server root.", True)
 _Q_ID = QueryParam("id", {"type": "string"}, "Orchestration id (default: the newest, active first).")
 
@@ -231,15 +263,7 @@ ROUTES: tuple[Route, ...] = (
         query=(_Q_PROJECT,),
         errors=(400, 403, 404, 503),
     ),
-    Route(
-        "POST", "workflow/orchestrate/cancel", "Cancel now (kills the running agent)", CommandResponse, TargetRequest
-    ),
-    Route("POST", "workflow/orchestrate/pause", "Pause after the current batch", CommandResponse, TargetRequest),
-    Route("POST", "workflow/orchestrate/resume", "Resume a paused orchestration", CommandResponse, ResumeRequest),
-    Route("POST", "workflow/orchestrate/merge", "Merge (only when waiting_merge)", CommandResponse, TargetRequest),
-    Route("POST", "workflow/orchestrate/recover", "Recover from needs_attention", CommandResponse, RecoverRequest),
-    Route("POST", "workflow/orchestrate/go-back", "Go back to an earlier step", CommandResponse, GoBackRequest),
-    Route("POST", "workflow/orchestrate/answer", "Answer a run's questions", CommandResponse, AnswerRequest),
+    *(Route("POST", c.path, c.summary, CommandResponse, c.body) for c in COMMAND_ROUTES),
     Route(
         "GET",
         "projects",

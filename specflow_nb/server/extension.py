@@ -87,11 +87,21 @@ class SpecflowExtension(ExtensionApp):
                 stale_after_seconds=self.stale_after_seconds,
                 max_concurrent=self.max_concurrent_orchestrations,
                 agent_env=dict(self.agent_env),
+                host_kind="server",
+                host_url=self._server_url(),
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
             orch.subscribe(self._on_change)
             self._orchestrator = orch
         return self._orchestrator
+
+    def _server_url(self) -> str | None:
+        """This server's URL for owner records (other hosts name it in messages); never carries the token."""
+        try:
+            url = str(self.serverapp.connection_url) if self.serverapp is not None else None
+        except Exception:  # not yet bound to a port
+            return None
+        return url.split("?")[0] if url else None
 
     def initialize_handlers(self) -> None:
         from specflow_nb.server.handlers import handler_routes

@@ -24,16 +24,11 @@ from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
 from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
 from specflow_nb.server import api
 from specflow_nb.server.api import (
-    AnswerRequest,
     CommandResponse,
-    GoBackRequest,
     ListResponse,
-    RecoverRequest,
-    ResumeRequest,
     StartRequest,
     StartResponse,
     StatusResponse,
-    TargetRequest,
     WorkflowRef,
 )
 from specflow_nb.server.extension import SpecflowExtension
@@ -285,10 +280,13 @@ class StatusHandler(SpecflowHandler):
                 f"No orchestration {orchestration_id!r} in project {project_id!r}.",
                 hint="List the project's orchestrations with GET workflow/orchestrate/list.",
             )
-        response = StatusResponse(orchestration=ex)
+        owner = None
+        if ex is not None and ex.status.is_active:
+            owner = self.engine.owner_of(project_id, ex.id)
+        response = StatusResponse(orchestration=ex, owner=owner)
         if preview:
             parts = preview_parts(self.engine.preview(project_id, config))
-            response = StatusResponse.model_validate({"orchestration": ex, **parts})
+            response = StatusResponse.model_validate({"orchestration": ex, "owner": owner, **parts})
         self.send(response)
 
 
@@ -304,105 +302,25 @@ class ListHandler(SpecflowHandler):
 
 
 class CommandHandler(SpecflowHandler):
-    """Base of the POST …/<command> routes: body → engine Command → {orchestration}."""
+    """Every POST …/<command> route: body → the machine's typed command → the engine (which hands it to the
+    orchestration's owner when that is another host) → {orchestration}. One instance per row of
+    ``api.COMMAND_ROUTES``."""
 
-    body_model: type[TargetRequest] = TargetRequest
-    action: str = ""
+    route: api.CommandRoute
 
-    def command_fields(self, req: Any) -> dict[str, Any]:
-        return {}
+    def initialize(self, name: str, *args: Any, route: api.CommandRoute | None = None, **kwargs: Any) -> None:
+        super().initialize(name, *args, **kwargs)
+        assert route is not None
+        self.route = route
 
-    async def run_command(self) -> None:
-        req = self.parse_body(self.body_model)
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        req = self.parse_body(self.route.body)
         self.confine(req.project_id)
-        from specflow_nb.machine import parse_command
-
-        command = parse_command({"action": self.action, **self.command_fields(req)})
+        command = self.route.command(req)
         ex = await self.engine.command(req.project_id, command, orchestration_id=req.id, actor=self.actor)
         self.send(CommandResponse(orchestration=ex))
-
-
-class CancelHandler(CommandHandler):
-    action = "cancel"
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
-
-
-class PauseHandler(CommandHandler):
-    action = "pause"
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
-
-
-class ResumeHandler(CommandHandler):
-    action = "resume"
-    body_model = ResumeRequest
-
-    def command_fields(self, req: ResumeRequest) -> dict[str, Any]:
-        return {"budget": req.budget} if req.budget is not None else {}
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
-
-
-class MergeHandler(CommandHandler):
-    action = "merge"
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
-
-
-class RecoverHandler(CommandHandler):
-    action = "recover"
-    body_model = RecoverRequest
-
-    def command_fields(self, req: RecoverRequest) -> dict[str, Any]:
-        assert req.option is not None  # the model fills it from 'action'
-        fields: dict[str, Any] = {"option": req.option.value}
-        if req.budget is not None:
-            fields["budget"] = req.budget
-        return fields
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
-
-
-class GoBackHandler(CommandHandler):
-    action = "go_back"
-    body_model = GoBackRequest
-
-    def command_fields(self, req: GoBackRequest) -> dict[str, Any]:
-        return {"step": req.step.value}
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
-
-
-class AnswerHandler(CommandHandler):
-    action = "answer"
-    body_model = AnswerRequest
-
-    def command_fields(self, req: AnswerRequest) -> dict[str, Any]:
-        return {"answers": req.answers}
-
-    @web.authenticated
-    @authorized
-    async def post(self) -> None:
-        await self.run_command()
 
 
 class ProjectsHandler(SpecflowHandler):
@@ -420,22 +338,17 @@ class ProjectsHandler(SpecflowHandler):
         self.send(response)
 
 
-#: Route path (below ``specflow/api/``) → handler class. ``api.ROUTES`` describes the same routes for OpenAPI.
+#: Route path (below ``specflow/api/``) → handler class; the command routes come from ``api.COMMAND_ROUTES``.
 HANDLERS: dict[str, type[SpecflowHandler]] = {
     "workflow/orchestrate": StartHandler,
     "workflow/orchestrate/status": StatusHandler,
     "workflow/orchestrate/list": ListHandler,
-    "workflow/orchestrate/cancel": CancelHandler,
-    "workflow/orchestrate/pause": PauseHandler,
-    "workflow/orchestrate/resume": ResumeHandler,
-    "workflow/orchestrate/merge": MergeHandler,
-    "workflow/orchestrate/recover": RecoverHandler,
-    "workflow/orchestrate/go-back": GoBackHandler,
-    "workflow/orchestrate/answer": AnswerHandler,
     "projects": ProjectsHandler,
 }
 
 
-def handler_routes() -> list[tuple[str, type[SpecflowHandler]]]:
-    """``(pattern, handler)`` pairs for ``ExtensionApp.handlers`` (the server prepends its base URL)."""
-    return [(f"{api.API_PREFIX}/{path}/?", cls) for path, cls in HANDLERS.items()]
+def handler_routes() -> list[tuple[Any, ...]]:
+    """``(pattern, handler[, kwargs])`` for ``ExtensionApp.handlers`` (the server prepends its base URL)."""
+    routes: list[tuple[Any, ...]] = [(f"{api.API_PREFIX}/{path}/?", cls) for path, cls in HANDLERS.items()]
+    routes += [(f"{api.API_PREFIX}/{c.path}/?", CommandHandler, {"route": c}) for c in api.COMMAND_ROUTES]
+    return routes

@@ -10,7 +10,7 @@ import asyncio
 import builtins
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.widgets.backend import Command, ProjectCard
@@ -45,20 +45,12 @@ class RemoteBackend:
     async def command(
         self, project_id: str, command: Command, orchestration_id: str | None = None
     ) -> OrchestrationExecution:
-        c = self.client
-        action = command["action"]
-        call: Any
-        if action in ("pause", "resume", "cancel", "merge"):
-            call = lambda: getattr(c, action)(project_id, orchestration_id)  # noqa: E731
-        elif action == "recover":
-            call = lambda: c.recover(project_id, command["option"], orchestration_id)  # noqa: E731
-        elif action == "go_back":
-            call = lambda: c.go_back(project_id, command["step"], orchestration_id)  # noqa: E731
-        elif action == "answer":
-            call = lambda: c.answer(project_id, command["answers"], orchestration_id)  # noqa: E731
-        else:
-            raise ValueError(f"unknown command {action!r}")
-        result: OrchestrationExecution = await asyncio.to_thread(call)
+        from specflow_nb.machine import parse_command
+
+        typed = parse_command(command)  # one typed command from here to the owning engine
+        result: OrchestrationExecution = await asyncio.to_thread(
+            self.client.command, project_id, typed, orchestration_id
+        )
         return result
 
     async def watch(self, project_id: str, since: int) -> AsyncIterator[OrchestrationExecution]:

@@ -11,7 +11,7 @@ from tornado import web
 from traitlets.config import Config
 
 from specflow_nb.server import api as api_models
-from specflow_nb.server.handlers import AUTH_RESOURCE, HANDLERS, SpecflowHandler, handler_routes
+from specflow_nb.server.handlers import AUTH_RESOURCE, HANDLERS, CommandHandler, SpecflowHandler, handler_routes
 
 from .openapi_check import check_response
 
@@ -37,9 +37,15 @@ def _implemented_verbs(cls: type[web.RequestHandler]) -> list[str]:
     ]
 
 
+def _served() -> list[tuple[str, type[SpecflowHandler]]]:
+    """(path, handler class) of every registered route, the command routes included."""
+    prefix = "specflow/api/"
+    return [(route[0][len(prefix) : -2], route[1]) for route in handler_routes()]
+
+
 def test_every_handler_verb_is_authenticated_then_authorized() -> None:
     checked = 0
-    for path, cls in HANDLERS.items():
+    for path, cls in _served():
         assert issubclass(cls, SpecflowHandler)
         assert cls.auth_resource == AUTH_RESOURCE == "specflow"
         verbs = _implemented_verbs(cls)
@@ -59,14 +65,19 @@ def test_every_handler_verb_is_authenticated_then_authorized() -> None:
 def test_route_table_matches_handlers() -> None:
     """The OpenAPI route table and the registered handlers describe the same routes and verbs."""
     documented = {(r.path, r.method) for r in api_models.ROUTES}
-    served = {(path, verb) for path, cls in HANDLERS.items() for verb in _implemented_verbs(cls)}
+    served = {(path, verb) for path, cls in _served() for verb in _implemented_verbs(cls)}
     assert documented == served
-    assert [p for p, _ in handler_routes()] == [f"specflow/api/{p}/?" for p in HANDLERS]
+    paths = [route[0] for route in handler_routes()]
+    assert paths == [f"specflow/api/{p}/?" for p in HANDLERS] + [
+        f"specflow/api/{c.path}/?" for c in api_models.COMMAND_ROUTES
+    ]
+    # one handler class serves every command route; adding a command is a row in api.COMMAND_ROUTES
+    assert {route[1] for route in handler_routes() if len(route) == 3} == {CommandHandler}
 
 
 def test_server_sees_no_unauthenticated_verbs(jp_serverapp: Any) -> None:
     """jupyter_server's own audit of the handlers (the check behind allow_unauthenticated_access=False)."""
-    for pattern, cls in handler_routes():
+    for pattern, cls, *_ in handler_routes():
         assert jp_serverapp.web_app._check_handler_auth(pattern, cls) == []
 
 
