@@ -551,6 +551,7 @@ def _on_started(tx: _Tx, ev: Started) -> None:
     if ex.version != 0 or ex.decision_log:
         raise tx.illegal("it has already started")
     ex.has_user_gate = snap.has_user_gate
+    _note_tasks(ex, snap)
     cfg = ex.config
     tx.log(
         Decision.START,
@@ -660,6 +661,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
 def _on_project_read(tx: _Tx, ev: ProjectRead) -> None:
     ex, snap = tx.ex, ev.snapshot
     ex.has_user_gate = snap.has_user_gate
+    _note_tasks(ex, snap)
     run = ex.current_run
     if run is None:
         _advance(tx, snap)
@@ -1030,6 +1032,12 @@ def _step_verdict(s: P, out: RunOutcome, snap: ProjectSnapshot, cfg: Orchestrati
 # ---- moving forward ------------------------------------------------------------------------------------------
 
 
+def _note_tasks(ex: OrchestrationExecution, snap: ProjectSnapshot) -> None:
+    """Progress counts every task of tasks.md (those settled before the start included), as last read."""
+    ex.batches.tasks_total = len(snap.task_ids)
+    ex.batches.tasks_done = len(set(snap.done_task_ids) & set(snap.task_ids))
+
+
 def _advance(tx: _Tx, snap: ProjectSnapshot) -> None:
     """Nothing in flight: do the next thing the project needs, from the current step on."""
     ex = tx.ex
@@ -1098,7 +1106,7 @@ def _advance_implement(tx: _Tx, snap: ProjectSnapshot) -> bool:
             return True
         blocked = len(snap.task_ids) - len(set(snap.done_task_ids) & set(snap.task_ids))
         detail = (
-            f"{blocked} of {len(snap.task_ids)} task(s) are not done but none is pending (blocked or deferred?)"
+            f"{blocked} of {len(snap.task_ids)} task(s) are not done but none is pending (blocked?)"
             if snap.task_ids
             else "tasks.md has no tasks"
         )

@@ -215,6 +215,9 @@ class BatchTracking(CamelModel):
     total: int = 0
     current: int = 0
     items: list[BatchItem] = Field(default_factory=list)
+    #: tasks.md as last read: every task, and those settled (done or deferred), before the start included.
+    tasks_total: int = 0
+    tasks_done: int = 0
 
 
 class ExecutionRefs(CamelModel):

@@ -1361,7 +1361,8 @@ class Orchestrator:
             has_plan=art.has_plan,
             has_tasks=art.has_tasks,
             task_ids=[t.id for t in parsed.tasks] if parsed else [],
-            done_task_ids=[t.id for t in parsed.tasks if t.done] if parsed else [],
+            # settled = done or deferred: the one "all done" rule (deferred tasks never hold a phase back)
+            done_task_ids=parsed.settled_ids if parsed else [],
             batch_plan=plan,
             verify_exit_code=verify_exit,
             verify_output_tail=verify_tail,

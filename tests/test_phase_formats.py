@@ -98,12 +98,6 @@ async def test_t998_to_t1002_across_sections_all_completed(tmp_path: Path) -> No
     assert total >= 5 and done == total
 
 
-ENGINE_EDIT = (
-    "needs the engine edit of issue 16 (orchestrator._snapshot: done_task_ids=parsed.settled_ids; "
-    "BatchTracking.tasks_total/tasks_done recorded from every snapshot)"
-)
-
-
 async def _run_phase(tmp_path: Path, text: str):
     from specflow_nb.demo import prepare_sample
 
@@ -118,7 +112,6 @@ async def _run_phase(tmp_path: Path, text: str):
         return await settle(orch, "p")
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE_EDIT)
 async def test_only_deferred_tasks_left_is_all_done_for_the_engine_too(tmp_path: Path) -> None:
     text = "## Phase 1\n\n- [x] T001 done before\n- [~] T002 deferred\n- [-] T003 deferred\n"
     assert all_done(parse_tasks(text))  # status says run_verify; the engine must agree, not need attention
@@ -127,7 +120,6 @@ async def test_only_deferred_tasks_left_is_all_done_for_the_engine_too(tmp_path:
     assert ex.step_status[OrchestrationPhase.IMPLEMENT].value in ("skipped", "completed")
 
 
-@pytest.mark.xfail(strict=True, reason=ENGINE_EDIT)
 async def test_progress_counts_every_task(tmp_path: Path) -> None:
     text = "## Phase 1\n\n- [x] T001 done before\n- [x] T002 done before\n- [~] T003 deferred\n- [ ] T004 to do\n"
     ex = await _run_phase(tmp_path, text)
