@@ -2,8 +2,13 @@
 
 By default the commands talk to the Jupyter server that hosts the engine (found like the notebook panel finds it:
 ``--server``/``--token``, ``SPECFLOW_SERVER_URL``, JupyterHub's variables, then the running servers' files). With
-``--local`` (or when ``start``/``watch`` find no server) the engine runs in this process instead: its agent runs are
-detached, so stopping the command never stops an agent, and the next ``--local`` command (or a server) adopts them.
+``--local`` (or when ``start`` finds no server) the engine runs in this process instead: its agent runs are
+detached, so stopping the command never stops an agent, and the next engine (a server, or another ``--local``
+command) takes the orchestration over once this one is gone.
+
+Several hosts, one project: whichever engine owns an orchestration drives it; a ``--local`` command on a project
+another engine owns is handed to that owner (and reports what it did), ``start --local`` there is refused naming
+the owner, and ``watch`` without ``--local`` only ever observes the project's files (it never drives).
 """
 
 from __future__ import annotations
@@ -210,22 +215,40 @@ def _use_local(args: argparse.Namespace) -> bool:
     try:
         _client(args).close()
     except NoServerFound:
-        _cli.console(stderr=True).print("No Jupyter server with specflow_nb found: running the engine here (--local).")
+        if args.orchestrate_command == "watch":
+            _cli.console(stderr=True).print(
+                "No Jupyter server with specflow_nb found: watching the project's files here "
+                "(this terminal only observes; `watch --local` would drive an orchestration nobody drives)."
+            )
+        else:
+            _cli.console(stderr=True).print(
+                "No Jupyter server with specflow_nb found: running the engine here (--local)."
+            )
         return True
     return False
 
 
-def _engine_settings() -> Any:
+def _engine_settings(*, observer: bool = False) -> Any:
     from specflow_nb.orchestrator import EngineSettings
 
-    return EngineSettings()
+    return EngineSettings(host_kind="cli", may_take_over=not observer)
 
 
 def _run_local(
-    project: Path, action: Callable[[Any], Any], view: LiveView, *, settings: Any = None
+    project: Path,
+    action: Callable[[Any], Any],
+    view: LiveView,
+    *,
+    settings: Any = None,
+    follow: bool = True,
+    notes: list[str] | None = None,
 ) -> OrchestrationExecution | None:
     """Run the engine on ``project`` (as its own root), do ``action(orchestrator)``, then show changes until the
-    orchestration settles (paused, waiting for merge, needs attention or finished)."""
+    orchestration settles (paused, waiting for merge, needs attention or finished).
+
+    When this process ends up owning the orchestration it must stay until it settles (it drives it); when another
+    engine owns it (the command was handed to that owner) it follows only with ``follow``. What the owner did goes
+    into ``notes``."""
     import anyio
 
     from specflow_nb.orchestrator import Orchestrator
@@ -237,7 +260,19 @@ def _run_local(
                 ex = orch.status("")
             if ex is None:
                 return None
+            owns = orch.owns("")
+            if not owns and ex.status.is_active and notes is not None:
+                owner = orch.owner_of("", ex.id)
+                alive = owner is not None and orch.owner_alive(owner)
+                notes.append(
+                    f"Driven by {owner.describe()}."
+                    if owner is not None and alive
+                    else "No engine drives this orchestration now: a Jupyter server on this folder, or "
+                    "`specflow-nb orchestrate watch --local`, takes it over."
+                )
             view.update(ex)
+            if not owns and not follow:
+                return ex
             while ex.status.value not in _SETTLED:
                 ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
                 view.update(ex)
@@ -330,13 +365,28 @@ def _orchestrate_local(args: argparse.Namespace, name: str) -> int:
             return orch.status("", args.id)
 
     else:
-        body = _COMMANDS[name](args)
+        from specflow_nb.machine import parse_command
+
+        command = parse_command(_COMMANDS[name](args))
 
         async def action(orch: Any) -> Any:
-            return await orch.command("", body, args.id)
+            return await orch.command("", command, args.id)
 
+    # `watch` without --local only observes; every other local command may drive an orchestration nobody drives.
+    observer = name == "watch" and not args.local
+    notes: list[str] = []
     with _view(args) as view:
-        ex = _run_local(project, action, view)
+        ex = _run_local(
+            project,
+            action,
+            view,
+            settings=_engine_settings(observer=observer),
+            follow=name in ("start", "watch") or bool(args.follow),
+            notes=notes,
+        )
+    if not args.json:
+        for note in notes:
+            _cli.console(stderr=True).print(_cli._escape(note))
     return _finish(args, ex, local=True)
 
 
@@ -399,18 +449,9 @@ def _orchestrate_remote(args: argparse.Namespace, name: str) -> int:
         elif name == "watch":
             ex = client.status(project_id, args.id)
         else:
-            body = _COMMANDS[name](args)
-            method = body.pop("action")
-            call = {
-                "cancel": client.cancel,
-                "pause": client.pause,
-                "resume": client.resume,
-                "merge": client.merge,
-                "recover": lambda pid, id: client.recover(pid, body["option"], id),
-                "go_back": lambda pid, id: client.go_back(pid, body["step"], id),
-                "answer": lambda pid, id: client.answer(pid, body["answers"], id),
-            }[method]
-            ex = call(project_id, args.id)
+            from specflow_nb.machine import parse_command
+
+            ex = client.command(project_id, parse_command(_COMMANDS[name](args)), args.id)
         if ex is not None and (args.follow or name == "watch"):
             with _view(args) as view:
                 ex = _watch_remote(client, project_id, ex, view)

@@ -525,12 +525,12 @@ def step(execution: OrchestrationExecution, event: Event) -> tuple[Orchestration
     Raises IllegalTransition when the event is not allowed in the execution's state.
     """
     name = event_name(event)
+    if isinstance(event, UserCommand) and event.command_id and event.command_id in execution.applied_command_ids:
+        return execution.model_copy(deep=True), []  # applied before (its owner crashed before acknowledging it)
     if not (isinstance(event, RunFinished) and event.run_execution_id in execution.killed_run_ids) and (
         execution.status not in LEGAL_STATUSES[name]
     ):
         raise IllegalTransition(execution, name)
-    if isinstance(event, UserCommand) and event.command_id and event.command_id in execution.applied_command_ids:
-        return execution.model_copy(deep=True), []  # applied before (its owner crashed before acknowledging it)
     actor = event.actor if isinstance(event, (UserCommand, Started)) else None
     tx = _Tx(execution.model_copy(deep=True), event.at, name, actor)
     _HANDLERS[type(event)](tx, event)

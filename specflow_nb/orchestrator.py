@@ -345,6 +345,14 @@ class Orchestrator:
         slot = self._resolve(project_id)
         return ownership.read_owner(slot.store.folder, orchestration_id)
 
+    def owner_alive(self, owner: ownership.OwnerRecord) -> bool:
+        """Whether that owner still drives its orchestration, as this host can tell."""
+        return ownership.owner_alive(owner, host_id=self.identity.host_id)[0]
+
+    def owns(self, project_id: str) -> bool:
+        """This engine drives the project's current orchestration."""
+        return self._owns(self._resolve(project_id))
+
     def _start_renewer(self) -> None:
         """A thread (not the event loop: a busy kernel must not lose its leases) renews every owned lease."""
         self._renew_stop = threading.Event()
@@ -525,10 +533,10 @@ class Orchestrator:
         left (the orchestration ended: the machine refuses them with the reason)."""
         folder = slot.store.folder
         inbox = ownership.inbox_folder(folder, mine.orchestration_id)
-        await anyio.to_thread.run_sync(lambda: inbox.mkdir(parents=True, exist_ok=True))
+        await anyio.to_thread.run_sync(ownership.reopen_claimed, folder, mine.orchestration_id)
         with FolderWatch(inbox) as watch:
             while True:
-                still_mine = slot.owner is mine and self._owns(slot)
+                still_mine = slot.owner is mine
                 for path in list(ownership.pending(folder, mine.orchestration_id)):
                     await self._take_command(slot, mine, path)
                 if not still_mine:

@@ -247,6 +247,16 @@ def pending(folder: Path, orchestration_id: str) -> Iterator[Path]:
         yield from sorted(paths, key=lambda p: (p.stat().st_mtime_ns if p.exists() else 0, p.name))
 
 
+def reopen_claimed(folder: Path, orchestration_id: str) -> None:
+    """A new owner's first act on the inbox: commands a previous owner claimed but never answered (it died) go
+    back into the inbox. Applied ones are recognised by their id in the record and answered, not applied again."""
+    inbox = inbox_folder(folder, orchestration_id)
+    inbox.mkdir(parents=True, exist_ok=True)
+    for claimed in inbox.glob("*.claimed"):
+        with contextlib.suppress(OSError):
+            os.replace(claimed, claimed.with_suffix(".json"))
+
+
 def take(path: Path) -> CommandEnvelope | None:
     """Claim one command (rename to ``.claimed``) and read it. Hold the project lock. None if it vanished or is
     unreadable (an unreadable one is removed: nobody could ever apply it)."""

@@ -157,17 +157,23 @@ class _WatchThread:
                 stop.wait(POLL_SECONDS)
                 continue
             try:
+                first = True
                 for changes in watchfiles.watch(
                     *folders,
                     watch_filter=None,
                     debounce=DEBOUNCE_MS,
                     step=20,
                     stop_event=stop,
-                    rust_timeout=1000,
+                    rust_timeout=200,
                     yield_on_timeout=True,
                     recursive=False,
                     raise_interrupt=False,
                 ):
+                    if first:
+                        # The watch is live from here on: everyone looks once, so a change made while the watch
+                        # was being (re)started is not missed.
+                        first = False
+                        self._dispatch(set(folders))
                     self._dispatch({os.path.dirname(path) for _, path in changes} | {p for _, p in changes})
             except Exception as exc:  # a folder vanished under the watch: start again with what exists
                 log.debug("folder watch restarted: %s", exc)

@@ -51,6 +51,24 @@ class SpecflowExtension(ExtensionApp):
         help="While an orchestration is active, count it as server activity this often (seconds; 0 disables): an "
         "agent run can go minutes without a saved change, and JupyterHub's idle culler must not see that as idle.",
     )
+    owner_lease_seconds = Float(
+        30.0,
+        config=True,
+        help="Several hosts, one project: an orchestration owned by an engine on another machine (a shared folder) "
+        "is taken over when its owner has not renewed its lease for this long (seconds).",
+    )
+    owner_renew_seconds = Float(5.0, config=True, help="How often this server renews the leases of what it owns.")
+    command_timeout_seconds = Float(
+        10.0,
+        config=True,
+        help="How long a command for an orchestration another host owns waits for that owner to take it (then 409).",
+    )
+    rescan_seconds = Float(
+        30.0,
+        config=True,
+        help="How often to look for orchestrations other hosts started under the root (to observe them live and "
+        "take them over if their owner dies).",
+    )
     # A dotted name, imported on first use: the extension's settings are read (and logged) before any engine
     # exists, and a bad name should fail the first engine call with its import error, not the whole server.
     orchestrator_class = DottedObjectName(
@@ -89,6 +107,10 @@ class SpecflowExtension(ExtensionApp):
                 agent_env=dict(self.agent_env),
                 host_kind="server",
                 host_url=self._server_url(),
+                lease_seconds=self.owner_lease_seconds,
+                renew_seconds=self.owner_renew_seconds,
+                command_timeout_seconds=self.command_timeout_seconds,
+                rescan_seconds=self.rescan_seconds,
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
             orch.subscribe(self._on_change)
