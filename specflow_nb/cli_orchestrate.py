@@ -228,10 +228,11 @@ def _use_local(args: argparse.Namespace) -> bool:
     return False
 
 
-def _engine_settings(*, observer: bool = False) -> Any:
+def _engine_settings(*, observer: bool = False, command_timeout: float | None = None) -> Any:
     from specflow_nb.orchestrator import EngineSettings
 
-    return EngineSettings(host_kind="cli", may_take_over=not observer)
+    extra = {"command_timeout_seconds": command_timeout} if command_timeout else {}
+    return EngineSettings(host_kind="cli", may_take_over=not observer, **extra)
 
 
 def _run_local(
@@ -341,6 +342,16 @@ def _answers(items: list[str]) -> dict[str, str]:
     return answers
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (0 < value <= 600):
+        raise argparse.ArgumentTypeError("give a number of seconds between 0 and 600")
+    return value
+
+
 def cmd_orchestrate(args: argparse.Namespace) -> int:
     name = args.orchestrate_command
     local = _use_local(args)
@@ -380,7 +391,7 @@ def _orchestrate_local(args: argparse.Namespace, name: str) -> int:
             project,
             action,
             view,
-            settings=_engine_settings(observer=observer),
+            settings=_engine_settings(observer=observer, command_timeout=args.command_timeout),
             follow=name in ("start", "watch") or bool(args.follow),
             notes=notes,
         )
@@ -466,6 +477,13 @@ def add_orchestrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     common.add_argument("--project-id", metavar="ID", help="project id on the server (default: from --project)")
     common.add_argument("--id", metavar="ORCHESTRATION", help="a specific orchestration (default: the current one)")
     common.add_argument("--json", action="store_true", help="machine output (with --follow: one JSON per change)")
+    common.add_argument(
+        "--command-timeout",
+        type=_positive_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="with --local: how long a command waits for the engine that owns the orchestration (default 10)",
+    )
     common.add_argument(
         "--follow", action="store_true", help="after the command, show changes until the orchestration settles"
     )

@@ -31,6 +31,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True, params=["linux", "portable"])
+def liveness_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the Linux fast paths (pidfd, inotify) and through the portable ones (psutil,
+    watchfiles), as on macOS."""
+    if request.param == "portable":
+        monkeypatch.setenv("SPECFLOW_PORTABLE", "1")
+    else:
+        monkeypatch.delenv("SPECFLOW_PORTABLE", raising=False)
+    return str(request.param)
+
+
 def engine_settings(log: Path, **kw: Any) -> EngineSettings:
     env = {"SPECFLOW_DEMO_LOG": str(log), "SPECFLOW_DEMO_SCENARIO": "slow", "SPECFLOW_DEMO_DELAY": "0.1"}
     return EngineSettings(agent_env=env, renew_seconds=0.2, **kw)
