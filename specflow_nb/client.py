@@ -45,6 +45,7 @@ from specflow_nb.server.api import (
     COMMAND_ROUTE_OF,
     LONG_POLL_DEFAULT_TIMEOUT,
     CommandResponse,
+    DiffResponse,
     ErrorBody,
     ListResponse,
     ProjectsResponse,
@@ -369,6 +370,11 @@ class SpecflowClient:
     def projects(self) -> builtins.list[ProjectSummary]:
         """Every project under the server's root with its status and badge."""
         return self._request("GET", "projects", ProjectsResponse).projects
+
+    def diff(self, project_id: str, id: str | None = None) -> DiffResponse:
+        """View diff: the feature branch against the target branch, file by file (needs read access to files)."""
+        params = {"projectId": project_id, **({"id": id} if id else {})}
+        return self._request("GET", "workflow/orchestrate/diff", DiffResponse, params=params)
 
     # -- live updates ------------------------------------------------------------------------------------------
 

@@ -198,6 +198,106 @@ def diff_stat(project: Path, feature_branch: str, target_branch: str) -> str:
     return _git(project, "diff", "--stat", f"{target_branch}...{feature_branch}").stdout
 
 
+@dataclass(frozen=True)
+class FileDiff:
+    """One file a merge would bring in: lines added and deleted (None for binary files) and its patch."""
+
+    path: str
+    added: int | None
+    deleted: int | None
+    patch: str
+    #: ``committed`` on the feature branch, or ``uncommitted`` / ``untracked`` in its checked-out work tree (the
+    #: built-in merge commits those first, so they are part of what the merge brings in).
+    state: str = "committed"
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class BranchDiff:
+    feature_branch: str
+    target_branch: str
+    files: list[FileDiff] = field(default_factory=list)
+    #: Files left out beyond ``max_files``.
+    more_files: int = 0
+
+
+def _numstat(text: str) -> dict[str, tuple[int | None, int | None]]:
+    counts: dict[str, tuple[int | None, int | None]] = {}
+    for line in text.splitlines():
+        parts = line.split("\t", 2)
+        if len(parts) == 3:
+            added, deleted, path = parts
+            counts[path] = (None, None) if added == "-" else (int(added), int(deleted))
+    return counts
+
+
+def _split_patches(text: str) -> dict[str, str]:
+    """``git diff`` output → path → that file's patch (keyed by the new path, ``b/…``)."""
+    patches: dict[str, str] = {}
+    current: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("diff --git "):
+            if current is not None:
+                patches[current] = "".join(lines)
+            current, lines = line.rstrip("\n").split(" b/", 1)[-1], []
+        lines.append(line)
+    if current is not None:
+        patches[current] = "".join(lines)
+    return patches
+
+
+def _cut(patch: str, max_chars: int) -> tuple[str, bool]:
+    return (patch, False) if len(patch) <= max_chars else (patch[:max_chars], True)
+
+
+def branch_diff(
+    project: Path,
+    feature_branch: str,
+    target_branch: str,
+    *,
+    max_files: int = 300,
+    max_patch_chars: int = 60_000,
+) -> BranchDiff:
+    """What merging ``feature_branch`` into ``target_branch`` brings in, file by file (the panel's View diff).
+
+    Committed changes are ``target...feature`` (since the branches forked). When the feature branch is checked
+    out, its uncommitted and untracked files count too (outside ``.specflow/``): the built-in merge commits them.
+    """
+    _ensure_repo(project)
+    _require_branch(project, feature_branch)
+    _require_branch(project, target_branch)
+    exclude = f":(exclude){STATE_DIR}"
+    span = f"{target_branch}...{feature_branch}"
+    counts = _numstat(_git(project, "diff", "--numstat", "--no-renames", span, "--", ".", exclude).stdout)
+    patches = _split_patches(_git(project, "diff", "--no-renames", "--no-color", span, "--", ".", exclude).stdout)
+    files: dict[str, FileDiff] = {}
+    for path, (added, deleted) in counts.items():
+        patch, cut = _cut(patches.get(path, ""), max_patch_chars)
+        files[path] = FileDiff(path, added, deleted, patch, "committed", cut)
+    if current_branch(project) == feature_branch:
+        work = _numstat(_git(project, "diff", "--numstat", "--no-renames", "HEAD", "--", ".", exclude).stdout)
+        work_patches = _split_patches(
+            _git(project, "diff", "--no-renames", "--no-color", "HEAD", "--", ".", exclude).stdout
+        )
+        for path, (added, deleted) in work.items():
+            before = files.get(path)
+            if before is not None and before.added is not None and added is not None and deleted is not None:
+                added, deleted = before.added + added, (before.deleted or 0) + deleted
+            patch, cut = _cut((before.patch if before else "") + work_patches.get(path, ""), max_patch_chars)
+            files[path] = FileDiff(path, added, deleted, patch, "uncommitted", cut)
+        untracked = _git(project, "ls-files", "--others", "--exclude-standard", "--", ".", exclude).stdout.splitlines()
+        for path in untracked:
+            proc = _git(project, "diff", "--no-index", "--no-color", "--numstat", "/dev/null", path, check=False)
+            stat = _numstat(proc.stdout)
+            added, deleted = next(iter(stat.values()), (None, None))
+            text = _git(project, "diff", "--no-index", "--no-color", "/dev/null", path, check=False).stdout
+            patch, cut = _cut(text, max_patch_chars)
+            files[path] = FileDiff(path, added, deleted, patch, "untracked", cut)
+    ordered = sorted(files.values(), key=lambda f: f.path)
+    return BranchDiff(feature_branch, target_branch, ordered[:max_files], max(0, len(ordered) - max_files))
+
+
 def commit_leftovers(project: Path, *, message: str) -> str | None:
     """Stage everything except ``.specflow/`` and commit it; return the new commit, or None when nothing changed."""
     _ensure_repo(project)

@@ -1,41 +1,93 @@
-"""Plain-text views of an orchestration shared by the hosts (terminal view, project cards, badges).
+"""The words every host shows for an orchestration (panel, project cards, terminal view): one source, always true.
 
 Pure functions of an ``OrchestrationExecution``: no I/O, no Jupyter, no rich — each host styles the strings itself.
+What the record does not say directly (where a cancel happened, which batch a pause follows) is derived from what
+it does hold: the batches, the step record, the pending pause and the decision log.
 """
 
 from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+from typing import Any
 
 from specflow_nb.models import (
     STEP_ORDER,
     BatchItem,
     BatchStatus,
+    DecisionLogEntry,
     OrchestrationExecution,
     OrchestrationPhase,
     OrchestrationStatus,
     RunKind,
     StepState,
+    utcnow,
 )
 
-#: The label of each status (the badge refines Running into Healing or Waiting for input).
+S = OrchestrationStatus
+P = OrchestrationPhase
+
+#: The label of each status (the badge refines Running into Healing, Pausing or Waiting for input).
 STATUS_LABELS = {
-    OrchestrationStatus.RUNNING: "Running",
-    OrchestrationStatus.PAUSED: "Paused",
-    OrchestrationStatus.WAITING_MERGE: "Merge ready",
-    OrchestrationStatus.NEEDS_ATTENTION: "Needs attention",
-    OrchestrationStatus.COMPLETED: "Complete",
-    OrchestrationStatus.FAILED: "Failed",
-    OrchestrationStatus.CANCELLED: "Cancelled",
+    S.RUNNING: "Running",
+    S.PAUSED: "Paused",
+    S.WAITING_MERGE: "Merge ready",
+    S.NEEDS_ATTENTION: "Needs attention",
+    S.COMPLETED: "Complete",
+    S.FAILED: "Failed",
+    S.CANCELLED: "Cancelled",
+}
+#: Every badge label, in the order a legend lists them.
+BADGE_LABELS = (
+    "Running",
+    "Healing",
+    "Pausing",
+    "Waiting for input",
+    "Paused",
+    "Needs attention",
+    "Merge ready",
+    "Complete",
+    "Failed",
+    "Cancelled",
+)
+#: The tone of each badge label (hosts map tones to colours: the panel to JupyterLab's theme, the terminal to rich).
+BADGE_TONES = {
+    "Running": "info",
+    "Healing": "info",
+    "Pausing": "neutral",
+    "Waiting for input": "warn",
+    "Paused": "neutral",
+    "Needs attention": "warn",
+    "Merge ready": "success",
+    "Complete": "success",
+    "Failed": "error",
+    "Cancelled": "neutral",
+}
+
+_DOING = {
+    P.DESIGN: "Designing (spec, plan, tasks)",
+    P.ANALYZE: "Analyzing the design",
+    P.VERIFY: "Verifying",
+    P.MERGE: "Merging",
+    P.COMPLETE: "Phase complete",
 }
 
 
 def status_label(ex: OrchestrationExecution) -> str:
-    """Running, Healing, Waiting for input, Paused, Needs attention, Merge ready, Complete, Failed, Cancelled."""
+    """One of :data:`BADGE_LABELS`: Running, Healing, Pausing, Waiting for input, Paused, Needs attention, …"""
     if ex.status.is_active and ex.waiting_for_input:
         return "Waiting for input"
+    if ex.status is S.RUNNING and ex.pause_requested:
+        return "Pausing"
     run = ex.current_run
-    if ex.status is OrchestrationStatus.RUNNING and run is not None and run.kind is RunKind.HEALER:
+    if ex.status is S.RUNNING and run is not None and run.kind is RunKind.HEALER:
         return "Healing"
     return STATUS_LABELS[ex.status]
+
+
+def tone(label: str) -> str:
+    """info, success, warn, error or neutral (a label outside :data:`BADGE_LABELS` is neutral)."""
+    return BADGE_TONES.get(label, "neutral")
 
 
 def current_batch(ex: OrchestrationExecution) -> BatchItem | None:
@@ -60,64 +112,362 @@ def task_counts(ex: OrchestrationExecution) -> tuple[int, int]:
     return min(max(done, 0), total), total
 
 
-def batch_line(ex: OrchestrationExecution) -> str:
-    """ "Implementing batch 2 of 4: Core Components" while implementing; the step otherwise."""
-    if ex.status is OrchestrationStatus.COMPLETED:
-        return "Phase complete"
+def tasks_text(ex: OrchestrationExecution) -> str:
+    """ "12/35 tasks (34%)"; "" when there are no tasks yet."""
+    done, total = task_counts(ex)
+    if not total:
+        return ""
+    return f"{done}/{total} tasks ({round(100 * done / total)}%)"
+
+
+# ---- where things stand ----------------------------------------------------------------------------------------
+
+
+def _batch_name(ex: OrchestrationExecution, b: BatchItem, *, section: bool = True) -> str:
+    name = f"batch {b.index + 1} of {ex.batches.total}"
+    return f"{name}: {b.section}" if section and b.section else name
+
+
+def _batch_at(ex: OrchestrationExecution, index: int | None) -> BatchItem | None:
+    items = ex.batches.items
+    return items[index] if index is not None and 0 <= index < len(items) else None
+
+
+def _last_done_batch(ex: OrchestrationExecution) -> BatchItem | None:
+    done = [b for b in ex.batches.items if b.status.is_done]
+    return max(done, key=lambda b: (b.completed_at is not None, b.completed_at or ex.started_at, b.index), default=None)
+
+
+def _next_batch(ex: OrchestrationExecution) -> BatchItem | None:
+    return next((b for b in ex.batches.items if not b.status.is_done), None)
+
+
+def _step_after(ex: OrchestrationExecution, step: OrchestrationPhase) -> OrchestrationPhase | None:
+    """The next step that will run after ``step`` (skipped ones passed over)."""
+    if step not in STEP_ORDER:
+        return None
+    for s in STEP_ORDER[STEP_ORDER.index(step) + 1 :]:
+        if ex.step_status.get(s) is not StepState.SKIPPED:
+            return s
+    return None
+
+
+def _run_phrase(ex: OrchestrationExecution, run_id: str) -> str:
+    """ "the run of batch 2", "the healer of batch 2", "the design run", "the merge" — from a run id's label."""
+    label = run_id.rsplit("-", 1)[-1]
+    if m := re.fullmatch(r"batch(\d+)", label):
+        return f"the run of batch {m.group(1)}"
+    if m := re.fullmatch(r"heal(\d+)", label):
+        return f"the healer of batch {m.group(1)}"
+    if label == "merge":
+        return "the merge"
+    if label in {s.value for s in STEP_ORDER}:
+        return f"the {label} run"
+    return "an agent run"
+
+
+def _where_stopped(ex: OrchestrationExecution, run_id: str | None, *, during: str = "during") -> str | None:
+    """ "during batch 2 of 4: Core", "while healing batch 2 of 4", "during the verify step" for a run id."""
+    if not run_id:
+        return None
+    label = run_id.rsplit("-", 1)[-1]
+    if m := re.fullmatch(r"(batch|heal)(\d+)", label):
+        b = _batch_at(ex, int(m.group(2)) - 1)
+        name = _batch_name(ex, b) if b else f"batch {m.group(2)}"
+        return f"while healing {name}" if m.group(1) == "heal" else f"{during} {name}"
+    if label == "merge":
+        return f"{during} the merge"
+    if label in {s.value for s in STEP_ORDER}:
+        return f"{during} the {label} step"
+    return None
+
+
+def _last(ex: OrchestrationExecution, decision: str) -> tuple[int, DecisionLogEntry] | None:
+    for i in range(len(ex.decision_log) - 1, -1, -1):
+        if ex.decision_log[i].decision == decision:
+            return i, ex.decision_log[i]
+    return None
+
+
+def _cancelled_where(ex: OrchestrationExecution) -> str:
+    found = _last(ex, "cancel")
+    if found is not None:
+        i, entry = found
+        killed = (entry.data or {}).get("killedRun")
+        where = _where_stopped(ex, killed if isinstance(killed, str) else None)
+        if where:
+            return where
+        before = ex.decision_log[i - 1].decision if i > 0 else ""
+        if before in ("pause",):
+            return "while paused"
+        if before == "waiting_merge":
+            return "at merge ready"
+        if before in ("needs_attention", "budget_exceeded"):
+            return "while it needed attention"
+        if before == "waiting_input":
+            return "while waiting for input"
+    if ex.current_phase is P.IMPLEMENT and (b := current_batch(ex)) is not None:
+        return f"at {_batch_name(ex, b)}"
+    return f"at the {ex.current_phase.value} step"
+
+
+def _paused_line(ex: OrchestrationExecution) -> str:
     step = ex.current_phase
-    if step is OrchestrationPhase.IMPLEMENT:
+    if step is P.IMPLEMENT and ex.batches.items:
+        after, nxt = _last_done_batch(ex), _next_batch(ex)
+        if after is not None and nxt is not None:
+            return f"Paused after {_batch_name(ex, after, section=False)} — next: {nxt.section}"
+        if nxt is not None:
+            return f"Paused — next: {_batch_name(ex, nxt)}"
+        return "Paused — next: verify"
+    done = [s for s in STEP_ORDER if ex.step_status.get(s) is StepState.COMPLETED]
+    previous = [s for s in done if STEP_ORDER.index(s) < STEP_ORDER.index(step)] if step in STEP_ORDER else done
+    if previous:
+        return f"Paused after the {previous[-1].value} step — next: {step.value}"
+    return f"Paused — next: {step.value}"
+
+
+def headline(ex: OrchestrationExecution) -> str:
+    """What is happening now, in one line, true at every moment.
+
+    "Implementing batch 2 of 4: Core Components", "Pausing after batch 2 of 4…", "Paused after batch 2 of 4 — next:
+    Phase 3: Integration", "Cancelled during batch 2 of 4: Core Components", "Verified: ready to merge into main", …
+    """
+    status, step, run = ex.status, ex.current_phase, ex.current_run
+    if status is S.COMPLETED:
+        return "Phase complete"
+    if status is S.WAITING_MERGE:
+        target = ex.config.target_branch
+        return f"Verified: ready to merge into {target}" if target else "Verified: ready to merge"
+    if status is S.CANCELLED:
+        return f"Cancelled {_cancelled_where(ex)}"
+    if status is S.FAILED:
         b = current_batch(ex)
+        if step is P.IMPLEMENT and b is not None:
+            return f"Failed during {_batch_name(ex, b)}"
+        return f"Failed at the {step.value} step"
+    if status is S.NEEDS_ATTENTION:
+        rc = ex.recovery_context
+        b = _batch_at(ex, rc.batch_index if rc else None)
         if b is not None:
-            verb = "Healing" if status_label(ex) == "Healing" else "Implementing"
-            return f"{verb} batch {b.index + 1} of {ex.batches.total}: {b.section}"
-        return "Planning batches"
-    return {
-        OrchestrationPhase.DESIGN: "Designing (spec, plan, tasks)",
-        OrchestrationPhase.ANALYZE: "Analyzing the design",
-        OrchestrationPhase.VERIFY: "Verifying",
-        OrchestrationPhase.MERGE: "Merging",
-        OrchestrationPhase.COMPLETE: "Phase complete",
-    }[step]
+            return f"Needs attention: {_batch_name(ex, b)}"
+        at = rc.step if rc and rc.step else step
+        return f"Needs attention at the {at.value} step"
+    if ex.waiting_for_input:
+        n = len(ex.questions)
+        return f"Waiting for your answer{'s' if n != 1 else ''} ({n} question{'s' if n != 1 else ''})"
+    if status is S.PAUSED:
+        return _paused_line(ex)
+    # running
+    if ex.pause_requested:
+        after = _where_stopped(ex, run.execution_id if run and run.live else None, during="after")
+        if after and after.startswith("while healing"):
+            after = "after healing " + after.removeprefix("while healing ")
+        return f"Pausing {after or 'after the current step'}…"
+    if step is P.IMPLEMENT:
+        b = current_batch(ex)
+        if b is None or not ex.batches.items:
+            return "Planning batches"
+        verb = "Healing" if run is not None and run.kind is RunKind.HEALER else "Implementing"
+        return f"{verb} {_batch_name(ex, b)}"
+    return _DOING[step]
+
+
+#: The old name of :func:`headline`.
+batch_line = headline
 
 
 def phase_marks(ex: OrchestrationExecution) -> list[tuple[str, str]]:
-    """[(step title, mark)] with mark ● done, ◐ current, ○ pending, – skipped, ✗ failed."""
+    """[(step title, mark)] with mark ● done, ◐ current, ○ pending, – skipped, ✗ failed, ■ stopped there.
+
+    A skipped step stays skipped to the end; the step an orchestration was cancelled or failed in says so.
+    """
     marks = []
+    finished = not ex.status.is_active
     for s in STEP_ORDER:
         state = ex.step_status.get(s, StepState.PENDING)
-        if state is StepState.COMPLETED or ex.status is OrchestrationStatus.COMPLETED:
-            mark = "●"
-        elif state is StepState.SKIPPED:
+        if state is StepState.SKIPPED:
             mark = "–"
-        elif state is StepState.FAILED:
+        elif state is StepState.COMPLETED or (ex.status is S.COMPLETED and s is P.MERGE):
+            mark = "●"
+        elif state is StepState.FAILED or (ex.status is S.FAILED and s is ex.current_phase):
             mark = "✗"
         elif s is ex.current_phase and ex.status.is_active:
             mark = "◐"
+        elif finished and (s is ex.current_phase or state is StepState.RUNNING):
+            mark = "■"
         else:
             mark = "○"
         marks.append((s.value.capitalize(), mark))
     return marks
 
 
+#: What each mark means, for a legend or a screen reader.
+MARK_WORDS = {"●": "done", "◐": "current", "○": "to do", "–": "skipped", "✗": "failed", "■": "stopped"}
+
+
 def phase_bar(ex: OrchestrationExecution) -> str:
-    """Design ─●─ Analyze ─●─ Implement ─◐─ Verify ─○─ Merge (the mark follows its step)."""
+    """Design – Analyze ● Implement ◐ Verify ○ Merge ○ (the mark follows its step)."""
     return " ".join(f"{title} {mark}" for title, mark in phase_marks(ex))
 
 
 def badge_text(ex: OrchestrationExecution | None) -> str:
-    """A project card's badge: "Completing phase (batch 2/4)", "Waiting for merge", …; "" when idle."""
+    """A project card's badge: "Completing phase (batch 2/4)", "Pausing (batch 2/4)", "Waiting for merge", …;
+    "" when idle."""
     if ex is None:
         return ""
-    if ex.status is OrchestrationStatus.WAITING_MERGE:
+    if ex.status is S.WAITING_MERGE:
         return "Waiting for merge"
-    if ex.status is OrchestrationStatus.RUNNING and ex.current_phase is OrchestrationPhase.IMPLEMENT:
-        b = current_batch(ex)
-        if b is not None:
-            return f"Completing phase (batch {b.index + 1}/{ex.batches.total})"
-    if ex.status is OrchestrationStatus.RUNNING:
-        return f"Completing phase ({ex.current_phase.value})"
-    return status_label(ex)
+    label = status_label(ex)
+    b = current_batch(ex)
+    in_batch = ex.current_phase is P.IMPLEMENT and b is not None
+    if label in ("Running", "Healing"):
+        return (
+            f"Completing phase (batch {b.index + 1}/{ex.batches.total})"
+            if in_batch and b
+            else (f"Completing phase ({ex.current_phase.value})")
+        )
+    if label == "Pausing" and in_batch and b:
+        return f"Pausing (batch {b.index + 1}/{ex.batches.total})"
+    return label
 
 
 def healed_count(ex: OrchestrationExecution) -> int:
     return sum(1 for b in ex.batches.items if b.status is BatchStatus.HEALED)
+
+
+# ---- time ------------------------------------------------------------------------------------------------------
+
+
+def fmt_duration(delta: timedelta | None) -> str:
+    """``1h 02m``, ``4m 10s``, ``12s``; ``—`` when unknown."""
+    if delta is None:
+        return "—"
+    seconds = max(0, int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def elapsed(ex: OrchestrationExecution, now: datetime | None = None) -> timedelta:
+    end = ex.completed_at or (None if ex.status.is_active else ex.updated_at)
+    return (end or now or utcnow()) - ex.started_at
+
+
+_ESTIMATED = (P.DESIGN, P.ANALYZE, P.IMPLEMENT)
+
+
+def remaining(ex: OrchestrationExecution, now: datetime | None = None) -> timedelta | None:
+    """The average finished batch's duration times the batches left (minus the running one's time so far).
+
+    ``None`` while nothing has finished yet (no honest estimate) and once the orchestration is over.
+    """
+    if not ex.status.is_active or ex.current_phase not in _ESTIMATED:
+        return None
+    finished = [
+        item.completed_at - item.started_at
+        for item in ex.batches.items
+        if item.status.is_done and item.started_at and item.completed_at
+    ]
+    if not finished:
+        return None
+    average = sum(finished, timedelta()) / len(finished)
+    left = [item for item in ex.batches.items if not item.status.is_done]
+    estimate = average * len(left)
+    running = next((item for item in left if item.started_at is not None and item.completed_at is None), None)
+    if running is not None and running.started_at is not None:
+        estimate -= min(average, (now or utcnow()) - running.started_at)
+    return max(estimate, timedelta())
+
+
+def time_text(ex: OrchestrationExecution, now: datetime | None = None) -> str:
+    """ "Elapsed 4m 10s · Remaining ~3m 00s" (remaining only while batch times can predict it)."""
+    text = f"Elapsed {fmt_duration(elapsed(ex, now))}"
+    if ex.status is S.RUNNING and ex.current_phase in _ESTIMATED:
+        left = remaining(ex, now)
+        text += f" · Remaining {'~' + fmt_duration(left) if left is not None else 'estimating…'}"
+    return text
+
+
+# ---- the decision log in words ---------------------------------------------------------------------------------
+
+DECISION_TITLES = {
+    "start": "Started",
+    "step_skipped": "Step skipped",
+    "transition": "Step finished",
+    "batch_plan": "Batches planned",
+    "next_batch": "Batch started",
+    "batch_complete": "Batch done",
+    "batch_failed": "Batch failed",
+    "heal_started": "Healing started",
+    "heal_failed": "Healing failed",
+    "batch_healed": "Batch healed",
+    "pause_requested": "Pause requested",
+    "pause": "Paused",
+    "resume": "Resumed",
+    "cancel": "Cancelled",
+    "waiting_merge": "Ready to merge",
+    "merge_triggered": "Merge started",
+    "needs_attention": "Needs attention",
+    "recovery_retry": "Retry",
+    "recovery_skip": "Skipped",
+    "recovery_abort": "Aborted",
+    "budget_exceeded": "Budget reached",
+    "waiting_input": "Question for you",
+    "answers_received": "Answers sent",
+    "go_back": "Went back",
+    "stalled": "Run stalled",
+    "killed_run_ended": "Stopped run ended",
+    "reconcile_adopted": "Run adopted after a restart",
+    "reconcile_finished": "Run finished during a restart",
+    "reconcile_lost": "Run lost in a restart",
+    "reconcile_resumed": "Resumed after a restart",
+    "takeover": "Taken over",
+    "complete": "Phase complete",
+    "fail": "Failed",
+}
+
+
+def decision_title(decision: str) -> str:
+    """A log entry's title a person reads: ``killed_run_ended`` → "Stopped run ended"."""
+    return DECISION_TITLES.get(decision) or decision.replace("_", " ").capitalize()
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] if text else text
+
+
+def decision_text(ex: OrchestrationExecution, entry: DecisionLogEntry) -> str:
+    """A log entry's reason with run ids replaced by what they are ("the healer of batch 2")."""
+    data = entry.data or {}
+    if entry.decision == "killed_run_ended" and isinstance(data.get("runId"), str):
+        cost = float(data.get("costUsd") or 0.0)
+        return (
+            f"{_sentence(_run_phrase(ex, data['runId']))} ended after it was stopped; its cost ${cost:.2f} is counted"
+        )
+    if entry.decision == "cancel":
+        killed = data.get("killedRun")
+        return "Cancelled by the user" + (f"; {_run_phrase(ex, killed)} was stopped" if isinstance(killed, str) else "")
+    text = entry.reason
+    ids = re.compile(rf"(?:killed )?(?:run )?{re.escape(ex.id)}-\d{{3}}-\w+")
+    text = ids.sub(lambda m: _run_phrase(ex, m.group(0).split()[-1]), text)
+    return _sentence(text)
+
+
+def decision_details(ex: OrchestrationExecution, entry: DecisionLogEntry) -> list[tuple[str, str]]:
+    """The ids and data behind an entry, for a detail row: [("decision", "killed_run_ended"), ("runId", …), …]."""
+    rows: list[tuple[str, str]] = [("decision", entry.decision), ("time", entry.timestamp.isoformat())]
+    for key, value in (entry.data or {}).items():
+        rows.append((key, _short(value)))
+    return rows
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

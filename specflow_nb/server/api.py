@@ -173,6 +173,41 @@ class ProjectsResponse(CamelModel):
     truncated: bool = Field(False, description="True when the scan stopped at its limit.")
 
 
+class DiffFile(CamelModel):
+    """One file of View diff: lines added and deleted (null for a binary file) and its patch."""
+
+    path: str
+    added: int | None = None
+    deleted: int | None = None
+    state: Literal["committed", "uncommitted", "untracked"] = "committed"
+    patch: str = ""
+    truncated: bool = Field(False, description="The patch was cut at the server's limit.")
+
+
+class DiffResponse(CamelModel):
+    """``GET workflow/orchestrate/diff``: what merging the feature branch into the target brings in."""
+
+    feature_branch: str
+    target_branch: str
+    files: list[DiffFile] = Field(default_factory=list)
+    more_files: int = Field(0, description="Files left out beyond the server's limit.")
+
+    @classmethod
+    def of(cls, diff: Any) -> DiffResponse:
+        """From :class:`specflow_nb.gitops.BranchDiff`."""
+        return cls(
+            feature_branch=diff.feature_branch,
+            target_branch=diff.target_branch,
+            files=[
+                DiffFile(
+                    path=f.path, added=f.added, deleted=f.deleted, state=f.state, patch=f.patch, truncated=f.truncated
+                )
+                for f in diff.files
+            ],
+            more_files=diff.more_files,
+        )
+
+
 @dataclass(frozen=True)
 class QueryParam:
     name: str
@@ -270,6 +305,14 @@ ROUTES: tuple[Route, ...] = (
         "Projects under the server root with their status and badge",
         ProjectsResponse,
         errors=(400, 403, 503),
+    ),
+    Route(
+        "GET",
+        "workflow/orchestrate/diff",
+        "View diff: the feature branch against the target, file by file (needs read access to files too)",
+        DiffResponse,
+        query=(_Q_PROJECT, _Q_ID),
+        errors=(400, 403, 404, 503),
     ),
 )
 

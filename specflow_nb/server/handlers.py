@@ -338,12 +338,49 @@ class ProjectsHandler(SpecflowHandler):
         self.send(response)
 
 
+class DiffHandler(SpecflowHandler):
+    """GET workflow/orchestrate/diff → the feature branch against the target, file by file with patches.
+
+    A diff shows the project's files, so besides ``specflow`` read access it needs what reading files needs on this
+    server: jupyter_server's ``contents`` read permission (a read-only observer role without it gets a 403).
+    """
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        import asyncio
+
+        from specflow_nb import gitops
+
+        if not self.authorizer.is_authorized(self, self.current_user, "read", "contents"):
+            raise web.HTTPError(403, "Viewing the diff needs permission to read the project's files.")
+        project_id = self.query("projectId", required=True) or ""
+        orchestration_id = self.query("id")
+        project = self.confine(project_id)
+        ex = self.engine.status(project_id, orchestration_id)
+        if ex is None and orchestration_id is not None:
+            raise OrchestrationNotFound(f"No orchestration {orchestration_id!r} in project {project_id!r}.")
+
+        def compute() -> api.DiffResponse:
+            feature = (ex.feature_branch if ex else None) or gitops.current_branch(project)
+            target = (ex.config.target_branch if ex else None) or gitops.default_branch(project)
+            if not feature or not target:
+                raise ConfigError(
+                    "No diff: the project has no feature branch or no target branch.",
+                    hint="Check out the phase's branch; set targetBranch when the repository has no main/master.",
+                )
+            return api.DiffResponse.of(gitops.branch_diff(project, feature, target))
+
+        self.send(await asyncio.to_thread(compute))
+
+
 #: Route path (below ``specflow/api/``) → handler class; the command routes come from ``api.COMMAND_ROUTES``.
 HANDLERS: dict[str, type[SpecflowHandler]] = {
     "workflow/orchestrate": StartHandler,
     "workflow/orchestrate/status": StatusHandler,
     "workflow/orchestrate/list": ListHandler,
     "projects": ProjectsHandler,
+    "workflow/orchestrate/diff": DiffHandler,
 }
 
 

@@ -83,26 +83,43 @@ def panel(
     """
     title = Path(project).resolve().name
     reason: str | None = None
+    not_found: str | None = None
     if backend is None:
         if local:
             backend, project_id = _local(project, engine_settings)
         else:
+            from specflow_nb.errors import ProjectNotFound, ProjectOutsideRoot
+
             try:
                 backend, project_id = connect(project, server=server, token=token, project_id=project_id)
-                # a server found in the runtime files may lack the extension or be gone: ask it once, here
-                client = getattr(backend, "client", None)
-                if client is not None:
-                    client.status(project_id)
             except Exception as exc:  # NoServerFound, ImportError, a refused connection: all mean "no server"
                 from specflow_nb.widgets.panel import error_text
 
                 backend, reason = None, error_text(exc)
+            else:
+                # a server found in the runtime files may lack the extension or be gone: ask it once, here
+                client = getattr(backend, "client", None)
+                try:
+                    if client is not None:
+                        client.status(project_id)
+                except (ProjectNotFound, ProjectOutsideRoot):
+                    root = getattr(client.server, "root_dir", None) if client is not None else None
+                    where = f"the server root {root}" if root else "the server's root folder"
+                    not_found = (
+                        f"{str(project)!r} was not found under {where} (project id {project_id or '.'!r}). "
+                        "Pass a project folder under that root, e.g. specflow_nb.panel('my-project')."
+                    )
+                except Exception as exc:
+                    from specflow_nb.widgets.panel import error_text
+
+                    backend, reason = None, error_text(exc)
     return ProjectPanel(
         backend,
         project_id or "",
         title=title,
         connect_local=lambda: _local(project, engine_settings),
         no_server_reason=reason,
+        not_found=not_found,
     )
 
 

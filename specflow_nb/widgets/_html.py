@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import html
-from datetime import timedelta
 from typing import Any
+
+from specflow_nb.summary import fmt_duration
+
+__all__ = ["esc", "fmt_duration", "fmt_usd", "muted"]
 
 
 def esc(value: Any) -> str:
@@ -12,30 +15,9 @@ def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def pill(label: str, color: str, *, css_class: str = "specflow-badge") -> str:
-    """A coloured rounded label, the look of a status badge."""
-    return (
-        f'<span class="{esc(css_class)}" style="display:inline-block;padding:1px 8px;border-radius:10px;'
-        f'background:{esc(color)};color:white;font-size:12px;font-weight:600">{esc(label)}</span>'
-    )
-
-
 def muted(text: str) -> str:
-    return f'<span style="color:#666;font-size:12px">{esc(text)}</span>'
-
-
-def fmt_duration(delta: timedelta | None) -> str:
-    """``1h 02m``, ``4m 10s``, ``12s``; ``—`` when unknown."""
-    if delta is None:
-        return "—"
-    seconds = max(0, int(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
+    """Secondary text (``--jp-ui-font-color2``: only on the plain layout colours, where it stays above 4.5:1)."""
+    return f'<span class="sf-muted">{esc(text)}</span>'
 
 
 def fmt_usd(amount: float) -> str:

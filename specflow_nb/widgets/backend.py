@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationStatus
+from specflow_nb.server.api import DiffResponse
 from specflow_nb.widgets.plan import PlanPreview
 
 Command = dict[str, Any]
@@ -70,7 +71,11 @@ class Backend(Protocol):
     async def projects(self) -> builtins.list[ProjectCard]: ...
 
     def project_path(self, project_id: str) -> Path | None:
-        """The project's folder on this machine, when the kernel can see it (for View diff)."""
+        """The project's folder on this machine, when the kernel can see it."""
+        ...
+
+    async def diff(self, project_id: str, orchestration_id: str | None = None) -> DiffResponse:
+        """View diff: the feature branch against the target, file by file (``GET workflow/orchestrate/diff``)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -1,6 +1,7 @@
-"""OrchestrationBadge: the status of one orchestration as a coloured label (panel header and project cards).
+"""OrchestrationBadge: the status of one orchestration as a label with a coloured dot (panel header and cards).
 
-The words come from :mod:`specflow_nb.summary` (shared with the terminal view); this module only adds colours.
+The words come from :mod:`specflow_nb.summary` (shared with the terminal view and the server's project badges);
+the colours from :mod:`specflow_nb.widgets.theme` (JupyterLab's theme variables).
 """
 
 from __future__ import annotations
@@ -9,34 +10,16 @@ import ipywidgets as w
 
 from specflow_nb import summary
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
-from specflow_nb.widgets._html import pill
-
-#: Every label the badge can show, with its colour. Healing and Waiting for input are sub-states of running/paused.
-BADGE_COLORS: dict[str, str] = {
-    "Running": "#1a73e8",
-    "Healing": "#8e24aa",
-    "Waiting for input": "#f9a825",
-    "Paused": "#757575",
-    "Needs attention": "#e65100",
-    "Merge ready": "#2e7d32",
-    "Complete": "#1b5e20",
-    "Failed": "#c62828",
-    "Cancelled": "#616161",
-}
+from specflow_nb.widgets import theme
 
 current_batch = summary.current_batch
+#: Every label the badge can show.
+BADGE_LABELS = summary.BADGE_LABELS
 
 
 def badge_label(execution: OrchestrationExecution) -> str:
-    """The panel's badge text for an execution (one of :data:`BADGE_COLORS`): :func:`specflow_nb.summary.status_label`."""
+    """The panel's badge text for an execution (one of :data:`BADGE_LABELS`): :func:`specflow_nb.summary.status_label`."""
     return summary.status_label(execution)
-
-
-def badge_color(status: OrchestrationStatus | None, label: str | None = None) -> str:
-    """The colour of a label, else of the status's plain label (grey when idle)."""
-    if label in BADGE_COLORS:
-        return BADGE_COLORS[label]
-    return BADGE_COLORS[summary.STATUS_LABELS[status]] if status is not None else "#9e9e9e"
 
 
 def card_label(execution: OrchestrationExecution | None) -> str:
@@ -44,6 +27,13 @@ def card_label(execution: OrchestrationExecution | None) -> str:
     if execution is None:
         return "No orchestration yet"
     return summary.badge_text(execution)
+
+
+def badge_html(label: str, status: OrchestrationStatus | None = None) -> str:
+    """A badge for any label (a card's "Completing phase (batch 2/4)"); its tone from the label, else from the
+    status's plain label."""
+    plain = label if label in summary.BADGE_TONES else (summary.STATUS_LABELS[status] if status else label)
+    return theme.badge(label, tone=summary.tone(plain), live=plain in ("Running", "Healing"))
 
 
 class OrchestrationBadge(w.HTML):
@@ -66,4 +56,4 @@ class OrchestrationBadge(w.HTML):
             return
         short = badge_label(execution)
         self._label = card_label(execution) if self._long else short
-        self.value = pill(self._label, BADGE_COLORS[short])
+        self.value = badge_html(self._label, execution.status) if self._long else theme.badge(short)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import ipywidgets as w
 
 from specflow_nb import summary
-from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.models import OrchestrationExecution
 from specflow_nb.widgets._html import esc
+from specflow_nb.widgets.theme import show
 
 
 def step_line(execution: OrchestrationExecution) -> str:
-    """What is happening now, in words (:func:`specflow_nb.summary.batch_line`; merge ready says so)."""
-    if execution.status is OrchestrationStatus.WAITING_MERGE:
-        return "Verified: ready to merge"
-    return summary.batch_line(execution)
+    """What is happening now, in words: :func:`specflow_nb.summary.headline` (the terminal says the same)."""
+    return summary.headline(execution)
 
 
 task_counts = summary.task_counts
@@ -25,22 +24,22 @@ def tasks_text(done: int, total: int) -> str:
 
 
 class BatchProgress(w.VBox):
-    """The current step or batch, and the task progress bar (shown once there are batches)."""
+    """The current step or batch, and the task progress bar (shown once there are tasks)."""
 
     def __init__(self) -> None:
         self.line = w.HTML()
         self.line.add_class("specflow-step-line")
         self.tasks = w.HTML()
         self.tasks.add_class("specflow-task-count")
-        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="98%"))
-        super().__init__([self.line, self.tasks, self.bar])
+        self.bar = w.FloatProgress(value=0.0, min=0.0, max=1.0, layout=w.Layout(width="100%", height="12px"))
+        super().__init__([self.line, self.bar, self.tasks])
         self.add_class("specflow-batch-progress")
 
     def render(self, execution: OrchestrationExecution) -> None:
-        self.line.value = f"<b>{esc(step_line(execution))}</b>"
+        self.line.value = f'<div class="sf-headline">{esc(step_line(execution))}</div>'
         done, total = task_counts(execution)
         has_tasks = total > 0
-        self.tasks.value = esc(tasks_text(done, total)) if has_tasks else ""
+        self.tasks.value = f'<span class="sf-muted">{esc(tasks_text(done, total))}</span>' if has_tasks else ""
         self.bar.value = done / total if has_tasks else 0.0
-        self.bar.layout.display = "flex" if has_tasks else "none"
+        show(self.bar, has_tasks)
         self.bar.bar_style = "success" if has_tasks and done == total else "info"

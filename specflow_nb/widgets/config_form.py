@@ -1,13 +1,14 @@
 """OrchestrationConfigForm: the Complete Phase options, generated from ``OrchestrationConfig.model_fields``.
 
-Sections: core options (always visible), advanced options (a collapsed accordion) and one section per nested
-model (the budget). Which fields are core is a rule on names, so a field added to the model appears under
-"Advanced" without any change here.
+Fields fall into collapsible groups by a rule on their names (the core options open, the rest collapsed), each
+group with one help line; a field added to the model lands in "Advanced" without any change here. Short fields
+(checkboxes, numbers) sit in a grid, so the whole form fits JupyterLab's side panel.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
@@ -15,15 +16,63 @@ from pydantic import BaseModel, ValidationError
 
 from specflow_nb.models import OrchestrationConfig
 from specflow_nb.widgets._html import esc
-from specflow_nb.widgets.budget_section import BudgetLimitsSection
 from specflow_nb.widgets.fields import FieldControl, is_submodel, make_control, unwrap_optional
 
-_CORE_NAMES = frozenset({"auto_merge", "additional_context"})
+_CORE_NAMES = frozenset({"auto_merge", "additional_context", "pause_between_batches"})
 
 
 def is_core(name: str) -> bool:
-    """Core options: auto-merge, the additional context and the skip flags (MISSION §8)."""
+    """Core options: auto-merge, pause between batches, the additional context and the skip flags (MISSION §8)."""
     return name in _CORE_NAMES or name.startswith("skip_")
+
+
+@dataclass(frozen=True)
+class Group:
+    title: str
+    help: str
+    names: frozenset[str] = frozenset()
+    open: bool = False
+
+
+#: The form's groups in order; ``core`` takes :func:`is_core` fields, ``budget`` the nested budget model.
+GROUPS: dict[str, Group] = {
+    "core": Group(
+        "Steps",
+        "Checked steps are skipped. Smart config also skips design when spec, plan and tasks exist, and "
+        "implement when every task is done.",
+        open=True,
+    ),
+    "budget": Group("Budget limits (USD)", "Enforced: each agent run is started with what is left of them."),
+    "agent": Group(
+        "Agent",
+        "What runs each step. Verify passes only when its command (if any) also exits 0.",
+        frozenset({"agent", "agent_command", "model", "fallback_model", "verify_command", "target_branch"}),
+    ),
+    "healing": Group(
+        "Healing and batches",
+        "A failed batch is healed before you are asked; a tasks.md without ## sections is cut into batches of "
+        "this size; a run silent this long is reported as stalled.",
+        frozenset({"auto_heal_enabled", "max_heal_attempts", "batch_size_fallback", "stale_after_seconds"}),
+    ),
+    "advanced": Group("Advanced", "Further options of the orchestration."),
+}
+
+
+def group_of(name: str, *, nested: bool = False) -> str:
+    if nested:
+        return "budget"
+    if is_core(name):
+        return "core"
+    for key, group in GROUPS.items():
+        if name in group.names:
+            return key
+    return "advanced"
+
+
+def _grid(rows: list[w.Widget]) -> w.Box:
+    box = w.Box(rows)
+    box.add_class("sf-grid")
+    return box
 
 
 class OrchestrationConfigForm(w.VBox):
@@ -32,37 +81,52 @@ class OrchestrationConfigForm(w.VBox):
     def __init__(self, model: type[OrchestrationConfig] = OrchestrationConfig) -> None:
         self.model = model
         self.controls: dict[tuple[str, ...], FieldControl] = {}
-        self.sections: dict[str, w.Widget] = {}
-        core_rows: list[w.Widget] = []
-        advanced_rows: list[w.Widget] = []
-        nested: list[tuple[str, w.Widget]] = []
+        members: dict[str, list[FieldControl]] = {key: [] for key in GROUPS}
         for name, info in model.model_fields.items():
             if is_submodel(info):
                 sub, _ = unwrap_optional(info.annotation)
-                section = BudgetLimitsSection(sub, path=(name,))
-                self.controls.update(section.controls)
-                nested.append((info.title or name, section))
+                for sub_name, sub_info in sub.model_fields.items():
+                    control = make_control(sub_name, sub_info)
+                    self.controls[(name, sub_name)] = control
+                    members["budget"].append(control)
                 continue
             control = make_control(name, info)
             self.controls[(name,)] = control
-            (core_rows if is_core(name) else advanced_rows).append(control.row)
-        self.sections["core"] = w.VBox(core_rows)
-        self.advanced = w.Accordion(children=[w.VBox(advanced_rows)], titles=("Advanced options",))
-        self.advanced.selected_index = None  # collapsed
-        self.advanced.add_class("specflow-advanced")
-        self.sections["advanced"] = self.advanced
-        nested_boxes: list[w.Widget] = []
-        for title, section in nested:
-            self.sections[title] = section
-            nested_boxes += [w.HTML(f"<b>{esc(title)}</b>"), section]
+            members[group_of(name)].append(control)
+        self.groups: dict[str, w.Accordion] = {}
+        self.sections: dict[str, w.Box] = {}
+        for key, group in GROUPS.items():
+            controls = members[key]
+            if not controls:
+                continue
+            short = [c.row for c in controls if c.kind in (bool, int, float)]
+            long = [c.row for c in controls if c.kind not in (bool, int, float)]
+            body = w.VBox(
+                [w.HTML(f'<div class="sf-muted">{esc(group.help)}</div>'), *([_grid(short)] if short else []), *long]
+            )
+            self.sections[key] = body
+            accordion = w.Accordion(children=[body], titles=(group.title,))
+            accordion.selected_index = 0 if group.open else None
+            accordion.add_class(f"specflow-group-{key}")
+            self.groups[key] = accordion
         self.form_error = w.HTML()
-        super().__init__(
-            [w.HTML("<b>Options</b>"), self.sections["core"], *nested_boxes, self.advanced, self.form_error]
-        )
+        super().__init__([*self.groups.values(), self.form_error])
         self.add_class("specflow-config-form")
         self._listeners: list[Callable[[], None]] = []
         for control in self.controls.values():
             control.input.observe(self._changed, names="value")
+
+    @property
+    def advanced(self) -> w.Accordion:
+        """The agent group (where the agent command lives)."""
+        return self.groups["agent"]
+
+    def group_of_control(self, path: tuple[str, ...]) -> w.Accordion:
+        return self.groups[group_of(path[0], nested=len(path) > 1)]
+
+    def open_group(self, path: tuple[str, ...]) -> None:
+        """Expand the group holding ``path`` (to show an error or a check beside that field)."""
+        self.group_of_control(path).selected_index = 0
 
     # --- values --------------------------------------------------------------------------------------------
 
@@ -83,10 +147,13 @@ class OrchestrationConfigForm(w.VBox):
                 value = getattr(value, part)
             control.set(value)
 
-    def reset(self) -> None:
-        """Back to the model's defaults, errors cleared, advanced options collapsed (done on every open)."""
-        self.set_values(self.model())
-        self.advanced.selected_index = None
+    def reset(self, config: BaseModel | None = None) -> None:
+        """Back to ``config`` (default: the model's defaults), errors cleared, groups in their first state."""
+        self.set_values(config if config is not None else self.model())
+        for key, accordion in self.groups.items():
+            accordion.selected_index = 0 if GROUPS[key].open else None
+        for control in self.controls.values():
+            control.show_check(None)
         self.validate()
 
     def on_change(self, callback: Callable[[], None]) -> None:
@@ -100,7 +167,7 @@ class OrchestrationConfigForm(w.VBox):
     # --- validation ----------------------------------------------------------------------------------------
 
     def validate(self) -> OrchestrationConfig | None:
-        """The validated config, or ``None`` with every error shown beside its field."""
+        """The validated config, or ``None`` with every error shown beside its field (its group opened)."""
         errors: dict[tuple[str, ...], str] = {}
         general: list[str] = []
         config: OrchestrationConfig | None = None
@@ -115,14 +182,18 @@ class OrchestrationConfigForm(w.VBox):
                     general.append(f"{'.'.join(loc) or 'config'}: {err['msg']}")
         for path, control in self.controls.items():
             control.show_error(errors.get(path))
-        self.form_error.value = (
-            "".join(f'<div style="color:#c62828">{esc(g)}</div>' for g in general) if general else ""
-        )
+            if path in errors:
+                self.open_group(path)
+        self.form_error.value = "".join(f'<div class="sf-error">{esc(g)}</div>' for g in general) if general else ""
         return config
 
     @property
     def valid(self) -> bool:
         return not any(c.error.value for c in self.controls.values()) and not self.form_error.value
+
+    def invalid_fields(self) -> list[str]:
+        """The titles of the fields with an error (for "Start is disabled: fix Max heal attempts")."""
+        return [c.info.title or c.name for c in self.controls.values() if c.error.value]
 
     def body(self) -> dict[str, Any] | None:
         """The JSON the server receives as ``config`` (camelCase), or ``None`` when invalid."""

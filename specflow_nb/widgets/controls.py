@@ -1,4 +1,8 @@
-"""OrchestrationControls: Pause, Resume and Cancel (with a confirmation), shown according to the status."""
+"""OrchestrationControls: Pause / Resume (the run's actions) and Cancel (apart, asking first).
+
+Pause answers at once: the button turns into a disabled "Pausing…" the moment it is clicked, before the server
+has answered; the next state the panel shows (``pauseRequested``) keeps it so until the batch ends.
+"""
 
 from __future__ import annotations
 
@@ -8,23 +12,26 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.widgets.theme import show
 
 Command = dict[str, Any]
 
 
 class OrchestrationControls(w.VBox):
-    """Pause while running, Resume while paused, Cancel while active (asks first: it stops the running agent)."""
+    """``actions`` (Pause while running, Resume while paused) and ``danger`` (Cancel while active, with a
+    confirmation): the panel places them apart, so a destructive button never sits beside a primary one."""
 
     def __init__(self, on_command: Callable[[Command], None]) -> None:
         self._on_command = on_command
         self.pause = w.Button(description="Pause", icon="pause", tooltip="Pause after the current batch finishes")
-        self.resume = w.Button(description="Resume", icon="play", button_style="primary")
-        self.cancel = w.Button(description="Cancel", icon="stop", button_style="danger")
-        self.confirm_yes = w.Button(description="Yes, cancel", button_style="danger")
+        self.resume = w.Button(description="Resume", icon="play", button_style="primary", tooltip="Continue the run")
+        self.cancel = w.Button(description="Cancel run", icon="ban", tooltip="Stop the orchestration now (asks first)")
+        self.cancel.add_class("sf-quiet")
+        self.confirm_yes = w.Button(description="Yes, cancel", icon="ban", button_style="danger")
         self.confirm_no = w.Button(description="Keep going")
-        self.confirm = w.HBox(
-            [w.HTML("Cancel this orchestration? The running agent is stopped now."), self.confirm_yes, self.confirm_no]
-        )
+        self.confirm_text = w.HTML("<b>Cancel this orchestration?</b> The running agent is stopped now.")
+        self.confirm = w.HBox([self.confirm_text, self.confirm_yes, self.confirm_no])
+        self.confirm.add_class("sf-actions")
         for button, name in (
             (self.pause, "pause"),
             (self.resume, "resume"),
@@ -33,17 +40,32 @@ class OrchestrationControls(w.VBox):
             (self.confirm_no, "keep-going"),
         ):
             button.add_class(f"specflow-{name}")
-        self.pause.on_click(lambda _b: self._on_command({"action": "pause"}))
+        self.pause.on_click(lambda _b: self._pause())
         self.resume.on_click(lambda _b: self._on_command({"action": "resume"}))
         self.cancel.on_click(lambda _b: self._ask_cancel(True))
         self.confirm_no.on_click(lambda _b: self._ask_cancel(False))
         self.confirm_yes.on_click(lambda _b: self._confirmed())
-        self.confirm.layout.display = "none"
-        super().__init__([w.HBox([self.pause, self.resume, self.cancel]), self.confirm])
+        show(self.confirm, False)
+        self.actions = w.HBox([self.pause, self.resume])
+        self.actions.add_class("sf-actions")
+        self.danger = w.VBox([self.cancel, self.confirm])
+        super().__init__([self.actions])
         self.add_class("specflow-controls")
 
+    def _pause(self) -> None:
+        self._show_pausing(True)
+        self._on_command({"action": "pause"})
+
+    def _show_pausing(self, pausing: bool) -> None:
+        self.pause.disabled = pausing
+        self.pause.description = "Pausing…" if pausing else "Pause"
+        self.pause.tooltip = (
+            "Pausing: the current batch finishes first" if pausing else "Pause after the current batch finishes"
+        )
+
     def _ask_cancel(self, ask: bool) -> None:
-        self.confirm.layout.display = "flex" if ask else "none"
+        show(self.confirm, ask)
+        show(self.cancel, not ask)
 
     def _confirmed(self) -> None:
         self._ask_cancel(False)
@@ -55,10 +77,16 @@ class OrchestrationControls(w.VBox):
 
     def render(self, execution: OrchestrationExecution) -> None:
         status = execution.status
-        self.pause.layout.display = "flex" if status is OrchestrationStatus.RUNNING else "none"
+        running = status is OrchestrationStatus.RUNNING
+        show(self.pause, running)
+        self._show_pausing(running and execution.pause_requested)
         # a run waiting for answers is resumed by the answers, not by Resume
         waiting = bool(getattr(execution, "waiting_for_input", False))
-        self.resume.layout.display = "flex" if status is OrchestrationStatus.PAUSED and not waiting else "none"
-        self.cancel.layout.display = "flex" if status.is_active else "none"
+        show(self.resume, status is OrchestrationStatus.PAUSED and not waiting)
+        show(self.actions, running or (status is OrchestrationStatus.PAUSED and not waiting))
+        asking = self.confirm.layout.display != "none"
+        show(self.cancel, status.is_active and not asking)
+        show(self.danger, status.is_active)
         if not status.is_active:
             self._ask_cancel(False)
+            show(self.cancel, False)

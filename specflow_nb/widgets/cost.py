@@ -25,7 +25,7 @@ def cost_rows(execution: OrchestrationExecution) -> list[tuple[str, float | None
 
 
 class CostDisplay(w.HTML):
-    """A small table: spent / limit per budget, red when a limit is reached."""
+    """A small table: spent / limit per budget; a reached limit is bold and says so (not only a colour)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -35,12 +35,9 @@ class CostDisplay(w.HTML):
         lines = []
         for label, spent, limit in cost_rows(execution):
             if spent is None:
-                text = f"limit {fmt_usd(limit)}"
-                color = "#666"
+                text, cls = f"limit {fmt_usd(limit)}", "sf-num sf-muted"
             else:
-                text = f"{fmt_usd(spent)} / {fmt_usd(limit)}"
-                color = "#c62828" if limit and spent >= limit else "#222"
-            lines.append(
-                f'<tr><td style="padding-right:8px">{esc(label)}</td><td style="color:{color}">{esc(text)}</td></tr>'
-            )
-        self.value = '<table style="font-size:12px">' + "".join(lines) + "</table>"
+                text = f"{fmt_usd(spent)} of {fmt_usd(limit)}"
+                cls = "sf-num sf-over" if limit and spent >= limit else "sf-num"
+            lines.append(f'<tr><td>{esc(label)}</td><td class="{cls}">{esc(text)}</td></tr>')
+        self.value = '<table class="sf-table" aria-label="Cost against budget">' + "".join(lines) + "</table>"

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import types
 from dataclasses import dataclass
-from typing import Any, Union, get_args, get_origin
+from enum import Enum
+from typing import Any, Literal, Union, get_args, get_origin
 
 import annotated_types
 import ipywidgets as w
@@ -54,7 +55,11 @@ def is_submodel(info: FieldInfo) -> bool:
 
 @dataclass
 class FieldControl:
-    """One generated field: its input widget, the error line beside it, and how to read/write a Python value."""
+    """One generated field: its input widget, the error line beside it, and how to read/write a Python value.
+
+    ``check`` is a second line beside the field for what the server's preflight found about it (e.g. the agent
+    command is not installed), with room for a fix button.
+    """
 
     name: str
     info: FieldInfo
@@ -63,6 +68,8 @@ class FieldControl:
     row: w.Box
     optional: bool
     kind: type
+    check: w.VBox
+    help: str = ""
 
     @property
     def default(self) -> Any:
@@ -81,55 +88,85 @@ class FieldControl:
         self.input.value = value
 
     def show_error(self, message: str | None) -> None:
-        self.error.value = f'<span style="color:#c62828;font-size:12px">{esc(message)}</span>' if message else ""
+        self.error.value = f'<div class="sf-error" role="alert">{esc(message)}</div>' if message else ""
         if message:
             self.row.add_class("specflow-field-invalid")
         else:
             self.row.remove_class("specflow-field-invalid")
 
+    def show_check(self, message: str | None, *actions: w.Widget) -> None:
+        """Show (or clear) a preflight finding beside the field, with optional fix buttons."""
+        if not message:
+            self.check.children = ()
+            self.row.remove_class("specflow-field-checked")
+            return
+        text = w.HTML(f'<div class="sf-error" role="alert">{esc(message)}</div>')
+        buttons = w.HBox(list(actions))
+        buttons.add_class("sf-actions")
+        self.check.children = (text, buttons) if actions else (text,)
+        self.row.add_class("specflow-field-checked")
+
 
 def make_control(name: str, info: FieldInfo) -> FieldControl:
     """The widget for one scalar field (bool → Checkbox, int → IntText, float → FloatText, str → Text/Textarea).
 
-    Numbers use plain text boxes rather than bounded ones: a bounded box silently clamps, whereas we want the
-    model's own error shown beside the field.
+    Labels sit above their inputs (they never get cut in a narrow side panel); the field's help and range are its
+    tooltip — each group of the form carries one help line instead. Numbers use plain text boxes rather than
+    bounded ones: a bounded box silently clamps, whereas we want the model's own error shown beside the field.
     """
     annotation, optional = unwrap_optional(info.annotation)
     title = info.title or name.replace("_", " ").capitalize()
     help_text = info.description or ""
     limits = range_text(info)
-    tooltip = f"{help_text} ({limits})" if limits else help_text
+    tooltip = f"{help_text} ({limits})" if limits and help_text else (help_text or limits)
     default = info.get_default(call_default_factory=True)
-    layout = w.Layout(width="auto")
-    style = {"description_width": "initial"}
+    layout = w.Layout(width="100%")
     widget: w.ValueWidget
+    label: w.Widget | None = None
     if annotation is bool:
-        widget = w.Checkbox(value=bool(default), description=title, indent=False, tooltip=tooltip, layout=layout)
+        widget = w.Checkbox(value=bool(default), description=title, indent=False, tooltip=tooltip)
+        widget.layout.width = "auto"
         kind: type = bool
-    elif annotation is int:
-        widget = w.IntText(value=default, description=title, tooltip=tooltip, style=style, layout=layout)
-        kind = int
-    elif annotation is float:
-        widget = w.FloatText(value=default, description=title, tooltip=tooltip, style=style, layout=layout)
-        kind = float
-    elif annotation is str:
-        long_text = bounds(info).get("max_length", 0) >= _TEXTAREA_MIN_MAX_LENGTH
-        cls = w.Textarea if long_text else w.Text
-        widget = cls(
-            value=default or "",
-            description=title,
-            tooltip=tooltip,
-            placeholder="(none)" if optional else "",
-            style=style,
-            layout=w.Layout(width="95%"),
-        )
-        kind = str
     else:
-        raise TypeError(f"the form has no widget for field {name!r} of type {info.annotation!r}")
+        label = w.HTML(f'<span class="sf-field-label" title="{esc(tooltip)}">{esc(title)}</span>')
+        if get_origin(annotation) is Literal or (isinstance(annotation, type) and issubclass(annotation, Enum)):
+            choices = (
+                list(get_args(annotation)) if get_origin(annotation) is Literal else [m.value for m in annotation]  # type: ignore[union-attr]
+            )
+            widget = w.Dropdown(options=choices, value=default, tooltip=tooltip, layout=layout)
+            kind = str
+        elif annotation is int:
+            widget = w.IntText(value=default, tooltip=tooltip, layout=layout)
+            kind = int
+        elif annotation is float:
+            widget = w.FloatText(value=default, tooltip=tooltip, layout=layout)
+            kind = float
+        elif annotation is str:
+            long_text = bounds(info).get("max_length", 0) >= _TEXTAREA_MIN_MAX_LENGTH
+            cls = w.Textarea if long_text else w.Text
+            widget = cls(
+                value=default or "",
+                tooltip=tooltip,
+                placeholder=("(none) " + help_text if optional else help_text)[:80],
+                layout=w.Layout(width="100%", height="56px" if long_text else None),
+            )
+            kind = str
+        else:
+            raise TypeError(f"the form has no widget for field {name!r} of type {info.annotation!r}")
     widget.add_class(f"specflow-field-{name}")
-    help_html = w.HTML(
-        f'<span style="color:#666;font-size:11px">{esc(help_text)}{esc(" · " + limits) if limits else ""}</span>'
-    )
     error = w.HTML()
-    row = w.VBox([widget, help_html, error], layout=w.Layout(margin="0 0 4px 0"))
-    return FieldControl(name=name, info=info, input=widget, error=error, row=row, optional=optional, kind=kind)
+    check = w.VBox()
+    parts = [label, widget, error, check] if label is not None else [widget, error, check]
+    row = w.VBox(parts)
+    row.add_class("sf-field")
+    row.add_class(f"specflow-row-{name}")
+    control = FieldControl(
+        name=name, info=info, input=widget, error=error, row=row, optional=optional, kind=kind, check=check
+    )
+    control.help = tooltip
+    return control
+
+
+def field_title(control: FieldControl) -> str:
+    """The label a person sees for the field."""
+    return control.info.title or control.name.replace("_", " ").capitalize()

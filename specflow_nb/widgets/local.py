@@ -10,6 +10,7 @@ from typing import Any
 
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.orchestrator import EngineSettings
+from specflow_nb.server.api import DiffResponse
 from specflow_nb.widgets.backend import Command, ProjectCard
 from specflow_nb.widgets.plan import PlanPreview
 
@@ -100,6 +101,26 @@ class LocalBackend:
         from specflow_nb.project import resolve_project
 
         return resolve_project(self.root, project_id)
+
+    async def diff(self, project_id: str, orchestration_id: str | None = None) -> DiffResponse:
+        import asyncio
+
+        from specflow_nb import gitops
+        from specflow_nb.errors import ConfigError
+        from specflow_nb.project import resolve_project
+
+        engine = await self._engine()
+        project = resolve_project(self.root, project_id)
+        ex = await _maybe_await(engine.status(project_id, orchestration_id))
+
+        def compute() -> DiffResponse:
+            feature = (ex.feature_branch if ex else None) or gitops.current_branch(project)
+            target = (ex.config.target_branch if ex else None) or gitops.default_branch(project)
+            if not feature or not target:
+                raise ConfigError("No diff: the project has no feature branch or no target branch.")
+            return DiffResponse.of(gitops.branch_diff(project, feature, target))
+
+        return await asyncio.to_thread(compute)
 
     async def aclose(self) -> None:
         if self._loop_started:

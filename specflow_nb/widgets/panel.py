@@ -10,11 +10,14 @@ from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb import summary
 from specflow_nb.errors import SpecflowError
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.server.api import DiffResponse
+from specflow_nb.widgets import settings, theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.backend import Backend
-from specflow_nb.widgets.badge import OrchestrationBadge, card_label
+from specflow_nb.widgets.badge import OrchestrationBadge
 from specflow_nb.widgets.complete_button import CompletePhaseButton
 from specflow_nb.widgets.past_runs import PastRuns
 from specflow_nb.widgets.plan import PlanPreview
@@ -56,6 +59,7 @@ class ProjectPanel(w.VBox):
         title: str | None = None,
         connect_local: Callable[[], tuple[Backend, str]] | None = None,
         no_server_reason: str | None = None,
+        not_found: str | None = None,
     ) -> None:
         self.backend = backend
         self.project_id = project_id
@@ -70,13 +74,16 @@ class ProjectPanel(w.VBox):
         self._closed = False
         self.shell_panel: Any = None
 
-        self.title = w.HTML(f"<h3 style='margin:4px 0'>{esc(title or project_id or 'Project')}</h3>")
+        self.name = title or (project_id.rsplit("/", 1)[-1] if project_id else "") or "Project"
+        self.title = w.HTML(f'<div class="sf-title" title="{esc(project_id or ".")}">{esc(self.name)}</div>')
+        self.title.add_class("specflow-title")
         self.badge = OrchestrationBadge()
         self.status_line = w.HTML()
         self.status_line.add_class("specflow-status-line")
         # summary
         self.complete = CompletePhaseButton(self.open_form)
         self.last_run = w.HTML()
+        self.last_run.add_class("specflow-last-run")
         self.past_runs = PastRuns()
         self.past = w.Accordion(children=[self.past_runs], titles=("Past runs",))
         self.past.selected_index = None
@@ -90,41 +97,54 @@ class ProjectPanel(w.VBox):
             on_command=self.send_command, on_view_diff=self._view_diff, on_done=self.show_summary
         )
         # no server: offer the in-kernel engine
-        self.local_button = w.Button(description="Run in this kernel", icon="microchip", button_style="warning")
+        self.local_button = w.Button(
+            description="Run the engine in this kernel", icon="microchip", tooltip="Runs stop when the kernel stops"
+        )
         self.local_button.add_class("specflow-run-local")
         self.local_button.on_click(lambda _b: self.use_local())
+        reason = f": {no_server_reason}" if no_server_reason else ""
         self.no_server = w.VBox(
             [
                 w.HTML(
-                    '<div style="padding:6px 8px;background:#fff8e1;border-radius:4px">'
-                    "<b>No Jupyter server with specflow_nb is reachable</b>"
-                    f"{': ' + esc(no_server_reason) if no_server_reason else ''}. You can run the engine inside "
-                    "this kernel instead: runs stop when the kernel stops.</div>"
+                    theme.note(
+                        f"No Jupyter server with specflow_nb is reachable{reason}. You can run the engine inside "
+                        "this kernel instead: runs stop when the kernel stops.",
+                        "warn",
+                    )
                 ),
                 self.local_button,
             ]
         )
+        self.not_found = w.HTML(theme.note(not_found or "", "error", title="Project not found."))
+        self.not_found.add_class("specflow-not-found")
+        self._not_found = not_found
         self.footer = w.HTML()
-        self.header = w.HBox([self.title, self.badge], layout=w.Layout(align_items="center"))
-        super().__init__([self.header, self.status_line])
+        self.header = w.HBox(
+            [self.title, self.badge],
+            layout=w.Layout(align_items="center", justify_content="space-between", flex_flow="row wrap"),
+        )
+        self.header.add_class("specflow-header")
+        self.style = theme.stylesheet()
+        super().__init__([self.style, self.header, self.status_line])
         self.add_class("specflow-panel")
+        self.add_class("specflow-root")
         self._layout()
-        if backend is not None:
+        if backend is not None and not_found is None:
             self.schedule(self.refresh(), start_watch=True)
 
     # ---- views ---------------------------------------------------------------------------------------------
 
     def _layout(self) -> None:
-        if self.backend is None:
-            body: w.Widget = self.no_server
+        if self._not_found is not None:
+            body: w.Widget = self.not_found
+        elif self.backend is None:
+            body = self.no_server
         else:
             body = {"summary": self.summary, "form": self.form, "progress": self.progress}[self.mode]
         self.footer.value = (
-            f'<span style="color:#999;font-size:11px">via {esc(self.backend.description)}</span>'
-            if self.backend is not None
-            else ""
+            f'<span class="sf-muted">via {esc(self.backend.description)}</span>' if self.backend is not None else ""
         )
-        self.children = (self.header, self.status_line, body, self.footer)
+        self.children = (self.style, self.header, self.status_line, body, self.footer)
 
     def _set_mode(self, mode: str) -> None:
         if mode != self.mode:
@@ -136,16 +156,34 @@ class ProjectPanel(w.VBox):
         self.schedule(self.refresh())
 
     def open_form(self) -> None:
-        """Complete Phase: the form, reset to defaults, with the plan loading."""
-        if self.backend is None:
+        """Complete Phase: the form, with the last settings this user started this project with (or the
+        defaults), and the plan loading."""
+        if self.backend is None or self._not_found is not None:
             return
-        self.form.reset()
+        remembered = settings.load(self.settings_key)
+        self.form.reset(*(remembered or (None, "")))
         self._set_mode("form")
         self._schedule_preview(0.0)
 
+    @property
+    def settings_key(self) -> str:
+        """Where this project's remembered settings are filed (its folder when this kernel sees it)."""
+        folder = None
+        if self.backend is not None:
+            try:
+                folder = self.backend.project_path(self.project_id)
+            except Exception:  # a project that is gone: the id still names it
+                folder = None
+        where = self.backend.description if self.backend is not None else ""
+        return settings.project_key(folder, where, self.project_id)
+
     def set_status(self, text: str, *, error: bool = False) -> None:
-        color = "#c62828" if error else "#555"
-        self.status_line.value = f'<span style="color:{color};font-size:12px">{esc(text)}</span>' if text else ""
+        if not text:
+            self.status_line.value = ""
+        elif error:
+            self.status_line.value = f'<div class="sf-error" role="alert">{esc(text)}</div>'
+        else:
+            self.status_line.value = f'<div class="sf-muted">{esc(text)}</div>'
 
     # ---- rendering -----------------------------------------------------------------------------------------
 
@@ -163,7 +201,10 @@ class ProjectPanel(w.VBox):
             self.execution = execution
             self.badge.render(execution)
             self.last_run.value = (
-                f'<span style="font-size:12px">Latest: {esc(card_label(execution))}</span>' if execution else ""
+                f'<div class="sf-muted">Latest run: {esc(summary.headline(execution))} · '
+                f"{esc(summary.time_text(execution))}</div>"
+                if execution
+                else '<div class="sf-muted">No run yet: Complete Phase designs, implements and verifies it.</div>'
             )
             if execution is None:
                 return
@@ -262,7 +303,7 @@ class ProjectPanel(w.VBox):
         self.schedule(self.start(OrchestrationConfig.model_validate(body)))
 
     async def start(self, config: OrchestrationConfig) -> OrchestrationExecution | None:
-        """Start an orchestration with ``config`` (what the form's Start does)."""
+        """Start an orchestration with ``config`` (what the form's Start does); the settings are remembered."""
         backend = self._require()
         try:
             execution = await backend.start(self.project_id, config)
@@ -270,6 +311,7 @@ class ProjectPanel(w.VBox):
             with held(self.form):
                 self.form.start_refused(error_text(exc))
             return None
+        settings.save(self.settings_key, config)
         self.set_status("")
         self.apply(execution)
         self.start_live()
@@ -290,19 +332,18 @@ class ProjectPanel(w.VBox):
     def _view_diff(self) -> None:
         self.schedule(self.view_diff())
 
-    async def view_diff(self) -> str:
-        from specflow_nb.widgets.backend import diff_text
-
+    async def view_diff(self) -> DiffResponse | str:
+        """Fetch what the merge brings in (files, +/− counts, patches) and show it under Merge ready."""
         backend = self._require()
-        path = backend.project_path(self.project_id)
-        if path is None:
-            text = "The project's folder is not visible from this kernel; run `git diff` on the server."
-        else:
-            target = self.execution.config.target_branch if self.execution else None
-            text = await diff_text(path, target)
+        orchestration_id = self.execution.id if self.execution else None
+        result: DiffResponse | str
+        try:
+            result = await backend.diff(self.project_id, orchestration_id)
+        except Exception as exc:
+            result = f"No diff: {error_text(exc)}"
         with held(self.progress.merge):
-            self.progress.merge.show_diff(text)
-        return text
+            self.progress.merge.show_diff(result)
+        return result
 
     def use_local(self) -> None:
         """Switch to the engine inside this kernel (the button shown when no server is reachable)."""
@@ -319,7 +360,7 @@ class ProjectPanel(w.VBox):
 
     def _require(self) -> Backend:
         if self.backend is None:
-            raise SpecflowError("No backend: no server is reachable.", hint="Click 'Run in this kernel'.")
+            raise SpecflowError("No backend: no server is reachable.", hint="Click 'Run the engine in this kernel'.")
         return self.backend
 
     # ---- live updates --------------------------------------------------------------------------------------

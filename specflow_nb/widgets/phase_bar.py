@@ -9,17 +9,27 @@ from specflow_nb.models import STEP_ORDER, OrchestrationExecution, Orchestration
 from specflow_nb.widgets._html import esc
 
 #: :func:`specflow_nb.summary.phase_marks`' marks → the bar's states.
-_STATE_OF_MARK = {"●": "done", "◐": "current", "–": "skipped", "✗": "failed", "○": "todo"}
+_STATE_OF_MARK = {"●": "done", "◐": "current", "–": "skipped", "✗": "failed", "○": "todo", "■": "stopped"}
+#: Each state's tone (the dot's colour; the step's name stays in the font colour).
+_TONE = {
+    "done": "success",
+    "current": "info",
+    "skipped": "neutral",
+    "failed": "error",
+    "todo": "neutral",
+    "stopped": "warn",
+}
+_WORDS = {"done": "done", "current": "in progress", "skipped": "skipped", "failed": "failed", "todo": "to do"}
+_WORDS["stopped"] = "stopped here"
 
 
 def step_states(execution: OrchestrationExecution) -> dict[OrchestrationPhase, str]:
-    """Each step's state (``done``, ``current``, ``skipped``, ``failed`` or ``todo``) from the engine's step record."""
+    """Each step's state (``done``, ``current``, ``skipped``, ``failed``, ``stopped`` or ``todo``)."""
     marks = summary.phase_marks(execution)
     return {step: _STATE_OF_MARK[mark] for step, (_title, mark) in zip(STEP_ORDER, marks, strict=True)}
 
 
-_MARK = {"done": "●", "current": "◉", "skipped": "⊘", "failed": "✕", "todo": "○"}
-_COLOR = {"done": "#2e7d32", "current": "#1a73e8", "skipped": "#9e9e9e", "failed": "#c62828", "todo": "#9e9e9e"}
+_MARK = {"done": "●", "current": "◉", "skipped": "⊘", "failed": "✕", "todo": "○", "stopped": "■"}
 
 
 def phase_bar_text(execution: OrchestrationExecution) -> str:
@@ -34,7 +44,7 @@ def phase_bar_text(execution: OrchestrationExecution) -> str:
 
 
 class PhaseProgressBar(w.HTML):
-    """The five steps, each marked done / current / skipped / to do."""
+    """The five steps, each with a dot: filled done, ringed current, dashed and struck through when skipped."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,10 +55,10 @@ class PhaseProgressBar(w.HTML):
         cells = []
         for step in STEP_ORDER:
             state = states[step]
-            weight = "700" if state == "current" else "400"
+            title = f"{step.value.capitalize()}: {_WORDS[state]}"
             cells.append(
-                f'<span data-step="{esc(step.value)}" data-state="{esc(state)}" '
-                f'style="color:{_COLOR[state]};font-weight:{weight};white-space:nowrap">'
-                f"{_MARK[state]} {esc(step.value.capitalize())}</span>"
+                f'<span class="sf-step sf-tone-{_TONE[state]}" data-step="{esc(step.value)}" data-state="{esc(state)}"'
+                f' title="{esc(title)}"><span class="sf-step-dot"></span>{esc(step.value.capitalize())}</span>'
             )
-        self.value = '<div style="line-height:1.8">' + ' <span style="color:#bbb">─</span> '.join(cells) + "</div>"
+        link = '<span class="sf-step-link" aria-hidden="true"></span>'
+        self.value = f'<div class="sf-steps" role="list">{link.join(cells)}</div>'

@@ -1,4 +1,9 @@
-"""OrchestrationProgress: the view that replaces the buttons while an orchestration is active (or just ended)."""
+"""OrchestrationProgress: the view that replaces the buttons while an orchestration is active (or just ended).
+
+Top to bottom, as in a CI run view: the steps, the headline ("Implementing batch 2 of 4: Core Components"), task
+progress and time; then what needs the person (questions, recovery, merge ready) with its actions; Pause/Resume;
+cost and the decision log; and last, apart from every primary action, Go back and Cancel.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,10 @@ from typing import Any
 
 import ipywidgets as w
 
-from specflow_nb.models import OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
-from specflow_nb.widgets._html import esc, fmt_duration
-from specflow_nb.widgets.badge import OrchestrationBadge
+from specflow_nb import summary
+from specflow_nb.models import OrchestrationExecution
+from specflow_nb.widgets import theme
+from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.batch_progress import BatchProgress
 from specflow_nb.widgets.controls import OrchestrationControls
 from specflow_nb.widgets.cost import CostDisplay
@@ -20,17 +26,16 @@ from specflow_nb.widgets.phase_bar import PhaseProgressBar
 from specflow_nb.widgets.questions import QuestionsForm
 from specflow_nb.widgets.recovery import RecoveryPanel
 from specflow_nb.widgets.step_override import StepOverride
-from specflow_nb.widgets.timing import elapsed, remaining
+from specflow_nb.widgets.theme import show
 
 Command = dict[str, Any]
 
-_ESTIMATED = (OrchestrationPhase.DESIGN, OrchestrationPhase.ANALYZE, OrchestrationPhase.IMPLEMENT)
-
 
 class OrchestrationProgress(w.VBox):
-    """Phase bar, step/batch line, tasks, badge, time, cost, controls, state panels, decision log.
+    """Phase bar, headline, tasks, time, state panels, controls, cost, decision log, Go back and Cancel.
 
-    ``render(execution)`` is the only way it changes; it never talks to a backend (the callbacks do).
+    ``render(execution)`` is the only way it changes; it never talks to a backend (the callbacks do). The status
+    badge is the panel's (one badge, in the header); ``badge`` is kept for the label's tests.
     """
 
     def __init__(
@@ -39,7 +44,9 @@ class OrchestrationProgress(w.VBox):
         on_view_diff: Callable[[], None],
         on_done: Callable[[], None],
     ) -> None:
-        self.badge = OrchestrationBadge()
+        from specflow_nb.widgets.badge import OrchestrationBadge
+
+        self.badge = OrchestrationBadge()  # not shown: the panel's header has the one badge
         self.phase_bar = PhaseProgressBar()
         self.batch = BatchProgress()
         self.time = w.HTML()
@@ -53,23 +60,27 @@ class OrchestrationProgress(w.VBox):
         self.questions = QuestionsForm(on_command)
         self.go_back = StepOverride(on_command)
         self.decision_log = DecisionLogPanel()
-        self.done = w.Button(description="Back to summary", icon="arrow-left")
+        self.done = w.Button(description="Back to summary", icon="arrow-left", tooltip="The project's summary")
         self.done.add_class("specflow-done")
         self.done.on_click(lambda _b: on_done())
+        self.cost_title = w.HTML('<div class="sf-section-title">Cost</div>')
+        self.bottom = w.VBox([self.go_back, self.controls.danger])
+        self.bottom.add_class("sf-danger-zone")
         super().__init__(
             [
-                w.HBox([self.badge, self.time], layout=w.Layout(justify_content="space-between")),
                 self.phase_bar,
                 self.batch,
-                self.cost,
+                self.time,
                 self.error,
                 self.questions,
                 self.recovery,
                 self.merge,
                 self.controls,
-                self.go_back,
                 self.done,
+                self.cost_title,
+                self.cost,
                 self.decision_log,
+                self.bottom,
             ]
         )
         self.add_class("specflow-progress")
@@ -85,23 +96,18 @@ class OrchestrationProgress(w.VBox):
         message = (
             execution.error_message if not execution.status.is_active or execution.recovery_context is None else None
         )
-        self.error.value = f'<div style="color:#c62828;font-size:12px">{esc(message)}</div>' if message else ""
+        self.error.value = theme.note(message, "error") if message else ""
         self.questions.render(execution)
         self.recovery.render(execution)
         self.merge.render(execution)
         self.controls.render(execution)
         self.go_back.render(execution)
-        self.done.layout.display = "none" if execution.status.is_active else "flex"
+        show(self.bottom, execution.status.is_active)
+        show(self.done, not execution.status.is_active)
         self.decision_log.render(execution)
 
     def render_time(self, now: datetime | None = None) -> None:
         """Elapsed / remaining; also called every few seconds by the panel's clock while active."""
         if self.execution is None:
             return
-        spent = fmt_duration(elapsed(self.execution, now))
-        left = remaining(self.execution, now)
-        text = f"Elapsed {spent}"
-        # an estimate only while work is left that batch times can predict (not while waiting on a person)
-        if self.execution.status is OrchestrationStatus.RUNNING and self.execution.current_phase in _ESTIMATED:
-            text += f" · Remaining {'~' + fmt_duration(left) if left is not None else 'estimating…'}"
-        self.time.value = f'<span style="color:#555;font-size:12px">{esc(text)}</span>'
+        self.time.value = f'<span class="sf-muted">{esc(summary.time_text(self.execution, now))}</span>'

@@ -10,6 +10,7 @@ import ipywidgets as w
 
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.widgets._html import esc
+from specflow_nb.widgets.theme import show
 
 Command = dict[str, Any]
 
@@ -65,12 +66,12 @@ class QuestionsForm(w.VBox):
 
     def render(self, execution: OrchestrationExecution | None) -> None:
         questions = tuple(pending_questions(execution)) if execution is not None else ()
-        self.layout.display = "flex" if questions else "none"
+        show(self, bool(questions))
         if questions == self._shown:
             return  # keep what the user is typing
         self._shown = questions
         self._inputs = {}
-        rows: list[w.Widget] = [w.HTML("<b>The agent needs your input</b>")]
+        rows: list[w.Widget] = [w.HTML('<div class="sf-section-title">The agent needs your input</div>')]
         for q in questions:
             field: w.ValueWidget
             if q.options:
@@ -89,7 +90,7 @@ class QuestionsForm(w.VBox):
         answers = self.answers()
         empty = [key for key, value in answers.items() if not value.strip()]
         if empty:
-            self.error.value = f'<span style="color:#c62828">Please answer every question ({len(empty)} empty).</span>'
+            self.error.value = f'<div class="sf-error">Please answer every question ({len(empty)} empty).</div>'
             return
         self.error.value = ""
         self._on_command({"action": "answer", "answers": answers})

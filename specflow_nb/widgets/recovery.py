@@ -1,4 +1,4 @@
-"""RecoveryPanel: the orchestration needs attention; show the issue and offer Retry, Skip and Abort."""
+"""RecoveryPanel: the orchestration needs attention; show the issue and offer Retry, Skip and (apart) Abort."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus, RecoveryOption
-from specflow_nb.widgets._html import esc
+from specflow_nb.widgets import theme
+from specflow_nb.widgets.theme import show
 
 Command = dict[str, Any]
 
 _LABELS = {
-    RecoveryOption.RETRY: ("Retry", "redo", "primary", "Run the failed step again"),
-    RecoveryOption.SKIP: ("Skip", "forward", "warning", "Mark it skipped and continue with the next"),
-    RecoveryOption.ABORT: ("Abort", "times", "danger", "End the orchestration as failed"),
+    RecoveryOption.RETRY: ("Retry", "redo", "primary", "Run the failed step or batch again"),
+    RecoveryOption.SKIP: ("Skip", "step-forward", "", "Mark it skipped and continue with the next"),
+    RecoveryOption.ABORT: ("Abort", "ban", "", "End the orchestration as failed"),
 }
 
 
@@ -31,20 +32,23 @@ class RecoveryPanel(w.VBox):
             button.add_class(f"specflow-recover-{option.value}")
             button.on_click(lambda _b, o=option: on_command({"action": "recover", "option": o.value}))
             self.buttons[option] = button
-        super().__init__([self.issue, w.HBox(list(self.buttons.values()))])
+        self.buttons[RecoveryOption.ABORT].add_class("sf-quiet")
+        row = w.HBox([self.buttons[RecoveryOption.RETRY], self.buttons[RecoveryOption.SKIP]])
+        row.add_class("sf-actions")
+        # Abort ends the run: on its own line, below the way forward
+        abort = w.HBox([self.buttons[RecoveryOption.ABORT]])
+        abort.add_class("sf-danger-zone")
+        super().__init__([self.issue, row, abort])
         self.add_class("specflow-recovery")
 
     def render(self, execution: OrchestrationExecution) -> None:
-        show = execution.status is OrchestrationStatus.NEEDS_ATTENTION
-        self.layout.display = "flex" if show else "none"
-        if not show:
+        visible = execution.status is OrchestrationStatus.NEEDS_ATTENTION
+        show(self, visible)
+        if not visible:
             return
         context = execution.recovery_context
         issue = context.issue if context else (execution.error_message or "The orchestration needs your attention.")
         options = set(context.options) if context else set(RecoveryOption)
-        self.issue.value = (
-            '<div style="padding:6px 8px;border-radius:4px;background:#fff3e0;color:#7f3b00">'
-            f"<b>Needs attention:</b> {esc(issue)}</div>"
-        )
+        self.issue.value = theme.note(issue, "warn", title="Needs attention:")
         for option, button in self.buttons.items():
-            button.layout.display = "flex" if option in options else "none"
+            show(button, option in options)

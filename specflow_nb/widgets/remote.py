@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.server.api import DiffResponse
 from specflow_nb.widgets.backend import Command, ProjectCard
 from specflow_nb.widgets.plan import PlanPreview
 
@@ -68,6 +69,9 @@ class RemoteBackend:
             return None
         path = (self.root_dir / project_id).resolve()
         return path if path.is_dir() else None
+
+    async def diff(self, project_id: str, orchestration_id: str | None = None) -> DiffResponse:
+        return await asyncio.to_thread(self.client.diff, project_id, orchestration_id)
 
     async def aclose(self) -> None:
         self.client.close()

@@ -1,22 +1,42 @@
-"""StartOrchestrationModal: the form, what the preview detected, and Start / Cancel."""
+"""StartOrchestrationModal: what the preview detected, the form, and Start / Cancel / Reset to defaults.
+
+A failed preflight check sits beside the field it concerns (agent not found → the agent field, with "Use the demo
+agent" for a first try); a disabled Start says why, in words, right under it.
+"""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb.models import OrchestrationConfig
+from specflow_nb.widgets import theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.config_form import OrchestrationConfigForm
 from specflow_nb.widgets.plan import NO_SECTIONS_WARNING, PlanPreview, batches_text
+from specflow_nb.widgets.theme import show
 
-_NOTE = '<div style="padding:6px 8px;border-radius:4px;background:{bg};color:{fg};margin:4px 0">{text}</div>'
+AGENT_FIELD = ("agent_command",)
 
 
 def _note(text: str, *, kind: str) -> str:
-    bg, fg = {"warn": ("#fff8e1", "#8d6e00"), "error": ("#ffebee", "#b71c1c"), "info": ("#e3f2fd", "#0d47a1")}[kind]
-    return _NOTE.format(bg=bg, fg=fg, text=esc(text))
+    return theme.note(text, {"warn": "warn", "error": "error", "info": "info"}[kind])
+
+
+def demo_agent_command() -> str:
+    """The bundled demo agent (a scripted stand-in for Claude Code: no account, no network)."""
+    sibling = Path(sys.executable).with_name("specflow-nb-demo-agent")
+    return str(sibling) if sibling.exists() else (shutil.which("specflow-nb-demo-agent") or "specflow-nb-demo-agent")
+
+
+def _is_agent_problem(preview: PlanPreview, problem: str) -> bool:
+    pre = preview.preflight or {}
+    return pre.get("agentFound") is False and "agent command" in problem.lower()
 
 
 class StartOrchestrationModal(w.VBox):
@@ -37,40 +57,80 @@ class StartOrchestrationModal(w.VBox):
         self.plan_line.add_class("specflow-plan")
         self.notes = w.HTML()
         self.notes.add_class("specflow-plan-notes")
-        self.start = w.Button(description="Start", button_style="success", icon="play", disabled=True)
+        self.remembered = w.HTML()
+        self.remembered.add_class("specflow-remembered")
+        self.start = w.Button(description="Start", button_style="primary", icon="play", disabled=True)
         self.start.add_class("specflow-start")
-        self.cancel = w.Button(description="Cancel", icon="times")
+        self.cancel = w.Button(description="Close", icon="times", tooltip="Close the form without starting")
         self.cancel.add_class("specflow-form-cancel")
+        self.reset_button = w.Button(
+            description="Reset to defaults", icon="undo", tooltip="Every option back to its default"
+        )
+        self.reset_button.add_class("specflow-reset-defaults")
+        self.reset_button.add_class("sf-quiet")
+        self.why_disabled = w.HTML()
+        self.why_disabled.add_class("specflow-start-blocked")
+        self.use_demo = w.Button(
+            description="Use the demo agent", icon="magic", tooltip="A scripted stand-in for Claude Code, for a try"
+        )
+        self.use_demo.add_class("specflow-use-demo-agent")
+        self.use_demo.on_click(lambda _b: self.form.controls[AGENT_FIELD].set(demo_agent_command()))
         self._on_start = on_start
         self.start.on_click(lambda _b: self.submit())
         self.cancel.on_click(lambda _b: on_cancel())
+        self.reset_button.on_click(lambda _b: self.reset_to_defaults())
         self._on_change = on_change
         self._resetting = False
         self.form.on_change(self._field_changed)
         self.loading = False
         self.plan_error: str | None = None
         self.preview: PlanPreview | None = None
+        self.remembered_config: OrchestrationConfig | None = None
+        actions = w.HBox([self.start, self.cancel])
+        actions.add_class("sf-actions")
         super().__init__(
             [
-                w.HTML("<h4 style='margin:4px 0'>Complete Phase</h4>"),
+                w.HTML('<div class="sf-section-title">Complete Phase</div>'),
                 self.plan_line,
                 self.notes,
+                self.remembered,
                 self.form,
-                w.HBox([self.start, self.cancel]),
+                actions,
+                self.why_disabled,
+                self.reset_button,
             ]
         )
         self.add_class("specflow-start-modal")
 
     # --- the plan ------------------------------------------------------------------------------------------
 
-    def reset(self) -> None:
-        """Reset to defaults and show "loading" until :meth:`render_preview` or :meth:`render_plan_error`."""
+    def reset(self, remembered: OrchestrationConfig | None = None, saved_at: str = "") -> None:
+        """Open with ``remembered`` (the last settings started here) or the defaults; "loading" until
+        :meth:`render_preview` or :meth:`render_plan_error`."""
+        self.remembered_config = remembered
+        self._resetting = True
+        try:
+            self.form.reset(remembered)
+        finally:
+            self._resetting = False
+        when = f" ({saved_at[:10]})" if saved_at else ""
+        self.remembered.value = (
+            f'<div class="sf-muted">Opened with your last settings for this project{esc(when)}.</div>'
+            if remembered is not None and remembered != OrchestrationConfig()
+            else ""
+        )
+        self.set_loading()
+
+    def reset_to_defaults(self) -> None:
         self._resetting = True
         try:
             self.form.reset()
         finally:
             self._resetting = False
-        self.set_loading()
+        self.remembered.value = '<div class="sf-muted">Every option is back to its default.</div>'
+        if self._on_change is not None:
+            self._on_change()
+        self._refresh_start()
 
     def _field_changed(self) -> None:
         self._refresh_start()
@@ -81,7 +141,7 @@ class StartOrchestrationModal(w.VBox):
         self.loading = True
         self.plan_error = None
         self.preview = None
-        self.plan_line.value = "<i>Reading tasks.md…</i>"
+        self.plan_line.value = '<span class="sf-muted">Reading tasks.md…</span>'
         self.notes.value = ""
         self._refresh_start()
 
@@ -92,13 +152,13 @@ class StartOrchestrationModal(w.VBox):
         notes: list[str] = []
         plan = preview.batch_plan
         if plan is not None:
-            self.plan_line.value = f"<b>{esc(batches_text(plan))}</b>"
+            self.plan_line.value = f'<div class="sf-headline">{esc(batches_text(plan))}</div>'
             if plan.used_fallback:
                 size = self.form.values().get("batch_size_fallback", "")
                 notes.append(_note(NO_SECTIONS_WARNING.format(size=size), kind="warn"))
             notes += [_note(warning, kind="warn") for warning in plan.warnings]
         else:
-            self.plan_line.value = "<i>No tasks.md yet: design will write it.</i>"
+            self.plan_line.value = '<div class="sf-headline">No tasks.md yet: design will write it.</div>'
         if preview.phase_not_open:
             notes.append(
                 _note(
@@ -107,8 +167,18 @@ class StartOrchestrationModal(w.VBox):
                     kind="info",
                 )
             )
-        notes += [_note(p, kind="error") for p in preview.preflight_problems]
-        notes += [_note(p, kind="warn") for p in preview.preflight_warnings]
+        agent = self.form.controls[AGENT_FIELD]
+        agent_problems = [p for p in preview.preflight_problems if _is_agent_problem(preview, p)]
+        agent.show_check(agent_problems[0] if agent_problems else None, self.use_demo)
+        if agent_problems:
+            self.form.open_group(AGENT_FIELD)
+        notes += [_note(p, kind="error") for p in preview.preflight_problems if p not in agent_problems]
+        seen_warnings = {w_ for w_ in (plan.warnings if plan is not None else [])}
+        notes += [
+            _note(p, kind="warn")
+            for p in preview.preflight_warnings
+            if p not in seen_warnings and not p.startswith("No sections detected")
+        ]
         self.notes.value = "".join(notes)
         self._refresh_start()
 
@@ -116,7 +186,7 @@ class StartOrchestrationModal(w.VBox):
         """The options are invalid (each error is beside its field): no preview until they are fixed."""
         self.loading = False
         self.preview = None
-        self.plan_line.value = "<i>Fix the options to see the plan.</i>"
+        self.plan_line.value = '<span class="sf-muted">Fix the options to see the plan.</span>'
         self.notes.value = ""
         self._refresh_start()
 
@@ -134,7 +204,8 @@ class StartOrchestrationModal(w.VBox):
     def blocked_reason(self) -> str | None:
         """Why Start is disabled (``None`` when it is enabled)."""
         if not self.form.valid:
-            return "some options are invalid"
+            fields = self.form.invalid_fields()
+            return f"fix {', '.join(fields)}" if fields else "some options are invalid"
         if self.loading:
             return "the plan is loading"
         if self.plan_error is not None:
@@ -143,14 +214,19 @@ class StartOrchestrationModal(w.VBox):
             return "the plan is not loaded"
         if self.preview.phase_not_open:
             return "the phase is not open"
-        if self.preview.preflight_problems:
-            return "the preflight found problems"
+        problems = self.preview.preflight_problems
+        if problems:
+            if any(_is_agent_problem(self.preview, p) for p in problems):
+                return "the agent command was not found (see Agent)"
+            return "the preflight found problems (see above)"
         return None
 
     def _refresh_start(self) -> None:
         reason = self.blocked_reason
         self.start.disabled = reason is not None
         self.start.tooltip = f"Start is disabled: {reason}" if reason else "Start completing the phase"
+        show(self.why_disabled, reason is not None)
+        self.why_disabled.value = f'<div class="sf-muted">Start is disabled: {esc(reason)}.</div>' if reason else ""
 
     def submit(self) -> None:
         body = self.form.body()

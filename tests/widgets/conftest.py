@@ -71,6 +71,12 @@ def log_entry(decision: str, reason: str, minute: int = 0) -> DecisionLogEntry:
     return DecisionLogEntry(timestamp=T0 + timedelta(minutes=minute), decision=decision, reason=reason)
 
 
+@pytest.fixture(autouse=True)
+def own_jupyter_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remembered settings go to a fresh Jupyter data folder per test, never the developer's own."""
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path_factory.mktemp("jupyter-data")))
+
+
 @pytest.fixture
 def execution() -> OrchestrationExecution:
     return make_execution()

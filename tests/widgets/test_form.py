@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
@@ -33,12 +34,15 @@ def test_form_has_exactly_the_models_fields() -> None:
 def test_labels_help_and_defaults_come_from_the_model() -> None:
     form = OrchestrationConfigForm()
     for path, control in form.controls.items():
-        assert control.input.description == control.info.title
+        shown_title = control.input.description or control.row.children[0].value
+        assert control.info.title and control.info.title in shown_title, path
         default = control.info.get_default(call_default_factory=True)
         assert control.get() == default, path
+        # the field's help is its tooltip; the group carries one help line
+        assert (control.info.description or "") in control.help
     heal = form.controls[("max_heal_attempts",)]
     assert isinstance(heal.input, w.IntText)
-    assert "≤ 5" in heal.row.children[1].value and "≥ 0" in heal.row.children[1].value
+    assert "≤ 5" in heal.input.tooltip and "≥ 0" in heal.input.tooltip
     assert isinstance(form.controls[("auto_merge",)].input, w.Checkbox)
     assert isinstance(form.controls[("additional_context",)].input, w.Textarea)
     assert isinstance(form.controls[("budget", "max_total")].input, w.FloatText)
@@ -51,25 +55,39 @@ def test_a_field_added_to_the_model_appears_in_the_form() -> None:
 
     form = OrchestrationConfigForm(Extended)
     assert form.controls[("max_parallel_agents",)].input.value == 2
-    advanced_rows = form.advanced.children[0].children
-    assert form.controls[("max_parallel_agents",)].row in advanced_rows
-    assert form.controls[("skip_merge",)].row in form.sections["core"].children  # skip_* is core by rule
+    assert form.controls[("max_parallel_agents",)].row in _rows(form.sections["advanced"])
+    assert form.controls[("skip_merge",)].row in _rows(form.sections["core"])  # skip_* is core by rule
     form.controls[("max_parallel_agents",)].input.value = 9
     assert form.validate() is None
     assert "less than or equal to 8" in form.controls[("max_parallel_agents",)].error.value
 
 
-def test_core_advanced_and_budget_sections() -> None:
+def _rows(section: w.Box) -> list[w.Widget]:
+    """The field rows of a group (short fields sit in a grid inside it)."""
+    out: list[w.Widget] = []
+    for child in section.children:
+        out += list(child.children) if "sf-grid" in child._dom_classes else [child]
+    return out
+
+
+def test_groups_core_open_the_rest_collapsed_with_one_help_line_each() -> None:
     form = OrchestrationConfigForm()
-    core = form.sections["core"].children
     for path, control in form.controls.items():
         if path[0] == "budget":
-            assert control.row in form.sections["Budget limits"].children
+            assert control.row in _rows(form.sections["budget"])
         elif is_core(path[0]):
-            assert control.row in core
+            assert control.row in _rows(form.sections["core"])
         else:
-            assert control.row in form.advanced.children[0].children
-    assert form.advanced.selected_index is None  # collapsed
+            assert any(control.row in _rows(form.sections[k]) for k in ("agent", "healing", "advanced")), path
+    assert list(form.groups) == ["core", "budget", "agent", "healing"]  # "advanced" only when a field lands there
+    assert form.groups["core"].selected_index == 0
+    assert all(form.groups[k].selected_index is None for k in ("budget", "agent", "healing"))
+    for key, section in form.sections.items():
+        helps = [c for c in section.children if isinstance(c, w.HTML) and "sf-muted" in c.value]
+        assert len(helps) == 1, key
+    # an error opens the group of its field
+    form.controls[("budget", "max_total")].input.value = -1.0
+    assert form.groups["budget"].selected_index == 0
 
 
 @pytest.mark.parametrize(
@@ -138,6 +156,7 @@ def test_open_resets_to_defaults_and_start_waits_for_the_plan() -> None:
     assert modal.form.values() == OrchestrationConfig().model_dump(by_alias=False)
     assert modal.form.advanced.selected_index is None
     assert modal.start.disabled and modal.blocked_reason == "the plan is loading"
+    assert "Start is disabled: the plan is loading." in modal.why_disabled.value  # said, not only greyed out
     modal.start.click()
     assert started == []
     modal.render_preview(PlanPreview(batch_plan=_plan(4)))
@@ -156,7 +175,7 @@ def test_start_disabled_on_plan_error_and_invalid_fields() -> None:
     modal.render_preview(PlanPreview(batch_plan=_plan(2)))
     assert not modal.start.disabled
     modal.form.controls[("budget", "max_total")].input.value = -5.0
-    assert modal.start.disabled and modal.blocked_reason == "some options are invalid"
+    assert modal.start.disabled and modal.blocked_reason == "fix Max total (USD)"
     modal.form.controls[("budget", "max_total")].input.value = 10.0
     assert not modal.start.disabled
 
@@ -186,3 +205,36 @@ def test_cancel_calls_back() -> None:
     modal, _, cancelled = _modal()
     modal.cancel.click()
     assert cancelled == ["x"]
+
+
+def test_remembered_settings_open_the_form_and_reset_goes_back_to_defaults(tmp_path: Path) -> None:
+    from specflow_nb.widgets import settings
+
+    store = tmp_path / "settings.json"
+    config = OrchestrationConfig(auto_merge=True, agent_command="my-claude", budget=BudgetConfig(max_total=9.0))
+    assert settings.save("/projects/todo", config, path=store)
+    assert settings.load("/projects/other", path=store) is None
+    loaded = settings.load("/projects/todo", path=store)
+    assert loaded is not None and loaded[0] == config and loaded[1]
+    modal, _, _ = _modal()
+    modal.reset(loaded[0], loaded[1])
+    assert modal.form.values() == config.model_dump(by_alias=False)
+    assert "last settings" in modal.remembered.value
+    modal.reset_button.click()
+    assert modal.form.values() == OrchestrationConfig().model_dump(by_alias=False)
+    store.write_text("{not json", encoding="utf-8")  # a broken file only loses the memory
+    assert settings.load("/projects/todo", path=store) is None
+
+
+def test_the_agent_check_sits_beside_the_agent_field() -> None:
+    modal, _, _ = _modal()
+    modal.reset()
+    problem = "The agent command claude was not found. Install Claude Code."
+    modal.render_preview(PlanPreview(batch_plan=_plan(2), preflight={"problems": [problem], "agentFound": False}))
+    agent = modal.form.controls[("agent_command",)]
+    assert problem not in modal.notes.value  # not at the top of the form
+    assert problem in agent.check.children[0].value and modal.use_demo in agent.check.children[1].children
+    assert modal.form.advanced.selected_index == 0  # its group opened
+    assert modal.blocked_reason == "the agent command was not found (see Agent)"
+    modal.use_demo.click()
+    assert agent.input.value.endswith("specflow-nb-demo-agent")

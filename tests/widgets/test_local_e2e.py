@@ -15,7 +15,13 @@ from specflow_nb.demo import prepare_sample
 from specflow_nb.orchestrator import EngineSettings
 from specflow_nb.widgets.local import LocalBackend
 from specflow_nb.widgets.panel import ProjectPanel
+from specflow_nb.widgets.sync import descendants
 from tests.widgets.panel_driver import shown, start_from_form, status_is, texts, until, write_script
+
+
+def texts_of(widget: object) -> str:
+    return " ".join(c.value for c in descendants(widget) if isinstance(getattr(c, "value", None), str))
+
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -44,30 +50,45 @@ def test_complete_phase_from_the_form_to_merged(tmp_path: Path) -> None:
         assert panel.mode == "summary" and "No runs yet" in panel.past_runs.value
         panel.complete.click()
         await panel.wait_preview()
-        # the default agent command ('claude') is not installed here: the preflight blocks Start
-        assert panel.form.plan_line.value == "<b>Detected 4 batches from tasks.md (20 tasks)</b>"
-        assert panel.form.start.disabled and "agent command" in panel.form.notes.value
+        # the default agent command ('claude') is not installed here: the check sits beside the agent field,
+        # its group opens, and Start says why it is disabled
+        assert "Detected 4 batches from tasks.md (20 tasks)" in panel.form.plan_line.value
+        agent = panel.form.form.controls[("agent_command",)]
+        assert "agent command" in texts_of(agent.check) and panel.form.use_demo in agent.check.children[1].children
+        assert panel.form.form.advanced.selected_index == 0
+        assert panel.form.start.disabled and "agent command was not found" in panel.form.why_disabled.value
+        panel.form.use_demo.click()  # "use the demo agent" for a first try
+        await panel.wait_preview()
+        assert panel.form.blocked_reason is None and not agent.check.children
         panel.form.cancel.click()
         assert panel.mode == "summary"
 
-        started = await start_from_form(panel)
+        started = await start_from_form(panel, pause_between_batches=False)
         assert panel.mode == "progress" and started.config.agent_command.endswith("specflow-nb-demo-agent")
         ready = await until(panel, status_is("waiting_merge"), "merge ready")
-        assert panel.badge.label == "Merge ready" and panel.progress.badge.label == "Merge ready"
-        assert shown(panel.progress.merge) and panel.progress.controls.visible_buttons == ["Cancel"]
-        assert panel.progress.batch.tasks.value == "20/20 tasks (100%)"
+        assert panel.badge.label == "Merge ready"
+        assert shown(panel.progress.merge) and panel.progress.controls.visible_buttons == ["Cancel run"]
+        assert "20/20 tasks (100%)" in panel.progress.batch.tasks.value
         assert "Verified: ready to merge" in panel.progress.batch.line.value
         assert ready.batches.total == 4 and "Decision log (" in panel.progress.decision_log.get_title(0)
+        # skipped by smart config, and still skipped at the end
+        assert 'data-step="design" data-state="skipped"' in panel.progress.phase_bar.value
 
         diff = await panel.view_diff()
-        assert "No commits on 0001-todo-cli since main." in diff
-        assert "Not committed yet" in diff and "specs/0001-todo-cli/tasks.md" in diff
-        assert "tasks.md" in panel.progress.merge.diff.value
+        assert not isinstance(diff, str), diff
+        assert (diff.feature_branch, diff.target_branch) == ("0001-todo-cli", "main")
+        tasks_md = next(f for f in diff.files if f.path == "specs/0001-todo-cli/tasks.md")
+        assert tasks_md.state == "uncommitted" and tasks_md.added == 20 and tasks_md.deleted == 20
+        assert "+- [x] T001" in tasks_md.patch
+        shown_diff = panel.progress.merge.diff.value
+        assert 'data-path="specs/0001-todo-cli/tasks.md"' in shown_diff and "<details" in shown_diff
 
         panel.progress.merge.merge.click()
         done = await until(panel, status_is("completed"), "complete")
         assert panel.badge.label == "Complete" and done.completed_at is not None
-        assert 'data-state="done"' in panel.progress.phase_bar.value and "current" not in panel.progress.phase_bar.value
+        assert 'data-step="merge" data-state="done"' in panel.progress.phase_bar.value
+        assert 'data-step="design" data-state="skipped"' in panel.progress.phase_bar.value
+        assert 'data-state="current"' not in panel.progress.phase_bar.value
         assert shown(panel.progress.done) and panel.progress.controls.visible_buttons == []
         await asyncio.sleep(0.3)  # the finished run also refreshes the past runs
         assert panel.past_runs.count == 1
@@ -75,7 +96,14 @@ def test_complete_phase_from_the_form_to_merged(tmp_path: Path) -> None:
         panel.progress.done.click()
         assert panel.mode == "summary"
         await until(panel, lambda ex: ex.id == done.id, "the summary")
-        assert "Latest: Complete" in panel.last_run.value
+        assert "Latest run: Phase complete" in panel.last_run.value
+        # the next Complete Phase opens with what was started here (remembered per user and project)
+        panel.complete.click()
+        assert panel.form.form.controls[("agent_command",)].input.value.endswith("specflow-nb-demo-agent")
+        assert "last settings" in panel.form.remembered.value
+        panel.form.reset_button.click()
+        assert panel.form.form.controls[("agent_command",)].input.value == "claude"
+        await panel.wait_preview()
 
     run_panel(tmp_path, scenario)
 
@@ -84,10 +112,21 @@ def test_pause_then_resume_after_the_current_batch(tmp_path: Path) -> None:
     async def scenario(panel: ProjectPanel, project: Path) -> None:
         await start_from_form(panel, skip_design=True, skip_analyze=True)
         await until(panel, lambda ex: ex.current_phase.value == "implement", "implement")
-        assert panel.progress.controls.visible_buttons == ["Pause", "Cancel"]
+        await until(panel, lambda ex: ex.current_run is not None and ex.current_run.kind.value == "batch", "a batch")
+        assert panel.progress.controls.visible_buttons == ["Pause", "Cancel run"]
         panel.progress.controls.pause.click()
+        # the click answers at once, before the server: Pausing…, disabled
+        assert panel.progress.controls.pause.disabled and panel.progress.controls.pause.description == "Pausing…"
+        pausing = await until(panel, lambda ex: ex.pause_requested or ex.status.value == "paused", "pausing")
+        if pausing.status.value == "running":
+            assert panel.badge.label == "Pausing" and "Pausing after batch" in panel.progress.batch.line.value
+            assert panel.progress.controls.pause.disabled
         paused = await until(panel, status_is("paused"), "paused")
-        assert panel.badge.label == "Paused" and panel.progress.controls.visible_buttons == ["Resume", "Cancel"]
+        assert panel.badge.label == "Paused" and panel.progress.controls.visible_buttons == ["Resume", "Cancel run"]
+        assert (
+            "Paused after batch" in panel.progress.batch.line.value
+            and "— next: Phase" in panel.progress.batch.line.value
+        )
         assert shown(panel.progress.go_back)
         # paused after a batch finished, never in the middle of one
         assert all(b.status.value in ("completed", "pending") for b in paused.batches.items)
@@ -114,6 +153,9 @@ def test_cancel_asks_first_then_stops_the_run(tmp_path: Path) -> None:
         cancelled = await until(panel, status_is("cancelled"), "cancelled")
         assert panel.badge.label == "Cancelled" and shown(panel.progress.done)
         assert cancelled.completed_at is not None or cancelled.status.value == "cancelled"
+        # where it stopped, in words; the step it stopped in is not "to do" again
+        assert "Cancelled during batch" in panel.progress.batch.line.value
+        assert 'data-step="implement" data-state="stopped"' in panel.progress.phase_bar.value
 
     run_panel(tmp_path, scenario, {"SPECFLOW_DEMO_SCENARIO": "slow", "SPECFLOW_DEMO_DELAY": "0.3"})
 
@@ -146,7 +188,7 @@ def test_questions_are_answered_in_the_panel_and_the_run_resumes(tmp_path: Path)
         questions = panel.progress.questions
         assert panel.badge.label == "Waiting for input" and shown(questions)
         assert "which storage format" in texts(panel)
-        assert panel.progress.controls.visible_buttons == ["Cancel"]
+        assert panel.progress.controls.visible_buttons == ["Cancel run"]
         key = waiting.questions[0].id
         questions.send_button.click()  # empty answer: refused in the form
         assert "Please answer" in questions.error.value

@@ -19,6 +19,7 @@ from specflow_nb.models import (
     RunKind,
     StepState,
 )
+from specflow_nb.server.api import DiffFile, DiffResponse
 from specflow_nb.widgets.badge import badge_label, card_label
 from specflow_nb.widgets.phase_bar import phase_bar_text
 from specflow_nb.widgets.progress import OrchestrationProgress
@@ -43,15 +44,15 @@ def _progress() -> tuple[OrchestrationProgress, list[dict[str, Any]], list[str]]
 
 # status, phase, extra fields → badge, visible control buttons, which panels are shown
 CASES = [
-    (S.RUNNING, P.IMPLEMENT, {}, "Running", ["Pause", "Cancel"], set()),
-    (S.PAUSED, P.IMPLEMENT, {}, "Paused", ["Resume", "Cancel"], {"go_back"}),
-    (S.WAITING_MERGE, P.MERGE, {}, "Merge ready", ["Cancel"], {"merge", "go_back"}),
+    (S.RUNNING, P.IMPLEMENT, {}, "Running", ["Pause", "Cancel run"], set()),
+    (S.PAUSED, P.IMPLEMENT, {}, "Paused", ["Resume", "Cancel run"], {"go_back"}),
+    (S.WAITING_MERGE, P.MERGE, {}, "Merge ready", ["Cancel run"], {"merge", "go_back"}),
     (
         S.NEEDS_ATTENTION,
         P.IMPLEMENT,
         {"recovery_context": RecoveryContext(issue="Batch 2 failed: 3 tasks left")},
         "Needs attention",
-        ["Cancel"],
+        ["Cancel run"],
         {"recovery", "go_back"},
     ),
     (S.COMPLETED, P.COMPLETE, {"completed_at": T0 + timedelta(hours=1)}, "Complete", [], {"done"}),
@@ -100,10 +101,10 @@ def test_batch_line_and_task_counts() -> None:
     ex = make_execution()
     view.render(ex, now=T0 + timedelta(minutes=15))
     assert "Implementing batch 2 of 4: Core Components" in view.batch.line.value
-    assert view.batch.tasks.value == "3/35 tasks (9%)"
+    assert "3/35 tasks (9%)" in view.batch.tasks.value
     ex.batches.items[1].status = BatchStatus.HEALED  # healed counts as done
     view.render(ex)
-    assert view.batch.tasks.value == "12/35 tasks (34%)"
+    assert "12/35 tasks (34%)" in view.batch.tasks.value
     assert view.batch.bar.value == pytest.approx(12 / 35)
 
 
@@ -111,8 +112,10 @@ def test_phase_bar() -> None:
     steps = {P.DESIGN: StepState.COMPLETED, P.ANALYZE: StepState.SKIPPED, P.IMPLEMENT: StepState.RUNNING}
     ex = make_execution(config=OrchestrationConfig(skip_analyze=True), step_status=steps)
     assert phase_bar_text(ex) == "Design ─⊘─ Analyze ─◉─ Implement ─○─ Verify ─○─ Merge"
-    done = make_execution(S.COMPLETED, P.COMPLETE)
-    assert phase_bar_text(done) == "Design ─●─ Analyze ─●─ Implement ─●─ Verify ─●─ Merge"
+    finished = {**steps, P.IMPLEMENT: StepState.COMPLETED, P.VERIFY: StepState.COMPLETED}
+    done = make_execution(S.COMPLETED, P.COMPLETE, step_status=finished)
+    # skipped stays skipped once the phase is complete
+    assert phase_bar_text(done) == "Design ─⊘─ Analyze ─●─ Implement ─●─ Verify ─●─ Merge"
 
 
 def test_elapsed_and_remaining_time() -> None:
@@ -132,15 +135,18 @@ def test_cost_against_each_budget() -> None:
     ex.batches.items[1].cost_usd = 5.0
     view.render(ex)
     html = view.cost.value
-    assert "$12.50 / $20.00" in html
-    assert "Batch 2" in html and "$5.00 / $5.00" in html and "#c62828" in html  # per-batch limit reached
-    assert "$0.00 / $2.00" in html and "limit $0.50" in html
+    assert "$12.50 of $20.00" in html
+    # a reached limit says so with more than a colour
+    assert "Batch 2" in html and '<td class="sf-num sf-over">$5.00 of $5.00</td>' in html
+    assert "$0.00 of $2.00" in html and "limit $0.50" in html
+    assert "#" not in html  # every colour comes from the theme's stylesheet
 
 
 def test_controls_issue_commands_and_cancel_asks_first() -> None:
     view, commands, _ = _progress()
     view.render(make_execution())
     view.controls.pause.click()
+    assert view.controls.pause.disabled and view.controls.pause.description == "Pausing…"  # at once
     view.controls.cancel.click()
     assert commands == [{"action": "pause"}]
     assert _shown(view.controls.confirm)
@@ -161,8 +167,19 @@ def test_merge_ready_panel() -> None:
     view.merge.merge.click()
     view.merge.view_diff.click()
     assert commands == [{"action": "merge"}] and events == ["diff"]
-    view.merge.show_diff("+ print('<hi>')")
-    assert "&lt;hi&gt;" in view.merge.diff.value
+    view.merge.show_diff("No diff: <none>")
+    assert "&lt;none&gt;" in view.merge.diff.value
+    diff = DiffResponse(
+        feature_branch="f",
+        target_branch="main",
+        files=[
+            DiffFile(path="a.py", added=2, deleted=1, patch="diff --git a/a.py b/a.py\n@@ -1 +1,2 @@\n-x\n+<y>\n+z\n")
+        ],
+    )
+    view.merge.show_diff(diff)
+    html = view.merge.diff.value
+    assert 'data-path="a.py"' in html and '<span class="sf-plus">2</span>' in html and "&lt;y&gt;" in html
+    assert '<span class="sf-add">+&lt;y&gt;</span>' in html and '<span class="sf-del">-x</span>' in html
 
 
 def test_recovery_panel_shows_issue_and_offered_options() -> None:
@@ -181,6 +198,7 @@ def test_go_back_offers_earlier_steps() -> None:
     view, commands, _ = _progress()
     view.render(make_execution(S.PAUSED, P.VERIFY))
     assert [v for _, v in view.go_back.step.options] == ["design", "analyze", "implement", "verify"]
+    assert view.go_back.step.value == "implement"  # the step before the current one, not the current one
     view.go_back.step.value = "design"
     view.go_back.go.click()
     assert commands == [{"action": "go_back", "step": "design"}]
@@ -189,12 +207,19 @@ def test_go_back_offers_earlier_steps() -> None:
 def test_decision_log_is_collapsible_newest_first_and_escaped() -> None:
     view, _, _ = _progress()
     log = [log_entry("start", "Smart config: skip design", 0), log_entry("heal", "<img src=x onerror=alert(1)>", 5)]
+    log.append(log_entry("killed_run_ended", "killed run orch-1-004-heal2 ended; its cost $0.10 is counted", 6))
+    log[-1].data = {"runId": "orch-1-004-heal2", "costUsd": 0.1}
     view.render(make_execution(decision_log=log))
     assert view.decision_log.selected_index is None
-    assert view.decision_log.get_title(0) == "Decision log (2)"
+    assert view.decision_log.get_title(0) == "Decision log (3)"
     body = view.decision_log.body.value
     assert "<img" not in body and "&lt;img" in body
-    assert body.index("heal") < body.index("start")
+    assert body.index("&lt;img") < body.index("Smart config")
+    # words a person reads in the summary; the machine's names and ids in the detail row
+    summary_row = body.split("<summary>")[1].split("</summary>")[0]
+    assert "Stopped run ended" in summary_row and "The healer of batch 2 ended after it was stopped" in summary_row
+    assert "killed_run_ended" not in summary_row and "orch-1-004" not in summary_row
+    assert "<dd>orch-1-004-heal2</dd>" in body and "<dd>killed_run_ended</dd>" in body
 
 
 def test_done_returns_to_summary() -> None:

@@ -14,6 +14,7 @@ import pytest
 import specflow_nb
 from specflow_nb.demo import prepare_sample
 from specflow_nb.widgets.remote import RemoteBackend
+from specflow_nb.widgets.sync import descendants
 from tests.support.live_server import CLIENT_ENV_VARS, jupyter_server
 from tests.widgets.panel_driver import shown, start_from_form, status_is, until
 
@@ -38,9 +39,11 @@ def test_a_phase_driven_from_the_panel_on_a_real_server(tmp_path: Path, monkeypa
             assert panel.live
             await until(panel, status_is("waiting_merge"), "merge ready", timeout=90)
             assert panel.badge.label == "Merge ready" and shown(panel.progress.merge)
-            assert panel.progress.batch.tasks.value == "20/20 tasks (100%)"
-            diff = await panel.view_diff()  # the kernel shares the server's disk: the diff is local
-            assert "tasks.md" in diff
+            assert "20/20 tasks (100%)" in panel.progress.batch.tasks.value
+            diff = await panel.view_diff()  # GET workflow/orchestrate/diff on the server
+            assert not isinstance(diff, str), diff
+            assert "specs/0001-todo-cli/tasks.md" in [f.path for f in diff.files]
+            assert all(f.added is not None and f.patch.startswith("diff --git") for f in diff.files)
             panel.progress.merge.merge.click()
             done = await until(panel, status_is("completed"), "complete", timeout=60)
             assert panel.badge.label == "Complete" and done.completed_at is not None
@@ -54,6 +57,14 @@ def test_a_phase_driven_from_the_panel_on_a_real_server(tmp_path: Path, monkeypa
 
     with jupyter_server(root, runtime, base=tmp_path):
         asyncio.run(scenario())
+        # a wrong path says so, naming the server's root (the server itself is fine)
+        wrong = specflow_nb.panel(root / "nope")
+        try:
+            said = " ".join(c.value for c in descendants(wrong) if isinstance(getattr(c, "value", None), str))
+            assert "Project not found." in said and f"under the server root {root}" in said, said
+            assert "No Jupyter server" not in said and wrong.local_button not in list(descendants(wrong))
+        finally:
+            wrong.close()
 
 
 def test_a_second_panel_follows_the_run_and_a_second_start_is_refused(
