@@ -287,6 +287,14 @@ def _branch_and_repo(project: Path) -> tuple[str | None, bool]:
         return None, False
 
 
+def _merged_into(project: Path, branch: str, into: str) -> bool:
+    """True when ``branch`` exists and every commit of it is in ``into`` (the phase was merged)."""
+    try:
+        return gitops.is_merged(Path(project), branch, into)
+    except SpecflowError:
+        return False
+
+
 def git_branch(project: Path) -> str | None:
     """The checked-out branch; None when not a repo, on a detached HEAD, or git is missing."""
     return _branch_and_repo(project)[0]
@@ -540,11 +548,16 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
     elif current is None:
         issue("DETACHED_HEAD", "warning", "HEAD is detached: check out the phase branch before implementing")
     elif branch and feature_dir is not None and current != branch:
-        issue(
-            "BRANCH_MISMATCH",
-            "warning",
-            f"Checked-out branch {current!r} is not the phase branch {branch!r}",
-        )
+        if _tasks_complete(parsed) and _merged_into(project, branch, current):
+            # the phase branch is merged into the checked-out branch: the phase is complete, not mismatched
+            phase_status, step, step_status = "complete", "merge", "complete"
+            index = _STEP_NAMES.index("merge")
+        else:
+            issue(
+                "BRANCH_MISMATCH",
+                "warning",
+                f"Checked-out branch {current!r} is not the phase branch {branch!r}",
+            )
 
     # Records set aside by the store
     corrupt = OrchestrationStore(project).corrupt_files()
