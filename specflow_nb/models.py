@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from enum import Enum
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -131,6 +131,24 @@ class BudgetConfig(CamelModel):
     )
 
 
+#: The coding agents specflow_nb can drive: the Claude Code CLI and the Codex CLI.
+AgentKind = Literal["claude", "codex"]
+#: Each agent's command when the configuration names none.
+DEFAULT_AGENT_COMMANDS: dict[str, str] = {"claude": "claude", "codex": "codex"}
+#: Claude's model aliases: for Codex they mean "no model given" (a form switched from Claude keeps its default).
+CLAUDE_MODEL_ALIASES = frozenset({"sonnet", "opus", "haiku", "default", "opusplan"})
+
+
+class ModelPrice(CamelModel):
+    """What one model costs, in USD per million tokens (Codex reports tokens, not dollars)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input_per_mtok: float = Field(ge=0, description="Uncached input tokens, USD per 1M.")
+    cached_input_per_mtok: float = Field(ge=0, description="Cached input tokens, USD per 1M.")
+    output_per_mtok: float = Field(ge=0, description="Output tokens (reasoning included), USD per 1M.")
+
+
 class OrchestrationConfig(CamelModel):
     """What the user chooses once in the Complete Phase form."""
 
@@ -166,13 +184,22 @@ class OrchestrationConfig(CamelModel):
     )
     budget: BudgetConfig = Field(default_factory=BudgetConfig, title="Budget limits")
     # additions of ours
+    agent: AgentKind = Field(
+        "claude",
+        title="Agent",
+        description="The coding agent: Claude Code (claude) or the Codex CLI (codex).",
+    )
     agent_command: str = Field(
         "claude",
         min_length=1,
         title="Agent command",
-        description="The Claude Code CLI to run: a name on PATH, a path, or a wrapper.",
+        description="The agent's CLI to run: a name on PATH, a path, or a wrapper (default: claude or codex).",
     )
-    model: str = Field("sonnet", min_length=1, title="Model", description="Model for every run.")
+    model: str | None = Field(
+        "sonnet",
+        title="Model",
+        description="Model for every run (Claude: sonnet by default; Codex: empty = the Codex CLI's own default).",
+    )
     fallback_model: str | None = Field(
         None, title="Fallback model", description="Model used when the main one is overloaded."
     )
@@ -190,6 +217,29 @@ class OrchestrationConfig(CamelModel):
         title="Stale after (s)",
         description="A run with no output for this long is reported as stalled.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_defaults(cls, data: Any) -> Any:
+        """Per-agent defaults: Codex runs ``codex`` and, unless a model is named, the Codex CLI's own model.
+
+        A Claude default left in a request for Codex (agentCommand ``claude``, model ``sonnet``) means "not set"."""
+        if not isinstance(data, dict) or data.get("agent") != "codex":
+            return data
+        data = dict(data)
+        cmd_key = "agentCommand" if "agentCommand" in data else "agent_command"
+        if data.get(cmd_key) in (None, "", DEFAULT_AGENT_COMMANDS["claude"]):
+            data[cmd_key] = DEFAULT_AGENT_COMMANDS["codex"]
+        model = data.get("model")
+        if model is None or (isinstance(model, str) and (not model.strip() or model in CLAUDE_MODEL_ALIASES)):
+            data["model"] = None
+        return data
+
+    @model_validator(mode="after")
+    def _claude_model(self) -> OrchestrationConfig:
+        if self.agent == "claude" and not self.model:
+            self.model = "sonnet"
+        return self
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -24,7 +24,6 @@ import json
 import logging
 import os
 import shlex
-import shutil
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -38,7 +37,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from specflow_nb import gitops, machine, ownership, procs
 from specflow_nb.agent.claude import (
-    INSTALL_HINT,
     AgentOptions,
     AgentRun,
     AgentRunError,
@@ -49,12 +47,14 @@ from specflow_nb.agent.claude import (
     start_run,
 )
 from specflow_nb.agent.claude import RunOutcome as AgentOutcome
+from specflow_nb.agent.codex import agent_options, agent_preflight
 from specflow_nb.agent.prompts import (
     StepPrompt,
     build_batch_prompt,
     build_heal_prompt,
     build_step_prompt,
     has_project_command,
+    prompt_agent,
 )
 from specflow_nb.errors import (
     OrchestrationConflict,
@@ -87,8 +87,10 @@ from specflow_nb.machine import (
     UserCommand,
 )
 from specflow_nb.models import (
+    AgentKind,
     BatchPlan,
     CamelModel,
+    ModelPrice,
     OrchestrationConfig,
     OrchestrationExecution,
     OrchestrationPhase,
@@ -159,6 +161,19 @@ class EngineSettings(BaseModel):
     #: This machine's id in owner records (default: hostname + boot id + pid namespace; tests simulate a second
     #: machine with another value).
     host_id: str | None = None
+    # ---- the agent choice (claude | codex)
+    #: The agent of a start request that names none (applied by ``agent.codex.apply_default_agent``).
+    default_agent: AgentKind | None = None
+    #: The agents a request may choose (None: both); a start naming another one is refused by the preflight.
+    allowed_agents: builtins.list[AgentKind] | None = None
+    #: When set, every Codex run uses this command (the host's policy, like ``agent_command`` for Claude). A host
+    #: that imposes ``agent_command`` without this runs Codex as plain ``codex`` from PATH.
+    codex_command: str | None = None
+    #: USD per 1M tokens for each Codex model (None: ``agent.codex.DEFAULT_PRICES``; a ``prefix*`` key prices a
+    #: family). A budgeted Codex run with an unpriced model is refused.
+    codex_prices: dict[str, ModelPrice] | None = None
+    #: Extra ``codex exec`` options for every Codex run (e.g. ``-c model_provider=…``), before the subcommand.
+    codex_args: builtins.list[str] = Field(default_factory=list)
 
 
 class Preflight(CamelModel):
@@ -226,6 +241,8 @@ def to_machine_outcome(outcome: AgentOutcome) -> RunOutcome:
     message = outcome.failure_message or ""
     if not message and outcome.result_text:
         message = outcome.result_text[:500]
+    if outcome.warnings and any(w.startswith("rate limited") for w in outcome.warnings):
+        message = "; ".join([m for m in (message,) if m] + [w for w in outcome.warnings if w.startswith("rate")])
     return RunOutcome(
         exit_ok=outcome.exit_code == 0,
         is_error=outcome.is_error,
@@ -983,11 +1000,10 @@ class Orchestrator:
             problems.append("Design is skipped but tasks.md has no tasks: untick 'Skip design' or write tasks.md.")
         if art.tasks_error:
             problems.append(f"tasks.md cannot be read: {art.tasks_error}")
-        argv0 = (shlex.split(config.agent_command) or [""])[0]
-        env_path = {**os.environ, **self.settings.agent_env}.get("PATH")
-        agent_found = bool(argv0) and shutil.which(argv0, path=env_path) is not None
-        if not agent_found:
-            problems.append(f"The agent command {argv0!r} was not found. {INSTALL_HINT}")
+        check = agent_preflight(config, self.settings)
+        problems += check.problems
+        warnings += check.warnings
+        agent_found = check.found
         active = slot.store.active()
         if active is not None:
             problems.append(f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.")
@@ -1015,7 +1031,7 @@ class Orchestrator:
                 ok=not problems,
                 problems=problems,
                 warnings=warnings,
-                agent_command=config.agent_command,
+                agent_command=check.command,
                 agent_found=agent_found,
                 feature_dir=feature_dir.relative_to(slot.project).as_posix() if feature_dir else None,
                 has_tasks=art.has_tasks,
@@ -1187,6 +1203,14 @@ class Orchestrator:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             update: dict[str, Any] = {}
+            if info.get("agent") == "codex":  # ``codex … exec --json … [-m MODEL]``
+                update["agent"] = "codex"
+                update["model"] = None
+                if "exec" in argv and argv.index("exec") > 0:
+                    update["agent_command"] = shlex.join(argv[: argv.index("exec")])
+                if "-m" in argv[:-1]:
+                    update["model"] = argv[argv.index("-m") + 1]
+                return config.model_copy(update=update)
             if "-p" in argv and argv.index("-p") > 0:
                 update["agent_command"] = shlex.join(argv[: argv.index("-p")])
             if "--model" in argv[:-1]:
@@ -1441,7 +1465,8 @@ class Orchestrator:
             else self.settings.run_timeout_seconds
         )
         try:
-            prompt = self._prompt(slot, ex, action)
+            with prompt_agent(cfg.agent):  # the project's own prompts for this agent (.claude/ or .codex/)
+                prompt = self._prompt(slot, ex, action)
             opts = AgentOptions(
                 command=cfg.agent_command,
                 cwd=slot.project,
@@ -1455,6 +1480,8 @@ class Orchestrator:
                 env=dict(self.settings.agent_env),
                 timeout_seconds=timeout,
             )
+            if cfg.agent != "claude":
+                opts = agent_options(opts, cfg, self.settings)
             run = await start_run(run_dir(slot.project, action.run_id), opts)
         except AgentRunError as exc:
             return self._not_started(action.run_id, exc.kind, exc)

@@ -1,4 +1,7 @@
-"""Runs of the Claude Code CLI (``claude -p``): typed options, detached processes, typed outcomes.
+"""Runs of the agent CLIs: typed options, detached processes, typed outcomes.
+
+The Claude Code CLI (``claude -p``) is the default; ``AgentOptions(agent="codex")`` runs the Codex CLI
+(``codex exec --json``) through the same runner (what differs lives in :mod:`specflow_nb.agent.codex`).
 
 A run lives in its folder ``{project}/.specflow/workflows/{execution_id}/``:
 
@@ -48,6 +51,7 @@ import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
 from specflow_nb import procs
+from specflow_nb.agent import codex as _codex
 from specflow_nb.agent.stream import (
     AssistantMessage,
     ResultMessage,
@@ -57,7 +61,7 @@ from specflow_nb.agent.stream import (
     iter_events,
 )
 from specflow_nb.errors import AgentError
-from specflow_nb.models import utcnow
+from specflow_nb.models import AgentKind, ModelPrice, utcnow
 from specflow_nb.watching import FolderWatch
 
 try:
@@ -120,10 +124,29 @@ class AgentOptions(BaseModel):
     #: Extra environment for the process (API keys allowed): excluded from repr and from every dump.
     env: dict[str, str] = Field(default_factory=dict, repr=False, exclude=True)
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # ---- Codex only (agent="codex"); the Claude fields above that Codex has no flag for are ignored
+    #: Which CLI speaks: Claude Code (stream-json) or Codex (``codex exec --json``).
+    agent: AgentKind = "claude"
+    #: Codex's sandbox for unattended runs (``workspace-write``: edits in the project, ``.git`` read-only).
+    sandbox: str | None = "workspace-write"
+    #: The per-model price table for Codex's tokens (None: :data:`specflow_nb.agent.codex.DEFAULT_PRICES`).
+    prices: dict[str, ModelPrice] | None = None
+    #: Resumes of a rate-limited Codex run inside the run (backoff doubling from the base), then ``rate_limited``.
+    rate_limit_retries: int = Field(default=3, ge=0, le=10)
+    rate_limit_backoff_seconds: float = Field(default=10.0, ge=0)
 
 
-def build_argv(opts: AgentOptions) -> list[str]:
-    """The argument list for one run (the prompt is not in it: it goes on stdin). Never a shell string."""
+def build_argv(opts: AgentOptions, schema_path: Path | None = None) -> list[str]:
+    """The argument list for one run (the prompt is not in it: it goes on stdin). Never a shell string.
+
+    For Codex the output schema travels as a file (``schema_path``, written into the run folder by the launcher).
+    """
+    if opts.agent == "codex":
+        if not shlex.split(opts.command):
+            raise AgentRunError(
+                FailureKind.NOT_INSTALLED, "The agent command is empty.", hint=_codex.CODEX_INSTALL_HINT
+            )
+        return _codex.build_codex_argv(opts, schema_path)
     argv = shlex.split(opts.command)
     if not argv:
         raise AgentRunError(FailureKind.NOT_INSTALLED, "The agent command is empty.", hint=INSTALL_HINT)
@@ -187,6 +210,12 @@ class FailureKind(str, Enum):
     CANCELLED = "cancelled"
     #: The caller killed the run because it stalled (no output for stale_after).
     STALLED = "stalled"
+    #: Codex: the API kept answering 429 / rate limit, also after the run's own retries with backoff.
+    RATE_LIMITED = "rate_limited"
+    #: Codex: the turn failed (``turn.failed``) for a reason other than auth, rate limit or schema — healable.
+    TURN_FAILED = "turn_failed"
+    #: Codex: a budgeted run with a model the price table does not price (refused before it starts).
+    PRICE_UNKNOWN = "price_unknown"
 
 
 class AgentRunError(AgentError):
@@ -440,12 +469,22 @@ class AgentRun:
         self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings)
         return self._outcome
 
-    async def kill(self, grace: float = KILL_GRACE_SECONDS, *, reason: FailureKind = FailureKind.CANCELLED) -> None:
-        """SIGTERM the run's process group, SIGKILL it after ``grace`` seconds. Records why, for the outcome."""
+    async def kill(
+        self,
+        grace: float = KILL_GRACE_SECONDS,
+        *,
+        reason: FailureKind = FailureKind.CANCELLED,
+        message: str | None = None,
+    ) -> None:
+        """SIGTERM the run's process group, SIGKILL it after ``grace`` seconds. Records why (and ``message``, the
+        outcome's failure message when given), for the outcome."""
         if not self.is_alive():
             return
         if not (self.run_dir / KILL_FILE).exists():
-            _write_json(self.run_dir / KILL_FILE, {"reason": reason.value, "at": utcnow()})
+            record: dict[str, Any] = {"reason": reason.value, "at": utcnow()}
+            if message:
+                record["message"] = message
+            _write_json(self.run_dir / KILL_FILE, record)
         self._signal_group(signal.SIGTERM)
         with anyio.move_on_after(grace):
             await self._wait_exit()
@@ -462,6 +501,13 @@ class AgentRun:
             os.killpg(self.pid, sig)
 
     # -- output following -------------------------------------------------------------------------------------
+    def _usage_watch(self) -> tuple[_codex.UsageWatch | None, float | None]:
+        """For a budgeted Codex run: the watch over its session file's per-call usage, and the run's budget."""
+        info = _read_json(self.run_dir / ARGV_FILE) or {}
+        if info.get("agent") != "codex" or not isinstance(info.get("maxBudgetUsd"), (int, float)):
+            return None, None
+        return _codex.UsageWatch(self.run_dir, info), float(info["maxBudgetUsd"])
+
     def _drain(self, parser: StreamParser, on_event: Callable[[StreamEvent], None] | None, *, final: bool) -> bool:
         """Parse what the output file gained since the last call; True when it grew."""
         grew = False
@@ -497,6 +543,8 @@ class AgentRun:
             elapsed = (utcnow() - self.started_at).total_seconds()
             deadline = time.monotonic() + max(0.0, self.timeout_seconds - elapsed)
         last_output = time.monotonic()
+        usage, limit = self._usage_watch()
+        next_poll = time.monotonic() if usage is not None else None
         with FolderWatch(self.run_dir) as watch:
             while True:
                 grew = self._drain(parser, on_event, final=False)
@@ -508,13 +556,28 @@ class AgentRun:
                 if deadline is not None and now >= deadline:
                     await self.kill(reason=FailureKind.TIMEOUT)
                     return
+                if usage is not None and limit is not None and next_poll is not None and now >= next_poll:
+                    next_poll = now + _codex.USAGE_POLL_SECONDS
+                    spent = await anyio.to_thread.run_sync(usage.poll)
+                    if spent >= limit:
+                        message = (
+                            f"Stopped at its budget: ${spent:.4f} spent of ${limit:.4f} left "
+                            f"({usage.calls} model call(s) of {usage.model or 'the Codex model'}, priced from the "
+                            "session's per-call usage). Raise the budget and retry."
+                        )
+                        await self.kill(reason=FailureKind.BUDGET_EXCEEDED, message=message)
+                        return
                 if stale_after is not None and now - last_output >= stale_after:
                     last_output = now  # once per silent period, not in a tight loop
                     if on_stall is not None:
                         result = on_stall()
                         if result is not None:
                             await result
-                waits = [w for w in (deadline, last_output + stale_after if stale_after else None) if w is not None]
+                waits = [
+                    w
+                    for w in (deadline, last_output + stale_after if stale_after else None, next_poll)
+                    if w is not None
+                ]
                 timeout = max(0.0, min(waits) - time.monotonic()) if waits else None
                 await watch.wait(timeout)
 
@@ -575,13 +638,19 @@ def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes],
     thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
     :func:`attach_run` finds."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    argv = build_argv(opts)
     env = {**os.environ, **opts.env}
+    schema_path = None
+    if opts.agent == "codex":
+        model = _codex.effective_model(opts.model, env)
+        if opts.max_budget_usd is not None and _codex.price_for(model, opts.prices) is None:
+            raise AgentRunError(FailureKind.PRICE_UNKNOWN, _codex.unpriced_message(model, opts.prices))
+        if opts.output_schema is not None:
+            schema_path = run_dir / _codex.SCHEMA_FILE
+    argv = build_argv(opts, schema_path)
     resolved = _resolve_command(argv[0], env)
     if resolved is None:
-        raise AgentRunError(
-            FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} was not found.", hint=INSTALL_HINT
-        )
+        hint = _codex.CODEX_INSTALL_HINT if opts.agent == "codex" else INSTALL_HINT
+        raise AgentRunError(FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} was not found.", hint=hint)
     if not Path(opts.cwd).is_dir():
         raise AgentRunError(
             FailureKind.PROCESS_FAILED,
@@ -616,20 +685,28 @@ def _launch_locked(
     run_dir: Path, opts: AgentOptions, argv: list[str], env: dict[str, str], resolved: str, lock_fd: int | None
 ) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
     (run_dir / PROMPT_FILE).write_text(opts.prompt, encoding="utf-8")
-    _write_json(
-        run_dir / ARGV_FILE,
-        {
-            "argv": argv,
-            "resolvedCommand": resolved,
-            "cwd": str(opts.cwd),
-            "envKeys": sorted(opts.env),  # names only: values may be secrets
-            "outputFormat": opts.output_format,
-            "outputSchema": opts.output_schema,
-            "sessionMode": opts.session_mode.value,
-            "sessionId": opts.session_id,
-            "timeoutSeconds": opts.timeout_seconds,
-        },
-    )
+    info: dict[str, Any] = {
+        "argv": argv,
+        "resolvedCommand": resolved,
+        "cwd": str(opts.cwd),
+        "envKeys": sorted(opts.env),  # names only: values may be secrets
+        "outputFormat": opts.output_format,
+        "outputSchema": opts.output_schema,
+        "sessionMode": opts.session_mode.value,
+        "sessionId": opts.session_id,
+        "timeoutSeconds": opts.timeout_seconds,
+    }
+    recorder = [_EXIT_RECORDER, str(run_dir / EXIT_FILE)]
+    if opts.agent == "codex":
+        schema = _codex.strict_schema(opts.output_schema) if opts.output_schema is not None else None
+        if schema is not None:
+            _write_json(run_dir / _codex.SCHEMA_FILE, schema)
+        info.update(_codex.launch_info(opts, env))
+        # The exec options without the subcommand and the prompt: what a rate-limit retry resumes the thread with.
+        base = [resolved, *_codex.base_argv(opts, run_dir / _codex.SCHEMA_FILE if schema is not None else None)[1:]]
+        spec = {"retries": opts.rate_limit_retries, "backoff": opts.rate_limit_backoff_seconds, "baseArgv": base}
+        recorder = [_codex.CODEX_RECORDER, str(run_dir / EXIT_FILE), json.dumps(spec)]
+    _write_json(run_dir / ARGV_FILE, info)
     for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
         (run_dir / stale).unlink(missing_ok=True)
     started_at = utcnow()
@@ -640,7 +717,7 @@ def _launch_locked(
     ):
         try:
             popen = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", _EXIT_RECORDER, str(run_dir / EXIT_FILE), resolved, *argv[1:]],
+                [sys.executable, "-I", "-S", "-c", *recorder, resolved, *argv[1:]],
                 stdin=stdin,
                 stdout=stdout,
                 stderr=stderr,
@@ -746,6 +823,8 @@ def _classify(run_dir: Path, record: dict[str, Any], warnings: list[str]) -> Run
     argv_info = _read_json(run_dir / ARGV_FILE) or {}
     exit_info = _read_json(run_dir / EXIT_FILE) or {}
     kill_info = _read_json(run_dir / KILL_FILE) or {}
+    if argv_info.get("agent") == "codex":
+        return _codex.classify(run_dir, record, argv_info, exit_info, kill_info, _stderr_tail(run_dir), warnings)
     exit_code = exit_info.get("exitCode")
 
     parse_warnings: list[str] = []
@@ -876,6 +955,9 @@ def _failure(
 def transcript_tail(run_dir: Path, n: int = 10) -> list[dict[str, Any]]:
     """The last ``n`` assistant/user messages of a run's stream (what a healer needs to see), as raw dicts."""
     tail: deque[dict[str, Any]] = deque(maxlen=n)
+    if (_read_json(Path(run_dir) / ARGV_FILE) or {}).get("agent") == "codex":
+        tail.extend(_codex.transcript_events(Path(run_dir)))
+        return list(tail)
     for event in iter_events(Path(run_dir) / STREAM_FILE):
         if event.type in ("assistant", "user"):
             tail.append(event.model_dump(mode="json", by_alias=True))

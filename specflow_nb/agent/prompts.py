@@ -35,9 +35,11 @@ the CLI's ``--json-schema``; the CLI returns the validated object as ``structure
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -251,9 +253,31 @@ def builtin_prompt(step: Step) -> str:
     return resources.files("specflow_nb.agent").joinpath("builtin_prompts").joinpath(f"{step}.md").read_text("utf-8")
 
 
-def user_commands_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The user's Claude Code commands folder: ``$CLAUDE_CONFIG_DIR/commands`` if set, else ``~/.claude/commands``."""
+#: The agent whose prompt folders are looked in (set around a run's prompt building by :func:`prompt_agent`).
+_AGENT: contextvars.ContextVar[str] = contextvars.ContextVar("specflow_prompt_agent", default="claude")
+
+
+@contextlib.contextmanager
+def prompt_agent(agent: str) -> Iterator[None]:
+    """Build prompts for ``agent`` inside this block: Codex reads the project's ``.codex/prompts/`` (where spec-kit
+    writes its Codex commands) and the user's ``$CODEX_HOME/prompts/`` instead of the ``.claude/commands/`` pair."""
+    token = _AGENT.set(agent)
+    try:
+        yield
+    finally:
+        _AGENT.reset(token)
+
+
+def user_commands_dir(env: Mapping[str, str] | None = None, agent: str | None = None) -> Path:
+    """The user's commands folder: for Claude ``$CLAUDE_CONFIG_DIR/commands`` if set, else ``~/.claude/commands``;
+    for Codex ``$CODEX_HOME/prompts`` if set, else ``~/.codex/prompts``."""
     env = os.environ if env is None else env
+    if (agent or _AGENT.get()) == "codex":
+        codex_home = env.get("CODEX_HOME", "").strip()
+        if codex_home:
+            return Path(codex_home).expanduser() / "prompts"
+        home = env.get("HOME", "").strip()
+        return (Path(home) if home else Path.home()) / ".codex" / "prompts"
     config = env.get("CLAUDE_CONFIG_DIR", "").strip()
     if config:
         return Path(config).expanduser() / "commands"
@@ -261,9 +285,13 @@ def user_commands_dir(env: Mapping[str, str] | None = None) -> Path:
     return (Path(home) if home else Path.home()) / ".claude" / "commands"
 
 
-def command_dirs(project: Path, env: Mapping[str, str] | None = None) -> list[tuple[Source, Path]]:
-    """The folders commands are looked up in, first wins: the project's, then the user's."""
-    return [("project", Path(project) / ".claude" / "commands"), ("user", user_commands_dir(env))]
+def command_dirs(
+    project: Path, env: Mapping[str, str] | None = None, agent: str | None = None
+) -> list[tuple[Source, Path]]:
+    """The folders commands are looked up in, first wins: the project's, then the user's (per agent)."""
+    agent = agent or _AGENT.get()
+    own = Path(project) / (".codex/prompts" if agent == "codex" else ".claude/commands")
+    return [("project", own), ("user", user_commands_dir(env, agent))]
 
 
 def find_command_files(
@@ -271,6 +299,8 @@ def find_command_files(
 ) -> tuple[Source, tuple[Path, ...]]:
     """(source, command file(s)) for ``step``: the project's, else the user's, else ``("builtin", ())``."""
     for source, folder in command_dirs(project, env):
+        if _AGENT.get() == "codex" and step == "merge":
+            break  # Codex's sandbox keeps .git read-only: merging stays the engine's built-in git merge
         for names in PROJECT_COMMANDS[step]:
             paths = tuple(folder / name for name in names)
             if all(p.is_file() for p in paths):

@@ -4,7 +4,9 @@ Each stdout line of ``claude -p --output-format stream-json --verbose`` is one J
 ``system`` (subtype ``init`` first: session id, model, tools, cwd), ``assistant`` (text and tool_use blocks; an
 ``error`` such as ``authentication_failed`` when the CLI answers for the model), ``user`` (tool results) and the
 final ``result`` (cost, turns, session id, ``is_error``, ``subtype``, ``structured_output``). With
-``--output-format json`` the whole output is the single ``result`` object.
+``--output-format json`` the whole output is the single ``result`` object. The Codex CLI's ``codex exec --json``
+lines (dotted types: ``thread.started``, ``turn.completed``, ``item.completed`` …) parse into :class:`CodexEvent`
+subclasses through the same parser.
 
 The models accept unknown fields (the CLI adds fields between versions). A line that is not JSON becomes a warning,
 never an exception; invalid UTF-8 is replaced; a line longer than ``max_line_bytes`` is skipped with a warning
@@ -96,6 +98,72 @@ class OtherEvent(StreamEvent):
     """A line of a type specflow_nb does not interpret (``stream_event``, other ``system`` subtypes, …)."""
 
 
+# --------------------------------------------------------------------------------------------------------------
+# Codex CLI (``codex exec --json``) events: dotted types, one JSON object per line.
+
+
+class CodexEvent(StreamEvent):
+    """Any ``codex exec --json`` line (``thread.started``, ``turn.*``, ``item.*``, ``error``)."""
+
+
+class ThreadStarted(CodexEvent):
+    """The first line: the thread (session) id the run works in; ``codex exec resume/fork`` take it."""
+
+    thread_id: str | None = None
+
+
+class TurnCompleted(CodexEvent):
+    """A turn ended well. ``usage`` is the THREAD's running total (a resumed run reports earlier turns too)."""
+
+    usage: dict[str, Any] = Field(default_factory=dict)
+
+
+class TurnFailed(CodexEvent):
+    """A turn ended with an error (``error.message``); the process then exits 1."""
+
+    error: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return str(self.error.get("message") or "")
+
+
+class CodexError(CodexEvent):
+    """An ``error`` line (``Reconnecting… n/5`` while Codex retries, or the error that failed the turn)."""
+
+    message: str = ""
+
+
+class ItemEvent(CodexEvent):
+    """``item.started`` / ``item.updated`` / ``item.completed``: an ``agent_message``, ``reasoning``,
+    ``command_execution``, ``file_change``, ``mcp_tool_call``, ``web_search``, ``todo_list`` or ``error`` item."""
+
+    item: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def item_type(self) -> str:
+        return str(self.item.get("type") or "")
+
+    @property
+    def text(self) -> str:
+        return str(self.item.get("text") or "")
+
+
+_CODEX_TYPES: dict[str, type[CodexEvent]] = {
+    "thread.started": ThreadStarted,
+    "turn.completed": TurnCompleted,
+    "turn.failed": TurnFailed,
+    "error": CodexError,
+    "item.started": ItemEvent,
+    "item.updated": ItemEvent,
+    "item.completed": ItemEvent,
+}
+
+
+def is_codex_type(kind: Any) -> bool:
+    return isinstance(kind, str) and (kind in _CODEX_TYPES or kind.startswith(("thread.", "turn.", "item.")))
+
+
 def parse_event(obj: Any) -> StreamEvent:
     """Turn one decoded JSON value into its event model; anything unexpected becomes an :class:`OtherEvent`."""
     if not isinstance(obj, dict):
@@ -110,6 +178,8 @@ def parse_event(obj: Any) -> StreamEvent:
             return UserMessage.model_validate(obj)
         if kind == "result":
             return ResultMessage.model_validate(obj)
+        if isinstance(kind, str) and is_codex_type(kind):
+            return _CODEX_TYPES.get(kind, CodexEvent).model_validate(obj)
     except ValidationError:
         pass  # a known type with surprising field types: keep it, untyped, rather than lose the line
     fields = {k: v for k, v in obj.items() if isinstance(k, str)}
