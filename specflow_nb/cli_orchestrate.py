@@ -38,8 +38,34 @@ _SETTLED = ("paused", "waiting_merge", "needs_attention", "completed", "failed",
 # The terminal view
 
 
-def render(ex: OrchestrationExecution, *, decisions: int = 6) -> RenderableType:
-    """The live view: phase bar, batch N of M, tasks, cost against budget, the last decisions."""
+#: The live view's widest box: wider terminals keep this width, narrower ones use their own (never a width that
+#: changes with the content between two refreshes).
+MAX_VIEW_WIDTH = 100
+
+
+def view_width(console_width: int) -> int:
+    return max(40, min(MAX_VIEW_WIDTH, console_width))
+
+
+def project_title(ex: OrchestrationExecution) -> str:
+    """The project's name for a title: its folder's name (the root's own name when the id is the root)."""
+    name = Path(ex.project_id).name if ex.project_id not in ("", ".") else ""
+    return name or Path.cwd().resolve().name or "project"
+
+
+def render(
+    ex: OrchestrationExecution,
+    *,
+    decisions: int = 6,
+    width: int | None = None,
+    footer: str | None = None,
+    now: Any = None,
+) -> RenderableType:
+    """The live view: phase bar, what is happening, tasks, time, cost against budget, the last decisions.
+
+    The same words as the panel (:mod:`specflow_nb.summary`). The box is exactly ``width`` wide (default: the
+    console's, at most :data:`MAX_VIEW_WIDTH`) and text wraps between words.
+    """
     from rich.console import Group
     from rich.panel import Panel
     from rich.progress_bar import ProgressBar
@@ -48,33 +74,50 @@ def render(ex: OrchestrationExecution, *, decisions: int = 6) -> RenderableType:
 
     from specflow_nb import summary
 
+    box_width = view_width(width if width is not None else _cli.console().width)
     done, total = summary.task_counts(ex)
     budget = ex.config.budget
     lines: list[Any] = [
         Text(summary.phase_bar(ex)),
-        Text(summary.batch_line(ex), style="bold"),
+        Text(summary.headline(ex), style="bold"),
     ]
     if total:
-        pct = round(100 * done / total)
         row = Table.grid(padding=(0, 1))
-        row.add_row(ProgressBar(total=total, completed=done, width=30), Text(f"{done}/{total} tasks ({pct}%)"))
+        row.add_column(no_wrap=True)
+        row.add_column()
+        row.add_row(ProgressBar(total=total, completed=done, width=24), Text(summary.tasks_text(ex)))
         lines.append(row)
+    lines.append(Text(summary.time_text(ex, now), style="dim"))
     lines.append(
         Text(
             f"Cost ${ex.total_cost_usd:.2f} of ${budget.max_total:.2f} total"
             f" · healing ${ex.healing_cost_usd:.2f} of ${budget.healing_budget:.2f}"
         )
     )
-    log = Table.grid(padding=(0, 1))
-    for entry in ex.decision_log[-decisions:]:
-        log.add_row(
-            Text(entry.timestamp.strftime("%H:%M:%S"), style="dim"),
-            Text(entry.decision, style="cyan"),
-            Text(entry.reason),
-        )
-    lines.append(log)
-    title = f"specflow_nb · {ex.project_id or '.'} · {ex.id}"
-    return Panel(Group(*lines), title=title, subtitle=f"[bold]{summary.status_label(ex)}[/]", expand=False)
+    if ex.decision_log:
+        log = Table.grid(padding=(0, 1))
+        log.add_column(no_wrap=True, style="dim")
+        log.add_column(no_wrap=True, style="cyan")
+        log.add_column(ratio=1, overflow="fold")
+        for entry in ex.decision_log[-decisions:]:
+            log.add_row(
+                Text(entry.timestamp.astimezone().strftime("%H:%M:%S")),
+                Text(summary.decision_title(entry.decision)),
+                Text(summary.decision_text(ex, entry)),
+            )
+        lines.append(Text(""))
+        lines.append(log)
+    if footer:
+        lines.append(Text(""))
+        lines.append(Text(footer, style="dim"))
+    title = f"specflow_nb · {project_title(ex)}"
+    return Panel(
+        Group(*lines),
+        title=title,
+        subtitle=f"[bold]{summary.status_label(ex)}[/]",
+        width=box_width,
+        expand=True,
+    )
 
 
 def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
@@ -97,6 +140,25 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
     if status == "running":
         return f"Still running: `specflow-nb orchestrate watch{flag}` shows it live."
     return f"Orchestration {status}" + (f": {ex.error_message}" if ex.error_message else ".")
+
+
+def live_footer(ex: OrchestrationExecution, *, local: bool = False) -> str:
+    """The live view's last line: how to leave it, and the command that acts on what it shows."""
+    flag = " --local" if local else ""
+    status = ex.status.value
+    if status == "running":
+        act = "pause" if not ex.pause_requested else "resume (withdraws the pause)"
+        return f"Ctrl+C leaves this view; the run goes on. Next: specflow-nb orchestrate {act}{flag} · cancel{flag}"
+    command = {
+        "paused": "resume",
+        "waiting_merge": "merge",
+        "needs_attention": "recover retry|skip|abort",
+    }.get(status)
+    if ex.waiting_for_input:
+        command = "answer ID=TEXT"
+    if command:
+        return f"Ctrl+C leaves this view. Next: specflow-nb orchestrate {command}{flag}"
+    return "The orchestration has ended: specflow-nb orchestrate start begins the next one."
 
 
 class LiveView:
@@ -126,13 +188,17 @@ class LiveView:
             sys.stdout.flush()
             return
         if self._live is not None:
-            self._live.update(render(ex))
+            self._live.update(render(ex, width=self.console.width, footer=live_footer(ex)))
             return
         seen_id, seen_count = self._seen
         start = seen_count if seen_id == ex.id else 0
+        from specflow_nb import summary
+
         for entry in ex.decision_log[start:]:
             self.console.print(
-                f"{entry.timestamp:%H:%M:%S} {entry.decision:<16} {_cli._escape(entry.reason)}", highlight=False
+                f"{entry.timestamp:%H:%M:%S} {summary.decision_title(entry.decision)}: "
+                f"{_cli._escape(summary.decision_text(ex, entry))}",
+                highlight=False,
             )
         self._seen = (ex.id, len(ex.decision_log))
 

@@ -32,7 +32,7 @@ def test_demo_completes_a_phase_with_a_healed_batch(tmp_path: Path) -> None:
     result = run_cli("demo", "--dest", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stderr
     assert "DEMO agent" in result.stdout
-    assert "batch_healed" in result.stdout
+    assert "Batch healed: Batch 2 of 4" in result.stdout  # the log in words (summary.decision_title)
     assert "Complete: 20/20 tasks in 4 batches" in result.stdout
     merged = subprocess.run(
         ["git", "branch", "--merged", "main"], cwd=tmp_path / "demo", capture_output=True, text=True, check=True
@@ -111,7 +111,7 @@ def test_remote_start_follow_merge_through_the_server(server_root: tuple[Path, P
     )
     assert started.returncode == 0, started.stderr
     assert "Merge ready" in started.stdout and "--local" not in started.stdout
-    assert "batch_complete" in started.stdout
+    assert "Batch done: Batch 1 of 4" in started.stdout  # the log in words (summary.decision_title)
 
     status = run_cli("orchestrate", "status", "--project", str(project), "--json", env=env)
     assert json.loads(status.stdout)["status"] == "waiting_merge"
