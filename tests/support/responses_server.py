@@ -202,6 +202,10 @@ class ResponsesServer:
     output_tokens: int = 100
     reasoning_tokens: int = 20
     exhausted_text: str = "Done."
+    #: The turn for every request past the script (e.g. a callable model that reads the prompt); None: exhausted_text.
+    fallback: Turn | None = None
+    #: Seconds every answer waits before streaming (so a watcher sees a run's calls one by one).
+    delay_seconds: float = 0.0
     requests: list[ResponsesRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -221,7 +225,7 @@ class ResponsesServer:
         return f"http://{host!s}:{port}/v1"
 
     def start(self) -> ResponsesServer:
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd = _QuietServer(("127.0.0.1", 0), _make_handler(self))
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
         threading.Thread(target=self._watchdog, daemon=True).start()
@@ -270,7 +274,9 @@ class ResponsesServer:
                 turn = self.turns[self._next_turn]
                 self._next_turn += 1
             else:
-                turn = [Say(self.exhausted_text)]
+                turn = self.fallback if self.fallback is not None else [Say(self.exhausted_text)]
+        if self.delay_seconds:
+            time.sleep(self.delay_seconds)
         return turn(req) if callable(turn) else turn
 
     def usage(self) -> dict[str, Any]:
@@ -380,6 +386,15 @@ class ResponsesServer:
             "type": "response.completed",
             "response": {**base, "status": "completed", "output": items, "usage": self.usage()},
         }
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (a run killed at its budget) is expected, not an error to print."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 def _make_handler(server: ResponsesServer) -> type[BaseHTTPRequestHandler]:
