@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, DottedObjectName, Float, Int, Unicode, default
+from traitlets import Dict, DottedObjectName, Enum, Float, Int, List, Unicode, default
 from traitlets.utils.importstring import import_item
 
 from specflow_nb.models import OrchestrationExecution, utcnow
@@ -40,6 +40,40 @@ class SpecflowExtension(ExtensionApp):
         value_trait=Unicode(),
         config=True,
         help="Extra environment for agent runs (e.g. API keys). Never persisted, never logged.",
+    )
+    default_agent = Enum(
+        ["claude", "codex"],
+        None,
+        allow_none=True,
+        config=True,
+        help="The agent of a start request that names none: claude (Claude Code) or codex (the Codex CLI).",
+    )
+    allowed_agents = List(
+        Enum(["claude", "codex"]),
+        None,
+        allow_none=True,
+        config=True,
+        help="The agents a request may choose (default: both); a start with another one is refused.",
+    )
+    codex_command = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Command for every Codex run (a path or a team's wrapper); default: the request's, or `codex` when "
+        "agent_command is set.",
+    )
+    codex_prices = Dict(
+        None,
+        allow_none=True,
+        config=True,
+        help="USD per 1M tokens for each Codex model, e.g. {'gpt-5': {'inputPerMtok': 1.25, 'cachedInputPerMtok': "
+        "0.125, 'outputPerMtok': 10}} ('name*' prices a family). Default: specflow_nb.agent.codex.DEFAULT_PRICES. "
+        "A budgeted Codex start with an unpriced model is refused.",
+    )
+    codex_args = List(
+        Unicode(),
+        config=True,
+        help="Extra `codex exec` options for every Codex run, before the subcommand (e.g. -c model_provider=...).",
     )
     projects_scan_depth = Int(
         2, config=True, help="How many folder levels below the root the projects overview looks for projects."
@@ -111,6 +145,11 @@ class SpecflowExtension(ExtensionApp):
                 renew_seconds=self.owner_renew_seconds,
                 command_timeout_seconds=self.command_timeout_seconds,
                 rescan_seconds=self.rescan_seconds,
+                default_agent=self.default_agent,
+                allowed_agents=list(self.allowed_agents) if self.allowed_agents is not None else None,
+                codex_command=self.codex_command,
+                codex_prices=dict(self.codex_prices) if self.codex_prices is not None else None,
+                codex_args=list(self.codex_args),
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
             orch.subscribe(self._on_change)
