@@ -33,6 +33,7 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -152,11 +153,156 @@ def write_section(section: str) -> None:
     RESULTS.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
 
 
+# ---- the real Codex CLI (``--codex``): the runner vs the same codex process with the same arguments
+
+CODEX_HEADING = "## Agent runner: Codex"
+
+
+def _codex_model(req: Any) -> list[Any]:
+    """One batch through Codex's own shell tool: check T004 in tasks.md, then answer."""
+    from tests.support.responses_server import Say, Shell
+
+    last = req.input[-1] if req.input else {}
+    if last.get("type") in ("function_call_output", "custom_tool_call_output"):
+        return [Say("Checked T004.")]
+    return [Shell(f"sed -i 's/^- \\[ \\] T004 /- [x] T004 /' specs/{SAMPLE_FEATURE}/tasks.md")]
+
+
+def measure_codex(n: int, codex: str) -> tuple[dict[str, list[float]], str]:
+    from specflow_nb.agent import build_argv
+    from tests.support.codex_cli import codex_version, hermetic_env, provider_args
+    from tests.support.responses_server import ResponsesServer
+
+    results: dict[str, list[float]] = {k: [] for k in ("bare", "bare_first", "runner", "runner_first", "exit")}
+    with tempfile.TemporaryDirectory() as tmp, ResponsesServer(max_requests=10 * (n + 1) + 10) as server:
+        server.fallback = _codex_model
+        project = prepare_sample(Path(tmp) / "todo")
+        home = Path(tmp) / "codex-home"
+        home.mkdir()
+        extra = hermetic_env(home)
+        opts = AgentOptions(
+            agent="codex", command=codex, cwd=project, prompt=PROMPT, env=extra, extra_args=provider_args(server.url)
+        )
+        argv = build_argv(opts)  # the runner's exact argv, run bare with the same env
+        env = {**os.environ, **extra}
+        tasks = (project / "specs" / SAMPLE_FEATURE / "tasks.md").read_text()
+        for i in range(n + 1):
+            _reset(project, tasks)
+            t0 = time.perf_counter()
+            subprocess.run(argv, input=PROMPT.encode(), cwd=project, env=env, capture_output=True, check=True)
+            b = time.perf_counter() - t0
+            _reset(project, tasks)
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=project, env=env
+            )
+            assert proc.stdin is not None and proc.stdout is not None
+            proc.stdin.write(PROMPT.encode())
+            proc.stdin.close()
+            proc.stdout.readline()
+            bf = time.perf_counter() - t0
+            proc.stdout.read()
+            proc.wait()
+            _reset(project, tasks)
+            r, rf, ex = anyio.run(_runner_with, opts, project / ".specflow" / "workflows" / f"codex-{i}")
+            if i:
+                for key, value in zip(results, (b, bf, r, rf, ex), strict=True):
+                    results[key].append(value)
+        return results, codex_version(codex)
+
+
+async def _runner_with(opts: AgentOptions, run_dir: Path) -> tuple[float, float, float]:
+    first: list[float] = []
+
+    def on_event(_: StreamEvent) -> None:
+        if not first:
+            first.append(time.perf_counter())
+
+    t0 = time.perf_counter()
+    run = await start_run(run_dir, opts)
+    outcome = await run.wait(on_event=on_event)
+    t_done = time.perf_counter()
+    wall_done = time.time()
+    assert outcome.ok, (outcome.failure_message, outcome.stderr_tail)
+    ended = datetime.fromisoformat(json.loads((run_dir / "exit.json").read_text())["endedAt"])
+    return t_done - t0, first[0] - t0, wall_done - ended.timestamp()
+
+
+def report_codex(results: dict[str, list[float]], n: int, version: str) -> str:
+    med = {k: statistics.median(v) for k, v in results.items()}
+    ms = {k: v * 1000 for k, v in med.items()}
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return "\n".join(
+        [
+            CODEX_HEADING,
+            "",
+            f"`benchmarks/bench_runner.py --codex`, {when}, {machine}; median of {n} runs of the REAL Codex CLI",
+            f"({version}) doing one batch (a shell tool call that checks T004 in tasks.md, then the answer: two model",
+            "calls) against the scripted Responses API server on 127.0.0.1. Baseline: the same `codex exec` argv, env",
+            "and server, launched with `subprocess.run`.",
+            "",
+            "| measure | runner | bare codex | ratio |",
+            "|---|---:|---:|---:|",
+            f"| launch -> outcome available (total) | {ms['runner']:.1f} ms | {ms['bare']:.1f} ms "
+            f"| {med['runner'] / med['bare']:.2f}x |",
+            f"| spawn -> first event | {ms['runner_first']:.1f} ms | {ms['bare_first']:.1f} ms "
+            f"| {med['runner_first'] / med['bare_first']:.2f}x |",
+            f"| agent exit -> outcome available | {ms['exit']:.1f} ms | — | — |",
+            "",
+            "On top of the Claude path the Codex runner writes the strict output schema (none here), reads Codex's",
+            "session file for the per-call usage that prices the run, and runs under the Codex exit recorder (the",
+            "one that resumes a rate-limited thread). Codex's own start-up and its two model calls dominate: the runner's",
+            "total is within run-to-run noise of the bare process (bare and runner runs alternate; a ratio under 1 is noise,",
+            "not a speed-up), and the exit -> outcome step includes reading the session file.",
+        ]
+    )
+
+
+def write_named_section(heading: str, section: str) -> None:
+    """Replace (or append) the section under ``heading`` in RESULTS.md."""
+    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
+    if start is None:
+        runner_at = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
+        if runner_at is None:
+            new = text.rstrip("\n") + "\n\n" + section + "\n"
+        else:  # right after the Claude runner's section
+            end = next((j for j in range(runner_at + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+            new = "\n".join([*lines[:end], *section.splitlines(), "", *lines[end:]])
+    else:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+        new = "\n".join([*lines[:start], *section.splitlines(), "", *lines[end:]])
+    RESULTS.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=15, help="runs per measure (default 15)")
     ap.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
+    ap.add_argument(
+        "--codex",
+        metavar="BIN",
+        nargs="?",
+        const="",
+        help="measure the real Codex CLI instead (default: $SPECFLOW_CODEX_BIN or .ci/node's codex)",
+    )
     args = ap.parse_args()
+    if args.codex is not None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.support.codex_cli import find_codex
+
+        codex = args.codex or find_codex()
+        if not codex:
+            raise SystemExit("no codex binary: npm install --prefix .ci/node @openai/codex@0.169.0")
+        results, version = measure_codex(args.n, codex)
+        section = report_codex(results, args.n, version)
+        print(section)
+        if not args.no_write:
+            write_named_section(CODEX_HEADING, section)
+            print(f"updated {RESULTS}")
+        return
     section = report(measure(args.n), args.n)
     print(section)
     if not args.no_write:
