@@ -420,10 +420,58 @@ def _positive_seconds(text: str) -> float:
 
 def cmd_orchestrate(args: argparse.Namespace) -> int:
     name = args.orchestrate_command
+    if name == "start" and getattr(args, "dry_run", False):
+        return _dry_run(args)
     local = _use_local(args)
     if local:
         return _orchestrate_local(args, name)
     return _orchestrate_remote(args, name)
+
+
+def _dry_run(args: argparse.Namespace) -> int:
+    """``start --dry-run``: what a start would do (plan, checks, each step's prompt source), starting nothing."""
+    config = build_config(args)
+    preview: dict[str, Any]
+    if args.local:
+        preview = _local_preview(args, config)
+    else:
+        from specflow_nb.client import NoServerFound
+
+        try:
+            with _client(args) as client:
+                preview = client.preview(_remote_project_id(args, client), config).model_dump(mode="json")
+        except NoServerFound:
+            preview = _local_preview(args, config)
+    if args.json:
+        _cli.print_json(preview)
+        return 0 if (preview.get("preflight") or {}).get("ok") else 1
+    con = _cli.console()
+    plan = preview.get("batchPlan") or {}
+    con.print(f"[bold]{_cli._escape(plan.get('summary') or 'No batch plan (design writes tasks.md).')}[/bold]")
+    for batch in plan.get("batches") or []:
+        con.print(f"  {batch['index'] + 1}. {_cli._escape(batch['section'])}: {' '.join(batch['taskIds'])}")
+    preflight = preview.get("preflight") or {}
+    for problem in preflight.get("problems") or []:
+        con.print(f"[red]problem:[/red] {_cli._escape(problem)}")
+    for warning in preflight.get("warnings") or []:
+        con.print(f"[yellow]warning:[/yellow] {_cli._escape(warning)}")
+    con.print("Prompts:")
+    from specflow_nb.agent.prompts import PromptSource
+
+    for source in preview.get("promptSources") or []:
+        con.print(f"  {_cli._escape(PromptSource.model_validate(source).describe())}")
+    ok = bool(preflight.get("ok"))
+    con.print("Nothing was started (--dry-run)." if ok else "Nothing was started: fix the problems above first.")
+    return 0 if ok else 1
+
+
+def _local_preview(args: argparse.Namespace, config: OrchestrationConfig) -> dict[str, Any]:
+    from specflow_nb.orchestrator import Orchestrator
+
+    # No loop, no reconcile: a dry run never takes anything over.
+    orch = Orchestrator(_cli.project_path(args), _engine_settings(observer=True))
+    preview: dict[str, Any] = orch.preview("", config).model_dump(mode="json")
+    return preview
 
 
 def _orchestrate_local(args: argparse.Namespace, name: str) -> int:
@@ -558,6 +606,9 @@ def add_orchestrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     start = osub.add_parser("start", parents=[common], help="complete the project's open phase")
     start.add_argument("--config", metavar="JSON|FILE", help="OrchestrationConfig as JSON or a JSON file")
     start.add_argument("--set", action="append", metavar="KEY=VALUE", help="one config field, e.g. autoMerge=true")
+    start.add_argument(
+        "--dry-run", action="store_true", help="show the plan, the checks and each step's prompt source; start nothing"
+    )
     for name, text in (
         ("status", "show the current orchestration"),
         ("list", "list the project's orchestrations, newest first"),

@@ -114,12 +114,16 @@ R = RecoveryOption
 
 #: Failures of the agent's environment, not of its work: healing cannot help, a person must fix them first.
 UNHEALABLE_FAILURES: dict[str, str] = {
-    "not_installed": "The agent command is not installed: install it (npm install -g @anthropic-ai/claude-code) "
-    "or fix agentCommand, then retry.",
-    "auth_failed": "The agent is not logged in: run `claude /login` or set ANTHROPIC_API_KEY for the server, "
-    "then retry.",
+    "not_installed": "The agent command is not installed: install it (Claude Code: npm install -g "
+    "@anthropic-ai/claude-code; Codex: npm install -g @openai/codex) or fix agentCommand, then retry.",
+    "auth_failed": "The agent is not logged in: for Claude Code run `claude /login` or set ANTHROPIC_API_KEY, for "
+    "Codex run `codex login` or set OPENAI_API_KEY, in the server's environment, then retry.",
     "permission_refused": "The agent refused to run without permission prompts: keep the default "
     "permission mode (acceptEdits), then retry.",
+    "rate_limited": "The agent's API kept answering 'rate limit exceeded' (retried with backoff): wait, or raise "
+    "the account's limits, then retry.",
+    "price_unknown": "The model has no price in the server's price table, so its cost cannot be kept to the budget: "
+    "add it to codex_prices (or choose a priced model), then retry.",
 }
 
 #: Stalls of one run before the machine kills it (each RunStalled = another ``stale_after`` of silence).

@@ -47,14 +47,16 @@ from specflow_nb.agent.claude import (
     start_run,
 )
 from specflow_nb.agent.claude import RunOutcome as AgentOutcome
-from specflow_nb.agent.codex import agent_options, agent_preflight
+from specflow_nb.agent.codex import agent_options, agent_preflight, apply_default_agent
 from specflow_nb.agent.prompts import (
+    PromptSource,
     StepPrompt,
     build_batch_prompt,
     build_heal_prompt,
     build_step_prompt,
     has_project_command,
     prompt_agent,
+    prompt_sources,
 )
 from specflow_nb.errors import (
     OrchestrationConflict,
@@ -195,6 +197,8 @@ class Preview(CamelModel):
     batch_plan: BatchPlan | None = None
     preflight: Preflight
     project_status: ProjectStatus | None = None
+    #: Where each step's prompt comes from (the project's commands, the user's, or the built-in prompt).
+    prompt_sources: list[PromptSource] = Field(default_factory=list)
 
 
 @dataclass
@@ -750,6 +754,7 @@ class Orchestrator:
             config = OrchestrationConfig()
         elif not isinstance(config, OrchestrationConfig):
             config = OrchestrationConfig.model_validate(config)
+        config = apply_default_agent(config, self.settings)  # the host's default agent, for a request naming none
         given = config.model_fields_set
         update: dict[str, Any] = {}
         if self.settings.agent_command:  # the host's policy (e.g. a team's wrapper) wins over the request
@@ -1025,6 +1030,8 @@ class Orchestrator:
         status = None
         with contextlib.suppress(SpecflowError):
             status = project_status(slot.project)
+        with prompt_agent(config.agent):
+            sources = prompt_sources(slot.project, self._agent_env_view())
         return Preview(
             batch_plan=plan,
             preflight=Preflight(
@@ -1040,7 +1047,12 @@ class Orchestrator:
                 active_orchestration_id=active.id if active else None,
             ),
             project_status=status,
+            prompt_sources=sources,
         )
+
+    def _agent_env_view(self) -> dict[str, str]:
+        """The environment a run sees, for where it looks for commands (CLAUDE_CONFIG_DIR, CODEX_HOME)."""
+        return {**os.environ, **self.settings.agent_env}
 
     # ---- restart ---------------------------------------------------------------------------------------------
 
@@ -1388,6 +1400,8 @@ class Orchestrator:
             tg.start_soon(anyio.to_thread.run_sync, read_merged)
             tg.start_soon(anyio.to_thread.run_sync, read_gate)
         merged, gate = facts["merged"], facts["gate"]
+        with prompt_agent(ex.config.agent):  # Codex looks for its prompts elsewhere (.codex/prompts)
+            merge_command = has_project_command(project, "merge", self._agent_env_view())
         return ProjectSnapshot(
             has_spec=art.has_spec,
             has_plan=art.has_plan,
@@ -1401,7 +1415,7 @@ class Orchestrator:
             merged=merged,
             merge_conflicts=list(slot.merge_conflicts),
             has_user_gate=gate,
-            has_merge_command=has_project_command(project, "merge"),
+            has_merge_command=merge_command,
         )
 
     @staticmethod

@@ -121,3 +121,54 @@ def test_remote_start_follow_merge_through_the_server(server_root: tuple[Path, P
     again = run_cli("orchestrate", "merge", "--project", str(project), env=env)
     assert again.returncode == 1
     assert "Cannot merge" in again.stderr and "Traceback" not in again.stderr
+
+
+def _user_command(tmp_path: Path) -> dict[str, str]:
+    """A user-level flow.implement (where SpecFlow installs its skills), in a CLAUDE_CONFIG_DIR of this test."""
+    config_dir = tmp_path / "claude-config"
+    (config_dir / "commands").mkdir(parents=True)
+    (config_dir / "commands" / "flow.implement.md").write_text("Implement the phase. $ARGUMENTS\n")
+    return {"CLAUDE_CONFIG_DIR": str(config_dir)}
+
+
+def test_start_dry_run_names_each_steps_prompt_source_and_starts_nothing(tmp_path: Path) -> None:
+    project = prepare_sample(tmp_path / "todo")
+    env = {**_user_command(tmp_path), "JUPYTER_RUNTIME_DIR": str(tmp_path / "no-server")}
+    args = ("orchestrate", "start", "--dry-run", "--project", str(project), "--set", "skipDesign=true")
+    dry = run_cli(*args, "--set", f"agentCommand={demo_agent_command()}", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "4 batches from tasks.md sections" in dry.stdout
+    assert "implement: /flow.implement (user:" in dry.stdout and "flow.implement.md" in dry.stdout
+    assert "design: built-in prompt" in dry.stdout
+    assert "Nothing was started" in dry.stdout
+    assert not list((project / ".specflow" / "workflows").glob("orchestration-*.json"))
+    as_json = run_cli(*args, "--json", "--set", f"agentCommand={demo_agent_command()}", env=env)
+    sources = {s["step"]: s["source"] for s in json.loads(as_json.stdout)["promptSources"]}
+    assert sources == {
+        "design": "builtin",
+        "analyze": "builtin",
+        "implement": "user",
+        "verify": "builtin",
+        "merge": "builtin",
+    }
+    refused = run_cli(*args, "--set", "agentCommand=no-such-agent-xyz", env=env)
+    assert refused.returncode == 1 and "no-such-agent-xyz" in refused.stdout
+
+
+def test_the_servers_preview_names_prompt_sources(server_root: tuple[Path, Path]) -> None:
+    root, runtime = server_root
+    project = root / "todo"
+    (project / ".claude" / "commands").mkdir(parents=True)
+    (project / ".claude" / "commands" / "flow.verify.md").write_text("Verify. $ARGUMENTS\n")
+    dry = run_cli(
+        "orchestrate",
+        "start",
+        "--dry-run",
+        "--json",
+        "--project",
+        str(project),
+        env={"JUPYTER_RUNTIME_DIR": str(runtime)},
+    )
+    sources = {s["step"]: s for s in json.loads(dry.stdout)["promptSources"]}
+    assert sources["verify"]["source"] == "project" and sources["verify"]["skill"] == "flow.verify"
+    assert sources["implement"]["source"] == "builtin"

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from specflow_nb import summary
+from specflow_nb.agent.prompts import PromptSource
 from specflow_nb.machine import Command, parse_command
 from specflow_nb.models import (
     BatchPlan,
@@ -136,6 +137,9 @@ class StatusResponse(CamelModel):
     batch_plan: BatchPlan | None = None
     preflight: dict[str, Any] | None = None
     project_status: dict[str, Any] | None = None
+    prompt_sources: list[PromptSource] = Field(
+        default_factory=list, description="With preview: where each step's prompt comes from."
+    )
 
 
 class ListResponse(CamelModel):

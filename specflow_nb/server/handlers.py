@@ -218,6 +218,7 @@ def preview_parts(preview: Any) -> dict[str, Any]:
         "batch_plan": data.get("batchPlan"),
         "preflight": data.get("preflight"),
         "project_status": data.get("projectStatus"),
+        "prompt_sources": data.get("promptSources") or [],
     }
 
 
