@@ -38,6 +38,7 @@ never hold a phase back. ``status``, the planner's hosts and the engine all use 
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import os
 import re
@@ -798,22 +799,75 @@ def mark_tasks(text: str, ids: Iterable[str], state: TaskState, reason: str | No
     return MarkResult(text=new_text, changed=changed, unchanged=unchanged, missing=missing)
 
 
+#: How often a writer re-reads and merges again when tasks.md keeps changing under it (an agent editing it).
+MARK_RETRIES = 20
+
+
+def tasks_lock_path(path: Path) -> Path:
+    """The lock specflow_nb's own tasks.md writers share: ``{project}/.specflow/locks/tasks.lock`` (never beside
+    tasks.md, where the phase's merge would commit it)."""
+    path = Path(path).resolve()
+    for folder in path.parents:
+        if folder.name == "specs":
+            return folder.parent / ".specflow" / "locks" / "tasks.lock"
+        if (folder / ".specflow").is_dir() or (folder / ".git").exists():
+            return folder / ".specflow" / "locks" / "tasks.lock"
+    # a tasks.md outside any project: the writers still meet, in the temp folder
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"specflow-tasks-{digest}.lock"
+
+
 def mark_tasks_file(path: Path, ids: Iterable[str], state: TaskState, reason: str | None = None) -> MarkResult:
     """:func:`mark_tasks` on a file, written atomically (temp file in the same folder, fsync, rename).
 
-    Bytes that are not UTF-8 survive unchanged. The file is not touched when nothing changes.
+    Writers in specflow_nb (``mark``, the engine; any host) serialize on :func:`tasks_lock_path`, so two of them
+    never lose each other's marks. An agent edits tasks.md without that lock, so the file is read again right
+    before it is replaced: if it changed meanwhile, the marks are merged into the new content and tried again,
+    never written over it. Bytes that are not UTF-8 survive unchanged. The file is not touched when nothing changes.
     """
+    from filelock import FileLock, Timeout
+
     path = Path(path)
+    ids = [ids] if isinstance(ids, str) else list(ids)
+    lock_file = tasks_lock_path(path)
     try:
-        data = path.read_bytes()
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only project: nothing to serialize with, the write itself will say what is wrong
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:16]
+        lock_file = Path(tempfile.gettempdir()) / f"specflow-tasks-{digest}.lock"
+    try:
+        with FileLock(lock_file, timeout=30):
+            return _mark_merging(path, ids, state, reason)
+    except Timeout:
+        raise ConfigError(
+            f"tasks.md is being written by another specflow-nb process (waited 30 s for {lock_file}).",
+            hint="Retry when it is done; the lock is released when its holder exits.",
+        ) from None
+
+
+def _mark_merging(path: Path, ids: list[str], state: TaskState, reason: str | None) -> MarkResult:
+    for _ in range(MARK_RETRIES):
+        data = _read_tasks_bytes(path)
+        result = mark_tasks(data.decode("utf-8", errors="surrogateescape"), ids, state, reason)
+        if not result.changed:
+            return result
+        if _read_tasks_bytes(path) != data:
+            continue  # changed under us (an agent's edit): merge the marks into the new content
+        _atomic_write(path, result.text.encode("utf-8", errors="surrogateescape"))
+        return result
+    raise ConfigError(
+        f"{path} kept changing while it was being marked; nothing was written.",
+        hint="Wait for the agent editing it to finish, then mark again.",
+    )
+
+
+def _read_tasks_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise TasksFileMissing(
             f"No tasks file at {path}", hint="Check the feature folder, or run the design step to create tasks.md."
         ) from exc
-    result = mark_tasks(data.decode("utf-8", errors="surrogateescape"), ids, state, reason)
-    if result.changed:
-        _atomic_write(path, result.text.encode("utf-8", errors="surrogateescape"))
-    return result
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
