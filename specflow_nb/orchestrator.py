@@ -610,6 +610,12 @@ class Orchestrator:
         except SpecflowError as exc:
             answer(ownership.CommandReply(id=env.id, ok=False, error=ownership.error_dict(exc), applied_by=me))
             return
+        except Exception as exc:  # a bug must not leave the sender waiting, nor stop the inbox
+            log.exception("%s: command %s from %s failed", slot.project_id or ".", env.id, env.sender)
+            failure = SpecflowError(f"The owner could not apply the {env.command.action} command: {exc}")
+            failure.http_status = 500
+            answer(ownership.CommandReply(id=env.id, ok=False, error=ownership.error_dict(failure), applied_by=me))
+            return
         applied(ex)
 
     async def _send_to_owner(
