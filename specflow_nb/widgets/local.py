@@ -30,7 +30,8 @@ class LocalBackend:
     """Runs :class:`specflow_nb.orchestrator.Orchestrator` on the kernel's event loop, rooted at ``root``.
 
     Agent runs are detached processes writing to files, so they survive a kernel restart; the next LocalBackend
-    (or a server) on the same folder adopts them.
+    (or a server) on the same folder adopts them. Beside a server that drives the project it observes and routes
+    commands to that server's engine (docs/architecture.md).
     """
 
     def __init__(self, root: str | Path, *, settings: EngineSettings | None = None) -> None:
@@ -38,7 +39,9 @@ class LocalBackend:
 
         self.root = Path(root).resolve()
         self.description = f"the engine in this kernel ({self.root})"
-        self.orchestrator = Orchestrator(root=self.root, settings=settings or EngineSettings())
+        # The kernel's engine follows the same rules as any host: it drives only what it owns (it takes over only
+        # an orchestration whose owner is gone) and hands its commands to the owner otherwise.
+        self.orchestrator = Orchestrator(root=self.root, settings=settings or EngineSettings(host_kind="kernel"))
         self._loop_started = False
 
     async def _engine(self) -> Any:
