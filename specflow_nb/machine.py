@@ -497,14 +497,23 @@ def allowed_commands(execution: OrchestrationExecution) -> list[str]:
 class _Tx:
     """One transition in progress: the copy being changed and the effects collected so far."""
 
-    def __init__(self, ex: OrchestrationExecution, at: datetime, name: str, actor: str | None = None) -> None:
-        self.ex, self.at, self.name, self.actor = ex, at, name, actor
+    def __init__(
+        self,
+        ex: OrchestrationExecution,
+        at: datetime,
+        name: str,
+        actor: str | None = None,
+        command_id: str | None = None,
+    ) -> None:
+        self.ex, self.at, self.name, self.actor, self.command_id = ex, at, name, actor, command_id
         self.effects: list[Action] = []
         self.changed = True
 
     def log(self, decision: Decision, reason: str, **data: Any) -> None:
         if self.actor:  # who asked (a user command on a shared project): every entry it causes names them
             data["actor"] = self.actor
+        if self.command_id:  # a command that travelled to the owner: its id, as the sender knows it
+            data["commandId"] = self.command_id
         self.ex.decision_log.append(
             DecisionLogEntry(timestamp=self.at, decision=decision.value, reason=reason, data=data or None)
         )
@@ -536,7 +545,8 @@ def step(execution: OrchestrationExecution, event: Event) -> tuple[Orchestration
     ):
         raise IllegalTransition(execution, name)
     actor = event.actor if isinstance(event, (UserCommand, Started)) else None
-    tx = _Tx(execution.model_copy(deep=True), event.at, name, actor)
+    command_id = event.command_id if isinstance(event, UserCommand) else None
+    tx = _Tx(execution.model_copy(deep=True), event.at, name, actor, command_id)
     _HANDLERS[type(event)](tx, event)
     if not tx.changed:
         return execution.model_copy(deep=True), []
