@@ -58,7 +58,7 @@ def diff_html(diff: DiffResponse) -> str:
             f"<span>{counts}</span></summary><pre>{_patch_html(f.patch)}{cut}</pre></details>"
         )
     more = f'<div class="sf-muted">… and {diff.more_files} more files</div>' if diff.more_files else ""
-    return f'<div class="sf-diff">{head}{"".join(rows)}{more}</div>'
+    return f'<div class="sf-diff">{head}<div class="sf-diff-files">{"".join(rows)}</div>{more}</div>'
 
 
 class MergeReadyPanel(w.VBox):

@@ -34,7 +34,8 @@ CSS = """
 /* nothing shrinks below its content: a tall panel scrolls instead of squeezing its sections */
 .specflow-root, .specflow-root .widget-box, .specflow-root .widget-box > *, .specflow-root .lm-Widget { flex-shrink: 0; }
 .specflow-root .widget-html, .specflow-root .widget-html-content { line-height: 1.45; height: auto; }
-.specflow-root .widget-html-content { white-space: normal; }
+.specflow-root .widget-html-content { white-space: normal; min-width: 0; max-width: 100%; }
+.specflow-root .widget-html { min-width: 0; max-width: 100%; }
 .specflow-side-panel { overflow-y: auto !important; overflow-x: hidden !important;
   background: var(--jp-layout-color1); padding: 8px 10px; box-sizing: border-box; }
 .specflow-side-panel > .specflow-root { width: 100%; }
@@ -88,9 +89,14 @@ CSS = """
   overflow-wrap: anywhere; }
 /* the diff */
 .sf-diff details { border: 1px solid var(--jp-border-color2); border-radius: 2px; margin: 3px 0; }
-.sf-diff summary { cursor: pointer; padding: 3px 6px; display: flex; gap: 8px; color: var(--jp-ui-font-color1); }
-.sf-diff summary .sf-path { flex: 1; font-family: var(--jp-code-font-family); overflow-wrap: anywhere; }
-.sf-diff pre { margin: 0; padding: 6px; max-height: 320px; overflow: auto; font-size: 11px; line-height: 1.35;
+.sf-diff, .sf-diff-files, .sf-diff details { min-width: 0; max-width: 100%; box-sizing: border-box; }
+.sf-diff { width: 100%; }
+.sf-diff-files { max-height: 420px; overflow-y: auto; }
+.sf-diff summary { cursor: pointer; padding: 3px 6px; display: flex; flex-wrap: wrap; gap: 0 8px;
+  color: var(--jp-ui-font-color1); }
+.sf-diff summary .sf-path { flex: 1 1 14em; min-width: 0; font-family: var(--jp-code-font-family);
+  overflow-wrap: anywhere; }
+.sf-diff pre { margin: 0; padding: 6px; max-width: 100%; box-sizing: border-box; max-height: 320px; overflow: auto; font-size: 11px; line-height: 1.35;
   background: var(--jp-layout-color0); color: var(--jp-content-font-color1); font-family: var(--jp-code-font-family); }
 .sf-diff .sf-add { border-left: 3px solid var(--jp-success-color1); display: block; padding-left: 4px; }
 .sf-diff .sf-del { border-left: 3px solid var(--jp-error-color1); display: block; padding-left: 4px; }
@@ -103,7 +109,7 @@ CSS = """
 .specflow-root .jupyter-button > i { margin: 0; line-height: 1; }
 .specflow-root .sf-actions { flex-wrap: wrap; gap: 6px; align-items: center; }
 .specflow-root .sf-danger-zone { border-top: 1px solid var(--jp-border-color2); padding-top: 6px; margin-top: 4px;
-  flex-wrap: wrap; gap: 6px; align-items: center; }
+  flex-wrap: wrap; gap: 6px; align-items: flex-start; }
 .specflow-root .jupyter-button.sf-quiet { background: transparent; border: 1px solid var(--jp-border-color1);
   color: var(--jp-ui-font-color1); box-shadow: none; }
 .specflow-root .jupyter-button.sf-quiet:hover:enabled { background: var(--jp-layout-color2); }

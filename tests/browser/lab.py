@@ -219,7 +219,7 @@ _CLICKABLE_JS = """
     const x = r.left + r.width / 2, y = r.top + r.height / 2;
     const hit = document.elementFromPoint(x, y);
     const ok = !!hit && (hit === b || b.contains(hit));
-    out.push({label, ok, why: ok ? '' : `covered by ${hit ? hit.tagName + '.' + hit.className : 'nothing'}`,
+    out.push({label, ok, why: ok ? '' : `covered by ${hit ? hit.tagName + '.' + hit.className : 'nothing'} at ${Math.round(x)},${Math.round(y)}`,
               w: Math.round(r.width), h: Math.round(r.height)});
   }
   return out;

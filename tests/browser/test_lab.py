@@ -1,19 +1,21 @@
-"""A real browser: JupyterLab with the extension, a notebook showing the panel, a phase from Complete Phase to merged.
+"""A real browser: JupyterLab 4 at 1280×800 with the extension, the panel in a notebook cell AND in the right side
+panel, light and dark theme, from the form through running → pause → needs attention → merge ready → complete.
 
-Debian's chromium (/usr/bin/chromium) driven by the Python ``playwright`` package (never ``playwright install``:
-no browser download). Screenshots go to tests/browser/artifacts/ (git-ignored). Skipped when either is missing,
-unless SPECFLOW_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test.
+At each stop it checks what a person meets: every visible control has a clickable box once scrolled to
+(``elementFromPoint`` at its centre reaches it), every text reaches 4.5:1 contrast against what is behind it (computed
+styles), and Pause shows "Pausing" within 2 s. Screenshots go to tests/browser/artifacts/ (git-ignored); with
+SPECFLOW_README_IMAGES=1 the README's screenshots in docs/img/ are rewritten from the same run.
+
+Debian's chromium (/usr/bin/chromium) driven by the Python ``playwright`` package (never ``playwright install``).
+Skipped when either is missing, unless SPECFLOW_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,17 +23,13 @@ from typing import Any
 import pytest
 
 from specflow_nb.demo import prepare_sample
-from tests.support.live_server import CLIENT_ENV_VARS, free_port
+from tests.browser import lab
+from tests.browser.lab import ARTIFACTS, CHROMIUM
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).parent / "artifacts"
-TOKEN = "browser-test-token"
-DEMO_AGENT = str(Path(sys.executable).with_name("specflow-nb-demo-agent"))
-#: Cold start of JupyterLab and the kernel on a 2-core machine can be slow: generous waits, bounded overall.
-STARTUP_SECONDS = 90
 PHASE_SECONDS = 120
+README_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "img"
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = pytest.mark.timeout(420)
 
 
 def _require_browser() -> Any:
@@ -52,156 +50,172 @@ def _require_browser() -> Any:
     return sync_api
 
 
-def _notebook(cells: list[str]) -> dict[str, Any]:
-    return {
-        "cells": [
-            {"cell_type": "code", "execution_count": None, "id": f"c{i}", "metadata": {}, "outputs": [], "source": src}
-            for i, src in enumerate(cells)
-        ],
-        "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-
-
-def run_cell(page: Any, index: int, attempts: int = 6) -> None:
-    """Run the notebook's cell ``index`` (Shift+Enter in it). Right after the page loads, the kernel connection may
-    not be up yet and the key press only moves on: retried until the cell's prompt shows it ran ([*] or [n])."""
-    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
-    prompt = cell.locator(".jp-InputPrompt").first
-    for _ in range(attempts):
-        cell.locator(".jp-InputArea-editor").click()
-        page.keyboard.press("Shift+Enter")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            text = prompt.inner_text().strip()
-            if text not in ("[ ]:", ""):
-                return
-            time.sleep(0.2)
-    raise AssertionError(f"cell {index} did not run (prompt {prompt.inner_text()!r})")
-
-
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """JupyterLab on 127.0.0.1 with the specflow_nb server extension, rooted at a folder holding the sample."""
+def lab_url(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """JupyterLab rooted at a folder holding the sample; batch 1 is slow (time to pause), batch 3 fails once."""
     root = tmp_path / "root"
     prepare_sample(root / "todo")
-    cells = ['import specflow_nb\np = specflow_nb.panel("todo")\np', 'p.show(area="right")']
-    (root / "panel.ipynb").write_text(json.dumps(_notebook(cells)), encoding="utf-8")
-    port = free_port()
-    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg")}
-    for var in CLIENT_ENV_VARS:
-        env.pop(var, None)
-    log = tmp_path / "lab.log"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyterlab",
-            "--allow-root",
-            "--no-browser",
-            "--ip=127.0.0.1",
-            f"--port={port}",
-            f"--ServerApp.token={TOKEN}",
-            f"--ServerApp.root_dir={root}",
-            "--ServerApp.jpserver_extensions={'specflow_nb.server': True}",
-            f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-            f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        env=env,
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("wb"),
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:  # retries only around the startup
-            try:
-                with urllib.request.urlopen(f"{url}api/status?token={TOKEN}", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    lab.write_notebook(root, "panel.ipynb", ['import specflow_nb\np = specflow_nb.panel("todo")\np', "p.show()"])
+    script = tmp_path / "demo-script.json"
+    rules = [
+        {"match": "Phase 1", "run": 1, "scenario": "slow"},
+        {"match": "Phase 3", "run": 1, "scenario": "partial"},
+    ]
+    script.write_text(json.dumps({"default": "success", "rules": rules}), encoding="utf-8")
+    env = {"SPECFLOW_DEMO_SCRIPT": str(script), "SPECFLOW_DEMO_DELAY": "0.8"}
+    with lab.jupyterlab(root, tmp_path, env=env) as url:
         yield url, root
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server shuts its kernels down
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
 
 
-def test_complete_phase_in_jupyterlab_and_the_side_panel(lab: tuple[str, Path]) -> None:
+class Checker:
+    """What a person meets at one moment, in both views (cell and side panel) and both themes."""
+
+    def __init__(self, page: Any, views: dict[str, Any]) -> None:
+        self.page = page
+        self.views = views
+        self.problems: list[str] = []
+        self.ratios: list[float] = []
+
+    def check(self, moment: str, *, dark_too: bool = True) -> None:
+        themes = ["JupyterLab Light", "JupyterLab Dark"] if dark_too else ["JupyterLab Light"]
+        for theme in themes:
+            if theme != themes[0]:
+                lab.set_theme(self.page, theme)
+            self.top()
+            self.shot(f"{moment}-{'dark' if 'Dark' in theme else 'light'}")
+            for name, view in self.views.items():
+                where = f"{moment} / {name} / {theme}"
+                for item in lab.contrast(view):
+                    self.ratios.append(item["ratio"])
+                    if item["ratio"] < 4.5:
+                        self.problems.append(
+                            f"{where}: contrast {item['ratio']} for {item['text']!r} {item['fg']} on {item['bg']}"
+                        )
+                for item in lab.unreachable(view):
+                    self.problems.append(f"{where}: {item['label']!r} not clickable ({item['why']})")
+        self.top()
+        if len(themes) > 1:
+            lab.set_theme(self.page, "JupyterLab Light")
+
+    def top(self) -> None:
+        """Both views scrolled back to the panel's top (what a person sees first)."""
+        for view in self.views.values():
+            view.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+        self.page.locator(".specflow-side-panel").first.evaluate("(el) => { el.scrollTop = 0; }")
+
+    def shot(self, name: str) -> Path:
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path))
+        return path
+
+
+def _dismiss_news(page: Any) -> None:
+    """JupyterLab's "get notified about news?" toast covers the bottom right: answer it like a person would."""
+    no = page.locator(".Toastify__toast-container button", has_text="No").first
+    with contextlib.suppress(Exception):
+        no.click(timeout=5_000)
+        no.wait_for(state="detached", timeout=5_000)
+
+
+def _readme_image(page: Any, name: str) -> None:
+    if os.environ.get("SPECFLOW_README_IMAGES") == "1":
+        README_IMAGES.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(README_IMAGES / name))
+
+
+def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[str, Path]) -> None:
     sync_api = _require_browser()
-    url, root = lab
+    expect = sync_api.expect
+    url, root = lab_url
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--no-first-run",
-            ],
-        )
+        browser = lab.launch(sync_api, pw)
+        page = browser.new_page(viewport=lab.VIEWPORT)
+        page.on("console", lambda m: print("CONSOLE", m.type, m.text[:300]) if m.type == "error" else None)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.on(
-                "console", lambda m: print("CONSOLE", m.type, m.text[:300]) if m.type in ("error", "warning") else None
-            )
-            page.set_default_timeout(STARTUP_SECONDS * 1000)
-            page.goto(f"{url}lab/tree/panel.ipynb?token={TOKEN}")
-            # the kernel is ready when the toolbar's kernel status says Idle
-            page.locator(".jp-Notebook").first.wait_for()
-            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for()
-            run_cell(page, 0)
-            panel = page.locator(".jp-OutputArea .specflow-panel").first
-            panel.wait_for()
-            # found the server by itself and mapped the folder to its project id
-            assert "via server http://127.0.0.1" in panel.inner_text()
-            page.screenshot(path=str(ARTIFACTS / "01-panel.png"))
+            lab.open_notebook(page, url, "panel.ipynb")
+            lab.run_cell(page, 0)
+            cell = page.locator(".jp-OutputArea .specflow-panel").first
+            cell.wait_for()
+            assert "via server http://127.0.0.1" in cell.inner_text()  # found the server and the project by itself
+            lab.run_cell(page, 1)
+            side = page.locator("#jp-right-stack .specflow-side-panel").first
+            side.wait_for(timeout=30_000)
+            _dismiss_news(page)
+            checker = Checker(page, {"cell": cell, "side panel": side})
+            badge = side.locator(".specflow-header .specflow-status-badge")
 
-            panel.locator(".specflow-complete-phase").click()
-            panel.locator(".specflow-advanced").get_by_text("Advanced options").click()
-            agent = panel.locator(".specflow-field-agent_command input").first
-            agent.fill(DEMO_AGENT)
-            agent.press("Tab")
-            start = panel.locator("button.specflow-start")
-            sync_api.expect(start).to_be_enabled(timeout=30_000)
-            assert "Detected 4 batches from tasks.md" in panel.locator(".specflow-plan").inner_text()
-            panel.screenshot(path=str(ARTIFACTS / "02-form.png"))
+            # --- the form, in the side panel (the narrow place): the agent check sits beside the agent field
+            side.locator(".specflow-complete-phase").click()
+            agent_row = side.locator(".specflow-row-agent_command")
+            expect(agent_row.locator(".sf-error")).to_contain_text("agent command", timeout=30_000)
+            expect(side.locator(".specflow-start-blocked")).to_contain_text("Start is disabled: the agent command")
+            assert "Detected 4 batches from tasks.md" in side.locator(".specflow-plan").inner_text()
+            checker.check("01-form")
+            agent_row.locator("button.specflow-use-demo-agent").click()
+            side.locator(".specflow-group-healing").get_by_text("Healing and batches").click()
+            side.locator(".specflow-field-auto_heal_enabled input").uncheck()
+            start = side.locator("button.specflow-start")
+            expect(start).to_be_enabled(timeout=30_000)
+            checker.check("02-form-ready", dark_too=False)
             start.click()
 
-            badge = panel.locator(".specflow-progress .specflow-status-badge")
-            sync_api.expect(badge).to_have_text("Merge ready", timeout=PHASE_SECONDS * 1000)
-            assert "20/20 tasks (100%)" in panel.locator(".specflow-task-count").inner_text()
-            panel.screenshot(path=str(ARTIFACTS / "03-merge-ready.png"))
-            panel.locator("button.specflow-merge").click()
-            sync_api.expect(badge).to_have_text("Complete", timeout=60_000)
-            panel.screenshot(path=str(ARTIFACTS / "04-complete.png"))
+            # --- running batch 1 (slow): Pause answers within 2 s
+            expect(side.locator(".specflow-step-line")).to_contain_text("Implementing batch 1 of 4", timeout=60_000)
+            expect(badge).to_have_text("Running")
+            assert cell.locator(".specflow-status-badge").count() == 1  # one badge per view
+            _readme_image(page, "panel-running-light.png")
+            clicked = time.monotonic()
+            side.locator("button.specflow-pause").click()
+            expect(side.locator(".specflow-step-line")).to_contain_text("Pausing after batch 1 of 4", timeout=2_000)
+            expect(badge).to_have_text("Pausing", timeout=2_000)
+            expect(side.locator("button.specflow-pause")).to_be_disabled(timeout=2_000)
+            pausing_after = time.monotonic() - clicked
+            checker.check("03-pausing", dark_too=False)
+            lab.set_theme(page, "JupyterLab Dark")
+            _readme_image(page, "panel-running-dark.png")
+            lab.set_theme(page, "JupyterLab Light")
+            expect(badge).to_have_text("Paused", timeout=60_000)
+            expect(side.locator(".specflow-step-line")).to_contain_text("Paused after batch 1 of 4 — next: Phase 2")
+            checker.check("04-paused")
 
-            # the same panel in JupyterLab's right side panel (ipylab)
-            run_cell(page, 1)
-            side = page.locator("#jp-right-stack .specflow-side-panel .specflow-panel").first
-            side.wait_for(timeout=30_000)
-            sync_api.expect(side.locator(".specflow-status-badge").first).to_have_text("Complete")
-            page.screenshot(path=str(ARTIFACTS / "05-side-panel.png"))
+            # --- resume → batch 3 fails (no healing): needs attention, Retry / Skip apart from Abort
+            side.locator("button.specflow-resume").click()
+            expect(badge).to_have_text("Needs attention", timeout=PHASE_SECONDS * 1000)
+            expect(side.locator(".specflow-recovery-issue")).to_contain_text("Needs attention")
+            side.locator(".specflow-decision-log").get_by_text("Decision log").click()  # open: it must cover nothing
+            checker.check("05-needs-attention")
+            _readme_image(page, "panel-needs-attention-light.png")
+            lab.set_theme(page, "JupyterLab Dark")
+            _readme_image(page, "panel-needs-attention-dark.png")
+            lab.set_theme(page, "JupyterLab Light")
+
+            # --- retry → merge ready: View diff lists files with +/- and an expandable patch
+            side.locator("button.specflow-recover-retry").click()
+            expect(badge).to_have_text("Merge ready", timeout=PHASE_SECONDS * 1000)
+            side.locator("button.specflow-view-diff").click()
+            tasks_file = side.locator('.specflow-diff details[data-path="specs/0001-todo-cli/tasks.md"]')
+            tasks_file.wait_for(timeout=30_000)
+            tasks_file.locator("summary").click()
+            expect(tasks_file.locator("pre")).to_contain_text("+- [x] T001")
+            checker.check("06-merge-ready")
+
+            # --- merge → complete; the skipped design step is still skipped
+            side.locator("button.specflow-merge").click()
+            expect(badge).to_have_text("Complete", timeout=60_000)
+            assert side.locator('[data-step="design"]').get_attribute("data-state") == "skipped"
+            expect(side.locator(".specflow-step-line")).to_have_text("Phase complete")
+            checker.check("07-complete")
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "failure.png"))
             raise
         finally:
             browser.close()
+    ratios = sorted(checker.ratios)
+    print(
+        f"\ntexts measured: {len(ratios)}, lowest contrast {ratios[0] if ratios else None}, pausing after {pausing_after:.2f}s"
+    )
+    assert not checker.problems, "\n".join(checker.problems[:60])
+    assert pausing_after < 2.0
     state = list((root / "todo" / ".specflow" / "workflows").glob("orchestration-*.json"))
     assert len(state) == 1 and json.loads(state[0].read_text())["status"] == "completed"
