@@ -130,9 +130,7 @@ def make_control(name: str, info: FieldInfo) -> FieldControl:
     else:
         label = w.HTML(f'<span class="sf-field-label" title="{esc(tooltip)}">{esc(title)}</span>')
         if get_origin(annotation) is Literal or (isinstance(annotation, type) and issubclass(annotation, Enum)):
-            choices = (
-                list(get_args(annotation)) if get_origin(annotation) is Literal else [m.value for m in annotation]  # type: ignore[union-attr]
-            )
+            choices = list(get_args(annotation)) if get_origin(annotation) is Literal else [m.value for m in annotation]
             widget = w.Dropdown(options=choices, value=default, tooltip=tooltip, layout=layout)
             kind = str
         elif annotation is int:
