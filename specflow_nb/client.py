@@ -322,7 +322,7 @@ class SpecflowClient:
     def list(self, project_id: str) -> list[OrchestrationExecution]:
         """Every orchestration of the project, newest first."""
         params = {"projectId": project_id}
-        return self._request("GET", "workflow/orchestrate/list", ListResponse, params=params).orchestrations
+        return list(self._request("GET", "workflow/orchestrate/list", ListResponse, params=params).orchestrations)
 
     def command(
         self, project_id: str, command: Command | Mapping[str, Any], id: str | None = None

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -452,3 +452,15 @@ class BatchPlan(CamelModel):
     used_fallback: bool = False
     summary: str = "No incomplete tasks found"
     warnings: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def batch_count(self) -> int:
+        """How many batches (the original dashboard's ``batchPlan.batchCount``)."""
+        return len(self.batches)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def task_count(self) -> int:
+        """How many tasks the batches hold (the original dashboard's ``batchPlan.taskCount``)."""
+        return sum(len(b.task_ids) for b in self.batches)

@@ -1,14 +1,15 @@
 """One owner per orchestration: who drives it, whether that owner still lives, and the command inbox.
 
-Files, all under ``{project}/.specflow/workflows/`` and all written under the project lock with atomic replace:
+Files under ``{project}/.specflow/workflows/`` (the owner record) and ``{project}/.specflow/inbox/`` (commands),
+written under the project lock with atomic replace:
 
 =============================== ===================================================================================
 ``{id}.owner.json``             :class:`OwnerRecord`: the engine that drives orchestration ``{id}`` (host id, pid
                                 and process creation time, kind, server URL, epoch) and its lease (``renewedAt``
                                 + ``leaseSeconds``), renewed every few seconds by a thread of the owner.
-``{id}.inbox/{cmd}.json``       :class:`CommandEnvelope`: a command a host that does not own the orchestration
+``../inbox/{id}/{cmd}.json``   :class:`CommandEnvelope`: a command a host that does not own the orchestration
                                 hands to the owner; renamed to ``{cmd}.claimed`` when the owner takes it.
-``{id}.inbox/{cmd}.reply.json`` :class:`CommandReply`: what the owner did with it (status and version, or the
+``../inbox/{id}/{cmd}.reply.json`` :class:`CommandReply`: what the owner did with it (status and version, or the
                                 error), read and removed by the sender.
 =============================== ===================================================================================
 
@@ -228,7 +229,8 @@ class CommandReply(CamelModel):
 
 
 def inbox_folder(folder: Path, orchestration_id: str) -> Path:
-    return folder / f"{orchestration_id}.inbox"
+    """``.specflow/inbox/{id}/`` beside the workflows folder (whose sub-folders are all agent runs)."""
+    return folder.parent / "inbox" / orchestration_id
 
 
 def post(folder: Path, envelope: CommandEnvelope) -> Path:

@@ -115,10 +115,38 @@ class ErrorBody(CamelModel):
 
 
 class WorkflowRef(CamelModel):
-    """The step an orchestration is on and its agent run (null until the loop has spawned it)."""
+    """The step an orchestration is on and its agent run (null until the loop has spawned it).
+
+    ``id``, ``skill``, ``status`` and ``sessionId`` are the original dashboard's ``workflow`` fields."""
 
     step: OrchestrationPhase
     execution_id: str | None = None
+    id: str | None = Field(None, description="The run's id (the same as executionId).")
+    skill: str | None = Field(
+        None, description="The step's command: e.g. flow.implement (a project or user command) or builtin:implement."
+    )
+    status: str | None = Field(
+        None, description="The run's status: running, completed, failed or cancelled (null before it starts)."
+    )
+    session_id: str | None = None
+
+
+class RunRef(CamelModel):
+    """An agent run (or the built-in merge) by id, with its status."""
+
+    id: str
+    status: str
+
+
+class BatchProgress(CamelModel):
+    completed: int
+    total: int
+
+
+class ListedOrchestration(OrchestrationExecution):
+    """An orchestration in ``list``, with its batch progress (the original dashboard's ``batchProgress``)."""
+
+    batch_progress: BatchProgress
 
 
 class StartResponse(CamelModel):
@@ -143,11 +171,15 @@ class StatusResponse(CamelModel):
 
 
 class ListResponse(CamelModel):
-    orchestrations: list[OrchestrationExecution] = Field(default_factory=list)
+    orchestrations: list[ListedOrchestration] = Field(default_factory=list)
+    total: int = Field(0, description="How many orchestrations the project has.")
 
 
 class CommandResponse(CamelModel):
     orchestration: OrchestrationExecution
+    workflow_execution: RunRef | None = Field(
+        None, description="merge only: the merge run ({id, status}), or null when no merge run has started."
+    )
 
 
 class OrchestrationSummary(CamelModel):

@@ -24,8 +24,11 @@ from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
 from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
 from specflow_nb.server import api
 from specflow_nb.server.api import (
+    BatchProgress,
     CommandResponse,
+    ListedOrchestration,
     ListResponse,
+    RunRef,
     StartRequest,
     StartResponse,
     StatusResponse,
@@ -200,7 +203,31 @@ def validate(model: type[M], data: Any) -> M:
         ) from None
 
 
-def workflow_ref(ex: OrchestrationExecution) -> WorkflowRef:
+def run_status(ex: OrchestrationExecution, run_id: str) -> str:
+    """running, completed, failed or cancelled: what became of one run of ``ex``."""
+    run = ex.current_run
+    if run is not None and run.execution_id == run_id:
+        if run.live:
+            return "running"
+        if run.outcome is not None:
+            return "completed" if run.outcome.ok else "failed"
+    if run_id in ex.killed_run_ids:
+        return "cancelled"
+    for batch in ex.batches.items:
+        if run_id in (batch.workflow_execution_id, batch.healer_execution_id):
+            return "completed" if batch.status.is_done else "failed"
+    for step in (
+        OrchestrationPhase.DESIGN,
+        OrchestrationPhase.ANALYZE,
+        OrchestrationPhase.VERIFY,
+        OrchestrationPhase.MERGE,
+    ):
+        if getattr(ex.executions, step.value) == run_id:
+            return "completed" if ex.step_status[step].value == "completed" else "failed"
+    return "cancelled" if ex.status.value == "cancelled" else "failed"
+
+
+def workflow_ref(ex: OrchestrationExecution, project: Path | None = None) -> WorkflowRef:
     refs = ex.executions
     phase = ex.current_phase
     execution_id: str | None = None
@@ -208,7 +235,27 @@ def workflow_ref(ex: OrchestrationExecution) -> WorkflowRef:
         execution_id = refs.implement[-1] if refs.implement else None
     elif phase is not OrchestrationPhase.COMPLETE:
         execution_id = getattr(refs, phase.value)
-    return WorkflowRef(step=phase, execution_id=execution_id)
+    skill = None
+    if project is not None and phase is not OrchestrationPhase.COMPLETE:
+        from specflow_nb.agent.prompts import prompt_agent, prompt_source
+
+        with prompt_agent(ex.config.agent):
+            skill = prompt_source(project, phase.value).skill
+    session = ex.current_run.session_id if ex.current_run and ex.current_run.execution_id == execution_id else None
+    return WorkflowRef(
+        step=phase,
+        execution_id=execution_id,
+        id=execution_id,
+        skill=skill,
+        status=run_status(ex, execution_id) if execution_id else None,
+        session_id=session,
+    )
+
+
+def listed(ex: OrchestrationExecution) -> ListedOrchestration:
+    items = ex.batches.items
+    progress = BatchProgress(completed=sum(1 for b in items if b.status.is_done), total=len(items))
+    return ListedOrchestration.model_validate({**ex.model_dump(), "batch_progress": progress})
 
 
 def preview_parts(preview: Any) -> dict[str, Any]:
@@ -233,7 +280,7 @@ class StartHandler(SpecflowHandler):
     @authorized
     async def post(self) -> None:
         req = self.parse_body(StartRequest)
-        self.confine(req.project_id)
+        project = self.confine(req.project_id)
         ex = await self.engine.start(req.project_id, req.config, actor=self.actor)
         try:
             plan = preview_parts(self.engine.preview(req.project_id, req.config))["batch_plan"] or BatchPlan()
@@ -242,7 +289,7 @@ class StartHandler(SpecflowHandler):
             # the 201 into an error the client would retry.
             self.log.info("specflow | no batch plan yet for %r: %s", req.project_id, exc)
             plan = BatchPlan()
-        self.send(StartResponse(orchestration=ex, workflow=workflow_ref(ex), batch_plan=plan), status=201)
+        self.send(StartResponse(orchestration=ex, workflow=workflow_ref(ex, project), batch_plan=plan), status=201)
 
 
 class StatusHandler(SpecflowHandler):
@@ -299,7 +346,8 @@ class ListHandler(SpecflowHandler):
     async def get(self) -> None:
         project_id = self.query("projectId", required=True) or ""
         self.confine(project_id)
-        self.send(ListResponse(orchestrations=self.engine.list(project_id)))
+        items = self.engine.list(project_id)
+        self.send(ListResponse(orchestrations=[listed(ex) for ex in items], total=len(items)))
 
 
 class CommandHandler(SpecflowHandler):
@@ -321,7 +369,10 @@ class CommandHandler(SpecflowHandler):
         self.confine(req.project_id)
         command = self.route.command(req)
         ex = await self.engine.command(req.project_id, command, orchestration_id=req.id, actor=self.actor)
-        self.send(CommandResponse(orchestration=ex))
+        merge_run = None
+        if command.action == "merge" and ex.executions.merge:
+            merge_run = RunRef(id=ex.executions.merge, status=run_status(ex, ex.executions.merge))
+        self.send(CommandResponse(orchestration=ex, workflow_execution=merge_run))
 
 
 class ProjectsHandler(SpecflowHandler):

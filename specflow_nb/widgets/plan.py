@@ -15,6 +15,8 @@ class PlanPreview:
     batch_plan: BatchPlan | None = None
     preflight: dict[str, Any] | None = None
     project_status: dict[str, Any] | None = field(default=None)
+    #: Where each step's prompt comes from (``PromptSource`` as JSON: step, source, skill, files).
+    prompt_sources: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlanPreview:
@@ -23,7 +25,21 @@ class PlanPreview:
             batch_plan=BatchPlan.model_validate(plan) if plan is not None else None,
             preflight=data.get("preflight"),
             project_status=data.get("projectStatus", data.get("project_status")),
+            prompt_sources=list(data.get("promptSources", data.get("prompt_sources")) or []),
         )
+
+    @property
+    def prompts_text(self) -> str:
+        """One line: which prompt each step will use ("design: built-in · implement: /flow.implement (yours)")."""
+        where = {"project": "this project's", "user": "yours"}
+        parts = []
+        for s in self.prompt_sources:
+            if s.get("source") in where:
+                names = " + ".join(f"/{n}" for n in str(s.get("skill", "")).split("+"))
+                parts.append(f"{s.get('step')}: {names} ({where[s['source']]})")
+            else:
+                parts.append(f"{s.get('step')}: built-in")
+        return " · ".join(parts)
 
     @property
     def phase_not_open(self) -> bool:

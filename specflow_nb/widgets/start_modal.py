@@ -54,6 +54,7 @@ class StartOrchestrationModal(w.VBox):
     ) -> None:
         self.form = OrchestrationConfigForm()
         self.plan_line = w.HTML()
+        self.prompts_line = w.HTML()
         self.plan_line.add_class("specflow-plan")
         self.notes = w.HTML()
         self.notes.add_class("specflow-plan-notes")
@@ -92,6 +93,7 @@ class StartOrchestrationModal(w.VBox):
             [
                 w.HTML('<div class="sf-section-title">Complete Phase</div>'),
                 self.plan_line,
+                self.prompts_line,
                 self.notes,
                 self.remembered,
                 self.form,
@@ -180,6 +182,8 @@ class StartOrchestrationModal(w.VBox):
             if p not in seen_warnings and not p.startswith("No sections detected")
         ]
         self.notes.value = "".join(notes)
+        prompts = preview.prompts_text
+        self.prompts_line.value = f'<div class="sf-muted">Prompts: {esc(prompts)}</div>' if prompts else ""
         self._refresh_start()
 
     def render_invalid(self) -> None:

@@ -161,3 +161,54 @@ async def test_extension_restart_mid_phase(api: Any, project: str, running: Spec
     await running.start_loop()
     ex, _ = await wait_until(api, project, lambda e: e["status"] in ("completed", "failed", "needs_attention"))
     assert ex["status"] == "completed", ex.get("errorMessage")
+
+
+async def test_start_list_merge_and_preview_carry_the_original_fields(
+    api: Any, project: str, running: SpecflowExtension, jp_root_dir: Path
+) -> None:
+    """The REST shapes the original SpecFlow dashboard read (issue 16): workflow {id, skill, status, sessionId},
+    batchPlan.batchCount/taskCount (also in the preview), list's total and batchProgress, merge's workflowExecution."""
+    commands = jp_root_dir / project / ".claude" / "commands"
+    commands.mkdir(parents=True)
+    (commands / "flow.implement.md").write_text("Implement. $ARGUMENTS\n")
+
+    code, preview = await api("GET", STATUS, params={"projectId": project, "preview": "true"})
+    assert code == 200
+    assert preview["batchPlan"]["batchCount"] == 4 and preview["batchPlan"]["taskCount"] == 20
+    assert {s["step"]: s["skill"] for s in preview["promptSources"]}["implement"] == "flow.implement"
+
+    code, started = await api(
+        "POST", "workflow/orchestrate", body={"projectId": project, "config": {"skipDesign": True, "skipAnalyze": True}}
+    )
+    assert code == 201, started
+    check_response("POST", "workflow/orchestrate", 201, started)
+    workflow = started["workflow"]
+    assert workflow["step"] == "implement" and workflow["skill"] == "flow.implement"
+    assert workflow["id"] == workflow["executionId"] and workflow["id"].endswith("batch1")
+    assert workflow["status"] == "running"
+    assert started["batchPlan"]["batchCount"] == 4 and started["batchPlan"]["taskCount"] == 20
+
+    ex, _ = await wait_until(api, project, lambda e: e["status"] == "waiting_merge")
+    code, listing = await api("GET", "workflow/orchestrate/list", params={"projectId": project})
+    assert code == 200
+    check_response("GET", "workflow/orchestrate/list", 200, listing)
+    assert listing["total"] == 1
+    assert listing["orchestrations"][0]["batchProgress"] == {"completed": 4, "total": 4}
+
+    code, merged = await api("POST", "workflow/orchestrate/merge", body={"projectId": project, "id": ex["id"]})
+    assert code == 200, merged
+    check_response("POST", "workflow/orchestrate/merge", 200, merged)
+    run = merged["workflowExecution"]
+    assert run is not None and run["id"] == merged["orchestration"]["executions"]["merge"]
+    assert run["status"] in ("running", "completed")
+    await wait_until(api, project, lambda e: e["status"] == "completed")
+    code, again = await api("POST", "workflow/orchestrate/cancel", body={"projectId": project})
+    assert code == 409 and "workflowExecution" not in again  # only merge answers carry it
+
+
+def test_the_openapi_document_shows_the_original_fields() -> None:
+    from specflow_nb.server.openapi import render
+
+    doc = render()
+    for field in ("batchCount", "taskCount", "batchProgress", "workflowExecution", "skill", "sessionId", "total"):
+        assert f'"{field}"' in doc, field

@@ -238,3 +238,32 @@ def test_the_agent_check_sits_beside_the_agent_field() -> None:
     assert modal.blocked_reason == "the agent command was not found (see Agent)"
     modal.use_demo.click()
     assert agent.input.value.endswith("specflow-nb-demo-agent")
+
+
+def test_the_form_says_which_prompt_each_step_uses(tmp_path) -> None:
+    import anyio
+
+    from specflow_nb.demo import prepare_sample
+    from specflow_nb.widgets.local import LocalBackend
+
+    project = prepare_sample(tmp_path / "todo")
+    (project / ".claude" / "commands").mkdir(parents=True)
+    (project / ".claude" / "commands" / "flow.implement.md").write_text("Implement. $ARGUMENTS\n")
+
+    async def preview() -> PlanPreview:
+        backend = LocalBackend(tmp_path)
+        try:
+            return await backend.preview("todo", OrchestrationConfig())
+        finally:
+            await backend.aclose()
+
+    real = anyio.run(preview)
+    modal, _, _ = _modal()
+    modal.reset()
+    modal.render_preview(real)
+    line = modal.prompts_line.value
+    assert (
+        "implement: /flow.implement (this project&#x27;s)" in line
+        or "implement: /flow.implement (this project's)" in line
+    )
+    assert "design: built-in" in line and "merge: built-in" in line
