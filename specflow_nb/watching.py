@@ -4,10 +4,13 @@
 created, written, renamed or removed, or after ``timeout`` seconds. Callers always look again after a wake-up, so a
 spurious one costs a check, never a wrong answer.
 
-- **Linux fast path**: one inotify descriptor per watch, awaited on the event loop (no thread at all).
+- **Linux fast path**: ONE inotify descriptor per process (one inotify instance, one watch per folder), read by
+  its own thread, which wakes the waiting tasks on their event loops. A server watching hundreds of projects and
+  runs uses one of the user's (few, typically 128) inotify instances, not hundreds.
 - **Portable path** (macOS, Windows, ``SPECFLOW_PORTABLE=1``): ONE watchfiles thread per process serves every watched
-  folder of every loop (its own thread: never the engine's shared worker threads), with a debounce of at most
-  100 ms. When the set of folders changes, its watch is restarted with the new set.
+  folder of every loop, with a debounce of at most 100 ms. When the set of folders changes, its watch is restarted
+  with the new set.
+- Both threads are the watchers' own: never the engine's shared worker threads.
 - **Network folders** (NFS, SMB, sshfs …, or ``SPECFLOW_WATCH_POLL=1``): change events do not cross machines there,
   so the watch simply wakes up every :data:`POLL_SECONDS` (≤ 1 s) and the caller looks.
 """
@@ -21,6 +24,8 @@ import ctypes.util
 import functools
 import logging
 import os
+import select
+import struct
 import threading
 from pathlib import Path
 
@@ -84,18 +89,79 @@ def _libc() -> ctypes.CDLL | None:
     return libc
 
 
-def _inotify_fd(folder: Path) -> int | None:
-    libc = _libc()
-    if libc is None:
-        return None
-    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-    if fd < 0:
-        return None
-    mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_MOVED_FROM | _IN_CREATE | _IN_DELETE
-    if libc.inotify_add_watch(fd, os.fsencode(str(folder)), mask) < 0:
-        os.close(fd)
-        return None
-    return fd
+class _InotifyThread:
+    """The process's one inotify instance: a watch descriptor per folder, read by one thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._wds: dict[int, str] = {}  # watch descriptor -> folder
+        self._waiters: dict[str, set[_Waiter]] = {}
+        self._thread: threading.Thread | None = None
+
+    def add(self, folder: str, waiter: _Waiter) -> bool:
+        """Watch ``folder`` for ``waiter``; False when inotify cannot (no instance left, no such folder)."""
+        libc = _libc()
+        if libc is None:
+            return False
+        with self._lock:
+            if self._fd is None:
+                fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+                if fd < 0:
+                    return False
+                self._fd = fd
+            if folder not in self._waiters:
+                mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_MOVED_FROM | _IN_CREATE | _IN_DELETE
+                wd = libc.inotify_add_watch(self._fd, os.fsencode(folder), mask)
+                if wd < 0:
+                    return False
+                self._wds[wd] = folder
+                self._waiters[folder] = set()
+            self._waiters[folder].add(waiter)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._fd,), name="specflow-inotify", daemon=True
+                )
+                self._thread.start()
+        return True
+
+    def remove(self, folder: str, waiter: _Waiter) -> None:
+        libc = _libc()
+        with self._lock:
+            waiters = self._waiters.get(folder)
+            if waiters is None:
+                return
+            waiters.discard(waiter)
+            if waiters:
+                return
+            del self._waiters[folder]
+            for wd, name in list(self._wds.items()):
+                if name == folder:
+                    del self._wds[wd]
+                    if libc is not None and self._fd is not None:
+                        libc.inotify_rm_watch(self._fd, wd)
+
+    def _run(self, fd: int) -> None:
+        while True:
+            try:
+                ready, _, _ = select.select([fd], [], [], 1.0)
+                data = os.read(fd, 65536) if ready else b""
+            except BlockingIOError:
+                continue
+            except OSError:  # the descriptor is gone
+                return
+            touched: set[str] = set()
+            offset = 0
+            with self._lock:
+                while offset + 16 <= len(data):
+                    wd, _mask, _cookie, length = struct.unpack_from("iIII", data, offset)
+                    offset += 16 + length
+                    folder = self._wds.get(wd)
+                    if folder is not None:
+                        touched.add(folder)
+                hit = [w for folder in touched for w in self._waiters.get(folder, ())]
+            for waiter in hit:
+                waiter.fire()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -187,6 +253,7 @@ class _WatchThread:
 
 
 _THREAD = _WatchThread()
+_INOTIFY = _InotifyThread()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -199,37 +266,26 @@ class FolderWatch:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
         self.mode = watch_mode(self.folder)
-        self._fd: int | None = None
         self._waiter: _Waiter | None = None
         self._key = os.path.realpath(self.folder)
 
     def __enter__(self) -> FolderWatch:
         if self.mode == "inotify":
-            self._fd = _inotify_fd(self.folder)
-            if self._fd is None:
-                self.mode = "poll"
+            self._waiter = _Waiter()
+            if not _INOTIFY.add(self._key, self._waiter):
+                self._waiter, self.mode = None, "poll"
         elif self.mode == "watchfiles":
             self._waiter = _Waiter()
             _THREAD.add(self._key, self._waiter)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
         if self._waiter is not None:
-            _THREAD.remove(self._key, self._waiter)
+            (_INOTIFY if self.mode == "inotify" else _THREAD).remove(self._key, self._waiter)
             self._waiter = None
 
     async def wait(self, timeout: float | None) -> None:
         """Return after a change in the folder, or after ``timeout`` seconds (None: no limit)."""
-        if self._fd is not None:
-            with anyio.move_on_after(timeout):
-                await anyio.wait_readable(self._fd)
-            with contextlib.suppress(BlockingIOError, OSError):
-                while os.read(self._fd, 65536):
-                    pass
-            return
         if self._waiter is not None:
             with anyio.move_on_after(timeout):
                 await self._waiter.event.wait()
