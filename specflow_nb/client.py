@@ -44,6 +44,7 @@ from specflow_nb.server.api import (
     API_PREFIX,
     COMMAND_ROUTE_OF,
     LONG_POLL_DEFAULT_TIMEOUT,
+    ActivityResponse,
     CommandResponse,
     DiffResponse,
     ErrorBody,
@@ -52,6 +53,7 @@ from specflow_nb.server.api import (
     ProjectSummary,
     StartResponse,
     StatusResponse,
+    TranscriptResponse,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -375,6 +377,42 @@ class SpecflowClient:
         """View diff: the feature branch against the target branch, file by file (needs read access to files)."""
         params = {"projectId": project_id, **({"id": id} if id else {})}
         return self._request("GET", "workflow/orchestrate/diff", DiffResponse, params=params)
+
+    def activity(
+        self, project_id: str, since: str | None = None, *, timeout: float = LONG_POLL_DEFAULT_TIMEOUT
+    ) -> ActivityResponse:
+        """Now: the live run's latest tool call in words, turns, cost, last output, tasks (``activity`` is None when
+        no agent run is live). With ``since`` (an etag) the server waits up to ``timeout`` s for a change."""
+        params: dict[str, Any] = {"projectId": project_id}
+        if since is not None:
+            params.update(since=since, timeout=timeout)
+            response = self._http.get("workflow/orchestrate/activity", params=params, timeout=timeout + self.timeout)
+            return self._parse(response, ActivityResponse)
+        return self._request("GET", "workflow/orchestrate/activity", ActivityResponse, params=params)
+
+    async def watch_activity(
+        self, project_id: str, *, poll_timeout: float = LONG_POLL_DEFAULT_TIMEOUT
+    ) -> AsyncIterator[ActivityResponse]:
+        """Yield the activity now, then on every change (long-poll ``activity?since=<etag>``); runs until the caller
+        stops. Network errors are raised (the caller reconnects)."""
+        etag: str | None = None
+        async with httpx.AsyncClient(
+            base_url=self.api_url, headers=self._headers, timeout=poll_timeout + self.timeout
+        ) as http:
+            while True:
+                params: dict[str, Any] = {"projectId": project_id}
+                if etag is not None:
+                    params.update(since=etag, timeout=poll_timeout)
+                response = await http.get("workflow/orchestrate/activity", params=params)
+                result = self._parse(response, ActivityResponse)
+                if result.etag != etag:
+                    etag = result.etag
+                    yield result
+
+    def transcript(self, project_id: str, run_id: str) -> TranscriptResponse:
+        """A run's transcript (redacted); ``available`` is False without read access to the project's files."""
+        params = {"projectId": project_id, "runId": run_id}
+        return self._request("GET", "workflow/orchestrate/transcript", TranscriptResponse, params=params)
 
     # -- live updates ------------------------------------------------------------------------------------------
 

@@ -166,6 +166,19 @@ def _run_phrase(ex: OrchestrationExecution, run_id: str) -> str:
     return "an agent run"
 
 
+def run_label(ex: OrchestrationExecution, run_id: str) -> str:
+    """A run's name in a list: "Batch 2 of 4: Core · #005", "Healer of batch 2 · #006", "Design · #001"."""
+    parts = run_id.rsplit("-", 2)
+    seq = f" · #{parts[-2]}" if len(parts) == 3 and parts[-2].isdigit() else ""
+    label = parts[-1]
+    if m := re.fullmatch(r"batch(\d+)", label):
+        b = _batch_at(ex, int(m.group(1)) - 1)
+        return _sentence(_batch_name(ex, b) if b else f"batch {m.group(1)}") + seq
+    if m := re.fullmatch(r"heal(\d+)", label):
+        return f"Healer of batch {m.group(1)}{seq}"
+    return _sentence(label.replace("_", " ")) + seq
+
+
 def _where_stopped(ex: OrchestrationExecution, run_id: str | None, *, during: str = "during") -> str | None:
     """ "during batch 2 of 4: Core", "while healing batch 2 of 4", "during the verify step" for a run id."""
     if not run_id:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, model_validator
 
 from specflow_nb import summary
+from specflow_nb.activity import Activity
 from specflow_nb.agent.prompts import PromptSource
 from specflow_nb.machine import Command, parse_command
 from specflow_nb.models import (
@@ -26,6 +27,7 @@ from specflow_nb.models import (
     RecoveryOption,
 )
 from specflow_nb.ownership import OwnerRecord
+from specflow_nb.transcript import Transcript
 
 #: Path of every route below the server's base URL.
 API_PREFIX = "specflow/api"
@@ -244,6 +246,17 @@ class DiffResponse(CamelModel):
         )
 
 
+class ActivityResponse(CamelModel):
+    """``GET workflow/orchestrate/activity``: the live run's Now line (``null`` when no agent run is live)."""
+
+    activity: Activity | None = None
+    etag: str = Field("", description="Pass back as since= to wait for the next change.")
+
+
+class TranscriptResponse(Transcript):
+    """``GET workflow/orchestrate/transcript``: ``available: false`` (no content) without read access to files."""
+
+
 @dataclass(frozen=True)
 class QueryParam:
     name: str
@@ -348,6 +361,34 @@ ROUTES: tuple[Route, ...] = (
         "View diff: the feature branch against the target, file by file (needs read access to files too)",
         DiffResponse,
         query=(_Q_PROJECT, _Q_ID),
+        errors=(400, 403, 404, 503),
+    ),
+    Route(
+        "GET",
+        "workflow/orchestrate/activity",
+        "Now: the live run's latest tool call in words, turns, cost, last output, tasks; since=<etag> long-polls",
+        ActivityResponse,
+        query=(
+            _Q_PROJECT,
+            QueryParam(
+                "since",
+                {"type": "string"},
+                "Long-poll: answer as soon as the activity's etag differs from this, or at the timeout.",
+            ),
+            QueryParam(
+                "timeout",
+                {"type": "number", "exclusiveMinimum": 0, "maximum": LONG_POLL_MAX_TIMEOUT},
+                f"Long-poll timeout in seconds (default {LONG_POLL_DEFAULT_TIMEOUT:g}, max {LONG_POLL_MAX_TIMEOUT:g}).",
+            ),
+        ),
+        errors=(400, 403, 404, 503),
+    ),
+    Route(
+        "GET",
+        "workflow/orchestrate/transcript",
+        "A run's transcript (prompt, text, tool calls, result, stderr tail; redacted); content needs read on files",
+        TranscriptResponse,
+        query=(_Q_PROJECT, QueryParam("runId", {"type": "string"}, "The run's id (its folder's name).", True)),
         errors=(400, 403, 404, 503),
     ),
 )

@@ -426,6 +426,50 @@ class DiffHandler(SpecflowHandler):
         self.send(await asyncio.to_thread(compute))
 
 
+class ActivityHandler(SpecflowHandler):
+    """GET workflow/orchestrate/activity → the live run's Now line, derived from its run folder by this host (owner
+    or observer alike); ``since=<etag>`` waits for the next change (the run folder's file events)."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        from specflow_nb.activity import wait_activity
+
+        project_id = self.query("projectId", required=True) or ""
+        since = self.query("since")
+        timeout = self.query_number("timeout", integer=False, low=0, high=api.LONG_POLL_MAX_TIMEOUT)
+        project = self.confine(project_id)
+        wait = 0.0 if since is None else (api.LONG_POLL_DEFAULT_TIMEOUT if timeout is None else timeout)
+        act = await wait_activity(project, lambda: self.engine.status(project_id), since, wait)
+        self.send(api.ActivityResponse(activity=act, etag=act.etag if act is not None else ""))
+
+
+class TranscriptHandler(SpecflowHandler):
+    """GET workflow/orchestrate/transcript → a run's transcript, redacted. Its content shows the project's files and
+    the agent's work, so it needs jupyter_server's ``contents`` read permission too; without it the answer says the
+    run exists (``available: false``) and nothing more."""
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        import asyncio
+
+        from specflow_nb import transcript
+
+        project_id = self.query("projectId", required=True) or ""
+        run_id = self.query("runId", required=True) or ""
+        project = self.confine(project_id)
+        if not self.authorizer.is_authorized(self, self.current_user, "read", "contents"):
+            found = (project / transcript.WORKFLOWS / run_id).is_dir() and "/" not in run_id
+            reason = "Reading a transcript needs permission to read the project's files."
+            t = transcript.unavailable(run_id, project_id, reason if found else "No such run.")
+        else:
+            t = await asyncio.to_thread(transcript.build, project, run_id, project_id)
+        if not t.available and t.reason == "No such run.":
+            raise OrchestrationNotFound(f"No run {run_id!r} in project {project_id!r}.")
+        self.send(api.TranscriptResponse.model_validate(t.model_dump(mode="json", by_alias=True)))
+
+
 #: Route path (below ``specflow/api/``) → handler class; the command routes come from ``api.COMMAND_ROUTES``.
 HANDLERS: dict[str, type[SpecflowHandler]] = {
     "workflow/orchestrate": StartHandler,
@@ -433,6 +477,8 @@ HANDLERS: dict[str, type[SpecflowHandler]] = {
     "workflow/orchestrate/list": ListHandler,
     "projects": ProjectsHandler,
     "workflow/orchestrate/diff": DiffHandler,
+    "workflow/orchestrate/activity": ActivityHandler,
+    "workflow/orchestrate/transcript": TranscriptHandler,
 }
 
 
