@@ -18,6 +18,7 @@ import shlex
 import signal
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -26,6 +27,7 @@ import anyio
 import anyio.abc
 
 from specflow_nb.errors import ConfigError, SpecflowError
+from specflow_nb.redact import verify_environment
 
 #: Used only when neither the repository nor the user's git config names an author.
 FALLBACK_IDENTITY = ("specflow_nb", "specflow_nb@localhost")
@@ -35,6 +37,8 @@ STATE_DIR = ".specflow"
 KILL_GRACE_SECONDS = 5.0
 #: Exit code reported when the verify command's executable does not exist (what a shell would report).
 EXIT_NOT_FOUND = 127
+#: The exit code reported for a verify command the server's policy did not run (specflow_nb.policy).
+EXIT_REFUSED = 126
 
 
 class GitError(SpecflowError):
@@ -430,12 +434,22 @@ async def _akill_group(proc: anyio.abc.Process) -> None:
 
 
 async def run_verify_command_async(
-    project: Path, command: str, timeout: float, *, max_output_chars: int = 4000, env: dict[str, str] | None = None
+    project: Path,
+    command: str,
+    timeout: float,
+    *,
+    max_output_chars: int = 4000,
+    env: dict[str, str] | None = None,
+    env_allow: Iterable[str] = (),
 ) -> CommandResult:
     """Run the configured verifyCommand in ``project`` (argument list from :func:`parse_command`, never a shell) and
     report its exit code and the end of its output. On timeout the command's process group gets SIGTERM, then
     SIGKILL after the grace period; a cancelled caller (e.g. the user cancels the orchestration during verify) kills
-    it the same way before the cancellation propagates. A missing executable is exit code 127."""
+    it the same way before the cancellation propagates. A missing executable is exit code 127.
+
+    The command sees only the allow-listed part of the server's environment (:func:`specflow_nb.redact.
+    verify_environment`: PATH, HOME, locale, ``SPECFLOW_*`` … plus ``env_allow``) and ``env``: never the server's
+    API keys or tokens."""
     argv = parse_command(command)
     with tempfile.TemporaryFile() as out:
         try:
@@ -445,7 +459,7 @@ async def run_verify_command_async(
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
+                env={**verify_environment(env_allow), **(env or {})},
                 start_new_session=True,
             )
         except OSError as exc:

@@ -30,6 +30,8 @@ class CamelModel(BaseModel):
         serialize_by_alias=True,
         extra="ignore",
         use_enum_values=False,
+        # Infinity and NaN are never a value of ours: a request or record holding one is invalid (400 / set aside).
+        allow_inf_nan=False,
     )
 
 
@@ -116,18 +118,28 @@ class TaskState(str, Enum):
 # Configuration (MISSION §3)
 
 
+#: The largest budget a request may set (USD): more is a typo, and a 309-digit ``--max-budget-usd`` is no limit.
+MAX_BUDGET_USD = 10_000.0
+#: The longest silence a run may be allowed before it counts as stalled (one day).
+MAX_STALE_AFTER_SECONDS = 86_400.0
+
+
 class BudgetConfig(CamelModel):
     """Spending limits in USD. Enforced: each run is started with ``--max-budget-usd`` set to what is left."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    max_per_batch: float = Field(5.0, ge=0, title="Max per batch (USD)", description="Cap for one batch's run.")
-    max_total: float = Field(50.0, ge=0, title="Max total (USD)", description="Cap for the whole orchestration.")
+    max_per_batch: float = Field(
+        5.0, ge=0, le=MAX_BUDGET_USD, title="Max per batch (USD)", description="Cap for one batch's run."
+    )
+    max_total: float = Field(
+        50.0, ge=0, le=MAX_BUDGET_USD, title="Max total (USD)", description="Cap for the whole orchestration."
+    )
     healing_budget: float = Field(
-        2.0, ge=0, title="Healing budget (USD)", description="Cap for all healer runs together."
+        2.0, ge=0, le=MAX_BUDGET_USD, title="Healing budget (USD)", description="Cap for all healer runs together."
     )
     decision_budget: float = Field(
-        0.5, ge=0, title="Decision budget (USD)", description="Cap for one read-only decision call."
+        0.5, ge=0, le=MAX_BUDGET_USD, title="Decision budget (USD)", description="Cap for one read-only decision call."
     )
 
 
@@ -152,7 +164,7 @@ class ModelPrice(CamelModel):
 class OrchestrationConfig(CamelModel):
     """What the user chooses once in the Complete Phase form."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # core
     auto_merge: bool = Field(
@@ -214,6 +226,7 @@ class OrchestrationConfig(CamelModel):
     stale_after_seconds: float = Field(
         300.0,
         gt=0,
+        le=MAX_STALE_AFTER_SECONDS,
         title="Stale after (s)",
         description="A run with no output for this long is reported as stalled.",
     )

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from specflow_nb import gitops, machine, ownership, procs
+from specflow_nb import gitops, machine, ownership, policy, procs, redact
 from specflow_nb.agent.claude import (
     AgentOptions,
     AgentRun,
@@ -176,6 +176,20 @@ class EngineSettings(BaseModel):
     codex_prices: dict[str, ModelPrice] | None = None
     #: Extra ``codex exec`` options for every Codex run (e.g. ``-c model_provider=…``), before the subcommand.
     codex_args: builtins.list[str] = Field(default_factory=list)
+    # ---- what a grant may do (specflow_nb.policy, specflow_nb.redact)
+    #: True for a host whose callers may run code anyway (CLI, kernel): the commands it is given are approved.
+    #: False (the Jupyter server): a record's commands run only if they are the server's, a preset, or approved.
+    trust_requests: bool = True
+    #: Where approvals (digests of commands chosen by someone who may run code) are kept; None: the default place.
+    approved_commands_file: Path | None = None
+    #: The verify command of a request that names none, and named presets any user may pick.
+    verify_command: str | None = None
+    verify_commands: dict[str, str] = Field(default_factory=dict)
+    #: Named agent commands any user may pick; models any user may pick besides the default.
+    agent_commands: dict[str, str] = Field(default_factory=dict)
+    allowed_models: builtins.list[str] = Field(default_factory=list)
+    #: Names (or ``PREFIX_*``) of the server's environment variables added to the verify and agent allow-lists.
+    env_allow: builtins.list[str] = Field(default_factory=list)
 
 
 class Preflight(CamelModel):
@@ -762,7 +776,12 @@ class Orchestrator:
             config = OrchestrationConfig.model_validate(config)
         config = apply_default_agent(config, self.settings)  # the host's default agent, for a request naming none
         given = config.model_fields_set
+        config = policy.resolve_presets(config, self.settings)  # a preset's name becomes its command
+        if self.settings.trust_requests:  # a CLI or kernel user may run code anyway: what they chose is approved
+            policy.approve_config(self.settings.approved_commands_file or policy.default_approvals_path(), config)
         update: dict[str, Any] = {}
+        if self.settings.verify_command and "verify_command" not in given:
+            update["verify_command"] = self.settings.verify_command
         if self.settings.agent_command:  # the host's policy (e.g. a team's wrapper) wins over the request
             update["agent_command"] = self.settings.agent_command
         if self.settings.default_model and "model" not in given:
@@ -1380,12 +1399,20 @@ class Orchestrator:
         plan = plan_batches(parsed, ex.config.batch_size_fallback) if parsed is not None else None
         verify_exit: int | None = None
         verify_tail = ""
-        if verify_command:
+        refusal = policy.verify_refusal(verify_command, self.settings) if verify_command else None
+        if verify_command and refusal:
+            verify_exit, verify_tail = gitops.EXIT_REFUSED, refusal
+        elif verify_command:
             result = await self._interruptible(
                 slot,
-                lambda: gitops.run_verify_command_async(project, verify_command, self.settings.verify_timeout_seconds),
+                lambda: gitops.run_verify_command_async(
+                    project,
+                    verify_command,
+                    self.settings.verify_timeout_seconds,
+                    env_allow=self.settings.env_allow,
+                ),
             )
-            verify_exit, verify_tail = result.exit_code, result.output_tail
+            verify_exit, verify_tail = result.exit_code, redact.redact(result.output_tail)
         # git and the status view each spawn git processes (~10 ms apiece): run them side by side in worker
         # threads, so a transition waits for the slowest one only and the loop serves other projects meanwhile.
         facts = {"merged": False, "gate": False}
@@ -1485,6 +1512,7 @@ class Orchestrator:
             else self.settings.run_timeout_seconds
         )
         try:
+            cfg = policy.enforce_agent_command(cfg, self.settings)  # every run, whoever wrote the record
             with prompt_agent(cfg.agent):  # the project's own prompts for this agent (.claude/ or .codex/)
                 prompt = self._prompt(slot, ex, action)
             opts = AgentOptions(
@@ -1497,7 +1525,7 @@ class Orchestrator:
                 model=cfg.model,
                 fallback_model=cfg.fallback_model,
                 max_budget_usd=action.max_budget_usd,
-                env=dict(self.settings.agent_env),
+                env={**redact.allowed_environment(self.settings.env_allow), **self.settings.agent_env},
                 timeout_seconds=timeout,
             )
             if cfg.agent != "claude":

@@ -27,7 +27,7 @@ import secrets
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -35,6 +35,7 @@ from pydantic import ValidationError
 
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, StateLocked
 from specflow_nb.models import OrchestrationExecution
+from specflow_nb.redact import redact_json
 
 logger = logging.getLogger("specflow_nb.store")
 
@@ -172,8 +173,15 @@ class OrchestrationStore:
     def save(self, execution: OrchestrationExecution) -> Path:
         """Write ``execution`` atomically (temp file, fsync, rename, fsync folder) and return its path."""
         path = self.path_for(execution.id)
-        atomic_write_text(path, execution.model_dump_json(indent=2) + "\n")
+        self._confined()
+        # secrets (the server's keys, agent_env values) never reach the file, whatever a run printed
+        atomic_write_text(path, redact_json(execution.model_dump_json(indent=2), indent=2) + "\n")
         return path
+
+    def _confined(self) -> None:
+        from specflow_nb.project import check_links
+
+        check_links(self.project)
 
     # ---- reading
 
@@ -191,6 +199,11 @@ class OrchestrationStore:
     def list(self) -> list[OrchestrationExecution]:
         """Every readable record, newest first (by ``startedAt``, then id). Corrupt files are set aside."""
         if not self.folder.is_dir():
+            return []
+        from specflow_nb.project import link_outside
+
+        if link_outside(self.project) is not None:  # nothing is read through a link out of the project
+            logger.warning("Not reading %s: a folder of the project is a link leading outside it", self.folder)
             return []
         found = []
         for path in self.folder.glob(f"{_PREFIX}*{_SUFFIX}"):
@@ -216,7 +229,9 @@ class OrchestrationStore:
             raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        return OrchestrationExecution.model_validate_json(raw)
+        execution = OrchestrationExecution.model_validate_json(raw)
+        check_record(execution, path)
+        return execution
 
     def _read(self, path: Path) -> OrchestrationExecution | None:
         try:
@@ -248,6 +263,24 @@ class OrchestrationStore:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         logger.warning("Corrupt orchestration record %s set aside as %s: %s", path.name, target.name, reason)
         return target
+
+
+def check_record(execution: OrchestrationExecution, path: Path) -> None:
+    """A record whose id is not its file's, or whose folders leave the project, is invalid (ValueError): it is set
+    aside like a corrupt one and never blocks the project (a hand-edited ``id: "../../x"`` or ``featureDir``)."""
+    expected = path.name.removeprefix(_PREFIX).removesuffix(_SUFFIX)
+    if not _ID_RE.match(expected) or ".." in expected:
+        raise ValueError(f"its file name {path.name[:80]!r} holds no valid orchestration id")
+    if execution.id != expected:
+        raise ValueError(f"its id {execution.id[:80]!r} is not the one its file name says ({expected!r})")
+    if execution.version < 0:
+        raise ValueError(f"its version {execution.version} is negative")
+    for name, value in (("featureDir", execution.feature_dir),):
+        if value is None:
+            continue
+        parts = PurePosixPath(value.replace("\\", "/")).parts
+        if not value or value.startswith(("/", "\\")) or ".." in parts or "\x00" in value or ":" in value[:3]:
+            raise ValueError(f"its {name} {value[:80]!r} leaves the project")
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from specflow_nb.agent.stream import (
 )
 from specflow_nb.errors import AgentError
 from specflow_nb.models import AgentKind, ModelPrice, utcnow
+from specflow_nb.redact import agent_environment
 from specflow_nb.watching import FolderWatch
 
 try:
@@ -638,7 +639,9 @@ def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes],
     thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
     :func:`attach_run` finds."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **opts.env}
+    # The allow-listed part of the server's environment, the agent's own family, and the run's extra variables
+    # (specflow_nb.redact.agent_environment): never the server's other secrets.
+    env = agent_environment(opts.agent, opts.env)
     schema_path = None
     if opts.agent == "codex":
         model = _codex.effective_model(opts.model, env)

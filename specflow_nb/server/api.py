@@ -40,7 +40,9 @@ _PROJECT_ID = Field(
     description="The project's folder relative to the server's root dir ('' or '.' is the root itself).",
     max_length=4096,
 )
-_ORCHESTRATION_ID = Field(None, description="An orchestration id; default: the project's newest (active first).")
+_ORCHESTRATION_ID = Field(
+    None, description="An orchestration id; default: the project's newest (active first).", max_length=128
+)
 
 
 class RequestModel(CamelModel):
@@ -55,7 +57,11 @@ class StartRequest(RequestModel):
     """``POST workflow/orchestrate``."""
 
     project_id: str = _PROJECT_ID
-    config: OrchestrationConfig = Field(default_factory=OrchestrationConfig)
+    config: OrchestrationConfig = Field(
+        default_factory=OrchestrationConfig,
+        description="agentCommand, verifyCommand, model and fallbackModel other than the server's defaults and "
+        "presets need execute permission on kernels or terminals (else 403).",
+    )
 
 
 class TargetRequest(RequestModel):
@@ -157,6 +163,20 @@ class StartResponse(CamelModel):
     batch_plan: BatchPlan
 
 
+class Permissions(CamelModel):
+    """What the requester may choose in the Start form (specflow_nb.policy): commands need ``execute`` permission."""
+
+    may_execute: bool = Field(description="The authorizer grants execute on kernels or terminals.")
+    command_fields: list[str] = Field(description="The fields that choose what runs.")
+    editable_command_fields: list[str] = Field(description="Those this user may set (empty without execute).")
+    agent_commands: dict[str, str] = Field(default_factory=dict, description="Named agent commands anyone may pick.")
+    verify_commands: dict[str, str] = Field(
+        default_factory=dict, description="Named verify commands anyone may pick (send the name or the command)."
+    )
+    models: list[str] = Field(default_factory=list, description="Models anyone may pick besides the default.")
+    missing: str | None = Field(None, description="The permission needed to set the others, when lacking.")
+
+
 class StatusResponse(CamelModel):
     """The project's orchestration (``null`` when it has none); with ``preview=true`` also the form's data."""
 
@@ -169,6 +189,9 @@ class StatusResponse(CamelModel):
     project_status: dict[str, Any] | None = None
     prompt_sources: list[PromptSource] = Field(
         default_factory=list, description="With preview: where each step's prompt comes from."
+    )
+    permissions: Permissions | None = Field(
+        None, description="With preview: which command fields this user may set (the form shows the others read-only)."
     )
 
 
@@ -276,7 +299,7 @@ class Route:
     body: type[RequestModel] | None = None
     status: int = 200
     query: tuple[QueryParam, ...] = ()
-    errors: tuple[int, ...] = (400, 403, 404, 409, 503)
+    errors: tuple[int, ...] = (400, 403, 404, 409, 413, 503)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,46 @@ class SpecflowExtension(ExtensionApp):
         config=True,
         help="Extra `codex exec` options for every Codex run, before the subcommand (e.g. -c model_provider=...).",
     )
+    # ---- what a grant may do (README "Security"; specflow_nb.policy, specflow_nb.redact)
+    verify_command = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="The verify command of a start request that names none (anyone with specflow write may start with it).",
+    )
+    verify_commands = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="Named verify commands anyone with specflow write may pick, e.g. {'tests': 'pytest -q'}. Any other "
+        "verifyCommand needs execute permission on kernels or terminals.",
+    )
+    agent_commands = Dict(
+        key_trait=Unicode(),
+        value_trait=Unicode(),
+        config=True,
+        help="Named agent commands anyone with specflow write may pick. Any other agentCommand needs execute "
+        "permission on kernels or terminals (agent_command, when set, replaces every one).",
+    )
+    allowed_models = List(
+        Unicode(),
+        config=True,
+        help="Models anyone with specflow write may pick besides the default; any other needs execute permission.",
+    )
+    env_allow = List(
+        Unicode(),
+        config=True,
+        help="Names (or PREFIX_*) of server environment variables the verify command and agent runs may see, "
+        "besides PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TERM, TMPDIR, TZ, VIRTUAL_ENV, CONDA_*, SPECFLOW_* "
+        "(and the agent's own ANTHROPIC_*/CLAUDE_* or OPENAI_*/CODEX_*, proxy and CA settings).",
+    )
+    approved_commands_file = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Where digests of commands chosen by users with execute permission are kept (default: "
+        "{jupyter runtime dir}/specflow-approved-commands.json). A record naming any other command runs nothing.",
+    )
     projects_scan_depth = Int(
         2, config=True, help="How many folder levels below the root the projects overview looks for projects."
     )
@@ -119,6 +159,19 @@ class SpecflowExtension(ExtensionApp):
     def _default_agent_env(self) -> dict[str, str]:
         return {}
 
+    @property
+    def approved_commands_path(self) -> Path:
+        from specflow_nb.policy import default_approvals_path
+
+        return Path(self.approved_commands_file) if self.approved_commands_file else default_approvals_path()
+
+    def initialize_settings(self) -> None:
+        """Secrets: every agent_env value is redacted from what specflow_nb writes, serves and logs."""
+        from specflow_nb import redact
+
+        redact.register(dict(self.agent_env).values())
+        redact.install_log_filter(self.log, getattr(self.serverapp, "log", self.log))
+
     # -- wiring ------------------------------------------------------------------------------------------------
 
     @property
@@ -150,6 +203,13 @@ class SpecflowExtension(ExtensionApp):
                 codex_command=self.codex_command,
                 codex_prices=dict(self.codex_prices) if self.codex_prices is not None else None,
                 codex_args=list(self.codex_args),
+                trust_requests=False,  # requests come from users who may not run code: specflow_nb.policy
+                approved_commands_file=self.approved_commands_path,
+                verify_command=self.verify_command,
+                verify_commands=dict(self.verify_commands),
+                agent_commands=dict(self.agent_commands),
+                allowed_models=list(self.allowed_models),
+                env_allow=list(self.env_allow),
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
             orch.subscribe(self._on_change)

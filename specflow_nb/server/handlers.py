@@ -8,8 +8,11 @@ Errors are JSON ``{error, details?, hint?}``; a user's mistake is a 4xx, never a
 from __future__ import annotations
 
 import errno
+import getpass
 import json
 import math
+import os
+import re
 from http.client import responses
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -20,8 +23,10 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from pydantic import BaseModel, ValidationError
 from tornado import web
 
+from specflow_nb import policy
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
 from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
+from specflow_nb.redact import redact_json
 from specflow_nb.server import api
 from specflow_nb.server.api import (
     BatchProgress,
@@ -44,6 +49,62 @@ _HTTP_HINTS = {
     403: "Ask the server's administrator for the 'specflow' permission (read to watch, write to control).",
     405: "See the OpenAPI document (specflow_nb/server/openapi.json) for each route's method.",
 }
+
+
+#: The largest request body (1 MiB): a larger one is a 413 before it is parsed.
+MAX_BODY_BYTES = 1 << 20
+#: The deepest JSON nesting a request may have (bodies and the ``config`` query): deeper is a 400, never a
+#: RecursionError.
+MAX_JSON_DEPTH = 64
+#: Longest text of a numeric query parameter: a longer one cannot be a sensible version or timeout (no overflow).
+MAX_NUMBER_CHARS = 32
+#: errno values of path errors a request causes (a name too long, a file where a folder is expected, a link loop):
+#: the request's fault, a 400, not a storage error.
+REQUEST_PATH_ERRNOS = frozenset(
+    e for e in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP, errno.EINVAL, getattr(errno, "EILSEQ", None)) if e
+)
+_ANON_ID = re.compile(r"[0-9a-f]{32}")
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+class RequestTooLarge(SpecflowError):
+    """The request body is over :data:`MAX_BODY_BYTES`."""
+
+    http_status = 413
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of arrays and objects in JSON text ``raw`` (strings skipped), without parsing it."""
+    depth = deepest = 0
+    for match in _BRACKETS.finditer(_STRINGS.sub(b'""', raw)):
+        if match.group() in (b"[", b"{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json(raw: bytes, what: str) -> Any:
+    """``raw`` as JSON, with a 400 naming ``what`` for invalid or too deeply nested input."""
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise ConfigError(
+            f"{what} is nested more than {MAX_JSON_DEPTH} levels deep.",
+            hint="Send a flat JSON object as the OpenAPI document describes.",
+            details=[{"loc": [what], "msg": "too deeply nested", "type": "json_depth"}],
+        )
+
+    try:
+        # NaN and Infinity parse (Python's json does): the models refuse them naming the field (allow_inf_nan=False)
+        return json.loads(raw)
+    except RecursionError:  # the depth check missed a pathological case: still the request's fault
+        raise ConfigError(f"{what} is nested too deeply.") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"{what} is not valid JSON: {exc}",
+            hint="Send a JSON object with Content-Type: application/json.",
+        ) from None
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -89,9 +150,47 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
 
     @property
     def actor(self) -> str:
-        """Who asked, for the decision log (JupyterHub user name, or the local user)."""
+        """Who asked, for the decision log, stable across requests: the JupyterHub user on a hub; elsewhere the
+        identity provider's named user when it has one, else the OS user running the server (a plain token server
+        makes up a new anonymous user for every request)."""
         user = self.current_user
-        return str(getattr(user, "username", None) or getattr(user, "name", None) or "user")
+        hub_user = getattr(user, "hub_user", None)
+        if isinstance(hub_user, dict) and hub_user.get("name"):
+            return str(hub_user["name"])
+        username = str(getattr(user, "username", None) or "")
+        display = str(getattr(user, "name", None) or "")
+        anonymous = not username or (_ANON_ID.fullmatch(username) is not None and display.startswith("Anonymous "))
+        if not anonymous:
+            return username
+        try:
+            return getpass.getuser()
+        except Exception:  # no user name for this uid (a container): still stable
+            return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "user"
+
+    @property
+    def may_execute(self) -> bool:
+        """May this user run code on the server anyway (execute on kernels or terminals, as jupyter_server checks)?"""
+        return policy.may_execute(self.authorizer.is_authorized, self, self.current_user)
+
+    def check_commands(self, config: OrchestrationConfig) -> OrchestrationConfig:
+        """``config`` with presets resolved; 403 when it chooses what runs and this user may not run code. A choice
+        of a user who may is approved, so the engine runs it (now and after a restart)."""
+        given = config.model_fields_set
+        config = policy.resolve_presets(config, self.specflow)
+        chosen = policy.choices(config, given, self.specflow)
+        if not chosen:
+            return config
+        if not self.may_execute:
+            raise policy.CommandNotAllowed(
+                f"Choosing {', '.join(chosen)} needs permission to run code on this server (execute on kernels or "
+                "terminals), which this user does not have.",
+                hint="Leave these fields at the server's defaults or pick a preset the preview lists "
+                "(permissions.verifyCommands, permissions.agentCommands), or ask the administrator for execute "
+                "permission.",
+                details={"fields": chosen, "missing": "execute on kernels or terminals"},
+            )
+        policy.approve_config(self.specflow.approved_commands_path, config)
+        return config
 
     def confine(self, project_id: str) -> Path:
         """The project's folder; raises ProjectOutsideRoot (403) / ProjectNotFound (404) before any engine call."""
@@ -103,13 +202,12 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
 
     def parse_body(self, model: type[M]) -> M:
         raw = self.request.body or b"{}"
-        try:
-            data = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ConfigError(
-                f"The request body is not valid JSON: {exc}",
-                hint="Send a JSON object with Content-Type: application/json.",
-            ) from None
+        if len(raw) > MAX_BODY_BYTES:
+            raise RequestTooLarge(
+                f"The request body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted.",
+                hint="Send only the fields the OpenAPI document lists.",
+            )
+        data = parse_json(raw, "The request body")
         if not isinstance(data, dict):
             raise ConfigError(
                 f"The request body must be a JSON object, not {type(data).__name__}.",
@@ -130,15 +228,20 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
         if text is None:
             return None
         try:
+            if len(text) > MAX_NUMBER_CHARS:
+                raise ValueError(text)
             value = float(int(text)) if integer else float(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise ConfigError(
                 f"Query parameter '{name}' must be {'an integer' if integer else 'a number'}, not {text!r}.",
                 details=[{"loc": ["query", name], "msg": "not a number", "type": "number_parsing"}],
             ) from None
         if not math.isfinite(value) or value < low or (high is not None and value > high):
             bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise ConfigError(f"Query parameter '{name}' must be {bound}, not {text!r}.")
+            raise ConfigError(
+                f"Query parameter '{name}' must be {bound}, not {text!r}.",
+                details=[{"loc": ["query", name], "msg": f"must be {bound}", "type": "number_range"}],
+            )
         return value
 
     def query_bool(self, name: str) -> bool:
@@ -155,7 +258,7 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
 
     def send(self, model: BaseModel, status: int = 200) -> None:
         self.set_status(status)
-        self.finish(model.model_dump_json(by_alias=True))
+        self.finish(redact_json(model.model_dump_json(by_alias=True)))  # secrets never leave the server
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -170,12 +273,19 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
         else:
             body = {"error": "Internal server error.", "hint": "See the Jupyter server's log for the traceback."}
         self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
+        self.finish(redact_json(json.dumps(body)))
 
     def _handle_request_exception(self, e: BaseException) -> None:
         # A file-system failure (ENOSPC, EROFS, EACCES, EIO …) is the storage's fault, not the code's: a 503 that
         # names it. Connection errors are not storage errors and keep tornado's own handling.
-        if isinstance(e, OSError) and not isinstance(e, ConnectionError | TimeoutError):
+        if isinstance(e, OSError) and e.errno in REQUEST_PATH_ERRNOS:
+            # a name too long, a file where a folder should be, a link loop: caused by what the request named
+            e = ConfigError(
+                f"The request names a path the server cannot use ({e.strerror or e}).",
+                hint="Check projectId and id: folder names of at most 255 bytes, folders (not files) on the way.",
+                details={"errno": errno.errorcode.get(e.errno or 0)},
+            )
+        elif isinstance(e, OSError) and not isinstance(e, ConnectionError | TimeoutError):
             self.log.warning("specflow | %s %s: storage error: %s", self.request.method, self.request.path, e)
             e = StorageError.from_os_error(e)
         # A SpecflowError is the user's (or the state's) answer, not a server fault: send its own status, and log
@@ -281,9 +391,10 @@ class StartHandler(SpecflowHandler):
     async def post(self) -> None:
         req = self.parse_body(StartRequest)
         project = self.confine(req.project_id)
-        ex = await self.engine.start(req.project_id, req.config, actor=self.actor)
+        config = self.check_commands(req.config)
+        ex = await self.engine.start(req.project_id, config, actor=self.actor)
         try:
-            plan = preview_parts(self.engine.preview(req.project_id, req.config))["batch_plan"] or BatchPlan()
+            plan = preview_parts(self.engine.preview(req.project_id, config))["batch_plan"] or BatchPlan()
         except SpecflowError as exc:
             # The orchestration has started (e.g. design will write tasks.md): an unreadable plan must not turn
             # the 201 into an error the client would retry.
@@ -312,10 +423,9 @@ class StatusHandler(SpecflowHandler):
         config_text = self.query("config")
         config = OrchestrationConfig()
         if config_text is not None:
-            try:
-                config_data = json.loads(config_text)
-            except ValueError:
-                raise ConfigError("Query parameter 'config' must be an OrchestrationConfig as JSON.") from None
+            if len(config_text) > MAX_BODY_BYTES:
+                raise RequestTooLarge(f"Query parameter 'config' is over {MAX_BODY_BYTES} bytes.")
+            config_data = parse_json(config_text.encode("utf-8", "surrogatepass"), "Query parameter 'config'")
             config = validate(OrchestrationConfig, config_data)
         self.confine(project_id)
 
@@ -334,7 +444,10 @@ class StatusHandler(SpecflowHandler):
         response = StatusResponse(orchestration=ex, owner=owner)
         if preview:
             parts = preview_parts(self.engine.preview(project_id, config))
-            response = StatusResponse.model_validate({"orchestration": ex, "owner": owner, **parts})
+            permissions = policy.permissions(self.may_execute, self.specflow)
+            response = StatusResponse.model_validate(
+                {"orchestration": ex, "owner": owner, "permissions": permissions, **parts}
+            )
         self.send(response)
 
 

@@ -23,6 +23,7 @@ _ERROR_TEXT = {
     403: "Not authorized, or projectId outside the server root",
     404: "Project or orchestration not found",
     409: "An orchestration is already in progress, or the command is not valid in its state",
+    413: "The request body is larger than 1 MiB",
     503: "The project's state could not be read or written (disk full, read-only folder): fix it and retry",
 }
 

@@ -1,0 +1,214 @@
+"""Secrets never leave the server: the environment runs get, and ``***`` in everything specflow_nb writes or serves.
+
+ARCHITECTURE.md ("What a grant may do"): reading or controlling orchestrations never reveals the server's secrets.
+
+* **Environments from an allow-list.** A verify command gets :data:`BASE_ALLOW` (PATH, HOME, locale, ``SPECFLOW_*``
+  …) plus the names a server setting adds (``SpecflowExtension.env_allow``); an agent run gets that plus its own
+  family's variables (:data:`AGENT_FAMILIES`: ``ANTHROPIC_*``/``CLAUDE_*`` for Claude Code, ``OPENAI_*``/``CODEX_*``
+  for Codex, the proxy and CA settings) and the server's ``agent_env``. Nothing else of the server's environment.
+* **Redaction.** Values of 8 or more characters of secret-looking variables (names containing KEY, TOKEN, SECRET,
+  PASSWORD, CREDENTIAL) in the server's environment, and every value of ``agent_env`` (:func:`register`), are
+  replaced by ``***`` (:func:`redact`) in the state file, the verify command's saved output (and so the decision
+  log and recovery context), every REST response and the server's log (:class:`RedactingFilter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MASK = "***"
+#: Shorter values are not redacted (they would mask ordinary words such as "true" or "1").
+MIN_SECRET_LENGTH = 8
+#: Registered values (agent_env) shorter than this are not redacted.
+MIN_REGISTERED_LENGTH = 4
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL", re.IGNORECASE)
+
+#: What every command specflow_nb starts may see of the server's environment (exact names, or prefixes ending in *).
+BASE_ALLOW: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LC_*",
+    "TERM",
+    "TMPDIR",
+    "TZ",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "PYTHONPATH",
+    "SPECFLOW_*",
+)
+#: Network settings every agent needs (a proxy, a company CA).
+AGENT_NETWORK: tuple[str, ...] = (
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "NODE_EXTRA_CA_CERTS",
+)
+#: Each agent's own variables (its API key and configuration).
+AGENT_FAMILIES: dict[str, tuple[str, ...]] = {
+    "claude": ("ANTHROPIC_*", "CLAUDE_*", "CLAUDECODE", "AWS_*", "CLOUD_ML_REGION", "GOOGLE_APPLICATION_CREDENTIALS"),
+    "codex": ("OPENAI_*", "CODEX_*", "AZURE_OPENAI_*"),
+}
+
+
+def _matches(name: str, patterns: Iterable[str]) -> bool:
+    for pattern in patterns:
+        if pattern.endswith("*"):
+            if name.startswith(pattern[:-1]):
+                return True
+        elif name == pattern:
+            return True
+    return False
+
+
+def allowed_environment(patterns: Iterable[str], *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables of ``environ`` (default: the server's) whose names match ``patterns``."""
+    source = os.environ if environ is None else environ
+    pats = tuple(patterns)
+    return {k: v for k, v in source.items() if _matches(k, pats)}
+
+
+def verify_environment(extra: Iterable[str] = (), *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a verify command: :data:`BASE_ALLOW` plus the names the server adds."""
+    return allowed_environment((*BASE_ALLOW, *extra), environ=environ)
+
+
+def agent_environment(
+    agent: str,
+    agent_env: Mapping[str, str] | None = None,
+    extra: Iterable[str] = (),
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The whole environment of an agent run: the verify allow-list, the agent's family, and ``agent_env``."""
+    family = AGENT_FAMILIES.get(agent, AGENT_FAMILIES["claude"])
+    env = allowed_environment((*BASE_ALLOW, *AGENT_NETWORK, *family, *extra), environ=environ)
+    env.update(agent_env or {})
+    return env
+
+
+# ---- redaction --------------------------------------------------------------------------------------------------
+
+_NOTHING = r"(?!x)x"
+_lock = threading.Lock()
+_registered: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+_env_snapshot: tuple[tuple[str, str], ...] | None = None
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> set[str]:
+    """Values of the secret-looking variables of ``environ`` (default: the server's), 8 characters or more."""
+    source = os.environ if environ is None else environ
+    return {v for k, v in source.items() if SECRET_NAME.search(k) and len(v) >= MIN_SECRET_LENGTH}
+
+
+def _maskable(value: Any) -> bool:
+    """Worth masking: not empty, not a number or a flag ("0.05", "1", "true" would mask ordinary text)."""
+    if not isinstance(value, str) or len(value.strip()) < MIN_REGISTERED_LENGTH:
+        return False
+    if value.strip().lower() in ("true", "false", "yes", "no", "on", "off", "none", "null"):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
+
+
+def register(values: Iterable[str]) -> None:
+    """Redact these values from now on: every ``agent_env`` value, whatever its name (except numbers and flags,
+    and values under 4 characters, which are no secrets and would mask ordinary text)."""
+    global _pattern
+    new = {v for v in values if _maskable(v)}
+    with _lock:
+        if not new - _registered:
+            return
+        _registered.update(new)
+        _pattern = None
+
+
+def _current_pattern() -> re.Pattern[str] | None:
+    global _pattern, _env_snapshot
+    snapshot = tuple(sorted((k, v) for k, v in os.environ.items() if SECRET_NAME.search(k)))
+    with _lock:
+        if _pattern is None or snapshot != _env_snapshot:
+            values = secret_values(dict(snapshot)) | _registered
+            _env_snapshot = snapshot
+            # longest first: a secret that contains another is masked whole
+            ordered = sorted(values, key=len, reverse=True)
+            _pattern = re.compile("|".join(re.escape(v) for v in ordered) if ordered else _NOTHING)
+        return _pattern
+
+
+def redact(text: str) -> str:
+    """``text`` with every known secret replaced by ``***``."""
+    if not text:
+        return text
+    pattern = _current_pattern()
+    return pattern.sub(MASK, text) if pattern is not None else text
+
+
+def redact_data(value: Any) -> Any:
+    """``redact`` applied to every string of a JSON-like value (dict keys included); numbers are left alone."""
+    pattern = _current_pattern()
+    if pattern is None or pattern.pattern == _NOTHING:
+        return value
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return pattern.sub(MASK, item) if item else item
+        if isinstance(item, dict):
+            return {walk(k): walk(v) for k, v in item.items()}
+        if isinstance(item, list | tuple):
+            return [walk(v) for v in item]
+        return item
+
+    return walk(value)
+
+
+def redact_json(text: str, *, indent: int | None = None) -> str:
+    """JSON text with every secret inside its strings masked (the JSON stays valid; numbers are never touched)."""
+    import json
+
+    pattern = _current_pattern()
+    if pattern is None or pattern.pattern == _NOTHING or not pattern.search(text):
+        return text
+    return json.dumps(redact_data(json.loads(text)), ensure_ascii=False, indent=indent)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that masks secrets in a record's message (its arguments merged first)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler
+            return True
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+def install_log_filter(*loggers: logging.Logger) -> None:
+    """Add one :class:`RedactingFilter` to every handler of ``loggers`` and of the root logger (once each)."""
+    for lg in (*loggers, logging.getLogger()):
+        for handler in lg.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(RedactingFilter())
