@@ -580,7 +580,9 @@ def test_hand_built_parsed_tasks_plan_by_section_runs():
 
 def test_plan_json_is_camel_case():
     data = plan_batches(read_tasks(SAMPLE_TASKS)).model_dump(mode="json")
-    assert set(data) == {"batches", "totalIncomplete", "usedFallback", "summary", "warnings"}
+    assert set(data) == {"batches", "totalIncomplete", "usedFallback", "summary", "warnings", "batchCount", "taskCount"}
+    assert data["batchCount"] == len(data["batches"])  # the original dashboard's fields
+    assert data["taskCount"] == sum(len(b["taskIds"]) for b in data["batches"])
     assert set(data["batches"][0]) == {"index", "section", "taskIds"}
     assert "hasSections" in parse_tasks("").model_dump()
 
