@@ -484,3 +484,16 @@ def _short(value: Any, limit: int = 300) -> str:
 
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+STDERR_HINT = "See stderr.log in the run folder."
+
+
+def name_run_folder(text: str, run_id: str | None) -> str:
+    """ "… See stderr.log in the run folder." → "… See .specflow/workflows/<run>/stderr.log (the run's transcript
+    shows its end)." — ``.specflow/`` is hidden in JupyterLab's file browser, so the path is spelled out."""
+    if not text or not run_id or STDERR_HINT not in text:
+        return text
+    return text.replace(
+        STDERR_HINT, f"See .specflow/workflows/{run_id}/stderr.log (the run's transcript shows its end)."
+    )

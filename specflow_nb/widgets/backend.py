@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from specflow_nb.activity import Activity
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationStatus
 from specflow_nb.server.api import DiffResponse
+from specflow_nb.transcript import Transcript
 from specflow_nb.widgets.plan import PlanPreview
 
 Command = dict[str, Any]
@@ -76,6 +78,14 @@ class Backend(Protocol):
 
     async def diff(self, project_id: str, orchestration_id: str | None = None) -> DiffResponse:
         """View diff: the feature branch against the target, file by file (``GET workflow/orchestrate/diff``)."""
+        ...
+
+    def watch_activity(self, project_id: str) -> AsyncIterator[Activity | None]:
+        """The live run's Now line at once, then on every change (None while no agent run is live)."""
+        ...
+
+    async def transcript(self, project_id: str, run_id: str) -> Transcript:
+        """A run's transcript (redacted; ``available`` False without read access to the project's files)."""
         ...
 
     async def aclose(self) -> None: ...

@@ -43,3 +43,12 @@ class BatchProgress(w.VBox):
         self.bar.value = done / total if has_tasks else 0.0
         show(self.bar, has_tasks)
         self.bar.bar_style = "success" if has_tasks and done == total else "info"
+
+    def render_tasks(self, done: int, total: int) -> None:
+        """Live counts from tasks.md as the agent checks tasks off (the Now channel), between saved states."""
+        if total <= 0:
+            return
+        self.tasks.value = f'<span class="sf-muted">{esc(tasks_text(done, total))}</span>'
+        self.bar.value = done / total
+        show(self.bar, True)
+        self.bar.bar_style = "success" if done == total else "info"

@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from specflow_nb.activity import Activity
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.orchestrator import EngineSettings
 from specflow_nb.server.api import DiffResponse
+from specflow_nb.transcript import Transcript
 from specflow_nb.widgets.backend import Command, ProjectCard
 from specflow_nb.widgets.plan import PlanPreview
 
@@ -124,6 +126,29 @@ class LocalBackend:
             return DiffResponse.of(gitops.branch_diff(project, feature, target))
 
         return await asyncio.to_thread(compute)
+
+    async def watch_activity(self, project_id: str) -> AsyncIterator[Activity | None]:
+        from specflow_nb.activity import wait_activity
+        from specflow_nb.project import resolve_project
+
+        engine = await self._engine()
+        project = resolve_project(self.root, project_id)
+        etag: str | None = None
+        while True:
+            act = await wait_activity(project, lambda: engine.status(project_id), etag, WATCH_TIMEOUT)
+            new = act.etag if act is not None else ""
+            if new != etag:
+                etag = new
+                yield act
+
+    async def transcript(self, project_id: str, run_id: str) -> Transcript:
+        import asyncio
+
+        from specflow_nb import transcript
+        from specflow_nb.project import resolve_project
+
+        project = resolve_project(self.root, project_id)
+        return await asyncio.to_thread(transcript.build, project, run_id, project_id)
 
     async def aclose(self) -> None:
         if self._loop_started:

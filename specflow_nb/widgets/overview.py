@@ -15,10 +15,12 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb import summary
-from specflow_nb.models import OrchestrationExecution
-from specflow_nb.widgets import theme
+from specflow_nb.activity import Activity
+from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.widgets import notify, theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.backend import Backend, ProjectCard
+from specflow_nb.widgets.now import NowLine
 from specflow_nb.widgets.panel import RECONNECT_DELAYS, ProjectPanel, error_text
 from specflow_nb.widgets.sync import held
 
@@ -56,7 +58,8 @@ class ProjectCardWidget(w.VBox):
         self.body = w.VBox()
         actions = w.HBox([self.complete, self.open_button])
         actions.add_class("sf-actions")
-        super().__init__([self.heading, self.detail, actions, self.body])
+        self.now = NowLine()
+        super().__init__([self.heading, self.detail, self.now, actions, self.body])
         self.add_class("specflow-project-card")
         self.add_class("specflow-card")
         self.render(card)
@@ -89,6 +92,12 @@ class ProjectCardWidget(w.VBox):
         self.complete.disabled = active
         self.complete.tooltip = "An orchestration is in progress: open the panel" if active else "Complete this phase"
 
+    def render_activity(self, activity: Activity | None) -> None:
+        """The Now line of the project's live run (hidden when none, or when the orchestration is not active)."""
+        ex = self.execution
+        live = ex is not None and ex.status is OrchestrationStatus.RUNNING and activity is not None
+        self.now.render(activity if live else None)
+
     def apply(self, execution: OrchestrationExecution) -> None:
         """A newer state of the project's orchestration (from the live channel)."""
         badge = summary.badge_text(execution)
@@ -101,6 +110,8 @@ class ProjectCardWidget(w.VBox):
         )
         self.execution = execution
         self.render(card, execution)
+        if not execution.status.is_active:
+            self.now.render(None)
 
     def show_panel(self, *, form: bool) -> ProjectPanel:
         panel = self._open_panel(self.card, form)
@@ -124,6 +135,7 @@ class Overview(w.VBox):
         self.list = w.VBox()
         self.panels: list[ProjectPanel] = []
         self._watches: dict[str, asyncio.Task[None]] = {}
+        self._activity: dict[str, asyncio.Task[None]] = {}
         self._closed = False
         header = w.HBox(
             [w.HTML('<div class="sf-title">Projects</div>'), self.refresh_button],
@@ -171,6 +183,23 @@ class Overview(w.VBox):
             return
         with contextlib.suppress(RuntimeError):
             self._watches[project_id] = asyncio.get_running_loop().create_task(self._watch(project_id))
+            self._activity[project_id] = asyncio.get_running_loop().create_task(self._watch_activity(project_id))
+
+    async def _watch_activity(self, project_id: str) -> None:
+        failures = 0
+        while not self._closed:
+            try:
+                async for activity in self.backend.watch_activity(project_id):
+                    failures = 0
+                    widget = self.cards.get(project_id)
+                    if widget is not None:
+                        with held(widget.now):
+                            widget.render_activity(activity)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+                failures += 1
 
     async def _watch(self, project_id: str) -> None:
         failures = 0
@@ -182,6 +211,7 @@ class Overview(w.VBox):
                     if widget is not None:
                         with held(widget):
                             widget.apply(execution)
+                        notify.shared().observe(execution, widget.card.name)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -197,7 +227,7 @@ class Overview(w.VBox):
 
     def close(self) -> None:
         self._closed = True
-        for task in self._watches.values():
+        for task in (*self._watches.values(), *self._activity.values()):
             task.cancel()
         for panel in self.panels:
             panel.close()

@@ -14,7 +14,8 @@ from specflow_nb import summary
 from specflow_nb.errors import SpecflowError
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.server.api import DiffResponse
-from specflow_nb.widgets import settings, theme
+from specflow_nb.transcript import Transcript, run_ids
+from specflow_nb.widgets import notify, settings, theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.backend import Backend
 from specflow_nb.widgets.badge import OrchestrationBadge
@@ -24,6 +25,7 @@ from specflow_nb.widgets.plan import PlanPreview
 from specflow_nb.widgets.progress import OrchestrationProgress
 from specflow_nb.widgets.start_modal import StartOrchestrationModal
 from specflow_nb.widgets.sync import held
+from specflow_nb.widgets.transcript_view import RunPicker, TranscriptView
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +35,19 @@ Command = dict[str, Any]
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
 #: How often elapsed / remaining time is redrawn while a run is active.
 CLOCK_SECONDS = 5.0
+#: How often the Now line's "last output 4s ago" is redrawn.
+NOW_SECONDS = 1.0
 #: Quiet time after the last change of a form field before the plan is previewed again (typing in a text box).
 PREVIEW_DEBOUNCE = 0.4
+
+
+def past_run_options(runs: list[OrchestrationExecution]) -> list[tuple[str, str]]:
+    """Every agent run of the past orchestrations, for the Past runs transcript picker (oldest first)."""
+    options: list[tuple[str, str]] = []
+    for ex in reversed(runs[:20]):
+        when = ex.started_at.astimezone().strftime("%m-%d %H:%M")
+        options += [(run_id, f"{when} · {label}") for run_id, label in run_ids(ex)]
+    return options
 
 
 def error_text(exc: BaseException) -> str:
@@ -71,6 +84,9 @@ class ProjectPanel(w.VBox):
         self._watch_task: asyncio.Task[None] | None = None
         self._clock_task: asyncio.Task[None] | None = None
         self._preview_task: asyncio.Task[Any] | None = None
+        self._activity_task: asyncio.Task[None] | None = None
+        #: Notifications (needs attention, questions, merge ready, completed, failed): one per kernel and event.
+        self.notifier = notify.shared()
         self._closed = False
         self.shell_panel: Any = None
 
@@ -85,7 +101,11 @@ class ProjectPanel(w.VBox):
         self.last_run = w.HTML()
         self.last_run.add_class("specflow-last-run")
         self.past_runs = PastRuns()
-        self.past = w.Accordion(children=[self.past_runs], titles=("Past runs",))
+        self.past_picker = RunPicker(self._open_past_transcript)
+        self.past_transcript = TranscriptView()
+        self.past = w.Accordion(
+            children=[w.VBox([self.past_runs, self.past_picker, self.past_transcript])], titles=("Past runs",)
+        )
         self.past.selected_index = None
         self.summary = w.VBox([self.complete, self.last_run, self.past])
         self.summary.add_class("specflow-summary")
@@ -94,7 +114,10 @@ class ProjectPanel(w.VBox):
             on_start=self._start, on_cancel=self.show_summary, on_change=self._config_changed
         )
         self.progress = OrchestrationProgress(
-            on_command=self.send_command, on_view_diff=self._view_diff, on_done=self.show_summary
+            on_command=self.send_command,
+            on_view_diff=self._view_diff,
+            on_done=self.show_summary,
+            on_transcript=self._open_transcript,
         )
         # no server: offer the in-kernel engine
         self.local_button = w.Button(
@@ -218,6 +241,7 @@ class ProjectPanel(w.VBox):
             self.runs = runs
             self.past_runs.render(runs)
             self.past.set_title(0, f"Past runs ({len(runs)})")
+            self.past_picker.set_runs(past_run_options(runs))
 
     # ---- actions -------------------------------------------------------------------------------------------
 
@@ -377,6 +401,8 @@ class ProjectPanel(w.VBox):
             self._watch_task = loop.create_task(self._watch())
         if self._clock_task is None or self._clock_task.done():
             self._clock_task = loop.create_task(self._clock())
+        if self._activity_task is None or self._activity_task.done():
+            self._activity_task = loop.create_task(self._follow_activity())
 
     async def _watch(self) -> None:
         failures = 0
@@ -388,6 +414,7 @@ class ProjectPanel(w.VBox):
                         failures = 0
                         self.set_status("Reconnected.")
                     self.apply(execution)
+                    self.notifier.observe(execution, self.name)
                     if not execution.status.is_active:
                         self.schedule(self._refresh_runs())
                 failures = 0
@@ -403,11 +430,55 @@ class ProjectPanel(w.VBox):
         self.render_runs(await self._require().list(self.project_id))
 
     async def _clock(self) -> None:
+        ticks = 0
         while not self._closed:
-            await asyncio.sleep(CLOCK_SECONDS)
+            await asyncio.sleep(NOW_SECONDS)
+            ticks += 1
             if self.mode == "progress" and self.execution is not None and self.execution.status.is_active:
-                with held(self.progress.time):
-                    self.progress.render_time()
+                if self.progress.activity is not None:  # "last output 4s ago" moves every second
+                    with held(self.progress.now):
+                        self.progress.now.render(self.progress.activity)
+                if ticks % round(CLOCK_SECONDS / NOW_SECONDS) == 0:
+                    with held(self.progress.time):
+                        self.progress.render_time()
+
+    async def _follow_activity(self) -> None:
+        """The Now line: the live run's latest tool call, turns, cost, last output and tasks.md counts."""
+        failures = 0
+        while not self._closed and self.backend is not None:
+            try:
+                async for activity in self.backend.watch_activity(self.project_id):
+                    failures = 0
+                    with held(self.progress.now), held(self.progress.batch):
+                        self.progress.render_activity(activity)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.debug("activity channel interrupted", exc_info=True)
+                await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
+                failures += 1
+
+    # ---- transcripts ----------------------------------------------------------------------------------------
+
+    def _open_transcript(self, run_id: str, label: str) -> None:
+        self.schedule(self.open_transcript(run_id, label, self.progress.transcript))
+
+    def _open_past_transcript(self, run_id: str, label: str) -> None:
+        self.schedule(self.open_transcript(run_id, label, self.past_transcript))
+
+    async def open_transcript(
+        self, run_id: str, label: str = "", view: TranscriptView | None = None
+    ) -> Transcript | str:
+        """Fetch a run's transcript (the API redacts it) and show it in ``view`` (the progress view's by default)."""
+        view = view or self.progress.transcript
+        result: Transcript | str
+        try:
+            result = await self._require().transcript(self.project_id, run_id)
+        except Exception as exc:
+            result = f"No transcript: {error_text(exc)}"
+        with held(view):
+            view.render(result, label)
+        return result
 
     @property
     def live(self) -> bool:
@@ -416,14 +487,14 @@ class ProjectPanel(w.VBox):
     def close(self) -> None:
         """Close the widget and stop its background tasks."""
         self._closed = True
-        for task in (self._watch_task, self._clock_task, *self._tasks):
+        for task in (self._watch_task, self._clock_task, self._activity_task, *self._tasks):
             if task is not None:
                 task.cancel()
         super().close()
 
     async def aclose(self) -> None:
         """Close and wait for the background tasks to end."""
-        tasks = [t for t in (self._watch_task, self._clock_task, *self._tasks) if t is not None]
+        tasks = [t for t in (self._watch_task, self._clock_task, self._activity_task, *self._tasks) if t is not None]
         self.close()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -14,7 +14,9 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb import summary
-from specflow_nb.models import OrchestrationExecution
+from specflow_nb.activity import Activity
+from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.transcript import run_ids
 from specflow_nb.widgets import theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.batch_progress import BatchProgress
@@ -22,11 +24,13 @@ from specflow_nb.widgets.controls import OrchestrationControls
 from specflow_nb.widgets.cost import CostDisplay
 from specflow_nb.widgets.decision_log import DecisionLogPanel
 from specflow_nb.widgets.merge_ready import MergeReadyPanel
+from specflow_nb.widgets.now import NowLine
 from specflow_nb.widgets.phase_bar import PhaseProgressBar
 from specflow_nb.widgets.questions import QuestionsForm
 from specflow_nb.widgets.recovery import RecoveryPanel
 from specflow_nb.widgets.step_override import StepOverride
 from specflow_nb.widgets.theme import show
+from specflow_nb.widgets.transcript_view import RunPicker, TranscriptView
 
 Command = dict[str, Any]
 
@@ -43,12 +47,15 @@ class OrchestrationProgress(w.VBox):
         on_command: Callable[[Command], None],
         on_view_diff: Callable[[], None],
         on_done: Callable[[], None],
+        on_transcript: Callable[[str, str], None] | None = None,
     ) -> None:
         from specflow_nb.widgets.badge import OrchestrationBadge
 
         self.badge = OrchestrationBadge()  # not shown: the panel's header has the one badge
         self.phase_bar = PhaseProgressBar()
         self.batch = BatchProgress()
+        self.now = NowLine()
+        self.activity: Activity | None = None
         self.time = w.HTML()
         self.time.add_class("specflow-time")
         self.cost = CostDisplay()
@@ -56,10 +63,12 @@ class OrchestrationProgress(w.VBox):
         self.error.add_class("specflow-error-message")
         self.controls = OrchestrationControls(on_command)
         self.merge = MergeReadyPanel(on_command, on_view_diff)
-        self.recovery = RecoveryPanel(on_command)
+        self.recovery = RecoveryPanel(on_command, on_transcript)
         self.questions = QuestionsForm(on_command)
         self.go_back = StepOverride(on_command)
         self.decision_log = DecisionLogPanel()
+        self.runs = RunPicker(on_transcript or (lambda _r, _l: None))
+        self.transcript = TranscriptView()
         self.done = w.Button(description="Back to summary", icon="arrow-left", tooltip="The project's summary")
         self.done.add_class("specflow-done")
         self.done.on_click(lambda _b: on_done())
@@ -70,6 +79,7 @@ class OrchestrationProgress(w.VBox):
             [
                 self.phase_bar,
                 self.batch,
+                self.now,
                 self.time,
                 self.error,
                 self.questions,
@@ -80,6 +90,8 @@ class OrchestrationProgress(w.VBox):
                 self.cost_title,
                 self.cost,
                 self.decision_log,
+                self.runs,
+                self.transcript,
                 self.bottom,
             ]
         )
@@ -105,6 +117,19 @@ class OrchestrationProgress(w.VBox):
         show(self.bottom, execution.status.is_active)
         show(self.done, not execution.status.is_active)
         self.decision_log.render(execution)
+        self.runs.set_runs(run_ids(execution))
+        self.render_activity(self.activity)
+
+    def render_activity(self, activity: Activity | None, now: datetime | None = None) -> None:
+        """The Now line and the live task counts (tasks.md as it is), between saved states of the record."""
+        ex = self.execution
+        if activity is not None and ex is not None and activity.orchestration_id not in (None, ex.id):
+            activity = None  # another orchestration's run (a new start not shown yet)
+        self.activity = activity
+        live = ex is not None and ex.status is OrchestrationStatus.RUNNING and ex.current_run is not None
+        self.now.render(activity if live else None, now)
+        if live and activity is not None and activity.tasks_total and not activity.finished:
+            self.batch.render_tasks(activity.tasks_done or 0, activity.tasks_total)
 
     def render_time(self, now: datetime | None = None) -> None:
         """Elapsed / remaining; also called every few seconds by the panel's clock while active."""

@@ -7,6 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb import summary
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus, RecoveryOption
 from specflow_nb.widgets import theme
 from specflow_nb.widgets.theme import show
@@ -23,8 +24,25 @@ _LABELS = {
 class RecoveryPanel(w.VBox):
     """Shown in ``needs_attention``: ``recoveryContext.issue`` and one button per offered option."""
 
-    def __init__(self, on_command: Callable[[Command], None]) -> None:
+    def __init__(
+        self, on_command: Callable[[Command], None], on_transcript: Callable[[str, str], None] | None = None
+    ) -> None:
         self.issue = w.HTML()
+        self.failed_run: str | None = None
+        self.transcript_button = w.Button(
+            description="Why? Open the run's transcript",
+            icon="file-text",
+            tooltip="What the failing run did: its tool calls, result and stderr",
+        )
+        self.transcript_button.add_class("sf-quiet")
+        self.transcript_button.add_class("specflow-recovery-transcript")
+        self.transcript_button.on_click(
+            lambda _b: (
+                on_transcript(self.failed_run, "the failing run")
+                if on_transcript is not None and self.failed_run
+                else None
+            )
+        )
         self.issue.add_class("specflow-recovery-issue")
         self.buttons: dict[RecoveryOption, w.Button] = {}
         for option, (label, icon, style, tip) in _LABELS.items():
@@ -38,7 +56,7 @@ class RecoveryPanel(w.VBox):
         # Abort ends the run: on its own line, below the way forward
         abort = w.HBox([self.buttons[RecoveryOption.ABORT]])
         abort.add_class("sf-danger-zone")
-        super().__init__([self.issue, row, abort])
+        super().__init__([self.issue, self.transcript_button, row, abort])
         self.add_class("specflow-recovery")
 
     def render(self, execution: OrchestrationExecution) -> None:
@@ -49,6 +67,9 @@ class RecoveryPanel(w.VBox):
         context = execution.recovery_context
         issue = context.issue if context else (execution.error_message or "The orchestration needs your attention.")
         options = set(context.options) if context else set(RecoveryOption)
+        self.failed_run = context.failed_workflow_id if context else None
+        issue = summary.name_run_folder(issue, self.failed_run)
         self.issue.value = theme.note(issue, "warn", title="Needs attention:")
+        show(self.transcript_button, self.failed_run is not None)
         for option, button in self.buttons.items():
             show(button, option in options)

@@ -12,8 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from specflow_nb.activity import Activity
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.server.api import DiffResponse
+from specflow_nb.transcript import Transcript
 from specflow_nb.widgets.backend import Command, ProjectCard
 from specflow_nb.widgets.plan import PlanPreview
 
@@ -72,6 +74,13 @@ class RemoteBackend:
 
     async def diff(self, project_id: str, orchestration_id: str | None = None) -> DiffResponse:
         return await asyncio.to_thread(self.client.diff, project_id, orchestration_id)
+
+    async def watch_activity(self, project_id: str) -> AsyncIterator[Activity | None]:
+        async for response in self.client.watch_activity(project_id):
+            yield response.activity
+
+    async def transcript(self, project_id: str, run_id: str) -> Transcript:
+        return await asyncio.to_thread(self.client.transcript, project_id, run_id)
 
     async def aclose(self) -> None:
         self.client.close()

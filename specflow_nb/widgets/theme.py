@@ -134,6 +134,32 @@ CSS = """
 .specflow-root .widget-progress .progress-bar { background: var(--jp-brand-color1); }
 .specflow-root .widget-progress .progress-bar-success { background: var(--jp-success-color1); }
 .specflow-card { border: 1px solid var(--jp-border-color2); border-radius: 4px; padding: 8px 10px; }
+/* Now: what the agent is doing */
+.sf-now { border-left: 3px solid var(--jp-brand-color1); background: var(--jp-layout-color2); padding: 4px 8px;
+  border-radius: 2px; min-width: 0; }
+.sf-now-line { display: flex; gap: 8px; align-items: baseline; min-width: 0; color: var(--jp-ui-font-color0); }
+.sf-now-label { font-weight: 700; font-size: 11px; text-transform: uppercase; letter-spacing: 0.04em; flex: none; }
+.sf-now-doing { font-family: var(--jp-code-font-family); font-size: 12px; overflow-wrap: anywhere; min-width: 0; }
+.specflow-root .sf-now .sf-muted { color: var(--jp-ui-font-color1); }
+.sf-now-recent { list-style: none; margin: 2px 0 0 0; padding: 0; font-size: 11px; color: var(--jp-ui-font-color1);
+  font-family: var(--jp-code-font-family); }
+.sf-now-recent li { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+/* transcripts */
+.sf-transcript { font-size: 12px; min-width: 0; max-width: 100%; max-height: 520px; overflow: auto;
+  border: 1px solid var(--jp-border-color2); border-radius: 2px; padding: 6px; box-sizing: border-box; }
+.sf-transcript details { margin: 2px 0; }
+.sf-transcript summary { cursor: pointer; color: var(--jp-ui-font-color0); overflow-wrap: anywhere; }
+.sf-transcript pre { margin: 2px 0 4px 12px; padding: 4px 6px; white-space: pre-wrap; overflow-wrap: anywhere;
+  max-height: 240px; overflow: auto; font-size: 11px; background: var(--jp-layout-color0);
+  color: var(--jp-content-font-color1); font-family: var(--jp-code-font-family); }
+.sf-transcript code { font-family: var(--jp-code-font-family); overflow-wrap: anywhere; }
+.sf-tr-text { white-space: pre-wrap; overflow-wrap: anywhere; border-left: 3px solid var(--jp-border-color1);
+  padding: 2px 6px; margin: 4px 0; color: var(--jp-ui-font-color1); }
+.sf-transcript [data-kind="error"] > summary, .sf-transcript div[data-kind="error"] {
+  border-left: 3px solid var(--jp-error-color1); padding-left: 4px; }
+.sf-tr-result { border-top: 1px solid var(--jp-border-color2); margin-top: 6px; padding-top: 4px;
+  color: var(--jp-ui-font-color0); }
+.specflow-run-picker .widget-dropdown { min-width: 0; }
 """
 
 

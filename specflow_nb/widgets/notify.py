@@ -1,0 +1,110 @@
+"""Notifications that reach a person who is not looking at the panel: JupyterLab 4's own (``apputils:notify``,
+executed through ipylab) when an orchestration needs attention, waits for answers, is ready to merge, completed or
+failed. Every panel and overview card of a kernel shares one :class:`Notifier`, so each event shows once however
+many panels follow the project.
+
+An event is keyed by (orchestration id, what happened, how many decisions the log had then): a panel that reconnects
+or a second panel that sees the same state later does not notify again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from specflow_nb import summary
+from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+
+log = logging.getLogger(__name__)
+
+#: JupyterLab's command (JupyterLab ≥ 4.0) that shows a toast in the notification center.
+NOTIFY_COMMAND = "apputils:notify"
+
+
+@dataclass(frozen=True)
+class Notification:
+    key: str
+    kind: str  # JupyterLab's type: info, success, warning, error
+    message: str
+    #: The run whose transcript tells why (needs attention, failed).
+    run_id: str | None = None
+
+
+def event_of(execution: OrchestrationExecution, project: str = "") -> Notification | None:
+    """The notification an orchestration's state calls for, or None (running, paused by the user, cancelled)."""
+    ex = execution
+    where = f"{project}: " if project else ""
+    n = len(ex.decision_log)
+    if ex.status is OrchestrationStatus.NEEDS_ATTENTION:
+        issue = ex.recovery_context.issue if ex.recovery_context else (ex.error_message or "")
+        run = ex.recovery_context.failed_workflow_id if ex.recovery_context else None
+        return Notification(f"{ex.id}:attention:{n}", "error", f"{where}needs attention. {issue}".strip(), run)
+    if ex.waiting_for_input and ex.questions:
+        k = len(ex.questions)
+        return Notification(f"{ex.id}:input:{n}", "warning", f"{where}waiting for your answer(s) to {k} question(s).")
+    if ex.status is OrchestrationStatus.WAITING_MERGE:
+        return Notification(f"{ex.id}:merge:{n}", "info", f"{where}merge ready: {summary.headline(ex)}")
+    if ex.status is OrchestrationStatus.COMPLETED:
+        return Notification(f"{ex.id}:completed", "success", f"{where}completed. {summary.headline(ex)}")
+    if ex.status is OrchestrationStatus.FAILED:
+        return Notification(f"{ex.id}:failed", "error", f"{where}failed. {ex.error_message or ''}".strip())
+    return None
+
+
+class Notifier:
+    """Sends each notification once per kernel. ``send`` is JupyterLab's notify through ipylab by default."""
+
+    def __init__(self, send: Callable[[Notification], None] | None = None) -> None:
+        self.shown: dict[str, Notification] = {}
+        #: orchestration id -> the first state this kernel saw it in (an old stop seen on opening is not news)
+        self._baseline: dict[str, str] = {}
+        self._send = send or send_to_jupyterlab
+
+    def observe(self, execution: OrchestrationExecution, project: str = "") -> Notification | None:
+        """Called with every state a panel receives; notifies on a state the kernel has not notified yet.
+
+        The first state seen of an orchestration that was already stopped when the panel opened is remembered, not
+        announced (the panel shows it); any later change is announced.
+        """
+        event = event_of(execution, project)
+        first = execution.id not in self._baseline
+        if first:
+            self._baseline[execution.id] = event.key if event else ""
+            if event is not None and not _fresh(execution):
+                self.shown[event.key] = event
+                return None
+        if event is None or event.key in self.shown:
+            return None
+        self.shown[event.key] = event
+        try:
+            self._send(event)
+        except Exception:  # no JupyterLab (another frontend, a headless kernel): the panel still shows it
+            log.debug("notification not sent", exc_info=True)
+        return event
+
+
+def _fresh(execution: OrchestrationExecution, seconds: float = 60.0) -> bool:
+    from datetime import datetime, timezone
+
+    return (datetime.now(timezone.utc) - execution.updated_at).total_seconds() < seconds
+
+
+def send_to_jupyterlab(event: Notification) -> None:
+    from ipylab import JupyterFrontEnd
+
+    options = {"autoClose": False if event.kind in ("error", "warning") else 8000}
+    JupyterFrontEnd().commands.execute(
+        NOTIFY_COMMAND, {"message": f"Specflow — {event.message}"[:400], "type": event.kind, "options": options}
+    )
+
+
+_shared: Notifier | None = None
+
+
+def shared() -> Notifier:
+    """The kernel's one notifier (every panel and the overview use it)."""
+    global _shared
+    if _shared is None:
+        _shared = Notifier()
+    return _shared
