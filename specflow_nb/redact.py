@@ -43,8 +43,14 @@ BASE_ALLOW: tuple[str, ...] = (
     "VIRTUAL_ENV",
     "CONDA_PREFIX",
     "CONDA_DEFAULT_ENV",
-    "PYTHONPATH",
     "SPECFLOW_*",
+    # how Python tools behave (unbuffered output, encoding, import path): never secrets
+    "PYTHONPATH",
+    "PYTHONUNBUFFERED",
+    "PYTHONIOENCODING",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUTF8",
+    "NO_COLOR",
 )
 #: Network settings every agent needs (a proxy, a company CA).
 AGENT_NETWORK: tuple[str, ...] = (
@@ -206,9 +212,22 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def install_log_filter(*loggers: logging.Logger) -> None:
-    """Add one :class:`RedactingFilter` to every handler of ``loggers`` and of the root logger (once each)."""
-    for lg in (*loggers, logging.getLogger()):
-        for handler in lg.handlers:
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(RedactingFilter())
+#: Loggers whose records may carry request text or run output: filtered at the logger, so every handler (and
+#: every handler added later) sees the masked record.
+LOGGERS: tuple[str, ...] = ("tornado.access", "tornado.application", "tornado.general", "specflow_nb")
+
+
+def install_log_filter(*loggers: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+    """Mask secrets in the server's log: a :class:`RedactingFilter` on ``loggers`` and :data:`LOGGERS` themselves
+    (and every specflow_nb module logger that exists), and on every handler of them and of the root logger."""
+    targets: list[logging.Logger] = [lg.logger if isinstance(lg, logging.LoggerAdapter) else lg for lg in loggers]
+    targets += [logging.getLogger(name) for name in LOGGERS]
+    targets += [
+        lg
+        for name, lg in list(logging.root.manager.loggerDict.items())
+        if name.startswith("specflow_nb.") and isinstance(lg, logging.Logger)
+    ]
+    for lg in (*targets, logging.getLogger()):
+        for owner in (lg, *lg.handlers):
+            if not any(isinstance(f, RedactingFilter) for f in owner.filters):
+                owner.addFilter(RedactingFilter())

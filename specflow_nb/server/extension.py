@@ -212,6 +212,9 @@ class SpecflowExtension(ExtensionApp):
                 env_allow=list(self.env_allow),
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
+            from specflow_nb import redact
+
+            redact.install_log_filter(self.log)  # the engine's module loggers exist now
             orch.subscribe(self._on_change)
             self._orchestrator = orch
         return self._orchestrator

@@ -7,6 +7,7 @@ Errors are JSON ``{error, details?, hint?}``; a user's mistake is a 4xx, never a
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import getpass
 import json
@@ -394,7 +395,8 @@ class StartHandler(SpecflowHandler):
         config = self.check_commands(req.config)
         ex = await self.engine.start(req.project_id, config, actor=self.actor)
         try:
-            plan = preview_parts(self.engine.preview(req.project_id, config))["batch_plan"] or BatchPlan()
+            preview = await asyncio.to_thread(self.engine.preview, req.project_id, config)
+            plan = preview_parts(preview)["batch_plan"] or BatchPlan()
         except SpecflowError as exc:
             # The orchestration has started (e.g. design will write tasks.md): an unreadable plan must not turn
             # the 201 into an error the client would retry.
@@ -441,14 +443,22 @@ class StatusHandler(SpecflowHandler):
         owner = None
         if ex is not None and ex.status.is_active:
             owner = self.engine.owner_of(project_id, ex.id)
-        response = StatusResponse(orchestration=ex, owner=owner)
-        if preview:
+        if not preview:
+            self.send(StatusResponse(orchestration=ex, owner=owner))
+            return
+        permissions = policy.permissions(self.may_execute, self.specflow)
+
+        def build() -> str:
+            # reading tasks.md, planning and serializing a big phase take long: a worker thread, so the server's
+            # event loop keeps answering every other request meanwhile
             parts = preview_parts(self.engine.preview(project_id, config))
-            permissions = policy.permissions(self.may_execute, self.specflow)
             response = StatusResponse.model_validate(
                 {"orchestration": ex, "owner": owner, "permissions": permissions, **parts}
             )
-        self.send(response)
+            return redact_json(response.model_dump_json(by_alias=True))
+
+        text = await asyncio.to_thread(build)
+        self.finish(text)
 
 
 class ListHandler(SpecflowHandler):

@@ -1,0 +1,150 @@
+"""What a grant may do (issue 12): specflow read/write never lets anyone choose what runs.
+
+A real Jupyter server with an authorizer granting only ``specflow`` read and write (what SpecflowHubAuthorizer gives
+a non-owner holding the write scope), and one granting ``execute`` on kernels too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_server.auth.authorizer import Authorizer
+from traitlets.config import Config
+
+from specflow_nb.demo import prepare_sample
+from specflow_nb.server.extension import SpecflowExtension
+
+from .openapi_check import check_response
+from .test_lifecycle import wait_until
+
+DEMO_AGENT = f"{shlex.quote(sys.executable)} -m specflow_nb.demo.demo_agent"
+START = "workflow/orchestrate"
+STATUS = "workflow/orchestrate/status"
+
+
+class SpecflowOnlyAuthorizer(Authorizer):
+    """May read and write specflow; nothing else (no kernels, terminals or contents)."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return resource == "specflow" and action in ("read", "write")
+
+
+class ExecuteAuthorizer(Authorizer):
+    """specflow read/write plus execute on kernels (may run code on this server anyway)."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        return (resource == "specflow" and action in ("read", "write")) or (resource, action) == ("kernels", "execute")
+
+
+def _config(jp_server_config: Config, authorizer: type[Authorizer], tmp_path: Path, **ext: Any) -> Config:
+    jp_server_config["ServerApp"]["authorizer_class"] = authorizer
+    jp_server_config["SpecflowExtension"] = Config(
+        {
+            "agent_env": {"SPECFLOW_DEMO_DELAY": "0.05"},
+            "approved_commands_file": str(tmp_path / "approvals.json"),
+            "verify_commands": {"tests": f"{shlex.quote(sys.executable)} -c \"print('preset ran')\""},
+            "agent_commands": {"demo": DEMO_AGENT},
+            **ext,
+        }
+    )
+    return jp_server_config
+
+
+@pytest.fixture
+def project(jp_root_dir: Path) -> str:
+    prepare_sample(jp_root_dir / "todo")
+    return "todo"
+
+
+@pytest.fixture
+def running(specflow_ext: SpecflowExtension, jp_asyncio_loop: asyncio.AbstractEventLoop) -> SpecflowExtension:
+    jp_asyncio_loop.run_until_complete(specflow_ext.start_loop())
+    return specflow_ext
+
+
+class TestWithoutExecute:
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: Config, tmp_path: Path) -> Config:
+        return _config(jp_server_config, SpecflowOnlyAuthorizer, tmp_path)
+
+    @pytest.mark.parametrize(
+        ("config", "fields"),
+        [
+            ({"verifyCommand": "touch pwned"}, ["verifyCommand"]),
+            ({"agentCommand": "/bin/sh -c 'touch pwned'"}, ["agentCommand"]),
+            ({"model": "opus", "fallbackModel": "haiku"}, ["model", "fallbackModel"]),
+            ({"agent": "codex", "agentCommand": "/bin/sh -c 'touch pwned'"}, ["agentCommand"]),
+        ],
+        ids=["verify", "agent", "models", "codex"],
+    )
+    async def test_choosing_what_runs_is_403_naming_the_permission(
+        self, config: dict[str, Any], fields: list[str], api: Any, project: str, running: Any, jp_root_dir: Path
+    ) -> None:
+        code, reply = await api("POST", START, body={"projectId": project, "config": config})
+        assert code == 403, reply
+        assert "execute on kernels or terminals" in reply["error"]
+        assert reply["details"]["fields"] == fields
+        assert reply["code"] == "CommandNotAllowed"
+        check_response("POST", START, 403, reply)
+        assert not (jp_root_dir / project / ".specflow" / "workflows").exists()
+        assert not list(jp_root_dir.rglob("pwned"))
+
+    async def test_defaults_and_presets_are_no_choice(
+        self, api: Any, project: str, running: Any, jp_root_dir: Path
+    ) -> None:
+        # what the panel sends: the defaults spelled out, a preset by name
+        config = {"agentCommand": "demo", "model": "sonnet", "verifyCommand": "tests", "fallbackModel": None}
+        code, reply = await api("POST", START, body={"projectId": project, "config": config})
+        assert code == 201, reply
+        cfg = reply["orchestration"]["config"]
+        assert cfg["agentCommand"] == DEMO_AGENT
+        assert "preset ran" in cfg["verifyCommand"]
+        ex, _ = await wait_until(api, project, lambda ex: ex["status"] in ("waiting_merge", "needs_attention"))
+        assert ex["status"] == "waiting_merge", ex.get("recoveryContext")
+        # a token server makes up an anonymous user per request: the log names the OS user instead, every time
+        code, paused = await api("POST", "workflow/orchestrate/cancel", body={"projectId": project})
+        assert code == 200, paused
+        actors = {(d.get("data") or {}).get("actor") for d in paused["orchestration"]["decisionLog"]} - {None}
+        assert actors == {getpass.getuser()}, actors
+
+    async def test_preview_tells_the_form_what_it_may_set(self, api: Any, project: str) -> None:
+        code, reply = await api("GET", STATUS, params={"projectId": project, "preview": "1"})
+        assert code == 200, reply
+        check_response("GET", STATUS, 200, reply)
+        perms = reply["permissions"]
+        assert perms["mayExecute"] is False
+        assert perms["editableCommandFields"] == []
+        assert set(perms["commandFields"]) == {"agentCommand", "verifyCommand", "model", "fallbackModel"}
+        assert perms["verifyCommands"] == {"tests": f"{shlex.quote(sys.executable)} -c \"print('preset ran')\""}
+        assert perms["missing"] == "execute on kernels or terminals"
+
+
+class TestWithExecute:
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: Config, tmp_path: Path) -> Config:
+        return _config(jp_server_config, ExecuteAuthorizer, tmp_path)
+
+    async def test_a_user_who_may_run_code_chooses_and_it_is_approved(
+        self, api: Any, project: str, running: Any, jp_root_dir: Path, tmp_path: Path
+    ) -> None:
+        marker = jp_root_dir / project / "verified.txt"
+        verify = shlex.join([sys.executable, "-c", f"open({str(marker)!r}, 'w').write('ok')"])
+        config = {"agentCommand": DEMO_AGENT + " ", "verifyCommand": verify}
+        code, reply = await api("GET", STATUS, params={"projectId": project, "preview": "1"})
+        assert reply["permissions"]["mayExecute"] is True
+        assert reply["permissions"]["editableCommandFields"]
+        code, reply = await api("POST", START, body={"projectId": project, "config": config})
+        assert code == 201, reply
+        approvals = json.loads((tmp_path / "approvals.json").read_text())["approved"]
+        assert len(approvals) == 2 and all(len(d) == 64 for d in approvals)  # digests, not the commands
+        assert verify not in (tmp_path / "approvals.json").read_text()
+        ex, _ = await wait_until(api, project, lambda ex: ex["status"] in ("waiting_merge", "needs_attention"))
+        assert ex["status"] == "waiting_merge", ex.get("recoveryContext")
+        assert marker.read_text() == "ok"
