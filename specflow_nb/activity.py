@@ -399,16 +399,17 @@ def since_text(last: datetime | None, now: datetime | None = None) -> str:
 
 
 def now_text(act: Activity | None, now: datetime | None = None) -> str:
-    """The one-line Now text every host shows: "Editing src/todo/store.py · turn 7 · $0.12 · last output 3s ago"."""
+    """The one-line Now text every host shows: "Editing src/todo/store.py · turn 7 · $0.12 · last output 3s ago"
+    (the task counts go to each host's progress bar)."""
     if act is None:
         return ""
+    if act.finished and act.now:
+        return act.now  # "Finished after 10 turn(s), $0.12"
     parts = [act.now or "Starting the agent…"]
     if act.turns:
         parts.append(f"turn {act.turns}")
     if act.cost_usd is not None:
         parts.append(f"${act.cost_usd:.2f}")
-    if act.tasks_total:
-        parts.append(f"{act.tasks_done}/{act.tasks_total} tasks")
     if not act.finished:
         ago = since_text(act.last_output_at, now)
         if ago:
@@ -428,3 +429,9 @@ __all__ = [
     "task_counts_now",
     "wait_activity",
 ]
+
+
+def matches(act: Activity | None, execution: OrchestrationExecution | None) -> bool:
+    """The activity is of the execution's current run (not a previous run's, read before the record moved on)."""
+    run = execution.current_run if execution is not None else None
+    return act is not None and run is not None and act.run_id == run.execution_id

@@ -14,9 +14,12 @@ the owner, and ``watch`` without ``--local`` only ever observes the project's fi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +63,7 @@ def render(
     width: int | None = None,
     footer: str | None = None,
     now: Any = None,
+    activity: Any = None,
 ) -> RenderableType:
     """The live view: phase bar, what is happening, tasks, time, cost against budget, the last decisions.
 
@@ -76,16 +80,26 @@ def render(
 
     box_width = view_width(width if width is not None else _cli.console().width)
     done, total = summary.task_counts(ex)
+    from specflow_nb.activity import matches
+
+    live = ex.status.value == "running" and matches(activity, ex)
+    if live and activity.tasks_total and not activity.finished:
+        done, total = activity.tasks_done or 0, activity.tasks_total  # tasks.md as it is, between saves
     budget = ex.config.budget
     lines: list[Any] = [
         Text(summary.phase_bar(ex)),
         Text(summary.headline(ex), style="bold"),
     ]
+    if live:
+        from specflow_nb.activity import now_text
+
+        lines.append(Text.assemble(("Now ", "bold cyan"), (now_text(activity), "")))
     if total:
         row = Table.grid(padding=(0, 1))
         row.add_column(no_wrap=True)
         row.add_column()
-        row.add_row(ProgressBar(total=total, completed=done, width=24), Text(summary.tasks_text(ex)))
+        percent = round(100 * done / total)
+        row.add_row(ProgressBar(total=total, completed=done, width=24), Text(f"{done}/{total} tasks ({percent}%)"))
         lines.append(row)
     lines.append(Text(summary.time_text(ex, now), style="dim"))
     lines.append(
@@ -123,11 +137,14 @@ def render(
 def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
     """What the person at the terminal does next, as a command line."""
     flag = " --local" if local else ""
+    from specflow_nb import summary
+
     status = ex.status.value
     if status == "waiting_merge":
         return f"Merge ready: run `specflow-nb orchestrate merge{flag}` (or go back with `go-back STEP`)."
     if status == "needs_attention":
         issue = ex.recovery_context.issue if ex.recovery_context else "needs attention"
+        issue = summary.name_run_folder(issue, ex.recovery_context.failed_workflow_id if ex.recovery_context else None)
         options = "|".join(o.value for o in ex.recovery_context.options) if ex.recovery_context else "retry|abort"
         return f"Needs attention: {issue}\nChoose: `specflow-nb orchestrate recover {options}{flag}`."
     if status == "paused" and ex.waiting_for_input:
@@ -169,6 +186,13 @@ class LiveView:
         self.json_lines = json_lines
         self._live: Any = None
         self._seen: tuple[str, int] = ("", 0)
+        self.ex: OrchestrationExecution | None = None
+        self.activity: Any = None
+        self._said_now = ""
+        #: notifications already announced (needs attention, questions, merge ready, completed, failed)
+        self.announced: set[str] = set()
+        self._first = True
+        self._lock = threading.RLock()
 
     def __enter__(self) -> LiveView:
         if self.console.is_terminal and not self.json_lines:
@@ -176,19 +200,36 @@ class LiveView:
 
             self._live = Live(console=self.console, refresh_per_second=8, transient=False)
             self._live.__enter__()
+            threading.Thread(target=self._tick, name="specflow-view-clock", daemon=True).start()
         return self
 
+    def _tick(self) -> None:
+        """Redraw every second while live: "last output 4s ago" and the elapsed time move on their own."""
+        while self._live is not None:
+            time.sleep(1.0)
+            with self._lock:
+                if self.ex is not None and self.ex.status.value == "running":
+                    self._redraw()
+
     def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
+        live, self._live = self._live, None
+        if live is not None:
+            with self._lock:
+                live.__exit__(None, None, None)
 
     def update(self, ex: OrchestrationExecution) -> None:
+        with self._lock:
+            self._update(ex)
+
+    def _update(self, ex: OrchestrationExecution) -> None:
+        self.ex = ex
         if self.json_lines:
             sys.stdout.write(ex.model_dump_json() + "\n")
             sys.stdout.flush()
             return
+        self._announce(ex)
         if self._live is not None:
-            self._live.update(render(ex, width=self.console.width, footer=live_footer(ex)))
+            self._redraw()
             return
         seen_id, seen_count = self._seen
         start = seen_count if seen_id == ex.id else 0
@@ -201,6 +242,75 @@ class LiveView:
                 highlight=False,
             )
         self._seen = (ex.id, len(ex.decision_log))
+
+    def _redraw(self) -> None:
+        ex = self.ex
+        if self._live is not None and ex is not None:
+            self._live.update(render(ex, width=self.console.width, footer=live_footer(ex), activity=self.activity))
+
+    def _announce(self, ex: OrchestrationExecution) -> None:
+        """A line and the terminal bell when the orchestration needs the person (or ended); once per event. The
+        state shown when the view opens is not news."""
+        from specflow_nb import summary
+
+        event = summary.event_of(ex)
+        first, self._first = self._first, False
+        if event is None or event.key in self.announced:
+            return
+        self.announced.add(event.key)
+        if first:
+            return
+        message = summary.name_run_folder(event.message, event.run_id)
+        if event.run_id and ".specflow/workflows/" not in message:
+            message += f" What the run did: .specflow/workflows/{event.run_id}/ (its transcript in the panel)."
+        with contextlib.suppress(OSError, ValueError):  # the bell, also when the output is a log file
+            self.console.file.write("\a")
+            self.console.file.flush()
+        self.console.print(f"[bold]» {_cli._escape(message[:1].upper() + message[1:])}[/]", highlight=False)
+
+    def update_activity(self, activity: Any) -> None:
+        """The Now line changed (the activity channel): redraw the live box, or print the new line."""
+        with self._lock:
+            self.activity = activity
+            if self.json_lines or activity is None:
+                return
+            if self._live is not None:
+                self._redraw()
+                return
+            ex = self.ex
+            if ex is None or ex.status.value != "running" or not activity.now or activity.now == self._said_now:
+                return
+            self._said_now = activity.now
+            self.console.print(f"  now: {_cli._escape(activity.now)}", highlight=False)
+
+    def follow_remote(self, client: SpecflowClient, project_id: str) -> None:
+        """Follow the server's activity channel in a daemon thread (the state's long-poll keeps the main thread)."""
+
+        def loop() -> None:
+            etag: str | None = None
+            while True:
+                try:
+                    response = client.activity(project_id, since=etag, timeout=25)
+                except Exception:
+                    time.sleep(2)
+                    continue
+                if response.etag != etag:
+                    etag = response.etag
+                    self.update_activity(response.activity)
+
+        threading.Thread(target=loop, name="specflow-activity", daemon=True).start()
+
+    async def follow_local(self, project: Path, orch: Any) -> None:
+        """Follow the run folder in this process (engine here, owner or observer): until cancelled."""
+        from specflow_nb.activity import wait_activity
+
+        etag: str | None = None
+        while True:
+            act = await wait_activity(project, lambda: orch.status(""), etag, 25)
+            new = act.etag if act is not None else ""
+            if new != etag:
+                etag = new
+                self.update_activity(act)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -274,14 +384,16 @@ def _use_local(args: argparse.Namespace) -> bool:
     """--local, or (for start/watch) no reachable server."""
     if args.local:
         return True
-    if args.orchestrate_command not in ("start", "watch"):
+    if args.orchestrate_command not in ("start", "watch", "status", "list"):
         return False
     from specflow_nb.client import NoServerFound
 
     try:
         _client(args).close()
     except NoServerFound:
-        if args.orchestrate_command == "watch":
+        if args.orchestrate_command in ("status", "list"):
+            pass  # read from the project's files; nothing is driven
+        elif args.orchestrate_command == "watch":
             _cli.console(stderr=True).print(
                 "No Jupyter server with specflow_nb found: watching the project's files here "
                 "(this terminal only observes; `watch --local` would drive an orchestration nobody drives)."
@@ -316,6 +428,8 @@ def _run_local(
     When this process ends up owning the orchestration it must stay until it settles (it drives it); when another
     engine owns it (the command was handed to that owner) it follows only with ``follow``. What the owner did goes
     into ``notes``."""
+    import asyncio
+
     import anyio
 
     from specflow_nb.orchestrator import Orchestrator
@@ -340,9 +454,11 @@ def _run_local(
             view.update(ex)
             if not owns and not follow:
                 return ex
+            now = asyncio.ensure_future(view.follow_local(project, orch))  # the Now line
             while ex.status.value not in _SETTLED:
                 ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
                 view.update(ex)
+            now.cancel()
             # A killed run's end (cancel) is one more change: let it land so its cost is counted.
             with anyio.move_on_after(10):
                 while ex.killed_run_ids:
@@ -356,6 +472,7 @@ def _watch_remote(client: SpecflowClient, project_id: str, ex: OrchestrationExec
     view.update(ex)
     if ex.status.value in _SETTLED:
         return ex
+    view.follow_remote(client, project_id)
     for update in client.iter_updates(project_id, ex.version, until_finished=True):
         view.update(update)
         ex = update
@@ -527,7 +644,23 @@ def _show_local(args: argparse.Namespace, project: Path, name: str) -> int:
             _print_list(items)
         return 0
     ex = store.load(args.id) if args.id else (store.active() or next(iter(store.list()), None))
-    return _show_one(args, ex, local=True)
+    return _show_one(args, ex, local=True, driver=_driver_line(store, ex))
+
+
+def _driver_line(store: Any, ex: OrchestrationExecution | None) -> str | None:
+    """Who drives an active orchestration, as read from its owner record (status never takes anything over)."""
+    if ex is None or not ex.status.is_active:
+        return None
+    from specflow_nb import ownership, procs
+
+    owner = ownership.read_owner(store.folder, ex.id)
+    alive, why = ownership.owner_alive(owner, host_id=procs.host_id())
+    if alive and owner is not None:
+        return f"Driven by {owner.describe()}."
+    return (
+        f"No engine drives it now ({why}): a Jupyter server on this folder, or "
+        "`specflow-nb orchestrate watch --local`, takes it over."
+    )
 
 
 def _print_list(items: list[OrchestrationExecution]) -> None:
@@ -544,7 +677,9 @@ def _print_list(items: list[OrchestrationExecution]) -> None:
         )
 
 
-def _show_one(args: argparse.Namespace, ex: OrchestrationExecution | None, *, local: bool) -> int:
+def _show_one(
+    args: argparse.Namespace, ex: OrchestrationExecution | None, *, local: bool, driver: str | None = None
+) -> int:
     if args.json:
         _cli.print_json(ex.model_dump(mode="json") if ex else None)
         return 0
@@ -552,6 +687,8 @@ def _show_one(args: argparse.Namespace, ex: OrchestrationExecution | None, *, lo
         _cli.console().print("No orchestration in this project yet: start one with `orchestrate start`.")
         return 0
     _cli.console().print(render(ex, decisions=10))
+    if driver:
+        _cli.console().print(_cli._escape(driver))
     _cli.console().print(_cli._escape(next_step_hint(ex, local=local)))
     return 0
 
@@ -560,7 +697,9 @@ def _orchestrate_remote(args: argparse.Namespace, name: str) -> int:
     with _client(args) as client:
         project_id = _remote_project_id(args, client)
         if name == "status":
-            return _show_one(args, client.status(project_id, args.id), local=False)
+            response = client.status_with_owner(project_id, args.id)
+            driver = f"Driven by {response.owner.describe()}." if response.owner else None
+            return _show_one(args, response.orchestration, local=False, driver=driver)
         if name == "list":
             items = client.list(project_id)
             if args.json:

@@ -8,6 +8,7 @@ it does hold: the batches, the step record, the pending pause and the decision l
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -497,3 +498,36 @@ def name_run_folder(text: str, run_id: str | None) -> str:
     return text.replace(
         STDERR_HINT, f"See .specflow/workflows/{run_id}/stderr.log (the run's transcript shows its end)."
     )
+
+
+# ---- notifications: what reaches a person who is not looking ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class Notification:
+    key: str
+    kind: str  # JupyterLab's type: info, success, warning, error
+    message: str
+    #: The run whose transcript tells why (needs attention, failed).
+    run_id: str | None = None
+
+
+def event_of(execution: OrchestrationExecution, project: str = "") -> Notification | None:
+    """The notification an orchestration's state calls for, or None (running, paused by the user, cancelled)."""
+    ex = execution
+    where = f"{project}: " if project else ""
+    n = len(ex.decision_log)
+    if ex.status is OrchestrationStatus.NEEDS_ATTENTION:
+        issue = ex.recovery_context.issue if ex.recovery_context else (ex.error_message or "")
+        run = ex.recovery_context.failed_workflow_id if ex.recovery_context else None
+        return Notification(f"{ex.id}:attention:{n}", "error", f"{where}needs attention. {issue}".strip(), run)
+    if ex.waiting_for_input and ex.questions:
+        k = len(ex.questions)
+        return Notification(f"{ex.id}:input:{n}", "warning", f"{where}waiting for your answer(s) to {k} question(s).")
+    if ex.status is OrchestrationStatus.WAITING_MERGE:
+        return Notification(f"{ex.id}:merge:{n}", "info", f"{where}merge ready: {headline(ex)}")
+    if ex.status is OrchestrationStatus.COMPLETED:
+        return Notification(f"{ex.id}:completed", "success", f"{where}completed. {headline(ex)}")
+    if ex.status is OrchestrationStatus.FAILED:
+        return Notification(f"{ex.id}:failed", "error", f"{where}failed. {ex.error_message or ''}".strip())
+    return None

@@ -11,45 +11,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from specflow_nb import summary
-from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.models import OrchestrationExecution
+from specflow_nb.summary import Notification, event_of
+
+__all__ = ["NOTIFY_COMMAND", "Notification", "Notifier", "event_of", "send_to_jupyterlab", "shared"]
 
 log = logging.getLogger(__name__)
 
 #: JupyterLab's command (JupyterLab ≥ 4.0) that shows a toast in the notification center.
 NOTIFY_COMMAND = "apputils:notify"
-
-
-@dataclass(frozen=True)
-class Notification:
-    key: str
-    kind: str  # JupyterLab's type: info, success, warning, error
-    message: str
-    #: The run whose transcript tells why (needs attention, failed).
-    run_id: str | None = None
-
-
-def event_of(execution: OrchestrationExecution, project: str = "") -> Notification | None:
-    """The notification an orchestration's state calls for, or None (running, paused by the user, cancelled)."""
-    ex = execution
-    where = f"{project}: " if project else ""
-    n = len(ex.decision_log)
-    if ex.status is OrchestrationStatus.NEEDS_ATTENTION:
-        issue = ex.recovery_context.issue if ex.recovery_context else (ex.error_message or "")
-        run = ex.recovery_context.failed_workflow_id if ex.recovery_context else None
-        return Notification(f"{ex.id}:attention:{n}", "error", f"{where}needs attention. {issue}".strip(), run)
-    if ex.waiting_for_input and ex.questions:
-        k = len(ex.questions)
-        return Notification(f"{ex.id}:input:{n}", "warning", f"{where}waiting for your answer(s) to {k} question(s).")
-    if ex.status is OrchestrationStatus.WAITING_MERGE:
-        return Notification(f"{ex.id}:merge:{n}", "info", f"{where}merge ready: {summary.headline(ex)}")
-    if ex.status is OrchestrationStatus.COMPLETED:
-        return Notification(f"{ex.id}:completed", "success", f"{where}completed. {summary.headline(ex)}")
-    if ex.status is OrchestrationStatus.FAILED:
-        return Notification(f"{ex.id}:failed", "error", f"{where}failed. {ex.error_message or ''}".strip())
-    return None
 
 
 class Notifier:

@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb import summary
-from specflow_nb.activity import Activity
+from specflow_nb.activity import Activity, matches
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
 from specflow_nb.widgets import notify, theme
 from specflow_nb.widgets._html import esc
@@ -95,7 +95,7 @@ class ProjectCardWidget(w.VBox):
     def render_activity(self, activity: Activity | None) -> None:
         """The Now line of the project's live run (hidden when none, or when the orchestration is not active)."""
         ex = self.execution
-        live = ex is not None and ex.status is OrchestrationStatus.RUNNING and activity is not None
+        live = ex is not None and ex.status is OrchestrationStatus.RUNNING and matches(activity, ex)
         self.now.render(activity if live else None)
 
     def apply(self, execution: OrchestrationExecution) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb import summary
-from specflow_nb.activity import Activity
+from specflow_nb.activity import Activity, matches
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
 from specflow_nb.transcript import run_ids
 from specflow_nb.widgets import theme
@@ -126,7 +126,7 @@ class OrchestrationProgress(w.VBox):
         if activity is not None and ex is not None and activity.orchestration_id not in (None, ex.id):
             activity = None  # another orchestration's run (a new start not shown yet)
         self.activity = activity
-        live = ex is not None and ex.status is OrchestrationStatus.RUNNING and ex.current_run is not None
+        live = ex is not None and ex.status is OrchestrationStatus.RUNNING and matches(activity, ex)
         self.now.render(activity if live else None, now)
         if live and activity is not None and activity.tasks_total and not activity.finished:
             self.batch.render_tasks(activity.tasks_done or 0, activity.tasks_total)
