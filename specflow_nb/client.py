@@ -314,6 +314,11 @@ class SpecflowClient:
         params = {"projectId": project_id, **({"id": id} if id else {})}
         return self._request("GET", "workflow/orchestrate/status", StatusResponse, params=params).orchestration
 
+    def status_with_owner(self, project_id: str, id: str | None = None) -> StatusResponse:
+        """The whole status answer: the orchestration and the engine that drives it (``owner``)."""
+        params = {"projectId": project_id, **({"id": id} if id else {})}
+        return self._request("GET", "workflow/orchestrate/status", StatusResponse, params=params)
+
     def preview(self, project_id: str, config: OrchestrationConfig | None = None) -> StatusResponse:
         """What the form shows: batchPlan, preflight and projectStatus (plus the current orchestration)."""
         params = {"projectId": project_id, "preview": "true"}

@@ -71,6 +71,9 @@ def test_two_servers_then_the_owner_is_killed_the_other_server_takes_over(
     seen = hosts.status(b)
     assert seen["orchestration"]["id"] == ex["id"]
     assert seen["owner"]["url"].startswith(a.url) and seen["owner"]["kind"] == "server"
+    # a terminal that cannot find the server reads who drives it from the project's files
+    status = hosts.cli("orchestrate", "status")
+    assert status.returncode == 0 and f"Driven by server pid {a.pid}" in status.stdout, status.stdout
     # B's REST command is handed to A, which applies it; B answers with what A did.
     r = hosts.post(b, "workflow/orchestrate/pause", {})
     assert r.status_code == 200, r.text
