@@ -264,6 +264,9 @@ class SpecflowExtension(ExtensionApp):
 
     async def stop_extension(self) -> None:
         await self.stop_loop()
+        from specflow_nb.server import offload
+
+        offload.shutdown()  # the big-preview worker process, if one was started
 
     # -- idle culling ------------------------------------------------------------------------------------------
 

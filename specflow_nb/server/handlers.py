@@ -28,7 +28,7 @@ from specflow_nb import policy
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
 from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
 from specflow_nb.redact import redact_json
-from specflow_nb.server import api
+from specflow_nb.server import api, offload
 from specflow_nb.server.api import (
     BatchProgress,
     CommandResponse,
@@ -395,7 +395,9 @@ class StartHandler(SpecflowHandler):
         config = self.check_commands(req.config)
         ex = await self.engine.start(req.project_id, config, actor=self.actor)
         try:
-            preview = await asyncio.to_thread(self.engine.preview, req.project_id, config)
+            preview = await offload.preview(
+                self.engine, self.specflow.orchestrator_class, project, req.project_id, config
+            )
             plan = preview_parts(preview)["batch_plan"] or BatchPlan()
         except SpecflowError as exc:
             # The orchestration has started (e.g. design will write tasks.md): an unreadable plan must not turn
@@ -429,7 +431,7 @@ class StatusHandler(SpecflowHandler):
                 raise RequestTooLarge(f"Query parameter 'config' is over {MAX_BODY_BYTES} bytes.")
             config_data = parse_json(config_text.encode("utf-8", "surrogatepass"), "Query parameter 'config'")
             config = validate(OrchestrationConfig, config_data)
-        self.confine(project_id)
+        project = self.confine(project_id)
 
         if since is not None:
             wait = api.LONG_POLL_DEFAULT_TIMEOUT if timeout is None else timeout
@@ -447,18 +449,19 @@ class StatusHandler(SpecflowHandler):
             self.send(StatusResponse(orchestration=ex, owner=owner))
             return
         permissions = policy.permissions(self.may_execute, self.specflow)
+        # reading tasks.md, planning and serializing a big phase take seconds: off the event loop (a worker process
+        # for a big tasks.md, else a thread), so the server keeps answering every other request meanwhile
+        parts = preview_parts(
+            await offload.preview(self.engine, self.specflow.orchestrator_class, project, project_id, config)
+        )
 
         def build() -> str:
-            # reading tasks.md, planning and serializing a big phase take long: a worker thread, so the server's
-            # event loop keeps answering every other request meanwhile
-            parts = preview_parts(self.engine.preview(project_id, config))
             response = StatusResponse.model_validate(
                 {"orchestration": ex, "owner": owner, "permissions": permissions, **parts}
             )
             return redact_json(response.model_dump_json(by_alias=True))
 
-        text = await asyncio.to_thread(build)
-        self.finish(text)
+        self.finish(await asyncio.to_thread(build))
 
 
 class ListHandler(SpecflowHandler):

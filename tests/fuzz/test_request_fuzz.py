@@ -141,3 +141,67 @@ def test_random_query_strings(
         params["timeout"] = timeout  # a valid long-poll would otherwise wait up to its timeout (25 s default)
     before = snapshot(server.root)
     check(server, client, client.get(route, params=params), before)
+
+
+# ---- hostile values (issue 12): deep nesting, huge and non-finite numbers, long and odd ids ----------------------
+
+
+def _nested(n: int) -> bytes:
+    return ('{"projectId": "fz000", "config": ' + '{"a": ' * n + "1" + "}" * n + "}").encode()
+
+
+hostile_bodies = st.one_of(
+    st.integers(65, 5000).map(lambda n: b"[" * n + b"]" * n),
+    st.integers(65, 5000).map(lambda n: b"[" * n),
+    st.integers(65, 300).map(_nested),
+    st.sampled_from(
+        ["Infinity", "-Infinity", "NaN", "1e308", "1e309", "-1e309", "10000.0001", "1" + "0" * 400]
+    ).flatmap(
+        lambda num: st.sampled_from(
+            [
+                f'{{"projectId": "fz000", "config": {{"budget": {{"maxTotal": {num}}}}}}}',
+                f'{{"projectId": "fz000", "config": {{"budget": {{"maxPerBatch": {num}}}}}}}',
+                f'{{"projectId": "fz000", "config": {{"staleAfterSeconds": {num}}}}}',
+                f'{{"projectId": "fz000", "budget": {{"healingBudget": {num}}}}}',
+                f'{{"projectId": "fz000", "config": {{"maxHealAttempts": {num}}}}}',
+            ]
+        ).map(str.encode)
+    ),
+    st.tuples(st.integers(200, 5000), st.sampled_from(["x", "ä", "../", "a/", "\\", "%", "\u202e"])).map(
+        lambda t: json.dumps({"projectId": t[1] * t[0]}).encode()
+    ),
+    st.tuples(st.integers(100, 5000), st.sampled_from(["x", "../", ".", "-", "ä"])).map(
+        lambda t: json.dumps({"projectId": "fz000", "id": t[1] * t[0]}).encode()
+    ),
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(route=st.sampled_from(POST_ROUTES), raw=hostile_bodies)
+def test_hostile_bodies_are_4xx(server: LiveServer, client: httpx.Client, route: str, raw: bytes) -> None:
+    before = snapshot(server.root)
+    response = client.post(route, content=raw, headers={"Content-Type": "application/json"})
+    check(server, client, response, before)
+    assert 400 <= response.status_code < 500, response.text[:300]  # none of these is a valid request
+
+
+hostile_queries = st.fixed_dictionaries(
+    {"projectId": st.sampled_from(["fz000", "x" * 300, "fz000/" + "y" * 256, "fz000/specs/x/y"])},
+    optional={
+        "since": st.sampled_from(["1" + "0" * 309, "9" * 40, "-2", "1e5", "0x10"]),
+        "timeout": st.sampled_from(["1e309", "nan", "-inf", "3601", "1" + "0" * 400]),
+        "config": st.integers(65, 2000).map(lambda n: "[" * n)
+        | st.sampled_from(['{"staleAfterSeconds": 1e309}', '{"budget": {"maxTotal": Infinity}}']),
+        "id": st.integers(129, 2000).map(lambda n: "z" * n),
+    },
+)
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(route=st.sampled_from(GET_ROUTES), params=hostile_queries)
+def test_hostile_queries_are_4xx(server: LiveServer, client: httpx.Client, route: str, params: dict[str, str]) -> None:
+    before = snapshot(server.root)
+    response = client.get(route, params={**params, "preview": "1"})
+    check(server, client, response, before)
+    if route.endswith("status") and (len(params) > 1 or params["projectId"] != "fz000"):
+        assert 400 <= response.status_code < 500, (params, response.text[:300])
