@@ -84,6 +84,7 @@ class OrchestrationProgress(w.VBox):
                 self.error,
                 self.questions,
                 self.recovery,
+                self.transcript,
                 self.merge,
                 self.controls,
                 self.done,
@@ -91,7 +92,6 @@ class OrchestrationProgress(w.VBox):
                 self.cost,
                 self.decision_log,
                 self.runs,
-                self.transcript,
                 self.bottom,
             ]
         )

@@ -33,6 +33,7 @@ class RecoveryPanel(w.VBox):
             description="Why? Open the run's transcript",
             icon="file-text",
             tooltip="What the failing run did: its tool calls, result and stderr",
+            layout=w.Layout(align_self="flex-start"),
         )
         self.transcript_button.add_class("sf-quiet")
         self.transcript_button.add_class("specflow-recovery-transcript")
