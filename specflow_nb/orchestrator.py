@@ -780,8 +780,8 @@ class Orchestrator:
         if self.settings.trust_requests:  # a CLI or kernel user may run code anyway: what they chose is approved
             policy.approve_config(self.settings.approved_commands_file or policy.default_approvals_path(), config)
         update: dict[str, Any] = {}
-        if self.settings.verify_command and "verify_command" not in given:
-            update["verify_command"] = self.settings.verify_command
+        if self.settings.verify_command and not (config.verify_command or "").strip():  # none chosen (the form
+            update["verify_command"] = self.settings.verify_command  # sends null): the server's
         if self.settings.agent_command:  # the host's policy (e.g. a team's wrapper) wins over the request
             update["agent_command"] = self.settings.agent_command
         if self.settings.default_model and "model" not in given:

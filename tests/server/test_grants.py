@@ -19,6 +19,7 @@ from jupyter_server.auth.authorizer import Authorizer
 from traitlets.config import Config
 
 from specflow_nb.demo import prepare_sample
+from specflow_nb.models import OrchestrationConfig
 from specflow_nb.server.extension import SpecflowExtension
 
 from .openapi_check import check_response
@@ -26,6 +27,7 @@ from .test_lifecycle import wait_until
 
 DEMO_AGENT = f"{shlex.quote(sys.executable)} -m specflow_nb.demo.demo_agent"
 START = "workflow/orchestrate"
+SERVER_VERIFY = f"{shlex.quote(sys.executable)} -c \"print('server verify')\""
 STATUS = "workflow/orchestrate/status"
 
 
@@ -124,6 +126,26 @@ class TestWithoutExecute:
         assert set(perms["commandFields"]) == {"agentCommand", "verifyCommand", "model", "fallbackModel"}
         assert perms["verifyCommands"] == {"tests": f"{shlex.quote(sys.executable)} -c \"print('preset ran')\""}
         assert perms["missing"] == "execute on kernels or terminals"
+
+
+class TestPanelDefaults:
+    """A server that sets agent_command and verify_command, and a user without execute."""
+
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: Config, tmp_path: Path) -> Config:
+        return _config(
+            jp_server_config, SpecflowOnlyAuthorizer, tmp_path, agent_command=DEMO_AGENT, verify_command=SERVER_VERIFY
+        )
+
+    async def test_the_panels_default_body_is_no_choice(self, api: Any, project: str, running: Any) -> None:
+        """The Start form sends every field (its defaults included): no 403, and the server's verify command."""
+        body = OrchestrationConfig().model_dump(mode="json")
+        assert {"agentCommand", "model", "fallbackModel", "verifyCommand"} <= set(body)
+        code, reply = await api("POST", START, body={"projectId": project, "config": body})
+        assert code == 201, reply
+        assert reply["orchestration"]["config"]["agentCommand"] == DEMO_AGENT  # the server's agent_command
+        assert reply["orchestration"]["config"]["verifyCommand"] == SERVER_VERIFY
+        await api("POST", "workflow/orchestrate/cancel", body={"projectId": project})
 
 
 class TestWithExecute:
