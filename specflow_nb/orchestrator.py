@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
@@ -190,6 +190,9 @@ class EngineSettings(BaseModel):
     allowed_models: builtins.list[str] = Field(default_factory=list)
     #: Names (or ``PREFIX_*``) of the server's environment variables added to the verify and agent allow-lists.
     env_allow: builtins.list[str] = Field(default_factory=list)
+    #: Who gets an agent with a shell (Bash): "execute" (runs of orchestrations started, and not since continued,
+    #: by a user who may run code) or "all". Only where ``trust_requests`` is False.
+    shell_for: Literal["execute", "all"] = "execute"
 
 
 class Preflight(CamelModel):
@@ -1530,6 +1533,7 @@ class Orchestrator:
             )
             if cfg.agent != "claude":
                 opts = agent_options(opts, cfg, self.settings)
+            opts = policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
             run = await start_run(run_dir(slot.project, action.run_id), opts)
         except AgentRunError as exc:
             return self._not_started(action.run_id, exc.kind, exc)

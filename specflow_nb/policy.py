@@ -33,6 +33,8 @@ COMMAND_FIELDS: tuple[str, ...] = ("agent_command", "verify_command", "model", "
 #: jupyter_server's resources whose ``execute`` permission means "may run code on this server".
 EXECUTE_RESOURCES: tuple[str, ...] = ("kernels", "terminals")
 APPROVALS_FILE = "specflow-approved-commands.json"
+#: The tools of an agent run nobody with execute started or continued: no shell.
+NO_SHELL_TOOLS: tuple[str, ...] = ("Read", "Edit", "Write", "Glob", "Grep")
 
 _lock = threading.Lock()
 
@@ -88,6 +90,64 @@ def approve(path: Path | None, kind: str, command: str | None) -> None:
 
 def is_approved(path: Path | None, kind: str, command: str) -> bool:
     return path is not None and _digest(kind, command) in _read(path)
+
+
+def revoke(path: Path | None, kind: str, command: str) -> None:
+    """Withdraw an approval (e.g. the shell of an orchestration a user without execute continues)."""
+    if path is None:
+        return
+    digest = _digest(kind, command)
+    with _lock:
+        known = _read(path)
+        if digest not in known:
+            return
+        known.discard(digest)
+        with contextlib.suppress(OSError):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"approved": sorted(known)}, fh)
+            os.replace(tmp, path)
+
+
+# ---- the agent's shell ------------------------------------------------------------------------------------------
+# A server gives an agent run Bash only when a user with execute started the orchestration and no user without
+# execute has continued it since (``SpecflowExtension.shell_for = "all"`` gives it to every run). The grant is an
+# approval of the orchestration id, kept outside the project like command approvals, so an edited record cannot
+# claim it. While a start is under way the grant is held for the project ("pending"), because the first run
+# starts before the handler learns the new id; one orchestration per project makes that unambiguous.
+
+
+def grant_shell_pending(path: Path | None, project: Path) -> None:
+    approve(path, "shell-pending", str(project))
+
+
+def settle_shell(path: Path | None, project: Path, orchestration_id: str | None) -> None:
+    """After a start: the pending grant becomes the orchestration's (or is dropped when nothing started)."""
+    if orchestration_id:
+        approve(path, "shell", orchestration_id)
+    revoke(path, "shell-pending", str(project))
+
+
+def revoke_shell(path: Path | None, orchestration_id: str) -> None:
+    revoke(path, "shell", orchestration_id)
+
+
+def shell_allowed(settings: Any, project: Path, orchestration_id: str) -> bool:
+    if not _enforcing(settings) or getattr(settings, "shell_for", "execute") == "all":
+        return True
+    path = _get(settings, "approved_commands_file")
+    return is_approved(path, "shell", orchestration_id) or is_approved(path, "shell-pending", str(project))
+
+
+def restrict_tools(opts: Any, settings: Any, project: Path, orchestration_id: str) -> Any:
+    """``opts`` (AgentOptions) without the shell when :func:`shell_allowed` says no (Claude Code: Bash is neither
+    allowed nor available; the Codex CLI has no tool list and keeps its sandbox)."""
+    if getattr(opts, "agent", "claude") != "claude" or shell_allowed(settings, project, orchestration_id):
+        return opts
+    allowed = [t for t in (opts.allowed_tools or NO_SHELL_TOOLS) if t in NO_SHELL_TOOLS] or list(NO_SHELL_TOOLS)
+    denied = [*opts.disallowed_tools, *(t for t in ("Bash",) if t not in opts.disallowed_tools)]
+    return opts.model_copy(update={"allowed_tools": allowed, "disallowed_tools": denied})
 
 
 def approve_config(path: Path | None, config: OrchestrationConfig) -> None:

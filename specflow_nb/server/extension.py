@@ -108,6 +108,13 @@ class SpecflowExtension(ExtensionApp):
         "besides PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_*, TERM, TMPDIR, TZ, VIRTUAL_ENV, CONDA_*, SPECFLOW_* "
         "(and the agent's own ANTHROPIC_*/CLAUDE_* or OPENAI_*/CODEX_*, proxy and CA settings).",
     )
+    shell_for = Enum(
+        ["execute", "all"],
+        "execute",
+        config=True,
+        help="Who gets an agent with a shell (Claude Code's Bash): 'execute' = runs of orchestrations started, and "
+        "not since continued, by a user with execute permission on kernels or terminals; 'all' = every run.",
+    )
     approved_commands_file = Unicode(
         None,
         allow_none=True,
@@ -210,6 +217,7 @@ class SpecflowExtension(ExtensionApp):
                 agent_commands=dict(self.agent_commands),
                 allowed_models=list(self.allowed_models),
                 env_allow=list(self.env_allow),
+                shell_for=self.shell_for,
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
             from specflow_nb import redact

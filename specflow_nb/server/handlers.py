@@ -69,6 +69,10 @@ _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(rb"[\[\]{}]")
 
 
+#: Commands that lead to agent runs: continued by a user without execute, an orchestration's runs lose the shell.
+SHELL_CONTINUING = frozenset({"resume", "recover", "go_back", "answer", "merge"})
+
+
 class RequestTooLarge(SpecflowError):
     """The request body is over :data:`MAX_BODY_BYTES`."""
 
@@ -393,7 +397,16 @@ class StartHandler(SpecflowHandler):
         req = self.parse_body(StartRequest)
         project = self.confine(req.project_id)
         config = self.check_commands(req.config)
-        ex = await self.engine.start(req.project_id, config, actor=self.actor)
+        approvals = self.specflow.approved_commands_path
+        started_id = None
+        if self.may_execute:  # the new orchestration's runs get a shell (specflow_nb.policy, "the agent's shell")
+            policy.grant_shell_pending(approvals, project)
+        try:
+            ex = await self.engine.start(req.project_id, config, actor=self.actor)
+            started_id = ex.id
+        finally:
+            if self.may_execute:
+                policy.settle_shell(approvals, project, started_id)
         try:
             preview = await offload.preview(
                 self.engine, self.specflow.orchestrator_class, project, req.project_id, config
@@ -494,6 +507,11 @@ class CommandHandler(SpecflowHandler):
         req = self.parse_body(self.route.body)
         self.confine(req.project_id)
         command = self.route.command(req)
+        if command.action in SHELL_CONTINUING and not self.may_execute:
+            # a user without execute continues it: its next runs get no shell (before the command, which may spawn)
+            target = self.engine.status(req.project_id, req.id)
+            if target is not None:
+                policy.revoke_shell(self.specflow.approved_commands_path, target.id)
         ex = await self.engine.command(req.project_id, command, orchestration_id=req.id, actor=self.actor)
         merge_run = None
         if command.action == "merge" and ex.executions.merge:

@@ -18,6 +18,7 @@ import pytest
 from jupyter_server.auth.authorizer import Authorizer
 from traitlets.config import Config
 
+from specflow_nb import policy
 from specflow_nb.demo import prepare_sample
 from specflow_nb.models import OrchestrationConfig
 from specflow_nb.server.extension import SpecflowExtension
@@ -165,8 +166,68 @@ class TestWithExecute:
         code, reply = await api("POST", START, body={"projectId": project, "config": config})
         assert code == 201, reply
         approvals = json.loads((tmp_path / "approvals.json").read_text())["approved"]
-        assert len(approvals) == 2 and all(len(d) == 64 for d in approvals)  # digests, not the commands
+        assert len(approvals) == 3 and all(len(d) == 64 for d in approvals)  # digests, not the commands
+        path, oid = tmp_path / "approvals.json", reply["orchestration"]["id"]
+        assert policy.is_approved(path, "agent", DEMO_AGENT) and policy.is_approved(path, "verify", verify)
+        assert policy.is_approved(path, "shell", oid)  # its runs get a shell
         assert verify not in (tmp_path / "approvals.json").read_text()
         ex, _ = await wait_until(api, project, lambda ex: ex["status"] in ("waiting_merge", "needs_attention"))
         assert ex["status"] == "waiting_merge", ex.get("recoveryContext")
         assert marker.read_text() == "ok"
+
+
+class HeaderAuthorizer(Authorizer):
+    """specflow read/write for everyone; execute on kernels unless the request says ``X-No-Execute`` (two users)."""
+
+    def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        if resource == "specflow":
+            return action in ("read", "write")
+        return (resource, action) == ("kernels", "execute") and "X-No-Execute" not in handler.request.headers
+
+
+def _tools(root: Path, project: str, run_id: str) -> tuple[list[str], list[str]]:
+    argv = json.loads((root / project / ".specflow" / "workflows" / run_id / "argv.json").read_text())["argv"]
+
+    def flag(name: str) -> list[str]:
+        return argv[argv.index(name) + 1].split(",") if name in argv else []
+
+    return flag("--allowedTools"), flag("--disallowedTools")
+
+
+class TestTheAgentsShell:
+    @pytest.fixture
+    def jp_server_config(self, jp_server_config: Config, tmp_path: Path) -> Config:
+        return _config(jp_server_config, HeaderAuthorizer, tmp_path, agent_command=DEMO_AGENT)
+
+    async def test_bash_only_while_no_user_without_execute_drove_it(
+        self, api: Any, project: str, running: Any, jp_root_dir: Path
+    ) -> None:
+        no_exec = {"X-No-Execute": "1"}
+        config = {"skipDesign": True, "skipAnalyze": True, "pauseBetweenBatches": True}
+        code, reply = await api("POST", START, body={"projectId": project, "config": config})
+        assert code == 201, reply
+        ex, _ = await wait_until(api, project, lambda ex: ex["status"] == "paused" and ex["currentRun"] is None)
+        first = ex["executions"]["implement"][0]
+        allowed, denied = _tools(jp_root_dir, project, first)
+        assert "Bash" in allowed and "Bash" not in denied  # started by a user with execute
+        # a user without execute continues it: the next batch runs without a shell
+        code, reply = await api("POST", "workflow/orchestrate/resume", body={"projectId": project}, headers=no_exec)
+        assert code == 200, reply
+        ex, _ = await wait_until(
+            api, project, lambda ex: len(ex["executions"]["implement"]) > 1 and ex["currentRun"] is None
+        )
+        second = ex["executions"]["implement"][1]
+        allowed, denied = _tools(jp_root_dir, project, second)
+        assert "Bash" not in allowed and "Bash" in denied
+        assert set(allowed) == {"Read", "Edit", "Write", "Glob", "Grep"}
+        await api("POST", "workflow/orchestrate/cancel", body={"projectId": project})
+        await wait_until(api, project, lambda ex: ex["status"] == "cancelled")
+        # a start by a user without execute: no shell from its first run on
+        code, reply = await api("POST", START, body={"projectId": project, "config": config}, headers=no_exec)
+        assert code == 201, reply
+        oid = reply["orchestration"]["id"]
+        ex, _ = await wait_until(
+            api, project, lambda ex: ex["id"] == oid and ex["executions"]["implement"] and ex["currentRun"] is None
+        )
+        allowed, denied = _tools(jp_root_dir, project, ex["executions"]["implement"][0])
+        assert "Bash" not in allowed and "Bash" in denied
