@@ -30,7 +30,7 @@ class RecoveryPanel(w.VBox):
         self.issue = w.HTML()
         self.failed_run: str | None = None
         self.transcript_button = w.Button(
-            description="Why? Open the run's transcript",
+            description="Why? Read the transcript",
             icon="file-text",
             tooltip="What the failing run did: its tool calls, result and stderr",
             layout=w.Layout(align_self="flex-start"),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,9 @@ def lab_url(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """JupyterLab rooted at a folder holding the sample; batch 1 is slow (time to pause), batch 3 fails once."""
     root = tmp_path / "root"
     prepare_sample(root / "todo")
-    lab.write_notebook(root, "panel.ipynb", ['import specflow_nb\np = specflow_nb.panel("todo")\np', "p.show()"])
+    # q: a second panel on the project, not displayed: a notification still shows once per event
+    cells = ['import specflow_nb\nq = specflow_nb.panel("todo")\np = specflow_nb.panel("todo")\np', "p.show()"]
+    lab.write_notebook(root, "panel.ipynb", cells)
     script = tmp_path / "demo-script.json"
     rules = [
         {"match": "Phase 1", "run": 1, "scenario": "slow"},
@@ -109,6 +112,75 @@ class Checker:
         return path
 
 
+#: Records (time, text) of every change of the side panel's Now line, in the browser (a MutationObserver).
+_RECORD_NOW_JS = """
+() => {
+  window.__sfNow = [];
+  let last = '';
+  const look = () => {
+    const el = document.querySelector('#jp-right-stack .specflow-side-panel .sf-now-doing');
+    const text = el ? el.textContent : '';
+    if (text && text !== last) { last = text; window.__sfNow.push([Date.now() / 1000, text]); }
+  };
+  new MutationObserver(look).observe(document.body, {subtree: true, childList: true, characterData: true});
+}
+"""
+
+
+class StreamRecorder(threading.Thread):
+    """Watches batch 1's stream.jsonl and notes when each tool call's line was written (the file's modification
+    time: the agent writes one line every 0.8 s, so the newest line's time)."""
+
+    def __init__(self, project: Path) -> None:
+        super().__init__(daemon=True)
+        self.project = project
+        self.calls: list[tuple[float, str]] = []
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        from specflow_nb.activity import describe_tool
+
+        offset = 0
+        while not self._stop_event.is_set():
+            files = list((self.project / ".specflow" / "workflows").glob("*-batch1/stream.jsonl"))
+            if files:
+                data = files[0].read_bytes()
+                mtime = files[0].stat().st_mtime  # when the agent wrote its last line (0.8 s apart)
+                while b"\n" in data[offset:]:
+                    end = data.index(b"\n", offset)
+                    line, offset = data[offset:end], end + 1
+                    obj = json.loads(line)
+                    for block in (obj.get("message") or {}).get("content") or []:
+                        if isinstance(block, dict) and block.get("type") == "tool_use":
+                            what = describe_tool(block["name"], block.get("input"), self.project)
+                            self.calls.append((mtime, what))
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join(5)
+
+    def lags(self, shown: list[list[Any]]) -> list[float]:
+        """For each tool call: seconds until the browser showed its words (a call never shown fails the test)."""
+        out = []
+        for written, what in self.calls:
+            seen = [t for t, text in shown if t >= written and text == what]
+            assert seen, f"{what!r} (written at {written:.2f}) never shown; shown: {shown}"
+            out.append(seen[0] - written)
+        return out
+
+
+def _dismiss_notifications(page: Any) -> None:
+    """Close every toast as a person would (its ×): a notification is read, then it must cover nothing."""
+    for _ in range(10):
+        close = page.locator(".Toastify__toast .jp-Notification-Toast-Close")
+        if close.count() == 0:
+            return
+        with contextlib.suppress(Exception):
+            close.first.click(timeout=2_000)
+        page.wait_for_timeout(400)
+
+
 def _dismiss_news(page: Any) -> None:
     """JupyterLab's "get notified about news?" toast covers the bottom right: answer it like a person would."""
     no = page.locator(".Toastify__toast-container button", has_text="No").first
@@ -160,8 +232,15 @@ def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[st
             checker.check("02-form-ready", dark_too=False)
             start.click()
 
-            # --- running batch 1 (slow): Pause answers within 2 s
+            # --- running batch 1 (slow): the Now line follows each tool call; Pause answers within 2 s
+            page.evaluate(_RECORD_NOW_JS)
+            stream = StreamRecorder(root / "todo")
+            stream.start()
             expect(side.locator(".specflow-step-line")).to_contain_text("Implementing batch 1 of 4", timeout=60_000)
+            expect(side.locator(".sf-now-doing")).to_contain_text(
+                "Reading specs/0001-todo-cli/tasks.md", timeout=30_000
+            )
+            expect(cell.locator(".sf-now-doing")).to_be_visible()
             expect(badge).to_have_text("Running")
             assert cell.locator(".specflow-status-badge").count() == 1  # one badge per view
             _readme_image(page, "panel-running-light.png")
@@ -176,6 +255,9 @@ def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[st
             _readme_image(page, "panel-running-dark.png")
             lab.set_theme(page, "JupyterLab Light")
             expect(badge).to_have_text("Paused", timeout=60_000)
+            stream.stop()
+            now_lags = stream.lags(page.evaluate("window.__sfNow"))
+            expect(side.locator(".specflow-now")).to_be_hidden()  # nothing runs while paused
             expect(side.locator(".specflow-step-line")).to_contain_text("Paused after batch 1 of 4 — next: Phase 2")
             checker.check("04-paused")
 
@@ -183,6 +265,25 @@ def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[st
             side.locator("button.specflow-resume").click()
             expect(badge).to_have_text("Needs attention", timeout=PHASE_SECONDS * 1000)
             expect(side.locator(".specflow-recovery-issue")).to_contain_text("Needs attention")
+            # a JupyterLab notification, once although two panels follow the project
+            toast = page.locator(".Toastify__toast", has_text="Specflow — todo: needs attention")
+            expect(toast).to_have_count(1, timeout=10_000)
+            # the failing run's transcript, one click from the message
+            side.locator("button.specflow-recovery-transcript").click()
+            transcript = side.locator(".specflow-progress .specflow-transcript-body")
+            expect(transcript).to_contain_text("Editing specs/0001-todo-cli/tasks.md", timeout=15_000)
+            expect(transcript).to_contain_text("Finished")
+            page.wait_for_timeout(1000)
+            expect(toast).to_have_count(1)
+            _dismiss_notifications(page)
+            transcript.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+            page.locator(".specflow-side-panel").first.evaluate(
+                "(el) => { el.scrollTop = Math.max(0, el.scrollTop - 60); }"
+            )
+            _readme_image(page, "panel-transcript-light.png")
+            lab.set_theme(page, "JupyterLab Dark")
+            _readme_image(page, "panel-transcript-dark.png")
+            lab.set_theme(page, "JupyterLab Light")  # the transcript stays open: the checks below cover it
             side.locator(".specflow-decision-log").get_by_text("Decision log").click()  # open: it must cover nothing
             checker.check("05-needs-attention")
             _readme_image(page, "panel-needs-attention-light.png")
@@ -193,6 +294,10 @@ def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[st
             # --- retry → merge ready: View diff lists files with +/- and an expandable patch
             side.locator("button.specflow-recover-retry").click()
             expect(badge).to_have_text("Merge ready", timeout=PHASE_SECONDS * 1000)
+            expect(page.locator(".Toastify__toast", has_text="Specflow — todo: merge ready")).to_have_count(
+                1, timeout=10_000
+            )
+            _dismiss_notifications(page)
             side.locator("button.specflow-view-diff").click()
             tasks_file = side.locator('.specflow-diff details[data-path="specs/0001-todo-cli/tasks.md"]')
             tasks_file.wait_for(timeout=30_000)
@@ -203,6 +308,10 @@ def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[st
             # --- merge → complete; the skipped design step is still skipped
             side.locator("button.specflow-merge").click()
             expect(badge).to_have_text("Complete", timeout=60_000)
+            expect(page.locator(".Toastify__toast", has_text="Specflow — todo: completed")).to_have_count(
+                1, timeout=10_000
+            )
+            _dismiss_notifications(page)
             assert side.locator('[data-step="design"]').get_attribute("data-state") == "skipped"
             expect(side.locator(".specflow-step-line")).to_have_text("Phase complete")
             checker.check("07-complete")
@@ -217,5 +326,8 @@ def test_the_panel_in_a_cell_and_the_side_panel_light_and_dark(lab_url: tuple[st
     )
     assert not checker.problems, "\n".join(checker.problems[:60])
     assert pausing_after < 2.0
+    # every tool call of batch 1 reached the screen in words, each soon after the agent wrote it
+    print(f"agent output line -> screen: {', '.join(f'{x:.2f}s' for x in sorted(now_lags))}")
+    assert len(now_lags) >= 6 and max(now_lags) < 3.0, now_lags
     state = list((root / "todo" / ".specflow" / "workflows").glob("orchestration-*.json"))
     assert len(state) == 1 and json.loads(state[0].read_text())["status"] == "completed"

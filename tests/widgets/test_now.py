@@ -115,3 +115,45 @@ def test_an_old_stop_seen_on_opening_is_not_announced() -> None:
     event = notifier.observe(fresh, "todo")
     assert event is not None and sent == [event] and "todo: merge ready" in event.message
     assert notifier.observe(fresh, "todo") is None and len(sent) == 1  # once
+
+
+def test_the_overview_card_shows_now(tmp_path: Path) -> None:
+    from specflow_nb.models import OrchestrationConfig
+    from specflow_nb.widgets.overview import Overview
+    from tests.widgets.panel_driver import DEMO_AGENT
+
+    root = tmp_path / "root"
+    prepare_sample(root / "todo")
+    env = {"SPECFLOW_DEMO_SCENARIO": "slow", "SPECFLOW_DEMO_DELAY": "0.2"}
+
+    async def main() -> None:
+        notify._shared = notify.Notifier(send=lambda _n: None)
+        backend = LocalBackend(root, settings=EngineSettings(agent_env=env, agent_command=DEMO_AGENT))
+        overview = Overview(backend)
+        try:
+            await overview.refresh()
+            card = overview.cards["todo"]
+            assert not shown(card.now)
+            config = OrchestrationConfig(skip_design=True, skip_analyze=True)
+            ex = await backend.start("todo", config)
+            seen: list[str] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 30
+            while not any("Editing specs/0001-todo-cli/tasks.md" in v for v in seen):
+                assert loop.time() < deadline, seen
+                if shown(card.now) and (not seen or seen[-1] != card.now.value):
+                    seen.append(card.now.value)
+                await asyncio.sleep(0.02)
+            assert any("Reading specs/0001-todo-cli/tasks.md" in v for v in seen), seen
+            await backend.command("todo", {"action": "cancel"}, ex.id)
+            for _ in range(200):
+                if not shown(card.now):
+                    break
+                await asyncio.sleep(0.05)
+            assert not shown(card.now)  # cancelled: nothing runs now
+        finally:
+            notify._shared = None
+            overview.close()
+            await backend.aclose()
+
+    asyncio.run(main())
