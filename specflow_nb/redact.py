@@ -51,6 +51,13 @@ BASE_ALLOW: tuple[str, ...] = (
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONUTF8",
     "NO_COLOR",
+    # who commits (an agent's `git commit`): names and addresses, never credentials
+    "GIT_AUTHOR_NAME",
+    "GIT_AUTHOR_EMAIL",
+    "GIT_COMMITTER_NAME",
+    "GIT_COMMITTER_EMAIL",
+    "GIT_CONFIG_GLOBAL",
+    "GIT_CONFIG_NOSYSTEM",
 )
 #: Network settings every agent needs (a proxy, a company CA).
 AGENT_NETWORK: tuple[str, ...] = (
