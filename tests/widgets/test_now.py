@@ -86,6 +86,19 @@ def test_now_follows_tool_calls_tasks_tick_and_transcripts_open(tmp_path: Path) 
             await until(second, status_is("waiting_merge"), "merge ready (second panel)")
             await asyncio.sleep(0.3)
             assert [n.kind for n in sent if "merge ready" in n.message] == ["info"], sent
+            # past runs: every run of every earlier orchestration has its transcript too
+            await panel.command({"action": "cancel"})
+            await panel.refresh()
+            past = dict(panel.past_picker.dropdown.options)
+            assert shown(panel.past_picker) and any(" · Batch 1 of 4" in label for label in past), past
+            run = next(v for k, v in past.items() if " · Batch 1 of 4" in k)
+            panel.past_picker.dropdown.value = run
+            panel.past_picker.open_button.click()
+            for _ in range(200):
+                if panel.past_transcript.transcript is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert "Writing .demo_agent/T001.md" in panel.past_transcript.body.value
         finally:
             notify._shared = None
             await panel.aclose()
