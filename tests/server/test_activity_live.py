@@ -5,6 +5,7 @@ the tool calls, redacted; a specflow-only observer learns that a transcript exis
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shlex
 import sys
@@ -74,7 +75,7 @@ def test_now_follows_each_tool_call_and_the_transcript_shows_them(
         # tasks tick one by one as tasks.md changes, not per batch
         done = sorted({a.tasks_done for _, a in seen if a.tasks_done is not None})
         assert done[:1] == [0] or done[0] <= 1, done
-        assert all(b - a == 1 for a, b in zip(done, done[1:], strict=False)), done
+        assert all(b - a == 1 for a, b in itertools.pairwise(done)), done
         assert seen[-1][1].tasks_total == 20
         # the output line reached this client soon after the agent wrote it (the benchmark measures it properly)
         lags = [t - a.last_output_at.timestamp() for t, a in seen if a.last_output_at is not None]
@@ -133,3 +134,36 @@ def test_a_specflow_only_observer_gets_no_transcript_content(tmp_path: Path, mon
         assert "private" not in body and "secret prompt" not in body and not t.entries
         with pytest.raises(OrchestrationNotFound):
             client.transcript("todo", "orch-x-002-batch2")
+
+
+def test_watch_through_the_server_prints_now_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`specflow-nb orchestrate watch` against the server (REST): the Now lines come from the activity channel."""
+    import os
+    import subprocess
+
+    root = tmp_path / "root"
+    project = prepare_sample(root / "todo")
+    runtime = tmp_path / "runtime"
+    _config(tmp_path)
+    env = {"SPECFLOW_DEMO_SCENARIO": "slow", "SPECFLOW_DEMO_DELAY": "0.2"}
+    watch_env = {k: v for k, v in os.environ.items() if k not in CLIENT_ENV_VARS}
+    watch_env.update(JUPYTER_RUNTIME_DIR=str(runtime), COLUMNS="80")
+    for var in CLIENT_ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    with jupyter_server(root, runtime, base=tmp_path, env=env), SpecflowClient(cwd=project) as client:
+        config = {"skipDesign": True, "skipAnalyze": True, "pauseBetweenBatches": True}
+        client.start("todo", OrchestrationConfig.model_validate(config))
+        watch = subprocess.run(
+            [sys.executable, "-m", "specflow_nb", "orchestrate", "watch", "--project", str(project)],
+            env=watch_env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    out = watch.stdout
+    assert "now: Editing specs/0001-todo-cli/tasks.md" in out and "now: Writing .demo_agent/T00" in out, (
+        out + watch.stderr
+    )
+    assert "Paused after batch 1" in out or "paused" in out.lower()
