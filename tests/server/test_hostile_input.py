@@ -160,7 +160,7 @@ async def test_an_invalid_record_is_set_aside_and_never_blocks(
 
 # ---- links out of the project ----------------------------------------------------------------------------------
 
-LINKS = [".specflow", "specs", "specs/0002-elsewhere", ".specflow/workflows"]
+LINKS = [".specflow", "specs", "specs/0002-elsewhere", ".specflow/workflows", ".specflow/inbox", ".specflow/locks"]
 
 
 @pytest.mark.parametrize("link", LINKS)
