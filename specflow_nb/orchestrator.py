@@ -1521,7 +1521,7 @@ class Orchestrator:
             opts = AgentOptions(
                 command=cfg.agent_command,
                 cwd=slot.project,
-                prompt=prompt.text,
+                prompt=redact.redact(prompt.text),  # written to the run's prompt.md: no secrets there either
                 output_schema=prompt.json_schema,
                 session_mode=mode,
                 session_id=action.resume_session_id,

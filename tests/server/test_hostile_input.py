@@ -140,8 +140,14 @@ def _record(jp_root_dir: Path, project: str, name: str, **changes: Any) -> Path:
 
 @pytest.mark.parametrize(
     "changes",
-    [{"id": "../../elsewhere"}, {"featureDir": "../../outside/specs/0001-x"}, {"version": -3}],
-    ids=["id", "featureDir", "version"],
+    [
+        {"id": "../../elsewhere"},
+        {"featureDir": "../../outside/specs/0001-x"},
+        {"version": -3},
+        {"totalCostUsd": float("inf")},
+        {"config": {"budget": {"maxTotal": 1e308}}},
+    ],
+    ids=["id", "featureDir", "version", "infinite-cost", "huge-budget"],
 )
 async def test_an_invalid_record_is_set_aside_and_never_blocks(
     changes: dict[str, Any], api: Any, project: str, jp_root_dir: Path

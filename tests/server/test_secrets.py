@@ -91,7 +91,9 @@ async def test_no_canary_in_responses_files_or_log(
     api: Any, project: str, running: SpecflowExtension, jp_root_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
-    code, started = await api("POST", "workflow/orchestrate", body={"projectId": project, "config": {}})
+    # a user pastes the agent_env value into the additional context: it reaches no file, response or prompt.md
+    config = {"additionalContext": f"the wrapper option is {AGENT_CANARY}"}
+    code, started = await api("POST", "workflow/orchestrate", body={"projectId": project, "config": config})
     assert code == 201, started
     ex, seen = await wait_until(api, project, lambda ex: ex["status"] in ("needs_attention", "waiting_merge"))
     assert ex["status"] == "needs_attention" and ex["currentPhase"] == "verify", ex["status"]
@@ -113,6 +115,8 @@ async def test_no_canary_in_responses_files_or_log(
         responses.append(body)
     files = [p for p in (jp_root_dir / project / ".specflow").rglob("*") if p.is_file()]
     assert any(p.name.startswith("orchestration-") for p in files)
+    prompts = [p for p in files if p.name == "prompt.md"]
+    assert prompts and all("the wrapper option is ***" in p.read_text() for p in prompts)
     for canary in (ENV_CANARY, AGENT_CANARY):
         for body in responses:
             assert canary not in repr(body)
