@@ -54,3 +54,35 @@ def test_operation_conforms(server: LiveServer, operation: schemathesis.APIOpera
                     settle(client, project)
 
     run()
+
+
+#: Operations with something to violate (GET projects takes no parameters).
+WITH_INPUT = [op for op in OPERATIONS if not op.path.endswith("/projects")]
+
+
+@pytest.mark.parametrize("operation", WITH_INPUT, ids=lambda op: f"{op.method.upper()} {op.path}")
+def test_schema_violating_requests_are_documented_4xx(server: LiveServer, operation: schemathesis.APIOperation) -> None:
+    """schemathesis's negative mode (values the document forbids: numbers past a maximum such as a budget over
+    10,000 USD, wrong types, missing fields): never a 5xx, only documented statuses, and nothing changes."""
+    import requests
+
+    session = requests.Session()
+    session.headers.update(server.headers)
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance]
+
+    @settings(max_examples=100 if LONG else 15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(case=operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+    def run(case: schemathesis.Case) -> None:
+        if case.query and "since" in case.query:
+            case.query["timeout"] = 0.01
+        before = snapshot(server.root)
+        response = case.call_and_validate(base_url=server.url.rstrip("/"), session=session, checks=checks)
+        assert response.status_code < 500, response.text[:300]
+        if response.status_code >= 400:
+            assert snapshot(server.root) == before, "a rejected request changed state"
+        elif case.method.upper() == "POST":
+            with server.client() as client:
+                for project in ("fz000", "fz001"):
+                    settle(client, project)
+
+    run()
