@@ -63,9 +63,10 @@ def find_projects(root: Path, *, depth: int = 2, limit: int = 200) -> tuple[list
 
 
 def _project_status(path: Path) -> tuple[dict[str, Any] | None, str | None]:
-    from specflow_nb.project import project_status
+    from specflow_nb.project import check_links, project_status
 
     try:
+        check_links(path)  # a folder linked out of the project is not read (and the card says which)
         status = project_status(path)
     except SpecflowError as exc:
         return None, str(exc)
@@ -84,7 +85,10 @@ async def projects_overview(root: Path, engine: Callable[[], Any], *, depth: int
     statuses = await asyncio.to_thread(lambda: [_project_status(path) for _, path in found])
     projects = []
     for (project_id, path), (status, status_error) in zip(found, statuses, strict=True):
-        ex = engine().status(project_id)
+        try:
+            ex = engine().status(project_id)
+        except SpecflowError as exc:  # e.g. its .specflow links out of the project: this card only, not a 403
+            ex, status_error = None, status_error or str(exc)
         projects.append(
             ProjectSummary(
                 project_id=project_id,

@@ -195,3 +195,19 @@ async def test_a_link_out_of_the_project_is_403_naming_it(
         assert reply["details"]["link"] == link
         check_response(method, path, 403, reply)
     assert sorted(p.relative_to(outside) for p in outside.rglob("*")) == before  # nothing written outside
+
+
+async def test_a_linked_project_does_not_break_the_overview(
+    api: Any, project: str, jp_root_dir: Path, tmp_path: Path
+) -> None:
+    prepare_sample(jp_root_dir / "hostile")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (jp_root_dir / "hostile" / ".specflow").symlink_to(outside, target_is_directory=True)
+    code, reply = await api("GET", "projects")
+    assert code == 200, reply
+    check_response("GET", "projects", 200, reply)
+    cards = {p["projectId"]: p for p in reply["projects"]}
+    assert cards["todo"]["statusError"] is None and cards["todo"]["status"]
+    assert "'.specflow'" in cards["hostile"]["statusError"] and cards["hostile"]["status"] is None
+    assert list(outside.iterdir()) == []
