@@ -211,3 +211,12 @@ async def test_a_linked_project_does_not_break_the_overview(
     assert cards["todo"]["statusError"] is None and cards["todo"]["status"]
     assert "'.specflow'" in cards["hostile"]["statusError"] and cards["hostile"]["status"] is None
     assert list(outside.iterdir()) == []
+
+
+async def test_a_path_too_long_for_the_os_is_400_not_503(api: Any, project: str) -> None:
+    # short names, but root + project + .specflow/... is past PATH_MAX: the OS answers ENAMETOOLONG
+    project_id = "a/" * 2040
+    code, reply = await api("GET", STATUS, params={"projectId": project_id})
+    assert code == 400, reply
+    assert reply.get("code") != "StorageError", reply
+    check_response("GET", STATUS, 400, reply)
