@@ -1,7 +1,8 @@
 """Notifications that reach a person who is not looking at the panel: JupyterLab 4's own (``apputils:notify``,
 executed through ipylab) when an orchestration needs attention, waits for answers, is ready to merge, completed or
-failed. Every panel and overview card of a kernel shares one :class:`Notifier`, so each event shows once however
-many panels follow the project.
+failed. Every panel and overview card of a kernel shares one :class:`Notifier`, and the kernels of one Jupyter
+installation claim each event in a shared folder (the runtime dir), so each event shows once however many panels
+and notebooks follow the project.
 
 An event is keyed by (orchestration id, what happened, how many decisions the log had then): a panel that reconnects
 or a second panel that sees the same state later does not notify again.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.summary import Notification, event_of
@@ -26,8 +28,13 @@ NOTIFY_COMMAND = "apputils:notify"
 class Notifier:
     """Sends each notification once per kernel. ``send`` is JupyterLab's notify through ipylab by default."""
 
-    def __init__(self, send: Callable[[Notification], None] | None = None) -> None:
+    def __init__(
+        self, send: Callable[[Notification], None] | None = None, *, claims: Path | bool | None = True
+    ) -> None:
         self.shown: dict[str, Notification] = {}
+        #: A folder shared by the kernels of this Jupyter installation (its runtime dir): the first kernel to claim
+        #: an event shows it, so two notebooks open in one browser do not both announce it. False: this kernel only.
+        self.claims: Path | None = _claims_dir() if claims is True else (claims or None)
         #: orchestration id -> the first state this kernel saw it in (an old stop seen on opening is not news)
         self._baseline: dict[str, str] = {}
         self._send = send or send_to_jupyterlab
@@ -48,11 +55,52 @@ class Notifier:
         if event is None or event.key in self.shown:
             return None
         self.shown[event.key] = event
+        if not self._claim(event.key):
+            return None  # another kernel showed it
         try:
             self._send(event)
         except Exception:  # no JupyterLab (another frontend, a headless kernel): the panel still shows it
             log.debug("notification not sent", exc_info=True)
         return event
+
+    def _claim(self, key: str) -> bool:
+        if self.claims is None:
+            return True
+        import hashlib
+        import os
+
+        try:
+            self.claims.mkdir(parents=True, exist_ok=True)
+            path = self.claims / hashlib.sha256(key.encode()).hexdigest()[:32]
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        except OSError:  # no shared folder: this kernel decides alone
+            return True
+        os.close(fd)
+        _prune(self.claims)
+        return True
+
+
+def _claims_dir() -> Path | None:
+    try:
+        from jupyter_core.paths import jupyter_runtime_dir
+    except ImportError:
+        return None
+    return Path(jupyter_runtime_dir()) / "specflow_nb-notified"
+
+
+def _prune(folder: Path, max_age: float = 7 * 86400) -> None:
+    """Claims older than a week are forgotten (an event is news for minutes, not forever)."""
+    import time
+
+    cutoff = time.time() - max_age
+    try:
+        for entry in folder.iterdir():
+            if entry.stat().st_mtime < cutoff:
+                entry.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _fresh(execution: OrchestrationExecution, seconds: float = 60.0) -> bool:

@@ -29,7 +29,7 @@ def test_now_follows_tool_calls_tasks_tick_and_transcripts_open(tmp_path: Path) 
 
     async def main() -> None:
         # one kernel's notifier, recording what it would hand to JupyterLab (the browser test shows the real one)
-        notify._shared = notify.Notifier(send=sent.append)
+        notify._shared = notify.Notifier(send=sent.append, claims=tmp_path / "claims")
         backend = LocalBackend(project, settings=EngineSettings(agent_env=env))
         panel = ProjectPanel(backend, "", title="todo")
         second = ProjectPanel(backend, "", title="todo")  # a second panel on the same project, same kernel
@@ -108,14 +108,14 @@ def test_now_follows_tool_calls_tasks_tick_and_transcripts_open(tmp_path: Path) 
     asyncio.run(main())
 
 
-def test_an_old_stop_seen_on_opening_is_not_announced() -> None:
+def test_an_old_stop_seen_on_opening_is_not_announced(tmp_path: Path) -> None:
     from datetime import datetime, timedelta, timezone
 
     from specflow_nb.models import OrchestrationStatus, RecoveryContext
     from tests.widgets.conftest import make_execution
 
     sent: list[notify.Notification] = []
-    notifier = notify.Notifier(send=sent.append)
+    notifier = notify.Notifier(send=sent.append, claims=tmp_path)
     old = make_execution(
         OrchestrationStatus.NEEDS_ATTENTION,
         recovery_context=RecoveryContext(issue="Batch 2 failed."),
@@ -128,6 +128,11 @@ def test_an_old_stop_seen_on_opening_is_not_announced() -> None:
     event = notifier.observe(fresh, "todo")
     assert event is not None and sent == [event] and "todo: merge ready" in event.message
     assert notifier.observe(fresh, "todo") is None and len(sent) == 1  # once
+    # a second kernel (another notebook in the same browser) does not announce it again
+    other: list[notify.Notification] = []
+    second = notify.Notifier(send=other.append, claims=tmp_path)
+    second.observe(make_execution(OrchestrationStatus.RUNNING, id="orch-2", updated_at=datetime.now(timezone.utc)))
+    assert second.observe(fresh, "todo") is None and not other
 
 
 def test_the_overview_card_shows_now(tmp_path: Path) -> None:
@@ -140,7 +145,7 @@ def test_the_overview_card_shows_now(tmp_path: Path) -> None:
     env = {"SPECFLOW_DEMO_SCENARIO": "slow", "SPECFLOW_DEMO_DELAY": "0.2"}
 
     async def main() -> None:
-        notify._shared = notify.Notifier(send=lambda _n: None)
+        notify._shared = notify.Notifier(send=lambda _n: None, claims=False)
         backend = LocalBackend(root, settings=EngineSettings(agent_env=env, agent_command=DEMO_AGENT))
         overview = Overview(backend)
         try:
