@@ -818,7 +818,18 @@ class Orchestrator:
                 hint="Untick 'Skip design' so the design step writes tasks.md, or write tasks.md yourself.",
             )
         async with slot.lock:
-            busy = [s for s in self._slots.values() if self._owns(s) and s.execution and s.execution.status.is_active]
+            # Orchestrations this host drives that hold, or are about to start, an agent run; parked ones (paused,
+            # waiting to merge, needing a person) do not count.
+            busy = [
+                s
+                for s in self._slots.values()
+                if self._owns(s)
+                and s.execution is not None
+                and (
+                    s.execution.status is OrchestrationStatus.RUNNING
+                    or (s.execution.current_run is not None and s.execution.current_run.live)
+                )
+            ]
             if len(busy) >= self.settings.max_concurrent:
                 raise OrchestrationConflict(
                     f"This host already drives {len(busy)} orchestrations (its maximum).",

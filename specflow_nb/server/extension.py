@@ -150,6 +150,18 @@ class SpecflowExtension(ExtensionApp):
         help="How often to look for orchestrations other hosts started under the root (to observe them live and "
         "take them over if their owner dies).",
     )
+    notify_webhook_url = Unicode(
+        "",
+        config=True,
+        help="A URL that gets a JSON POST (Slack-compatible 'text') when an orchestration this server drives needs "
+        "attention, asks questions, is ready to merge, completes or fails. A secret: never served or logged.",
+    )
+    notify_webhook_events = List(
+        Unicode(),
+        default_value=["needs_attention", "waiting_input", "waiting_merge", "completed", "failed"],
+        config=True,
+        help="Which notifications the webhook gets.",
+    )
     # A dotted name, imported on first use: the extension's settings are read (and logged) before any engine
     # exists, and a bad name should fail the first engine call with its import error, not the whole server.
     orchestrator_class = DottedObjectName(
@@ -161,6 +173,7 @@ class SpecflowExtension(ExtensionApp):
     _orchestrator: Any = None
     _loop_running: bool = False
     _activity_timer: Any = None
+    _unsubscribe_webhook: Any = None
 
     @default("agent_env")
     def _default_agent_env(self) -> dict[str, str]:
@@ -252,6 +265,12 @@ class SpecflowExtension(ExtensionApp):
             return
         await self.orchestrator.start_loop()
         self._loop_running = True
+        if self.notify_webhook_url and self._unsubscribe_webhook is None:
+            from specflow_nb.webhook import Webhook
+
+            # Only the owning engine emits notifications, so a team hears of each event once, whoever observes.
+            hook = Webhook(self.notify_webhook_url, events=self.notify_webhook_events)
+            self._unsubscribe_webhook = hook.attach(self.orchestrator)
         if self.activity_refresh_seconds > 0 and self._activity_timer is None:
             from tornado.ioloop import PeriodicCallback
 
@@ -264,6 +283,9 @@ class SpecflowExtension(ExtensionApp):
         if not self._loop_running:
             return
         self._loop_running = False
+        if self._unsubscribe_webhook is not None:
+            self._unsubscribe_webhook()
+            self._unsubscribe_webhook = None
         if self._activity_timer is not None:
             self._activity_timer.stop()
             self._activity_timer = None
