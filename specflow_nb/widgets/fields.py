@@ -70,6 +70,7 @@ class FieldControl:
     kind: type
     check: w.VBox
     help: str = ""
+    locked: bool = False
 
     @property
     def default(self) -> Any:
@@ -93,6 +94,19 @@ class FieldControl:
             self.row.add_class("specflow-field-invalid")
         else:
             self.row.remove_class("specflow-field-invalid")
+
+    def lock(self, reason: str | None) -> None:
+        """Read-only with the reason beside it (e.g. set by the server), or editable again (``None``)."""
+        self.input.disabled = reason is not None
+        if reason is None:
+            if self.locked:
+                self.check.children = ()
+                self.row.remove_class("specflow-field-locked")
+            self.locked = False
+            return
+        self.check.children = (w.HTML(f'<div class="sf-muted">{esc(reason)}</div>'),)
+        self.locked = True
+        self.row.add_class("specflow-field-locked")
 
     def show_check(self, message: str | None, *actions: w.Widget) -> None:
         """Show (or clear) a preflight finding beside the field, with optional fix buttons."""

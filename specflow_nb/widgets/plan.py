@@ -17,6 +17,8 @@ class PlanPreview:
     project_status: dict[str, Any] | None = field(default=None)
     #: Where each step's prompt comes from (``PromptSource`` as JSON: step, source, skill, files).
     prompt_sources: list[dict[str, Any]] = field(default_factory=list)
+    #: What this user may set (server only; ``None`` in the kernel, whose user may run code anyway).
+    permissions: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlanPreview:
@@ -26,7 +28,18 @@ class PlanPreview:
             preflight=data.get("preflight"),
             project_status=data.get("projectStatus", data.get("project_status")),
             prompt_sources=list(data.get("promptSources", data.get("prompt_sources")) or []),
+            permissions=data.get("permissions"),
         )
+
+    def locked_fields(self) -> dict[str, str]:
+        """snake_case field -> why it is read-only for this user (fields that choose what runs, without execute)."""
+        perms = self.permissions
+        if not perms:
+            return {}
+        editable = set(perms.get("editableCommandFields") or [])
+        missing = perms.get("missing") or "execute permission"
+        reason = f"Set by the server (choosing it needs {missing})."
+        return {_snake(f): reason for f in perms.get("commandFields") or [] if f not in editable}
 
     @property
     def prompts_text(self) -> str:
@@ -83,3 +96,7 @@ NO_SECTIONS_WARNING = (
     "No sections detected in tasks.md: tasks are split into fixed-size batches of "
     "{size}. Add '## Phase N: Name' headers to batch by section."
 )
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)

@@ -170,8 +170,15 @@ class StartOrchestrationModal(w.VBox):
                 )
             )
         agent = self.form.controls[AGENT_FIELD]
+        locked = preview.locked_fields()
+        for key, control in self.form.controls.items():
+            if len(key) == 1 and key[0] in ("agent_command", "verify_command", "model", "fallback_model"):
+                control.lock(locked.get(key[0]))
         agent_problems = [p for p in preview.preflight_problems if _is_agent_problem(preview, p)]
-        agent.show_check(agent_problems[0] if agent_problems else None, self.use_demo)
+        if "agent_command" not in locked:
+            agent.show_check(agent_problems[0] if agent_problems else None, self.use_demo)
+        elif agent_problems:  # the server chooses the agent: only its administrator can fix this
+            agent.show_check(f"{agent_problems[0]} The server chooses the agent command: ask its administrator.")
         if agent_problems:
             self.form.open_group(AGENT_FIELD)
         notes += [_note(p, kind="error") for p in preview.preflight_problems if p not in agent_problems]
