@@ -191,6 +191,8 @@ class LiveView:
         self._said_now = ""
         #: notifications already announced (needs attention, questions, merge ready, completed, failed)
         self.announced: set[str] = set()
+        #: orchestration id -> the newest recorded notification already announced (or there when the view opened)
+        self._notified: dict[str, int] = {}
         self._first = True
         self._lock = threading.RLock()
 
@@ -253,13 +255,25 @@ class LiveView:
         state shown when the view opens is not news."""
         from specflow_nb import summary
 
-        event = summary.event_of(ex)
         first, self._first = self._first, False
+        if ex.notifications or ex.notification_seq:  # what the machine recorded since the last state shown
+            seen = self._notified.get(ex.id, ex.notification_seq if first else 0)
+            self._notified[ex.id] = max(seen, ex.notification_seq)
+            for recorded in summary.notifications_since(ex, seen):
+                if recorded.key not in self.announced:
+                    self.announced.add(recorded.key)
+                    self._say(recorded)
+            return
+        event = summary.event_of(ex)  # a record written before notifications were kept
         if event is None or event.key in self.announced:
             return
         self.announced.add(event.key)
-        if first:
-            return
+        if not first:
+            self._say(event)
+
+    def _say(self, event: Any) -> None:
+        from specflow_nb import summary
+
         message = summary.name_run_folder(event.message, event.run_id)
         if event.run_id and ".specflow/workflows/" not in message:
             message += f" What the run did: .specflow/workflows/{event.run_id}/ (its transcript in the panel)."

@@ -69,6 +69,8 @@ Decisions made here (documented for hosts):
   (``reconcile_resumed``). A lost healer whose tasks are all checked counts as ``healed``.
 - Commands that travel through an owner's inbox carry an id: a ``UserCommand`` whose ``command_id`` is in
   ``applied_command_ids`` changes nothing (applied at most once); an applied one is added (the last 200 kept).
+- Every ``Notify`` is also kept in the record (``notifications``, numbered by ``notification_seq``, the last 50):
+  hosts announce from there, so a client that skipped versions still hears of each event once.
 - Takeover: ``HostRestarted`` with ``took_over_from`` logs ``takeover`` (who, and why the previous owner is gone),
   in every active status, then reconciles as after a restart.
 - go_back {step}: legal in every active status; resets that step and the later ones (and the batch plan when the
@@ -96,6 +98,7 @@ from specflow_nb.models import (
     CamelModel,
     CurrentRun,
     DecisionLogEntry,
+    NotificationRecord,
     OrchestrationConfig,
     OrchestrationExecution,
     OrchestrationPhase,
@@ -130,6 +133,8 @@ UNHEALABLE_FAILURES: dict[str, str] = {
 STALL_KILL_AFTER = 2
 #: How many applied command ids a record keeps (a command older than this many others has long expired).
 APPLIED_IDS_KEPT = 200
+#: How many notifications a record keeps (a client further behind than this sees the newest ones).
+NOTIFICATIONS_KEPT = 50
 
 
 class Frozen(CamelModel):
@@ -552,9 +557,23 @@ def step(execution: OrchestrationExecution, event: Event) -> tuple[Orchestration
         return execution.model_copy(deep=True), []
     if isinstance(event, UserCommand) and event.command_id:
         tx.ex.applied_command_ids = [*execution.applied_command_ids, event.command_id][-APPLIED_IDS_KEPT:]
+    _keep_notifications(tx)
     tx.ex.version = execution.version + 1
     tx.ex.updated_at = event.at
     return tx.ex, [Persist(version=tx.ex.version), *tx.effects]
+
+
+def _keep_notifications(tx: _Tx) -> None:
+    """Every Notify of this transition also goes into the record, numbered: hosts announce from the record."""
+    ex = tx.ex
+    for action in tx.effects:
+        if isinstance(action, Notify):
+            ex.notification_seq += 1
+            run_id = ex.recovery_context.failed_workflow_id if ex.recovery_context else None
+            record = NotificationRecord(
+                seq=ex.notification_seq, event=action.event, message=action.message, at=tx.at, run_id=run_id
+            )
+            ex.notifications = [*ex.notifications, record][-NOTIFICATIONS_KEPT:]
 
 
 # ---- events --------------------------------------------------------------------------------------------------

@@ -385,6 +385,18 @@ def _pending_steps() -> dict[OrchestrationPhase, StepState]:
     return {s: StepState.PENDING for s in STEP_ORDER}
 
 
+class NotificationRecord(CamelModel):
+    """Something a person should hear of (the machine's Notify), kept in the record with a sequence number so a
+    client that skipped versions on the live channel still sees each one, once."""
+
+    seq: int
+    event: str
+    message: str
+    at: datetime
+    #: The run whose transcript says why (needs attention).
+    run_id: str | None = None
+
+
 class OrchestrationExecution(CamelModel):
     id: str
     project_id: str
@@ -429,6 +441,9 @@ class OrchestrationExecution(CamelModel):
     #: Ids of the last commands applied (newest last): a command id is applied at most once, even across a crash
     #: of its owner between applying and acknowledging it.
     applied_command_ids: list[str] = Field(default_factory=list)
+    #: The last notifications (newest last; the last 50 kept) and the sequence number of the newest one ever.
+    notifications: list[NotificationRecord] = Field(default_factory=list)
+    notification_seq: int = 0
 
 
 # --------------------------------------------------------------------------------------------------------------

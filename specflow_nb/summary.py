@@ -531,3 +531,34 @@ def event_of(execution: OrchestrationExecution, project: str = "") -> Notificati
     if ex.status is OrchestrationStatus.FAILED:
         return Notification(f"{ex.id}:failed", "error", f"{where}failed. {ex.error_message or ''}".strip())
     return None
+
+
+#: The notifications a person hears of (a pause they asked for, a stall, a cancel they gave are not news).
+ANNOUNCED = ("needs_attention", "waiting_input", "waiting_merge", "completed", "failed")
+_KIND = {"needs_attention": "error", "waiting_input": "warning", "waiting_merge": "info", "completed": "success"}
+_WORDS = {
+    "needs_attention": "needs attention.",
+    "waiting_input": "waiting for your answer:",
+    "waiting_merge": "merge ready:",
+    "completed": "completed.",
+    "failed": "failed.",
+}
+
+
+def notifications_since(
+    execution: OrchestrationExecution, seq: int, project: str = "", *, not_before: datetime | None = None
+) -> list[Notification]:
+    """The notifications the machine recorded after number ``seq`` (and not older than ``not_before``), in
+    words, oldest first: what a client announces, each once, even if it skipped versions on the live channel."""
+    where = f"{project}: " if project else ""
+    out = []
+    for record in execution.notifications:
+        if record.seq <= seq or record.event not in ANNOUNCED:
+            continue
+        if not_before is not None and record.at < not_before:
+            continue
+        message = f"{where}{_WORDS[record.event]} {record.message}".strip()
+        out.append(
+            Notification(f"{execution.id}:n{record.seq}", _KIND.get(record.event, "error"), message, record.run_id)
+        )
+    return out

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from specflow_nb.models import OrchestrationExecution
-from specflow_nb.summary import Notification, event_of
+from specflow_nb.summary import Notification, event_of, notifications_since
 
 __all__ = ["NOTIFY_COMMAND", "Notification", "Notifier", "event_of", "send_to_jupyterlab", "shared"]
 
@@ -37,14 +37,19 @@ class Notifier:
         self.claims: Path | None = _claims_dir() if claims is True else (claims or None)
         #: orchestration id -> the first state this kernel saw it in (an old stop seen on opening is not news)
         self._baseline: dict[str, str] = {}
+        #: orchestration id -> the newest recorded notification this kernel has looked at
+        self._seq: dict[str, int] = {}
         self._send = send or send_to_jupyterlab
 
     def observe(self, execution: OrchestrationExecution, project: str = "") -> Notification | None:
-        """Called with every state a panel receives; notifies on a state the kernel has not notified yet.
+        """Called with every state a panel receives; announces what the machine recorded since the last state this
+        kernel saw (each notification once, even when the live channel skipped versions). Returns the last one sent.
 
-        The first state seen of an orchestration that was already stopped when the panel opened is remembered, not
-        announced (the panel shows it); any later change is announced.
+        Notifications older than a minute when the panel first sees the orchestration are not news (the panel shows
+        the state). Records written before notifications were recorded fall back to the state's own event.
         """
+        if execution.notifications or execution.notification_seq:
+            return self._observe_records(execution, project)
         event = event_of(execution, project)
         first = execution.id not in self._baseline
         if first:
@@ -62,6 +67,28 @@ class Notifier:
         except Exception:  # no JupyterLab (another frontend, a headless kernel): the panel still shows it
             log.debug("notification not sent", exc_info=True)
         return event
+
+    def _observe_records(self, execution: OrchestrationExecution, project: str) -> Notification | None:
+        from datetime import datetime, timedelta, timezone
+
+        seen = self._seq.get(execution.id)
+        not_before = None
+        if seen is None:
+            seen, not_before = 0, datetime.now(timezone.utc) - timedelta(seconds=60)
+        self._seq[execution.id] = max(seen, execution.notification_seq)
+        sent = None
+        for event in notifications_since(execution, seen, project, not_before=not_before):
+            if event.key in self.shown:
+                continue
+            self.shown[event.key] = event
+            if not self._claim(event.key):
+                continue  # another kernel showed it
+            try:
+                self._send(event)
+            except Exception:
+                log.debug("notification not sent", exc_info=True)
+            sent = event
+        return sent
 
     def _claim(self, key: str) -> bool:
         if self.claims is None:
