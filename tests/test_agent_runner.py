@@ -127,6 +127,9 @@ async def test_typed_failures(sample_project: Path, scenario: str, extra: dict, 
         assert outcome.exit_code == 1
         assert "simulated crash" in outcome.stderr_tail
         assert "exit code 1" in outcome.failure_message
+        # the folder is named (.specflow/ is hidden in JupyterLab's file browser)
+        run_name = outcome.execution_id
+        assert f"See stderr.log in .specflow/workflows/{run_name}/." in outcome.failure_message
 
 
 @pytest.mark.anyio

@@ -871,8 +871,17 @@ def _classify(run_dir: Path, record: dict[str, Any], warnings: list[str]) -> Run
     if result is None:
         outcome.warnings.append("the run ended without a result message; its cost is unknown and recorded as 0")
     kind, message = _failure(outcome, result, auth_error, kill_info, argv_info, stderr)
-    outcome.failure, outcome.failure_message = kind, message
+    outcome.failure, outcome.failure_message = kind, name_run_folder(message, run_dir)
     return outcome
+
+
+def name_run_folder(message: str | None, run_dir: Path) -> str | None:
+    """ "… See stderr.log in the run folder." names the folder (``.specflow/`` is hidden in JupyterLab's browser)."""
+    if not message or "in the run folder" not in message:
+        return message
+    parts = Path(run_dir).parts
+    where = "/".join(parts[parts.index(".specflow") :]) if ".specflow" in parts else str(run_dir)
+    return message.replace("in the run folder", f"in {where}/")
 
 
 def _failure(

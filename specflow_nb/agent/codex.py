@@ -479,7 +479,7 @@ def classify(
     warnings: list[str],
 ) -> RunOutcome:
     """The :class:`RunOutcome` of a finished Codex run, from its files and its session file."""
-    from specflow_nb.agent.claude import FailureKind, RunOutcome
+    from specflow_nb.agent.claude import FailureKind, RunOutcome, name_run_folder
 
     parse_warnings: list[str] = []
     thread_id: str | None = None
@@ -549,7 +549,7 @@ def classify(
     if exit_info.get("rateLimitRetries"):
         outcome.warnings.append(f"rate limited: resumed {exit_info['rateLimitRetries']} time(s) after a backoff")
     kind, message = _failure(outcome, failed, errors, kill_info, schema, stderr)
-    outcome.failure, outcome.failure_message = kind, message
+    outcome.failure, outcome.failure_message = kind, name_run_folder(message, run_dir)
     if kind is FailureKind.BUDGET_EXCEEDED:
         outcome.subtype = "error_max_budget_usd"
     return outcome
