@@ -51,7 +51,8 @@ Decisions made here (documented for hosts):
 - cancel kills the live run now; go_back kills it too. Killed runs' later ``RunFinished`` still adds their cost.
 - Questions: a run that ends well with structured output ``{"status": "needs_input", "questions": [...]}`` puts the
   orchestration in ``paused`` with ``waiting_for_input`` and ``questions``; only ``answer`` (or cancel/go_back)
-  leaves it, respawning the same run kind resuming (not forking) the same session with the answers.
+  leaves it: the project is re-read first, then the same run kind resumes (not forks) the same session with the
+  answers, limited to the tasks still unchecked (a batch with none left completes without a run).
 - USER GATE: a phase with a user gate always stops in ``waiting_merge`` after verify (even with autoMerge); the
   ``merge`` command is the user's "gate passed".
 - Merge: the built-in git merge is a ``RunMerge`` action unless the project has its own merge command (an agent
@@ -696,6 +697,9 @@ def _on_project_read(tx: _Tx, ev: ProjectRead) -> None:
     ex.has_user_gate = snap.has_user_gate
     _note_tasks(ex, snap)
     run = ex.current_run
+    if run is None and ex.question_run is not None and ex.pending_answers is not None:
+        _resume_answered(tx, snap)
+        return
     if run is None:
         _advance(tx, snap)
         return
@@ -898,17 +902,31 @@ def _cmd_answer(tx: _Tx, cmd: AnswerCommand) -> None:
         )
     ex.waiting_for_input = False
     ex.questions = []
-    ex.question_run = None
     ex.status = S.RUNNING
+    ex.pending_answers = dict(cmd.answers)  # the run resumes after the project is re-read (edits made meanwhile count)
     tx.log(Decision.ANSWERS_RECEIVED, f"answers received; resuming {_run_label(ex, run)}", answers=dict(cmd.answers))
-    answers = dict(cmd.answers)
-    if run.kind is RunKind.BATCH:
-        _spawn_batch(tx, _batch(ex, run.batch_index), run.task_ids, run.session_id, answers=answers)
-    elif run.kind is RunKind.HEALER:
+    tx.emit(ReadProject(reason="answers received: re-read the project, then resume the run that asked"))
+
+
+def _resume_answered(tx: _Tx, snap: ProjectSnapshot) -> None:
+    """The project re-read after answers: resume the session that asked, with the answers, limited to what is still
+    to do (tasks checked while it waited are not asked again; a batch with none left is complete without a run)."""
+    ex = tx.ex
+    run, answers = ex.question_run, ex.pending_answers or {}
+    ex.question_run, ex.pending_answers = None, None
+    assert run is not None
+    if run.kind in (RunKind.BATCH, RunKind.HEALER):
         b = _batch(ex, run.batch_index)
-        _spawn_healer_run(tx, b, run.task_ids, run.execution_id, run.session_id, fork=False, answers=answers)
-    else:
-        _spawn_step(tx, run.step, resume=run.session_id, answers=answers)
+        remaining = _remaining(run.task_ids, snap)
+        if not remaining:
+            status = BatchStatus.HEALED if run.kind is RunKind.HEALER else BatchStatus.COMPLETED
+            _batch_done(tx, b, status, "tasks.md confirms every task (checked while it waited for answers)", snap)
+        elif run.kind is RunKind.BATCH:
+            _spawn_batch(tx, b, remaining, run.session_id, answers=answers)
+        else:
+            _spawn_healer_run(tx, b, remaining, run.execution_id, run.session_id, fork=False, answers=answers)
+        return
+    _spawn_step(tx, run.step, resume=run.session_id, answers=answers)
 
 
 _COMMAND_HANDLERS: dict[type, Any] = {
@@ -1489,6 +1507,7 @@ def _clear_waits(ex: OrchestrationExecution) -> None:
     ex.waiting_for_input = False
     ex.questions = []
     ex.question_run = None
+    ex.pending_answers = None
 
 
 def _apply_budget(tx: _Tx, budget: BudgetConfig | None) -> None:

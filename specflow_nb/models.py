@@ -426,6 +426,8 @@ class OrchestrationExecution(CamelModel):
     questions: list[Question] = Field(default_factory=list)
     #: The run that asked the questions; answers resume its session.
     question_run: CurrentRun | None = None
+    #: Answers received, waiting for the project re-read that comes before the run resumes with them.
+    pending_answers: dict[str, str] | None = None
     #: The phase has a USER GATE: the orchestration always stops in waiting_merge before merging.
     has_user_gate: bool = False
     #: The user (merge command, or retry of a failed merge) or autoMerge allowed the merge.

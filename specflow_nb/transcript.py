@@ -128,7 +128,8 @@ def build(project: Path, run_id: str, project_id: str = "") -> Transcript:
     """The transcript of run ``run_id`` of ``project`` (``available: false`` when its folder does not exist)."""
     folder = Path(project) / WORKFLOWS / run_id
     rel = f"{WORKFLOWS}/{run_id}"
-    if not run_id or "/" in run_id or run_id.startswith(".") or not folder.is_dir():
+    inside = folder.resolve().is_relative_to(Path(project).resolve() / WORKFLOWS)  # no link out of the project
+    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith(".") or not folder.is_dir() or not inside:
         return Transcript(run_id=run_id, project_id=project_id, folder=rel, available=False, reason="No such run.")
     argv = {}
     try:

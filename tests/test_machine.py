@@ -389,7 +389,7 @@ TABLE = [
     ("paused", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
     ("paused", "go_back_analyze", S.RUNNING, ["read_project"], ["go_back"]),
     ("paused", "restart_lost", S.PAUSED, None, []),
-    ("waiting_input", "answer", S.RUNNING, ["spawn_batch"], ["answers_received"]),
+    ("waiting_input", "answer", S.RUNNING, ["read_project"], ["answers_received"]),
     ("waiting_input", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
     ("needs_attention", "retry", S.RUNNING, ["read_project"], ["recovery_retry"]),
     ("needs_attention", "skip", S.RUNNING, ["read_project"], ["recovery_skip"]),
@@ -959,6 +959,8 @@ def test_questions_pause_for_input_and_answers_resume_the_same_session():
     with pytest.raises(ConfigError, match="Which database"):
         h.cmd(AnswerCommand(answers={"other": "x"}))
     acts = h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    assert isinstance(acts[-1], ReadProject)  # edits made while it waited count: the project is re-read first
+    acts = h.read()
     spawn = acts[-1]
     assert isinstance(spawn, SpawnBatch) and spawn.resume_session_id == "sess-1" and not spawn.fork_session
     assert spawn.answers == {"db": "sqlite"} and spawn.task_ids == ["T001", "T002"]
@@ -971,8 +973,25 @@ def test_step_questions_accept_plain_strings_and_answers_by_text():
     h = Harness(FakeProject(has_spec=False, has_plan=False))
     h.start()
     h.finish(ok(session="s-design", output={"status": "needs_input", "questions": ["Which auth?"]}))
-    acts = h.cmd(AnswerCommand(answers={"Which auth?": "OAuth"}))
+    assert isinstance(h.cmd(AnswerCommand(answers={"Which auth?": "OAuth"}))[-1], ReadProject)
+    acts = h.read()
     assert isinstance(acts[-1], SpawnStep) and acts[-1].step is P.DESIGN and acts[-1].resume_session_id == "s-design"
+
+
+def test_answers_resume_only_the_tasks_still_unchecked():
+    h = st_waiting_input()  # batch 1 (T001, T002) asked a question
+    h.project.check("T001")  # checked by hand while it waited
+    h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    spawn = h.read()[-1]
+    assert isinstance(spawn, SpawnBatch) and spawn.task_ids == ["T002"] and spawn.answers == {"db": "sqlite"}
+    # every task checked meanwhile: the batch completes without a run, and the next batch starts fresh
+    h = st_waiting_input()
+    h.project.check("T001", "T002")
+    h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    acts = h.read()
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
+    nxt = [a for a in acts if isinstance(a, SpawnBatch)]
+    assert nxt and nxt[0].batch_index == 1 and nxt[0].answers is None and nxt[0].resume_session_id is None
 
 
 # --------------------------------------------------------------------------------------------------------------

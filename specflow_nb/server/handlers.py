@@ -601,8 +601,8 @@ class TranscriptHandler(SpecflowHandler):
         from specflow_nb import transcript
 
         project_id = self.query("projectId", required=True) or ""
+        project = self.confine(project_id)  # a project outside the root is a 403 whatever else the query says
         run_id = self.query("runId", required=True) or ""
-        project = self.confine(project_id)
         if not self.authorizer.is_authorized(self, self.current_user, "read", "contents"):
             found = (project / transcript.WORKFLOWS / run_id).is_dir() and "/" not in run_id
             reason = "Reading a transcript needs permission to read the project's files."
