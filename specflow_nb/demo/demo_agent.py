@@ -361,7 +361,8 @@ def act(cwd: Path, prompt: str, emit: Emitter, model: str, scenario: str) -> dic
             emit.assistant(model, [{"type": "text", "text": "DEMO agent: no tasks.md found in specs/*/."}])
             done["remaining"] = ids
             return done
-        todo = ids[: len(ids) // 2] if scenario == "partial" else ids
+        # an agent that needs input asks before it does the work (its answers decide how)
+        todo = ids[: len(ids) // 2] if scenario == "partial" else [] if scenario == "needs_input" else ids
         emit.tool(model, "Read", {"file_path": str(tasks_md)}, tasks_md.read_text(encoding="utf-8")[:2000])
         for task in todo:
             note = cwd / ".demo_agent" / f"{task}.md"
