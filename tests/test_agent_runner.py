@@ -129,7 +129,7 @@ async def test_typed_failures(sample_project: Path, scenario: str, extra: dict, 
         assert "exit code 1" in outcome.failure_message
         # the folder is named (.specflow/ is hidden in JupyterLab's file browser)
         run_name = outcome.execution_id
-        assert f"See stderr.log in .specflow/workflows/{run_name}/." in outcome.failure_message
+        assert f"See .specflow/workflows/{run_name}/stderr.log." in outcome.failure_message
 
 
 @pytest.mark.anyio

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -881,7 +882,7 @@ def name_run_folder(message: str | None, run_dir: Path) -> str | None:
         return message
     parts = Path(run_dir).parts
     where = "/".join(parts[parts.index(".specflow") :]) if ".specflow" in parts else str(run_dir)
-    return message.replace("in the run folder", f"in {where}/")
+    return re.sub(r"See (\S+) in the run folder", lambda m: f"See {where}/{m.group(1)}", message)
 
 
 def _failure(
