@@ -457,14 +457,7 @@ def _run_local(
                 return None
             owns = orch.owns("")
             if not owns and ex.status.is_active and notes is not None:
-                owner = orch.owner_of("", ex.id)
-                alive = owner is not None and orch.owner_alive(owner)
-                notes.append(
-                    f"Driven by {owner.describe()}."
-                    if owner is not None and alive
-                    else "No engine drives this orchestration now: a Jupyter server on this folder, or "
-                    "`specflow-nb orchestrate watch --local`, takes it over."
-                )
+                notes.append(orch.who_drives("", ex.id))
             view.update(ex)
             if not owns and not follow:
                 return ex
@@ -667,14 +660,7 @@ def _driver_line(store: Any, ex: OrchestrationExecution | None) -> str | None:
         return None
     from specflow_nb import ownership, procs
 
-    owner = ownership.read_owner(store.folder, ex.id)
-    alive, why = ownership.owner_alive(owner, host_id=procs.host_id())
-    if alive and owner is not None:
-        return f"Driven by {owner.describe()}."
-    return (
-        f"No engine drives it now ({why}): a Jupyter server on this folder, or "
-        "`specflow-nb orchestrate watch --local`, takes it over."
-    )
+    return ownership.who_drives(store.folder, ex.id, host_id=procs.host_id())
 
 
 def _print_list(items: list[OrchestrationExecution]) -> None:

@@ -383,9 +383,10 @@ class Orchestrator:
         slot = self._resolve(project_id)
         return ownership.read_owner(slot.store.folder, orchestration_id)
 
-    def owner_alive(self, owner: ownership.OwnerRecord) -> bool:
-        """Whether that owner still drives its orchestration, as this host can tell."""
-        return ownership.owner_alive(owner, host_id=self.identity.host_id)[0]
+    def who_drives(self, project_id: str, orchestration_id: str) -> str:
+        """Which engine drives an orchestration, in one sentence (or that none does now)."""
+        slot = self._resolve(project_id)
+        return ownership.who_drives(slot.store.folder, orchestration_id, host_id=self.identity.host_id)
 
     def owns(self, project_id: str) -> bool:
         """This engine drives the project's current orchestration."""
@@ -645,8 +646,8 @@ class Orchestrator:
         env = ownership.CommandEnvelope(
             orchestration_id=ex.id,
             command=cmd,
-            actor=actor or self.identity_text(),
-            sender=self.identity_text(),
+            actor=actor or self.identity.describe(),
+            sender=self.identity.describe(),
             deadline=utcnow() + timedelta(seconds=timeout),
         )
         inbox = ownership.inbox_folder(folder, ex.id)
@@ -662,7 +663,6 @@ class Orchestrator:
                     if not answer.ok:
                         answer.raise_error()
                     return self._after_reply(slot, ex.id, answer.version or 0)
-                slot.seen = None
                 self._refresh(slot)
                 current = slot.execution
                 if current is not None and current.id == ex.id and env.id in current.applied_command_ids:
@@ -696,11 +696,6 @@ class Orchestrator:
         if ex is None or ex.id != orchestration_id or ex.version < version:
             ex = slot.store.load(orchestration_id)
         return ex
-
-    def identity_text(self) -> str:
-        me = self.identity
-        text = f"{me.kind} pid {me.pid} on {me.hostname}"
-        return f"{text} ({me.url})" if me.url else text
 
     async def _rescan_forever(self) -> None:
         """Find orchestrations other hosts started under this root: observe them (and take over a dead owner's)."""

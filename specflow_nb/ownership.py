@@ -65,8 +65,7 @@ class OwnerRecord(CamelModel):
     released: bool = False
 
     def describe(self) -> str:
-        where = f"{self.kind} pid {self.pid} on {self.hostname}"
-        return f"{where} ({self.url})" if self.url else where
+        return _describe(self.kind, self.pid, self.hostname, self.url)
 
     def is_engine(self, engine_id: str, epoch: int | None = None) -> bool:
         return self.engine_id == engine_id and not self.released and (epoch is None or self.epoch == epoch)
@@ -82,6 +81,15 @@ class Identity(CamelModel):
     create_time: float = Field(default_factory=procs.self_create_time)
     kind: str = "engine"
     url: str | None = None
+
+    def describe(self) -> str:
+        return _describe(self.kind, self.pid, self.hostname, self.url)
+
+
+def _describe(kind: str, pid: int, hostname: str, url: str | None) -> str:
+    """ "server pid 4242 on laptop (http://127.0.0.1:8888/)": how messages and the decision log name an engine."""
+    where = f"{kind} pid {pid} on {hostname}"
+    return f"{where} ({url})" if url else where
 
 
 def owner_alive(owner: OwnerRecord | None, *, host_id: str, now: datetime | None = None) -> tuple[bool, str]:
@@ -101,6 +109,18 @@ def owner_alive(owner: OwnerRecord | None, *, host_id: str, now: datetime | None
     if (now or utcnow()) >= expires:
         return False, f"the lease of its owner on another machine ({owner.describe()}) expired at {expires:%H:%M:%S}"
     return True, f"owned by {owner.describe()} on another machine (lease until {expires:%H:%M:%S})"
+
+
+def who_drives(folder: Path, orchestration_id: str, *, host_id: str) -> str:
+    """One sentence for a person: which engine drives the orchestration, or that none does and who would take it."""
+    owner = read_owner(folder, orchestration_id)
+    alive, why = owner_alive(owner, host_id=host_id)
+    if alive and owner is not None:
+        return f"Driven by {owner.describe()}."
+    return (
+        f"No engine drives it now ({why}): a Jupyter server on this folder, or "
+        "`specflow-nb orchestrate watch --local`, takes it over."
+    )
 
 
 class NotOwner(SpecflowError):
@@ -150,14 +170,8 @@ def claim(
     if alive:
         return None, previous, why
     mine = OwnerRecord(
+        **me.model_dump(),
         orchestration_id=orchestration_id,
-        engine_id=me.engine_id,
-        host_id=me.host_id,
-        hostname=me.hostname,
-        pid=me.pid,
-        create_time=me.create_time,
-        kind=me.kind,
-        url=me.url,
         epoch=(previous.epoch + 1) if previous is not None else 1,
         acquired_at=now,
         renewed_at=now,
