@@ -411,6 +411,9 @@ class ReadProject(Frozen):
     reason: str
     #: Run this command in the project (argument list built by the orchestrator) and report its exit code.
     verify_command: str | None = None
+    #: Ask git whether the feature branch is merged (a process per question): only when the decision that follows
+    #: reads ``merged`` (a merge run is confirmed) or a command re-reads the project; otherwise merged is False.
+    read_git: bool = True
 
 
 class KillRun(Frozen):
@@ -692,7 +695,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
         return
 
     verify_cmd = ex.config.verify_command if (run.step is P.VERIFY and run.kind is RunKind.STEP and out.ok) else None
-    tx.emit(ReadProject(reason=f"confirm {label}", verify_command=verify_cmd))
+    tx.emit(ReadProject(reason=f"confirm {label}", verify_command=verify_cmd, read_git=run.step is P.MERGE))
 
 
 def _on_project_read(tx: _Tx, ev: ProjectRead) -> None:
@@ -764,7 +767,11 @@ def _on_host_restarted(tx: _Tx, ev: HostRestarted) -> None:
         verify_cmd = (
             ex.config.verify_command if run.step is P.VERIFY and run.kind is RunKind.STEP and run.outcome.ok else None
         )
-        tx.emit(ReadProject(reason=f"confirm {_run_label(ex, run)}", verify_command=verify_cmd))
+        tx.emit(
+            ReadProject(
+                reason=f"confirm {_run_label(ex, run)}", verify_command=verify_cmd, read_git=run.step is P.MERGE
+            )
+        )
     elif ev.run_alive:
         tx.log(Decision.RECONCILE_ADOPTED, f"{_run_label(ex, run)} is still alive: adopted", runId=run.execution_id)
     elif ev.outcome is not None:

@@ -110,6 +110,7 @@ from specflow_nb.project import (
     find_feature_dir,
     project_status,
     resolve_project,
+    user_gate,
 )
 from specflow_nb.store import OrchestrationStore
 from specflow_nb.tasks import parse_tasks, plan_batches
@@ -1357,7 +1358,7 @@ class Orchestrator:
         elif isinstance(action, RunMerge):
             return await self._merge(slot, ex, action)
         elif isinstance(action, ReadProject):
-            snapshot = await self._snapshot(slot, ex, verify_command=action.verify_command)
+            snapshot = await self._snapshot(slot, ex, verify_command=action.verify_command, read_git=action.read_git)
             return ProjectRead(at=utcnow(), snapshot=snapshot)
         elif isinstance(action, KillRun):
             self._kill(slot, action)
@@ -1403,7 +1404,7 @@ class Orchestrator:
         return find_feature_dir(slot.project)
 
     async def _snapshot(
-        self, slot: _Slot, ex: OrchestrationExecution, *, verify_command: str | None = None
+        self, slot: _Slot, ex: OrchestrationExecution, *, verify_command: str | None = None, read_git: bool = True
     ) -> ProjectSnapshot:
         project = slot.project
         feature_dir = self._feature_dir(slot, ex)
@@ -1426,26 +1427,19 @@ class Orchestrator:
                 ),
             )
             verify_exit, verify_tail = result.exit_code, redact.redact(result.output_tail)
-        # git and the status view each spawn git processes (~10 ms apiece): run them side by side in worker
-        # threads, so a transition waits for the slowest one only and the loop serves other projects meanwhile.
-        facts = {"merged": False, "gate": False}
 
-        def read_merged() -> None:
-            if not ex.feature_branch:
-                return
+        # git costs a process (~5 ms) per question: asked only when the machine's next decision needs it (a merge
+        # run is confirmed, a command re-reads the project), in a worker thread so the loop serves other projects.
+        def read_merged(branch: str) -> bool:
             with contextlib.suppress(gitops.GitError):
                 target = ex.config.target_branch or self._default_branch(slot, ex)
-                if target and target != ex.feature_branch:
-                    facts["merged"] = gitops.is_merged(project, ex.feature_branch, target)
+                if target and target != branch:
+                    return gitops.is_merged(project, branch, target)
+            return False
 
-        def read_gate() -> None:
-            with contextlib.suppress(SpecflowError):
-                facts["gate"] = project_status(project, ex.feature_dir).phase.has_user_gate
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(anyio.to_thread.run_sync, read_merged)
-            tg.start_soon(anyio.to_thread.run_sync, read_gate)
-        merged, gate = facts["merged"], facts["gate"]
+        branch = ex.feature_branch
+        merged = bool(read_git and branch and await anyio.to_thread.run_sync(read_merged, branch))
+        gate = user_gate(project, art)
         with prompt_agent(ex.config.agent):  # Codex looks for its prompts elsewhere (.codex/prompts)
             merge_command = has_project_command(project, "merge", self._agent_env_view())
         return ProjectSnapshot(

@@ -500,7 +500,7 @@ def test_full_phase_design_to_merge():
     assert [b.status for b in h.ex.batches.items] == [BatchStatus.COMPLETED] * 3
     assert h.ex.current_phase is P.VERIFY and isinstance(h.actions[-1], SpawnStep)
     acts = h.finish(ok(cost=0.25, output={"passed": True}))
-    assert acts[-1] == ReadProject(reason="confirm the verify step", verify_command="pytest -q")
+    assert acts[-1] == ReadProject(reason="confirm the verify step", verify_command="pytest -q", read_git=False)
     h.project.verify_exit_code = 0
     h.read()
     assert h.ex.status is S.WAITING_MERGE and h.decisions[-1] == "waiting_merge"
