@@ -191,23 +191,29 @@ def problems(exc: ValidationError) -> dict[str, str]:
     return out
 
 
-def refusal(ex: OrchestrationExecution, budget: BudgetConfig, action: Action | None = None) -> str | None:
-    """Why ``budget`` cannot let the orchestration go on (it would stop again at once), or None when it can."""
-    state = budget_state(ex, action)
-    what = "the retry" if state.action == "recover" else "resuming"
-    for line in state.lines:
+def shortfall(ex: OrchestrationExecution, budget: BudgetConfig, action: Action | None = None) -> str | None:
+    """The first limit of ``budget`` that leaves nothing for the run that would go on, in words (e.g. "maxTotal
+    $0.15 is not above the $0.21 all runs already spent"), or None when every limit leaves something."""
+    for line in budget_state(ex, action).lines:
         if line.floor is None:
             continue
         new = float(getattr(budget, line.field))
         if round(new - line.floor, 6) > 0:
             continue
         if line.key == "maxPerBatch" and line.floor == 0:
-            return f"maxPerBatch {usd(new)} leaves nothing for the next run: {what} would stop again at once."
-        return (
-            f"{line.key} {usd(new)} is not above what {line.spent_by} already spent ({usd(line.floor)}): {what} "
-            f"would stop again at once. Enter more than {usd(line.floor)}."
-        )
+            return f"maxPerBatch {usd(new)} leaves nothing for the next run"
+        return f"{line.key} {usd(new)} is not above the {usd(line.floor)} {line.spent_by} already spent"
     return None
+
+
+def refusal(ex: OrchestrationExecution, budget: BudgetConfig, action: Action | None = None) -> str | None:
+    """Why ``budget`` cannot let the orchestration go on (it would stop again at once), or None when it can."""
+    action = budget_state(ex, action).action
+    short = shortfall(ex, budget, action)
+    if short is None:
+        return None
+    what = "the retry" if action == "recover" else "resuming"
+    return f"{short}: {what} would stop again at once. Raise it above what was spent."
 
 
 def _up(amount: float) -> float:
@@ -240,3 +246,17 @@ def set_flags(values: Mapping[str, float]) -> str:
     """``--set budget.maxTotal=20 --set budget.maxPerBatch=5`` for ``values`` (maxTotal first)."""
     order = list(KEYS)
     return " ".join(f"--set budget.{k}={v:g}" for k, v in sorted(values.items(), key=lambda kv: order.index(kv[0])))
+
+
+def report(ex: OrchestrationExecution, action: Action | None = None) -> list[str]:
+    """The limits, what was spent against each, and which one stopped it: one line per limit (for a terminal)."""
+    state = budget_state(ex, action)
+    width = max(len(line.key) for line in state.lines)
+    out = []
+    for line in state.lines:
+        spent = f"spent {usd(line.spent)} by {line.spent_by}" if line.spent is not None else line.spent_by
+        if line.key == "healingBudget":
+            spent += " (one amount for the whole orchestration, not per batch)"
+        mark = "  ← stopped it" if line.key == state.stopped_by else ""
+        out.append(f"  {line.key:<{width}}  {usd(line.limit):>9}  {spent}{mark}")
+    return out
