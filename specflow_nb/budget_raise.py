@@ -140,7 +140,7 @@ def budget_state(ex: OrchestrationExecution, action: Action | None = None) -> Bu
             budget.healing_budget,
             ex.healing_cost_usd,
             "all healers together",
-            ex.healing_cost_usd if stopped_by == "healingBudget" else None,
+            None,  # a retry runs the batch again, not a healer: the healing budget never stops it at once
         ),
     ]
     return BudgetStop(stopped_by, tuple(lines), _hint(stopped_by, lines, batch), action)
@@ -231,8 +231,8 @@ def suggestion(ex: OrchestrationExecution, action: Action | None = None) -> dict
     if per_batch.floor is not None and round(per_batch.limit - per_batch.floor, 6) <= 0:
         out["maxPerBatch"] = _up(per_batch.floor + step)
     healing = state.line("healingBudget")
-    if healing.floor is not None and round(healing.limit - healing.floor, 6) <= 0:
-        out["healingBudget"] = _up(healing.floor + (budget.healing_budget or step))
+    if state.stopped_by == "healingBudget" and round(healing.limit - (healing.spent or 0.0), 6) <= 0:
+        out["healingBudget"] = _up((healing.spent or 0.0) + (budget.healing_budget or step))
     # the retried (or next) run gets min(maxPerBatch - what its batch spent, what is left of maxTotal)
     run_gets = out.get("maxPerBatch", budget.max_per_batch) - (per_batch.floor or 0.0)
     if round(budget.max_total - ex.total_cost_usd, 6) < round(run_gets, 6):
