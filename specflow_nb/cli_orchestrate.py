@@ -589,15 +589,19 @@ def _command(name: str, args: argparse.Namespace, ex: OrchestrationExecution | N
             f"{ex.id} needs attention (it is not paused): raise the budget with recover.",
             hint=f"specflow-nb orchestrate recover retry {' '.join(f'--set {item}' for item in sets)}{flags}",
         )
-    budget = budget_raise.merged(ex.config.budget, apply_sets({}, sets).get("budget") or {})
+    changes = apply_sets({}, sets).get("budget")
+    if not isinstance(changes, dict):
+        raise ConfigError("--set budget=… takes a JSON object of limits.", hint="e.g. --set budget.maxTotal=20")
+    budget = budget_raise.merged(ex.config.budget, changes)
     if option != "abort":
         refused = budget_raise.refusal(ex, budget, action)
         if refused is not None:
             limits = "\n".join(budget_raise.report(ex, action))
-            sets = budget_raise.set_flags(budget_raise.suggestion(ex, action))
+            raise_flags = budget_raise.set_flags(budget_raise.suggestion(ex, action))
+            what = f"recover {option}" if option else "resume"
             raise ConfigError(
                 f"Not sent: {refused}\nBudget limits of {ex.id}:\n{limits}",
-                hint=f"e.g. specflow-nb orchestrate {'recover ' + option if option else 'resume'} {sets}{flags}",
+                hint=f"e.g. specflow-nb orchestrate {what} {raise_flags}{flags}",
             )
     data["budget"] = budget.model_dump(mode="json", by_alias=True)
     return parse_command(data)
