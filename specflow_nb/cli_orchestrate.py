@@ -815,7 +815,9 @@ def _orchestrate_remote(args: argparse.Namespace, name: str) -> int:
         elif name == "watch":
             ex = client.status(project_id, args.id)
         else:
-            current = client.status(project_id, args.id) if name in ("recover", "resume") else None
+            # the current limits: a --set is merged over them, a budget stop is checked before a retry
+            needs_record = bool(getattr(args, "set", None)) or (name == "recover" and args.option == "retry")
+            current = client.status(project_id, args.id) if needs_record else None
             command = _command(name, args, current, local=False)
             _say_notes(args)
             ex = client.command(project_id, command, args.id)
