@@ -248,3 +248,15 @@ def test_paused_with_money_left_change_budget_is_asked_for() -> None:
     assert sent[-1] == {"action": "resume"}
     controls.render(make_execution(OrchestrationStatus.RUNNING))
     assert not shown(controls.budget) and not shown(controls.change_budget)
+
+
+def test_the_forms_healing_budget_says_it_is_one_amount_for_the_whole_orchestration() -> None:
+    from specflow_nb.widgets.config_form import OrchestrationConfigForm
+
+    form = OrchestrationConfigForm()
+    heal = form.controls[("budget", "healing_budget")]
+    assert "Cap for all healer runs together." in heal.help  # the model's description, then the host's words
+    assert "one amount for the whole orchestration" in heal.help.lower() and "not per batch" in heal.input.tooltip
+    group_help = form.sections["budget"].children[0].value
+    assert "the healing budget is one amount for the whole orchestration" in group_help
+    assert "not per batch" in group_help and "Retry with a higher budget" in group_help
