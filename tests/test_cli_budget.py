@@ -187,3 +187,24 @@ def test_recover_set_merges_over_the_current_limits() -> None:
     args.set = ["budget=5"]
     with pytest.raises(ConfigError, match="takes a JSON object of limits"):
         _command("recover", args, h.ex, local=False)
+
+
+def test_a_local_raise_on_a_project_a_server_drives_is_handed_to_the_server(tmp_path: Path) -> None:
+    """Several hosts, one project: `--local` beside the server that owns the orchestration hands the raise to it."""
+    root, runtime = tmp_path / "root", tmp_path / "runtime"
+    project = prepare_sample(root / "todo")
+    env = {**cost_env(tmp_path), "JUPYTER_RUNTIME_DIR": str(runtime)}
+    with jupyter_server(root, runtime, base=tmp_path, env=env):
+        agent = ["--set", f"agentCommand={demo_agent_command()}"]
+        started = run_cli(
+            "orchestrate", "start", "--project", str(project), *agent, *START, "--set", "budget.maxTotal=0.15", env=env
+        )
+        assert started.returncode == 1 and record(project)["status"] == "needs_attention", started.stderr
+        where = ["--local", "--project", str(project), "--follow"]
+        handed = run_cli("orchestrate", "recover", "retry", "--set", "budget.maxTotal=2", *where, env=env)
+        assert handed.returncode == 0, handed.stdout + handed.stderr
+        assert "Phase complete" in handed.stdout
+        done = record(project)
+        assert done["status"] == "completed" and done["config"]["budget"]["maxTotal"] == 2.0
+        changed = next(d for d in done["decisionLog"] if "budget changed" in d["reason"])
+        assert changed["data"].get("commandId"), changed  # it travelled through the owner's inbox
