@@ -669,9 +669,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
         _needs_attention(
             tx,
             kind="budget",
-            issue=f"Budget reached: {label} hit its --max-budget-usd limit. Spent ${ex.total_cost_usd:.2f} of "
-            f"maxTotal ${ex.config.budget.max_total:.2f} (maxPerBatch ${ex.config.budget.max_per_batch:.2f}). "
-            "Raise budget.maxPerBatch or budget.maxTotal and retry.",
+            issue=_budget_exceeded_issue(ex, label, run.kind is RunKind.HEALER),
             options=[R.RETRY, R.SKIP, R.ABORT] if batch is not None else [R.RETRY, R.ABORT],
             run=run,
             remaining=run.task_ids,
@@ -1286,6 +1284,31 @@ def _budget_left(ex: OrchestrationExecution, cap: float, cap_name: str, spent: f
     return left, ("maxTotal" if total_left <= cap_left else cap_name)
 
 
+#: How a person raises a budget and goes on, from the panel and from a terminal (completed by ``--set …`" ``).
+_WAY_FORWARD = "in the panel, Retry with a higher budget; in a terminal, `specflow-nb orchestrate recover retry"
+_HEALING_MEANING = (
+    "The healing budget is one amount for the whole orchestration (all healers of all batches together), not per batch"
+)
+
+
+def _budget_exceeded_issue(ex: OrchestrationExecution, label: str, healer: bool) -> str:
+    b = ex.config.budget
+    spent = (
+        f"Spent ${ex.total_cost_usd:.2f} of maxTotal ${b.max_total:.2f} (maxPerBatch ${b.max_per_batch:.2f}, "
+        f"healingBudget ${b.healing_budget:.2f} of which ${ex.healing_cost_usd:.2f} spent)."
+    )
+    if healer:
+        return (
+            f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.healingBudget or "
+            f"budget.maxTotal and retry: {_WAY_FORWARD} --set budget.healingBudget=… --set budget.maxTotal=…`. "
+            f"{_HEALING_MEANING}."
+        )
+    return (
+        f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.maxPerBatch or "
+        f"budget.maxTotal and retry: {_WAY_FORWARD} --set budget.maxPerBatch=… --set budget.maxTotal=…`."
+    )
+
+
 def _budget_stop(tx: _Tx, what: str, limit: str, options: list[R], batch: BatchItem | None = None) -> None:
     ex = tx.ex
     spent = f"${ex.total_cost_usd:.2f} of maxTotal ${ex.config.budget.max_total:.2f} spent"
@@ -1293,8 +1316,9 @@ def _budget_stop(tx: _Tx, what: str, limit: str, options: list[R], batch: BatchI
     _needs_attention(
         tx,
         kind="budget",
-        issue=f"Budget reached: cannot start {what}, {limit} is used up ({spent}). "
-        f"Raise budget.{limit} and retry (recover retry accepts a new budget).",
+        issue=f"Budget reached: cannot start {what}, {limit} is used up ({spent}). Raise budget.{limit} and "
+        f"retry: {_WAY_FORWARD} --set budget.{limit}=…`."
+        + (f" {_HEALING_MEANING}." if limit == "healingBudget" else ""),
         options=options,
         batch=batch,
     )
@@ -1530,7 +1554,8 @@ def _apply_budget(tx: _Tx, budget: BudgetConfig | None) -> None:
     tx.log(
         Decision.RESUME if tx.name == "resume" else Decision.RECOVERY_RETRY,
         f"budget changed: maxTotal ${old.max_total:.2f} → ${budget.max_total:.2f}, "
-        f"maxPerBatch ${old.max_per_batch:.2f} → ${budget.max_per_batch:.2f}",
+        f"maxPerBatch ${old.max_per_batch:.2f} → ${budget.max_per_batch:.2f}, "
+        f"healingBudget ${old.healing_budget:.2f} → ${budget.healing_budget:.2f} (for all healers together)",
         budget=budget.model_dump(),
     )
 

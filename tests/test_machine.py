@@ -941,6 +941,28 @@ def test_healer_budget_is_the_healing_budget_left_and_none_left_stops():
     assert h.ex.status is S.NEEDS_ATTENTION and "healingBudget" in h.rc.issue
 
 
+def test_budget_messages_say_the_way_forward_and_what_the_healing_budget_is():
+    """Issue 15.1: the message names the panel's button and the CLI's flags; the healing budget's meaning is stated."""
+    panel, cli = "Retry with a higher budget", "`specflow-nb orchestrate recover retry --set budget."
+    h = Harness(three_sections(), budget=BudgetConfig(max_per_batch=3.0, max_total=5.0))
+    h.start()
+    h.run_batch(ok(cost=2.5))
+    h.run_batch(ok(cost=2.5))
+    assert panel in h.rc.issue and f"{cli}maxTotal=…`" in h.rc.issue
+    h = Harness(three_sections())
+    h.start()
+    h.finish(bad(cost=5.0, failure="budget_exceeded"))
+    assert panel in h.rc.issue and "--set budget.maxPerBatch=… --set budget.maxTotal=…`" in h.rc.issue
+    h = Harness(three_sections(), max_heal_attempts=3, budget=BudgetConfig(healing_budget=1.0))
+    h.start()
+    h.run_batch(bad(), check=False)
+    h.run_batch(ok(cost=1.0, output={"status": "partial"}), check=False)
+    assert h.rc.kind == "budget" and f"{cli}healingBudget=…`" in h.rc.issue
+    assert "one amount for the whole orchestration (all healers of all batches together), not per batch" in h.rc.issue
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY, budget=BudgetConfig(healing_budget=3.0)))
+    assert "healingBudget $1.00 → $3.00 (for all healers together)" in h.ex.decision_log[-2].reason
+
+
 def test_resume_can_raise_the_budget():
     h = st_paused()
     h.cmd(ResumeCommand(budget=BudgetConfig(max_total=80.0)))
