@@ -994,6 +994,8 @@ def _retry_lost_session(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> bool
         _spawn_step(tx, run.step, answers=run.answers, lost_run=lost_run)
         return True
     b = _batch(ex, run.batch_index)
+    if b.session_id == run.resumed_session_id:
+        b.session_id = None  # never forked again by a healer
     remaining = _remaining(run.task_ids, snap)
     if not remaining:
         status = BatchStatus.HEALED if run.kind is RunKind.HEALER else BatchStatus.COMPLETED
