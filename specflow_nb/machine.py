@@ -53,6 +53,17 @@ Decisions made here (documented for hosts):
   orchestration in ``paused`` with ``waiting_for_input`` and ``questions``; only ``answer`` (or cancel/go_back)
   leaves it: the project is re-read first, then the same run kind resumes (not forks) the same session with the
   answers, limited to the tasks still unchecked (a batch with none left completes without a run).
+- Verify and merge (an agent merge step) ask questions like every step (structured output ``status:
+  "needs_input"``): a needs_input verify is neither passed nor failed; it waits for answers, then resumes its
+  session with them, and the verifyCommand runs on the final pass only. ``needs_input`` without a question is not
+  confirmed (needs_attention, retry).
+- Lost sessions: a run that resumed or forked a session (answer, healer, reconcile after a restart) and ended with
+  failure ``invalid_session`` logs ``session_lost`` (level warning) and is respawned ONCE as a new session: same
+  kind and step or batch, the tasks still unchecked (none left: the batch is done), the same answers, the heal
+  attempt not counted again, and ``lost_run_id`` naming the run whose stream holds what the lost session did (the
+  orchestrator puts its last messages, ≤ 3,000 characters, redacted, in the prompt). The retry resumes nothing, so
+  any failure of it goes the normal way (healing for a batch, else needs_attention). A lost session is never
+  recorded as a batch's newest session.
 - USER GATE: a phase with a user gate always stops in ``waiting_merge`` after verify (even with autoMerge); the
   ``merge`` command is the user's "gate passed".
 - Merge: the built-in git merge is a ``RunMerge`` action unless the project has its own merge command (an agent
@@ -183,6 +194,7 @@ class Decision(str, Enum):
     TAKEOVER = "takeover"
     COMPLETE = "complete"
     FAIL = "fail"
+    SESSION_LOST = "session_lost"
 
 
 # ==============================================================================================================
@@ -367,6 +379,9 @@ class _Spawn(Frozen):
     fork_session: bool = False
     #: Answers to the questions the resumed session asked.
     answers: dict[str, str] | None = None
+    #: A new session retrying one that could not be resumed: the run whose stream holds what the lost session did
+    #: (its last messages go into this run's prompt).
+    lost_run_id: str | None = None
 
 
 class SpawnStep(_Spawn):
@@ -648,7 +663,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
         ex.healing_cost_usd += out.cost_usd
     elif batch is not None:
         batch.cost_usd += out.cost_usd
-    if out.session_id:
+    if out.session_id and out.failure != "invalid_session":  # a lost session is never a batch's newest session
         run.session_id = out.session_id
         if batch is not None:
             batch.session_id = out.session_id
@@ -710,6 +725,8 @@ def _on_project_read(tx: _Tx, ev: ProjectRead) -> None:
     if run.live:
         raise tx.illegal(f"run {run.execution_id} is still in flight; its RunFinished comes first")
     ex.current_run = None
+    if _retry_lost_session(tx, run, snap):
+        return
     if run.kind is RunKind.BATCH:
         _confirm_batch(tx, run, snap)
     elif run.kind is RunKind.HEALER:
@@ -930,11 +947,11 @@ def _resume_answered(tx: _Tx, snap: ProjectSnapshot) -> None:
             status = BatchStatus.HEALED if run.kind is RunKind.HEALER else BatchStatus.COMPLETED
             _batch_done(tx, b, status, "tasks.md confirms every task (checked while it waited for answers)", snap)
         elif run.kind is RunKind.BATCH:
-            _spawn_batch(tx, b, remaining, run.session_id, answers=answers)
+            _spawn_batch(tx, b, remaining, run.session_id, answers=answers, session_run=run.execution_id)
         else:
             _spawn_healer_run(tx, b, remaining, run.execution_id, run.session_id, fork=False, answers=answers)
         return
-    _spawn_step(tx, run.step, resume=run.session_id, answers=answers)
+    _spawn_step(tx, run.step, resume=run.session_id, answers=answers, session_run=run.execution_id)
 
 
 _COMMAND_HANDLERS: dict[type, Any] = {
@@ -960,6 +977,47 @@ _HANDLERS: dict[type, Any] = {
 # ---- confirmation (the project half of dual confirmation) -----------------------------------------------------
 
 
+def _retry_lost_session(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> bool:
+    """A run that resumed (or forked) a session and ended with ``invalid_session``: the session is lost, the work is
+    not. Run it again once as a new session (same kind, same step or batch, the tasks still unchecked, the same
+    answers), told what the lost session did (``lost_run_id``). The retry resumes nothing, so it is never retried
+    again: its failure goes the normal way. True when handled here."""
+    out = run.outcome
+    if out is None or out.failure != "invalid_session" or run.resumed_session_id is None or run.builtin:
+        return False
+    ex = tx.ex
+    label = _run_label(ex, run)
+    lost_run = run.resumed_from_run or run.execution_id
+    tx.log(
+        Decision.SESSION_LOST,
+        f"{label} could not resume session {run.resumed_session_id} ({out.message or 'invalid_session'}); "
+        "retrying once as a new session told what the lost session did",
+        level="warning",
+        runId=run.execution_id,
+        lostSession=run.resumed_session_id,
+        lostRun=lost_run,
+    )
+    tx.emit(Notify(event="session_lost", message=f"{label}: its session was lost; retrying it as a new session"))
+    if run.kind is RunKind.STEP:
+        _spawn_step(tx, run.step, answers=run.answers, lost_run=lost_run)
+        return True
+    b = _batch(ex, run.batch_index)
+    if b.session_id == run.resumed_session_id:
+        b.session_id = None  # never forked again by a healer
+    remaining = _remaining(run.task_ids, snap)
+    if not remaining:
+        status = BatchStatus.HEALED if run.kind is RunKind.HEALER else BatchStatus.COMPLETED
+        _batch_done(tx, b, status, "tasks.md confirms every task (nothing was left for the lost session)", snap)
+    elif run.kind is RunKind.BATCH:
+        _spawn_batch(tx, b, remaining, None, answers=run.answers, lost_run=lost_run)
+    else:
+        failed_run = b.workflow_execution_id or lost_run  # the batch run whose failure is being healed
+        _spawn_healer_run(
+            tx, b, remaining, failed_run, None, fork=False, answers=run.answers, recount=False, lost_run=lost_run
+        )
+    return True
+
+
 def _confirm_batch(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
     ex = tx.ex
     b = _batch(ex, run.batch_index)
@@ -974,7 +1032,7 @@ def _confirm_batch(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
             runId=run.execution_id,
             resumeSession=run.session_id,
         )
-        _spawn_batch(tx, b, remaining, run.session_id)
+        _spawn_batch(tx, b, remaining, run.session_id, session_run=run.execution_id)
         return
     out = run.outcome
     assert out is not None
@@ -1009,7 +1067,10 @@ def _confirm_heal(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
             batch=b.index,
         )
         failed_run = b.workflow_execution_id or run.execution_id  # the batch run whose failure is being healed
-        _spawn_healer_run(tx, b, remaining, failed_run, run.session_id, fork=run.session_id is not None, recount=False)
+        fork = run.session_id is not None
+        _spawn_healer_run(
+            tx, b, remaining, failed_run, run.session_id, fork=fork, recount=False, session_run=run.execution_id
+        )
         return
     assert out is not None
     error = _failure_text(out, run, remaining) if not out.ok else f"healer reported {said!r}"
@@ -1038,7 +1099,7 @@ def _confirm_step(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         if s is P.MERGE:
             _spawn_merge(tx, snap)
         else:
-            _spawn_step(tx, s, resume=run.session_id)
+            _spawn_step(tx, s, resume=run.session_id, session_run=run.execution_id)
         return
     out = run.outcome
     assert out is not None
@@ -1064,6 +1125,11 @@ def _step_verdict(s: P, out: RunOutcome, snap: ProjectSnapshot, cfg: Orchestrati
     if not out.ok:
         return False, f"The {s.value} run failed: {_outcome_error(out)}"
     so = out.structured_output or {}
+    if s in (P.VERIFY, P.MERGE) and so.get("status") == "needs_input":  # with questions it waited for answers
+        return False, (
+            f"The {s.value} run said it needs input but asked no question, so it is neither passed nor failed: "
+            "retry the step."
+        )
     if s is P.DESIGN:
         if snap.design_complete:
             return True, f"design confirmed: spec.md, plan.md and tasks.md ({len(snap.task_ids)} tasks) exist"
@@ -1324,7 +1390,15 @@ def _budget_stop(tx: _Tx, what: str, limit: str, options: list[R], batch: BatchI
     )
 
 
-def _spawn_step(tx: _Tx, s: P, *, resume: str | None = None, answers: dict[str, str] | None = None) -> None:
+def _spawn_step(
+    tx: _Tx,
+    s: P,
+    *,
+    resume: str | None = None,
+    answers: dict[str, str] | None = None,
+    session_run: str | None = None,
+    lost_run: str | None = None,
+) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.max_per_batch, "maxPerBatch", 0.0)
     if left <= 0:
@@ -1333,7 +1407,7 @@ def _spawn_step(tx: _Tx, s: P, *, resume: str | None = None, answers: dict[str, 
         return
     ex.current_phase = s
     ex.step_status[s] = StepState.RUNNING
-    run = _new_run(tx, RunKind.STEP, s, s.value, session_id=resume)
+    run = _new_run(tx, RunKind.STEP, s, s.value, **_session_fields(resume, session_run, answers))
     setattr(ex.executions, s.value, run.execution_id)
     tx.emit(
         SpawnStep(
@@ -1344,8 +1418,19 @@ def _spawn_step(tx: _Tx, s: P, *, resume: str | None = None, answers: dict[str, 
             additional_context=ex.config.additional_context,
             resume_session_id=resume,
             answers=answers,
+            lost_run_id=lost_run,
         )
     )
+
+
+def _session_fields(resume: str | None, session_run: str | None, answers: dict[str, str] | None) -> dict[str, Any]:
+    """What a run keeps of how it was started, so a retry of its lost session can be built from the record."""
+    return {
+        "session_id": resume,
+        "resumed_session_id": resume,
+        "resumed_from_run": session_run if resume else None,
+        "answers": answers,
+    }
 
 
 def _spawn_merge(tx: _Tx, snap: ProjectSnapshot) -> None:
@@ -1361,7 +1446,14 @@ def _spawn_merge(tx: _Tx, snap: ProjectSnapshot) -> None:
 
 
 def _spawn_batch(
-    tx: _Tx, b: BatchItem, task_ids: list[str], resume: str | None, *, answers: dict[str, str] | None = None
+    tx: _Tx,
+    b: BatchItem,
+    task_ids: list[str],
+    resume: str | None,
+    *,
+    answers: dict[str, str] | None = None,
+    session_run: str | None = None,
+    lost_run: str | None = None,
 ) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.max_per_batch, "maxPerBatch", b.cost_usd)
@@ -1374,11 +1466,17 @@ def _spawn_batch(
     b.started_at = b.started_at or tx.at
     ex.batches.current = b.index
     run = _new_run(
-        tx, RunKind.BATCH, P.IMPLEMENT, f"batch{b.index + 1}", batch_index=b.index, session_id=resume, task_ids=task_ids
+        tx,
+        RunKind.BATCH,
+        P.IMPLEMENT,
+        f"batch{b.index + 1}",
+        batch_index=b.index,
+        task_ids=task_ids,
+        **_session_fields(resume, session_run, answers),
     )
     b.workflow_execution_id = run.execution_id
     ex.executions.implement.append(run.execution_id)
-    if answers is None and resume is None:
+    if answers is None and resume is None and lost_run is None:
         tx.log(
             Decision.NEXT_BATCH,
             f"Implementing batch {b.index + 1} of {ex.batches.total}: {b.section} ({describe_ids(task_ids)})",
@@ -1397,6 +1495,7 @@ def _spawn_batch(
             additional_context=ex.config.additional_context,
             resume_session_id=resume,
             answers=answers,
+            lost_run_id=lost_run,
         )
     )
 
@@ -1413,6 +1512,8 @@ def _spawn_healer_run(
     done: list[str] | None = None,
     answers: dict[str, str] | None = None,
     recount: bool = True,
+    session_run: str | None = None,
+    lost_run: str | None = None,
 ) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.healing_budget, "healingBudget", ex.healing_cost_usd)
@@ -1438,8 +1539,8 @@ def _spawn_healer_run(
         P.IMPLEMENT,
         f"heal{b.index + 1}",
         batch_index=b.index,
-        session_id=session,
         task_ids=remaining,
+        **_session_fields(session, session_run or failed_run_id, answers),
     )
     b.healer_execution_id = run.execution_id
     ex.executions.healers.append(run.execution_id)
@@ -1458,6 +1559,7 @@ def _spawn_healer_run(
             resume_session_id=session,
             fork_session=fork and session is not None,
             answers=answers,
+            lost_run_id=lost_run,
         )
     )
 

@@ -371,6 +371,12 @@ class CurrentRun(CamelModel):
     outcome: RunOutcome | None = None
     #: Set after a host restart found the run gone without a result.
     lost: bool = False
+    #: The session this run was started to resume (``session_id`` later becomes the session it ran in).
+    resumed_session_id: str | None = None
+    #: The run whose session this run resumed: its stream holds what that session did (for a lost session's retry).
+    resumed_from_run: str | None = None
+    #: The answers this run was started with (a retry of its lost session carries them too).
+    answers: dict[str, str] | None = None
 
     @property
     def live(self) -> bool:

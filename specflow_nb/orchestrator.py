@@ -65,7 +65,7 @@ from specflow_nb.errors import (
     SpecflowError,
     TasksFileMissing,
 )
-from specflow_nb.healing import capture_failure_context
+from specflow_nb.healing import capture_failure_context, lost_session_context
 from specflow_nb.machine import (
     Action,
     CancelCommand,
@@ -1473,6 +1473,7 @@ class Orchestrator:
     ) -> StepPrompt:
         project, cfg = slot.project, ex.config
         feature_dir = self._feature_dir(slot, ex)
+        lost = self._lost_session(slot, action)
         if isinstance(action, SpawnStep):
             step_name = action.step.value
             if step_name not in ("design", "analyze", "verify", "merge"):
@@ -1484,6 +1485,7 @@ class Orchestrator:
                 feature_dir=feature_dir,
                 answers=action.answers,
                 verify_command=cfg.verify_command,
+                lost_session=lost,
             )
         if isinstance(action, SpawnBatch):
             return build_batch_prompt(
@@ -1493,6 +1495,7 @@ class Orchestrator:
                 additional_context=action.additional_context,
                 feature_dir=feature_dir,
                 answers=action.answers,
+                lost_session=lost,
             )
         art = collect_artifacts(feature_dir)
         batch = ex.batches.items[action.batch_index]
@@ -1502,8 +1505,23 @@ class Orchestrator:
         if action.error and not context.error_message:
             context = context.model_copy(update={"error_message": action.error})
         return build_heal_prompt(
-            context, additional_context=action.additional_context, feature_dir=feature_dir, project=project
+            context,
+            additional_context=action.additional_context,
+            feature_dir=feature_dir,
+            project=project,
+            answers=action.answers,
+            lost_session=lost,
         )
+
+    @staticmethod
+    def _lost_session(slot: _Slot, action: SpawnStep | SpawnBatch | SpawnHealer) -> str | None:
+        """A retry of a lost session: what that session did (its run's last messages, redacted), else None. A
+        healer whose failed run is that run already shows its transcript: it gets only the notice."""
+        if action.lost_run_id is None:
+            return None
+        if isinstance(action, SpawnHealer) and action.failed_run_id == action.lost_run_id:
+            return "(see the failed run's last messages above)"
+        return lost_session_context(run_dir(slot.project, action.lost_run_id))
 
     async def _spawn(
         self, slot: _Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
