@@ -165,23 +165,29 @@ class SpecflowExtension(ExtensionApp):
     # ---- the estimate before start (README "Configuration"; specflow_nb.estimate)
     estimate_seconds_per_task = Float(
         120.0,
+        min=0.0,
+        max=86_400.0,
         config=True,
         help="The Start form's estimate while a project has no completed batch yet: seconds one task takes "
         "(afterwards the median of the project's past batches is used).",
     )
     estimate_usd_per_task = Float(
-        0.15, config=True, help="The same for the cost: USD one task costs while a project has no past batches."
+        0.15,
+        min=0.0,
+        max=1000.0,
+        config=True,
+        help="The same for the cost: USD one task costs while a project has no past batches.",
     )
     estimate_step_seconds = Dict(
         key_trait=Enum(["design", "analyze", "verify", "merge"]),
-        value_trait=Float(),
+        value_trait=Float(min=0.0, max=604_800.0),
         config=True,
         help="Seconds each step's run takes while the project has no past run of it, e.g. {'design': 900}; a step "
         "left out keeps its default (design 600, analyze 180, verify 300, merge by an agent 120).",
     )
     estimate_step_usd = Dict(
         key_trait=Enum(["design", "analyze", "verify", "merge"]),
-        value_trait=Float(),
+        value_trait=Float(min=0.0, max=10_000.0),
         config=True,
         help="USD each step's run costs while the project has no past run of it; a step left out keeps its "
         "default (design 1.0, analyze 0.3, verify 0.5, merge by an agent 0.2).",
