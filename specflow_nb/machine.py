@@ -106,6 +106,7 @@ from specflow_nb.models import (
     OrchestrationExecution,
     OrchestrationPhase,
     OrchestrationStatus,
+    PlannedBatch,
     Question,
     RecoveryContext,
     RecoveryOption,
@@ -113,6 +114,8 @@ from specflow_nb.models import (
     RunOutcome,
     StepState,
 )
+from specflow_nb.taskids import compact as compact_ids
+from specflow_nb.taskids import describe as describe_ids
 
 S = OrchestrationStatus
 P = OrchestrationPhase
@@ -977,7 +980,9 @@ def _confirm_batch(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         return
     b.status = BatchStatus.FAILED
     error = _failure_text(out, run, remaining)
-    tx.log(Decision.BATCH_FAILED, f"batch {b.index + 1} ({b.section}) failed: {error}", remaining=remaining)
+    tx.log(
+        Decision.BATCH_FAILED, f"batch {b.index + 1} ({b.section}) failed: {error}", remaining=compact_ids(remaining)
+    )
     _heal_or_attention(tx, b, run, remaining, error, snap)
 
 
@@ -996,7 +1001,7 @@ def _confirm_heal(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         tx.log(
             Decision.RECONCILE_RESUMED,
             f"healer for batch {b.index + 1} runs again after a restart (attempt {b.heal_attempts} is not counted "
-            f"twice): {', '.join(remaining)} left",
+            f"twice): {describe_ids(remaining)} left",
             runId=run.execution_id,
             batch=b.index,
         )
@@ -1008,9 +1013,9 @@ def _confirm_heal(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
     if out.ok and not remaining and said != "fixed":
         error += " although tasks.md shows every task checked"
     elif remaining:
-        error += f"; still unchecked: {', '.join(remaining)}"
+        error += f"; still unchecked: {describe_ids(remaining)}"
     b.status = BatchStatus.FAILED
-    tx.log(Decision.HEAL_FAILED, f"healing batch {b.index + 1} failed: {error}", remaining=remaining)
+    tx.log(Decision.HEAL_FAILED, f"healing batch {b.index + 1} failed: {error}", remaining=compact_ids(remaining))
     _heal_or_attention(tx, b, run, remaining, error, snap)
 
 
@@ -1149,7 +1154,7 @@ def _advance_implement(tx: _Tx, snap: ProjectSnapshot) -> bool:
         tx.log(
             Decision.BATCH_PLAN,
             f"implement planned: {plan.summary}",
-            batches=[{"section": b.section, "taskIds": b.task_ids} for b in plan.batches],
+            batches=[_logged_batch(b, plan.task_count) for b in plan.batches],
             warnings=plan.warnings,
         )
     if not ex.batches.items:
@@ -1241,7 +1246,7 @@ def _heal_or_attention(
     ex, cfg = tx.ex, tx.ex.config
     context = (
         f"Batch {b.index + 1} of {ex.batches.total} ({b.section}) failed: {error}. "
-        f"Remaining tasks: {', '.join(remaining) or 'none'}."
+        f"Remaining tasks: {describe_ids(remaining) or 'none'}."
     )
     failure = failed.outcome.failure if failed.outcome else None
     if failure in UNHEALABLE_FAILURES:
@@ -1347,7 +1352,7 @@ def _spawn_batch(
     if answers is None and resume is None:
         tx.log(
             Decision.NEXT_BATCH,
-            f"Implementing batch {b.index + 1} of {ex.batches.total}: {b.section} ({', '.join(task_ids)})",
+            f"Implementing batch {b.index + 1} of {ex.batches.total}: {b.section} ({describe_ids(task_ids)})",
             batch=b.index,
             runId=run.execution_id,
             maxBudgetUsd=left,
@@ -1391,7 +1396,7 @@ def _spawn_healer_run(
         tx.log(
             Decision.HEAL_STARTED,
             f"healing batch {b.index + 1} (attempt {b.heal_attempts} of {ex.config.max_heal_attempts}): "
-            f"{', '.join(remaining)} left",
+            f"{describe_ids(remaining)} left",
             batch=b.index,
             attempt=b.heal_attempts,
             maxBudgetUsd=left,
@@ -1567,7 +1572,7 @@ def _failure_text(out: RunOutcome | None, run: CurrentRun, remaining: list[str])
     if not out.ok:
         text = "stalled and was killed" if run.kill_reason == "stalled" else _outcome_error(out)
         return f"the run failed ({text})"
-    return f"the run ended but tasks.md still shows {', '.join(remaining)} unchecked"
+    return f"the run ended but tasks.md still shows {describe_ids(remaining)} unchecked"
 
 
 def _questions(out: RunOutcome) -> list[Question]:
@@ -1587,6 +1592,17 @@ def _questions(out: RunOutcome) -> list[Question]:
                 )
             )
     return result
+
+
+#: A plan with more task ids than this is logged with counts; its ids are in ``batches.items`` of the same record.
+LOG_PLAN_IDS = 1000
+
+
+def _logged_batch(b: PlannedBatch, plan_tasks: int) -> dict[str, Any]:
+    if plan_tasks <= LOG_PLAN_IDS:
+        return {"section": b.section, "taskIds": compact_ids(b.task_ids)}
+    ids = b.task_ids
+    return {"section": b.section, "tasks": len(ids), "first": ids[0] if ids else None, "last": ids[-1] if ids else None}
 
 
 def _plan_summary(snap: ProjectSnapshot) -> str:

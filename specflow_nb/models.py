@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.alias_generators import to_camel
 
+from specflow_nb.taskids import TaskIds
+
 
 def utcnow() -> datetime:
     """The one clock of the package (the state machine never calls it: time arrives in its events)."""
@@ -262,7 +264,7 @@ class OrchestrationConfig(CamelModel):
 class BatchItem(CamelModel):
     index: int = Field(ge=0)
     section: str
-    task_ids: list[str] = Field(default_factory=list)
+    task_ids: TaskIds = Field(default_factory=list)
     status: BatchStatus = BatchStatus.PENDING
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -311,7 +313,7 @@ class RecoveryContext(CamelModel):
     kind: str | None = None
     step: OrchestrationPhase | None = None
     batch_index: int | None = None
-    remaining_task_ids: list[str] = Field(default_factory=list)
+    remaining_task_ids: TaskIds = Field(default_factory=list)
 
 
 class StepState(str, Enum):
@@ -359,7 +361,7 @@ class CurrentRun(CamelModel):
     session_id: str | None = None
     started_at: datetime
     #: The task ids this run was asked to complete (batch and healer runs).
-    task_ids: list[str] = Field(default_factory=list)
+    task_ids: TaskIds = Field(default_factory=list)
     #: True for the built-in git merge (no agent, no cost).
     builtin: bool = False
     stall_count: int = 0
@@ -473,7 +475,7 @@ class Task(CamelModel):
 class PlannedBatch(CamelModel):
     index: int
     section: str
-    task_ids: list[str]
+    task_ids: TaskIds
 
 
 class BatchPlan(CamelModel):

@@ -790,7 +790,11 @@ class Orchestrator:
 
     # ---- host surface ----------------------------------------------------------------------------------------
 
-    def _effective_config(self, config: OrchestrationConfig | dict[str, Any] | None) -> OrchestrationConfig:
+    def _effective_config(
+        self, config: OrchestrationConfig | dict[str, Any] | None, *, approve: bool = False
+    ) -> OrchestrationConfig:
+        """The configuration a request means on this host; ``approve`` (a start) records a trusted caller's choices
+        (a preview or a rebuilt record approves nothing)."""
         if config is None:
             config = OrchestrationConfig()
         elif not isinstance(config, OrchestrationConfig):
@@ -798,7 +802,7 @@ class Orchestrator:
         config = apply_default_agent(config, self.settings)  # the host's default agent, for a request naming none
         given = config.model_fields_set
         config = policy.resolve_presets(config, self.settings)  # a preset's name becomes its command
-        if self.settings.trust_requests:  # a CLI or kernel user may run code anyway: what they chose is approved
+        if approve and self.settings.trust_requests:  # a CLI or kernel user may run code anyway: their choice counts
             policy.approve_config(self.settings.approved_commands_file or policy.default_approvals_path(), config)
         update: dict[str, Any] = {}
         if self.settings.verify_command and not (config.verify_command or "").strip():  # none chosen (the form
@@ -821,7 +825,7 @@ class Orchestrator:
         """Start completing the project's open phase. Raises OrchestrationConflict when one is already active."""
         self._require_loop()
         slot = self._resolve(project_id)
-        config = self._effective_config(config)
+        config = self._effective_config(config, approve=True)
         feature_dir = find_feature_dir(slot.project)
         if feature_dir is None:
             raise PhaseNotOpen(
