@@ -87,6 +87,8 @@ Decisions made here (documented for hosts):
   in every active status, then reconciles as after a restart.
 - go_back {step}: legal in every active status; resets that step and the later ones (and the batch plan when the
   step is implement or earlier), then runs the step even if the config skips it.
+- What a start will run (``planned_steps``, for the estimate before start): the steps the skip flags and smart
+  config leave, merge always (an agent step with the project's merge command, else the built-in git merge).
 """
 
 from __future__ import annotations
@@ -1741,3 +1743,21 @@ def _plan_summary(snap: ProjectSnapshot) -> str:
     if snap.batch_plan is not None:
         return snap.batch_plan.summary
     return "no tasks.md yet" if not snap.has_tasks else f"{len(snap.task_ids)} task(s)"
+
+
+# ==============================================================================================================
+# What a start would run (the estimate before start asks; the rules are those of _on_started and _advance)
+
+
+def planned_steps(config: OrchestrationConfig, snap: ProjectSnapshot) -> list[OrchestrationPhase]:
+    """The steps a start with ``config`` runs on the project as ``snap`` shows it, in order: the skip flags, then
+    smart config (design when spec, plan and tasks exist; implement when every task is done). Merge always runs
+    (the project's merge command as an agent step, else the built-in git merge)."""
+    steps = []
+    for s in STEP_ORDER:
+        if _config_skips(config, s):
+            continue
+        if (s is P.DESIGN and snap.design_complete) or (s is P.IMPLEMENT and snap.all_tasks_done):
+            continue
+        steps.append(s)
+    return steps

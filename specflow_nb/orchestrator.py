@@ -65,6 +65,16 @@ from specflow_nb.errors import (
     SpecflowError,
     TasksFileMissing,
 )
+from specflow_nb.estimate import (
+    DEFAULT_SECONDS_PER_TASK,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_STEP_USD,
+    DEFAULT_USD_PER_TASK,
+    EstimatedStep,
+    EstimateSeconds,
+    EstimateUsd,
+    estimate_plan,
+)
 from specflow_nb.healing import capture_failure_context, lost_session_context
 from specflow_nb.machine import (
     Action,
@@ -92,6 +102,7 @@ from specflow_nb.models import (
     AgentKind,
     BatchPlan,
     CamelModel,
+    Estimate,
     ModelPrice,
     OrchestrationConfig,
     OrchestrationExecution,
@@ -194,6 +205,16 @@ class EngineSettings(BaseModel):
     #: Who gets an agent with a shell (Bash): "execute" (runs of orchestrations started, and not since continued,
     #: by a user who may run code) or "all". Only where ``trust_requests`` is False.
     shell_for: Literal["execute", "all"] = "execute"
+    # ---- the estimate before start (specflow_nb.estimate): what it assumes while the project has no past runs
+    #: One task of a batch: seconds and USD.
+    estimate_seconds_per_task: float = Field(default=DEFAULT_SECONDS_PER_TASK, ge=0, le=86_400, allow_inf_nan=False)
+    estimate_usd_per_task: float = Field(default=DEFAULT_USD_PER_TASK, ge=0, le=1000, allow_inf_nan=False)
+    #: Each step's run (design, analyze, verify, merge by an agent): seconds and USD; a step left out keeps its
+    #: default.
+    estimate_step_seconds: dict[EstimatedStep, EstimateSeconds] = Field(
+        default_factory=lambda: dict(DEFAULT_STEP_SECONDS)
+    )
+    estimate_step_usd: dict[EstimatedStep, EstimateUsd] = Field(default_factory=lambda: dict(DEFAULT_STEP_USD))
 
 
 class Preflight(CamelModel):
@@ -213,6 +234,8 @@ class Preflight(CamelModel):
 
 class Preview(CamelModel):
     batch_plan: BatchPlan | None = None
+    #: The plan's estimated time and cost (per batch, per step, in total) and the budget check.
+    estimate: Estimate | None = None
     preflight: Preflight
     project_status: ProjectStatus | None = None
     #: Where each step's prompt comes from (the project's commands, the user's, or the built-in prompt).
@@ -1048,7 +1071,8 @@ class Orchestrator:
         problems += check.problems
         warnings += check.warnings
         agent_found = check.found
-        active = slot.store.active()
+        records = slot.store.list()  # read once: the active one and the history of the estimate
+        active = next((e for e in records if e.status.is_active), None)
         if active is not None:
             problems.append(f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.")
         if plan is not None:
@@ -1071,8 +1095,26 @@ class Orchestrator:
             status = project_status(slot.project)
         with prompt_agent(config.agent):
             sources = prompt_sources(slot.project, self._agent_env_view())
+        parsed = art.parsed_tasks
+        snapshot = ProjectSnapshot(
+            has_spec=art.has_spec,
+            has_plan=art.has_plan,
+            has_tasks=art.has_tasks,
+            task_ids=[t.id for t in parsed.tasks] if parsed else [],
+            done_task_ids=parsed.settled_ids if parsed else [],
+        )
+        estimate = estimate_plan(
+            slot.project,
+            plan,
+            config,
+            self.settings,
+            snapshot=snapshot,
+            records=records,
+            merge_by_agent=any(s.step == "merge" and s.source != "builtin" for s in sources),
+        )
         return Preview(
             batch_plan=plan,
+            estimate=estimate,
             preflight=Preflight(
                 ok=not problems,
                 problems=problems,
