@@ -166,9 +166,10 @@ class TestWithExecute:
         code, reply = await api("POST", START, body={"projectId": project, "config": config})
         assert code == 201, reply
         approvals = json.loads((tmp_path / "approvals.json").read_text())["approved"]
-        assert len(approvals) == 3 and all(len(d) == 64 for d in approvals)  # digests, not the commands
+        assert len(approvals) == 4 and all(len(d) == 64 for d in approvals)  # digests, not the commands
         path, oid = tmp_path / "approvals.json", reply["orchestration"]["id"]
         assert policy.is_approved(path, "agent", DEMO_AGENT) and policy.is_approved(path, "verify", verify)
+        assert policy.is_approved(path, "model", reply["orchestration"]["config"]["model"])
         assert policy.is_approved(path, "shell", oid)  # its runs get a shell
         assert verify not in (tmp_path / "approvals.json").read_text()
         ex, _ = await wait_until(api, project, lambda ex: ex["status"] in ("waiting_merge", "needs_attention"))
