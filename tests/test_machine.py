@@ -21,6 +21,8 @@ from specflow_nb.machine import (
     STALL_KILL_AFTER,
     AnswerCommand,
     CancelCommand,
+    Diagnose,
+    DiagnosisFinished,
     GoBackCommand,
     HostRestarted,
     IllegalTransition,
@@ -206,6 +208,17 @@ class Harness:
     def restart(self, **kw: Any) -> list[Any]:
         return self.feed(HostRestarted(at=self.tick(), **kw))
 
+    def diagnosed(self, action: Diagnose | None = None, **kw: Any) -> list[Any]:
+        """The decision helper of ``action`` (default: the last Diagnose emitted) reports (default: an answer)."""
+        action = action or [a for a in self.all_actions if isinstance(a, Diagnose)][-1]
+        kw.setdefault("cost_usd", 0.02)
+        if "failure" not in kw:
+            kw.setdefault("diagnosis", "The run stopped half-way: T004 is unchecked.")
+            kw.setdefault("suggestion", "retry")
+        return self.feed(
+            DiagnosisFinished(at=self.tick(), run_id=action.run_id, recovery_seq=action.recovery_seq, **kw)
+        )
+
     # -- whole runs (the run ends, the project is re-read)
     def run_step(self, outcome: RunOutcome | None = None, effect: Callable[[], None] | None = None) -> list[Any]:
         self.finish(outcome)
@@ -287,6 +300,10 @@ def st_needs_attention() -> Harness:
     h.start()
     h.run_batch(bad())
     assert h.ex.status is S.NEEDS_ATTENTION
+    # the decision helper (decisionBudget 0.5 by default) answered: nothing is pending any more
+    assert kinds(h.actions)[-1] == "diagnose"
+    h.diagnosed()
+    assert h.rc.diagnosis is not None and h.rc.diagnosis.status == "ready" and not h.ex.pending_diagnoses
     return h
 
 
