@@ -636,6 +636,7 @@ def main(argv: list[str] | None = None) -> int:
             "promptHead": prompt[:300],
             "taskIds": task_ids_in(prompt),
             "scenario": scenario,
+            "diagnosis": is_diagnosis(prompt),
             "sessionId": session_id,
             "resume": args.resume,
             "fork": args.fork_session,
