@@ -1733,7 +1733,7 @@ def _on_diagnosis_finished(tx: _Tx, ev: DiagnosisFinished) -> None:
     advice = f"fix first: {fix}" if fix else _SUGGESTION_WORDS[suggestion] if suggestion else "no suggestion"
     tx.log(
         Decision.DIAGNOSIS,
-        f"diagnosis: {text} Suggested: {advice}.",
+        f"{text} Suggested: {advice}.",
         status="ready",
         runId=ev.run_id,
         suggestion=suggestion,
