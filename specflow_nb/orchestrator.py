@@ -1684,6 +1684,7 @@ class Orchestrator:
                     step=action.step.value if action.step else None,
                     remaining_task_ids=action.remaining_task_ids,
                     feature_dir=feature.relative_to(slot.project).as_posix() if feature else None,
+                    additional_context=cfg.additional_context,
                 )
                 agent: dict[str, Any] = {}
                 command = cfg.agent_command

@@ -265,6 +265,7 @@ def diagnosis_prompt(
     step: str | None = None,
     remaining_task_ids: list[str] | None = None,
     feature_dir: str | None = None,
+    additional_context: str = "",
 ) -> str:
     """The decision helper's prompt: the recovery issue, where the failed run's transcript and stderr are, the
     options. Paths are relative to the project (the helper's working folder)."""
@@ -295,6 +296,8 @@ def diagnosis_prompt(
     if remaining_task_ids:
         where = f" in `{feature_dir.rstrip('/')}/tasks.md`" if feature_dir else " in tasks.md"
         lines.append(f"Tasks still unchecked{where}: {', '.join(remaining_task_ids)}.")
+    if additional_context.strip():
+        lines += ["", "## Context the person gave for every run", "", additional_context.strip(), ""]
     lines += [
         f"The person may choose: {', '.join(options) or 'retry or abort'} (retry runs it again, skip moves on "
         "without it, abort ends the orchestration).",
