@@ -1335,6 +1335,7 @@ MOVES = [
     "restart_alive",
     "restart_lost",
     "merged",
+    *["diagnosed"] * 2,  # the decision helper of the oldest pending diagnosis answers
 ]
 
 
@@ -1376,6 +1377,11 @@ def _move(h: Harness, move: str) -> None:
         h.cmd(GoBackCommand(step=P.DESIGN if move == "go_back_design" else P.IMPLEMENT))
     elif move == "restart_alive":
         h.restart(run_alive=True)
+    elif move == "diagnosed":
+        if not h.ex.pending_diagnoses:
+            raise IllegalTransition(h.ex, "diagnosis_finished")
+        pending = h.ex.pending_diagnoses[0]
+        h.diagnosed(next(a for a in h.all_actions if isinstance(a, Diagnose) and a.run_id == pending))
     elif move == "stall":
         h.stall(run_id=rid)
     else:
@@ -1430,5 +1436,15 @@ def test_random_event_sequences_keep_the_invariants(moves, designed_first, heal_
                 item = ex.batches.items[a.batch_index]
                 assert set(a.task_ids) <= set(item.task_ids) and not (set(a.task_ids) & h.project.done)
         assert ex.total_cost_usd >= 0 and ex.healing_cost_usd <= ex.total_cost_usd + 1e-9
+        # diagnoses: asked within the decision budget, each pending once, none left dangling, their cost counted
+        assert ex.decision_cost_usd <= ex.total_cost_usd + 1e-9
+        assert len(set(ex.pending_diagnoses)) == len(ex.pending_diagnoses)
+        for a in h.actions:
+            if isinstance(a, Diagnose) and a.start:
+                assert 0 < a.max_budget_usd <= ex.config.budget.decision_budget
+                assert a.run_id in ex.pending_diagnoses
+        d = ex.recovery_context.diagnosis if ex.recovery_context else None
+        if d is not None and d.status == "pending":
+            assert d.run_id in ex.pending_diagnoses
         # decision log only grows
         assert [d.decision for d in ex.decision_log[: len(h.decisions)]] == h.decisions
