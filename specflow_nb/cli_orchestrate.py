@@ -150,7 +150,17 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
         issue = summary.name_run_folder(issue, ex.recovery_context.failed_workflow_id if ex.recovery_context else None)
         options = "|".join(o.value for o in ex.recovery_context.options) if ex.recovery_context else "retry|abort"
         diagnosis = "".join(f"\n{line}" for line in summary.diagnosis_lines(ex))
-        return f"Needs attention: {issue}{diagnosis}\nChoose: `specflow-nb orchestrate recover {options}{flag}`."
+        choose = f"Needs attention: {issue}{diagnosis}\nChoose: `specflow-nb orchestrate recover {options}{flag}`."
+        from specflow_nb import budget_raise
+
+        if budget_raise.is_budget_stop(ex):
+            limits = "\n".join(budget_raise.report(ex, "recover"))
+            sets = budget_raise.set_flags(budget_raise.suggestion(ex, "recover"))
+            choose += (
+                f"\nBudget limits:\n{limits}\n"
+                f"Raise them and retry: `specflow-nb orchestrate recover retry {sets}{flag}`."
+            )
+        return choose
     if status == "paused" and ex.waiting_for_input:
         questions = "\n".join(f"  {q.id}: {q.question}" for q in ex.questions)
         return f"Waiting for input:\n{questions}\nAnswer: `specflow-nb orchestrate answer ID=ANSWER …{flag}`."
@@ -335,13 +345,46 @@ class LiveView:
 # Configuration from the command line
 
 
+def apply_sets(data: dict[str, Any], items: list[str]) -> dict[str, Any]:
+    """Every ``--set key=value`` (dot paths, typed values) into ``data``."""
+    from specflow_nb.errors import ConfigError
+    from specflow_nb.store import parse_value, split_key
+
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r} is not key=value.", hint="e.g. --set budget.maxTotal=10")
+        parts = split_key(key.strip())
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: {part} is not an object.", hint="Check the key's dot path.")
+        node[parts[-1]] = parse_value(value)
+    return data
+
+
+def budget_set(text: str) -> str:
+    """argparse type of ``recover``/``resume --set``: only the budget's limits (anything else is a usage error)."""
+    from specflow_nb.budget_raise import KEYS
+
+    key, sep, _value = text.partition("=")
+    parts = key.strip().split(".")
+    if sep and parts[0] == "budget" and (len(parts) == 1 or (len(parts) == 2 and parts[1] in KEYS)):
+        return text
+    limits = ", ".join(f"budget.{k}" for k in KEYS)
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: only the budget can be changed here ({limits}, e.g. --set budget.maxTotal=20); "
+        "the other settings are chosen when an orchestration starts"
+    )
+
+
 def build_config(args: argparse.Namespace) -> OrchestrationConfig:
     """``--config FILE|JSON`` then every ``--set key=value`` (dot paths, typed values) on top."""
     from pydantic import ValidationError
 
     from specflow_nb.errors import ConfigError
     from specflow_nb.models import OrchestrationConfig
-    from specflow_nb.store import parse_value, split_key
 
     data: dict[str, Any] = {}
     if args.config:
@@ -359,17 +402,7 @@ def build_config(args: argparse.Namespace) -> OrchestrationConfig:
         if not isinstance(loaded, dict):
             raise ConfigError("--config must be a JSON object.", hint="e.g. --config '{\"autoMerge\": true}'")
         data.update(loaded)
-    for item in args.set or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ConfigError(f"--set {item!r} is not key=value.", hint="e.g. --set budget.maxTotal=10")
-        parts = split_key(key.strip())
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: {part} is not an object.", hint="Check the key's dot path.")
-        node[parts[-1]] = parse_value(value)
+    apply_sets(data, args.set or [])
     try:
         return OrchestrationConfig.model_validate(data)
     except ValidationError as exc:
@@ -530,6 +563,65 @@ _COMMANDS = {
 }
 
 
+def _command(name: str, args: argparse.Namespace, ex: OrchestrationExecution | None, *, local: bool) -> Any:
+    """The typed command ``name`` sends; ``recover``/``resume`` carry the budget from ``--set budget.…`` (merged
+    over the current limits of ``ex``, the orchestration it goes to). A budget stop retried without ``--set`` that
+    would stop again at once is refused here, with the limits, what was spent and the command that raises them;
+    one that can go on is sent, with that same report (``args.notes``)."""
+    from specflow_nb import budget_raise
+    from specflow_nb.errors import ConfigError
+    from specflow_nb.machine import parse_command
+
+    data = _COMMANDS[name](args)
+    sets = getattr(args, "set", None) or []
+    if ex is None or name not in ("recover", "resume"):
+        return parse_command(data)
+    option = data.get("option")
+    action: budget_raise.Action = "recover" if option == "retry" else "resume"
+    flags = _raise_flags(args, local)
+    if not sets:
+        if option == "retry" and budget_raise.is_budget_stop(ex):
+            limits = "\n".join(budget_raise.report(ex, "recover"))
+            command = f"specflow-nb orchestrate recover retry {budget_raise.set_flags(budget_raise.suggestion(ex))}"
+            short = budget_raise.shortfall(ex, ex.config.budget, "recover")
+            if short is not None:
+                raise ConfigError(
+                    f"Budget reached: not retried, the same limits would stop it again at once ({short}).\n"
+                    f"Budget limits of {ex.id}:\n{limits}",
+                    hint=f"Raise them: {command}{flags}",
+                )
+            args.notes.append(
+                f"Retrying after a budget stop with the same limits:\n{limits}\nTo give it more: {command}{flags}"
+            )
+        return parse_command(data)
+    if name == "resume" and ex.status.value == "needs_attention":
+        raise ConfigError(
+            f"{ex.id} needs attention (it is not paused): raise the budget with recover.",
+            hint=f"specflow-nb orchestrate recover retry {' '.join(f'--set {item}' for item in sets)}{flags}",
+        )
+    changes = apply_sets({}, sets).get("budget")
+    if not isinstance(changes, dict):
+        raise ConfigError("--set budget=… takes a JSON object of limits.", hint="e.g. --set budget.maxTotal=20")
+    budget = budget_raise.merged(ex.config.budget, changes)
+    if option != "abort":
+        refused = budget_raise.refusal(ex, budget, action)
+        if refused is not None:
+            limits = "\n".join(budget_raise.report(ex, action))
+            raise_flags = budget_raise.set_flags(budget_raise.suggestion(ex, action))
+            what = f"recover {option}" if option else "resume"
+            raise ConfigError(
+                f"Not sent: {refused}\nBudget limits of {ex.id}:\n{limits}",
+                hint=f"e.g. specflow-nb orchestrate {what} {raise_flags}{flags}",
+            )
+    data["budget"] = budget.model_dump(mode="json", by_alias=True)
+    return parse_command(data)
+
+
+def _raise_flags(args: argparse.Namespace, local: bool) -> str:
+    """The options a suggested command repeats: the orchestration, and where the engine runs."""
+    return (f" --id {args.id}" if args.id else "") + (" --local" if local else "")
+
+
 def _answers(items: list[str]) -> dict[str, str]:
     from specflow_nb.errors import ConfigError
 
@@ -554,6 +646,7 @@ def _positive_seconds(text: str) -> float:
 
 def cmd_orchestrate(args: argparse.Namespace) -> int:
     name = args.orchestrate_command
+    args.notes = []  # what a command says before it is sent (see _command)
     if name == "start" and getattr(args, "dry_run", False):
         return _dry_run(args)
     local = _use_local(args)
@@ -563,7 +656,8 @@ def cmd_orchestrate(args: argparse.Namespace) -> int:
 
 
 def _dry_run(args: argparse.Namespace) -> int:
-    """``start --dry-run``: what a start would do (plan, checks, each step's prompt source), starting nothing."""
+    """``start --dry-run``: what a start would do (plan, estimate, checks, each step's prompt source), starting
+    nothing."""
     config = build_config(args)
     preview: dict[str, Any]
     if args.local:
@@ -584,6 +678,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     con.print(f"[bold]{_cli._escape(plan.get('summary') or 'No batch plan (design writes tasks.md).')}[/bold]")
     for batch in plan.get("batches") or []:
         con.print(f"  {batch['index'] + 1}. {_cli._escape(batch['section'])}: {' '.join(batch['taskIds'])}")
+    if preview.get("estimate"):
+        _print_estimate(con, preview["estimate"])
     preflight = preview.get("preflight") or {}
     for problem in preflight.get("problems") or []:
         con.print(f"[red]problem:[/red] {_cli._escape(problem)}")
@@ -597,6 +693,56 @@ def _dry_run(args: argparse.Namespace) -> int:
     ok = bool(preflight.get("ok"))
     con.print("Nothing was started (--dry-run)." if ok else "Nothing was started: fix the problems above first.")
     return 0 if ok else 1
+
+
+#: ``--dry-run`` lists at most this many batches of an estimate (``--json`` has them all).
+ESTIMATE_ROWS = 50
+HEAD = ("Batch", "Tasks", "Time", "Cost")
+
+
+def _print_estimate(con: Any, data: dict[str, Any]) -> None:
+    """The estimate as a table that fits the terminal (80 columns): batch, tasks, time, cost, the steps, a total row;
+    then its basis, what it leaves out and where it exceeds the budget."""
+    from rich.table import Table
+
+    from specflow_nb.estimate import fmt_seconds, fmt_usd
+    from specflow_nb.models import Estimate
+
+    est = Estimate.model_validate(data)
+    rows = [
+        (_cli._escape(f"{b.index + 1}. {b.title}"), str(b.task_count), f"~{fmt_seconds(b.seconds)}", fmt_usd(b.usd))
+        for b in est.batches[:ESTIMATE_ROWS]
+    ]
+    hidden = est.batches[ESTIMATE_ROWS:]
+    if hidden:
+        rows.append(
+            (
+                f"… {len(hidden)} more batches (--json lists them)",
+                str(sum(b.task_count for b in hidden)),
+                f"~{fmt_seconds(sum(b.seconds for b in hidden))}",
+                fmt_usd(sum(b.usd for b in hidden)),
+            )
+        )
+    for s in est.steps:
+        basis = {"history": "past runs", "defaults": "default", "builtin": "built-in"}[s.basis]
+        rows.append((f"{s.step.value} step ({basis})", "", f"~{fmt_seconds(s.seconds)}", fmt_usd(s.usd)))
+    footer = ("Total", str(est.task_count), f"~{fmt_seconds(est.total_seconds)}", fmt_usd(est.total_usd))
+    title = "Estimate (from this project's past runs)" if est.basis == "history" else "Estimate (defaults)"
+    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, show_footer=True)
+    # the numbers never shrink: only the batch's title is cut (with …) to fit the terminal
+    widths = [max(len(name), len(footer[i]), *(len(r[i]) for r in rows)) for i, name in enumerate(HEAD) if i]
+    title_width = max(8, con.width - sum(widths) - 3 * len(widths))  # each number column: its width + " │ "
+    table.add_column("Batch", footer=footer[0], overflow="ellipsis", no_wrap=True, max_width=title_width)
+    for name, foot, width in zip(HEAD[1:], footer[1:], widths, strict=True):
+        table.add_column(name, footer=foot, justify="right", no_wrap=True, min_width=width, max_width=width)
+    for row in rows:
+        table.add_row(*row)
+    con.print(table)
+    con.print(_cli._escape(est.basis_label), soft_wrap=False)
+    for note in est.notes:
+        con.print(_cli._escape(note), soft_wrap=False)
+    for warning in est.warnings:
+        con.print(f"[yellow]over budget:[/yellow] {_cli._escape(warning)}", soft_wrap=False)
 
 
 def _local_preview(args: argparse.Namespace, config: OrchestrationConfig) -> dict[str, Any]:
@@ -624,13 +770,16 @@ def _orchestrate_local(args: argparse.Namespace, name: str) -> int:
             return orch.status("", args.id)
 
     else:
-        from specflow_nb.machine import parse_command
+        from specflow_nb.store import OrchestrationStore
 
-        command = parse_command(_COMMANDS[name](args))
+        store = OrchestrationStore(project)
+        current = store.load(args.id) if args.id else (store.active() or next(iter(store.list()), None))
+        command = _command(name, args, current, local=True)
 
         async def action(orch: Any) -> Any:
             return await orch.command("", command, args.id)
 
+    _say_notes(args)
     # `watch` without --local only observes; every other local command may drive an orchestration nobody drives.
     observer = name == "watch" and not args.local
     notes: list[str] = []
@@ -647,6 +796,12 @@ def _orchestrate_local(args: argparse.Namespace, name: str) -> int:
         for note in notes:
             _cli.console(stderr=True).print(_cli._escape(note))
     return _finish(args, ex, local=True)
+
+
+def _say_notes(args: argparse.Namespace) -> None:
+    """What a command says before it is sent (e.g. a retry after a budget stop with the same limits), on stderr."""
+    for note in args.notes:
+        _cli.console(stderr=True).print(_cli._escape(note), highlight=False)
 
 
 def _show_local(args: argparse.Namespace, project: Path, name: str) -> int:
@@ -723,9 +878,12 @@ def _orchestrate_remote(args: argparse.Namespace, name: str) -> int:
         elif name == "watch":
             ex = client.status(project_id, args.id)
         else:
-            from specflow_nb.machine import parse_command
-
-            ex = client.command(project_id, parse_command(_COMMANDS[name](args)), args.id)
+            # the current limits: a --set is merged over them, a budget stop is checked before a retry
+            needs_record = bool(getattr(args, "set", None)) or (name == "recover" and args.option == "retry")
+            current = client.status(project_id, args.id) if needs_record else None
+            command = _command(name, args, current, local=False)
+            _say_notes(args)
+            ex = client.command(project_id, command, args.id)
         if ex is not None and (args.follow or name == "watch"):
             with _view(args) as view:
                 ex = _watch_remote(client, project_id, ex, view)
@@ -764,12 +922,18 @@ def add_orchestrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("watch", "show the orchestration live until it settles"),
         ("cancel", "cancel now (kills the running agent)"),
         ("pause", "pause after the current batch"),
-        ("resume", "resume a paused orchestration"),
         ("merge", "merge (only when merge is ready)"),
     ):
         osub.add_parser(name, parents=[common], help=text)
+    budget_help = (
+        "raise a budget limit first, e.g. --set budget.maxTotal=20 --set budget.maxPerBatch=5 (only budget.* keys; "
+        "healingBudget is one amount for the whole orchestration, all healers together)"
+    )
+    res = osub.add_parser("resume", parents=[common], help="resume a paused orchestration")
+    res.add_argument("--set", action="append", type=budget_set, metavar="budget.KEY=VALUE", help=budget_help)
     rec = osub.add_parser("recover", parents=[common], help="answer needs-attention: retry, skip or abort")
     rec.add_argument("option", choices=["retry", "skip", "abort"])
+    rec.add_argument("--set", action="append", type=budget_set, metavar="budget.KEY=VALUE", help=budget_help)
     back = osub.add_parser("go-back", parents=[common], help="go back to a step and run it again")
     back.add_argument("step", choices=["design", "analyze", "implement", "verify", "merge"])
     ans = osub.add_parser("answer", parents=[common], help="answer the agent's questions")

@@ -35,6 +35,8 @@ MESSAGE_CHARS = 600
 STDERR_CHARS = 4000
 #: The healer's default timeout (seconds): long, because a healer does real work (never the original's 120 s).
 HEALER_TIMEOUT_SECONDS = 30 * 60.0
+#: How much of a lost session's last messages the new session that retries it is shown (MISSION §5).
+LOST_SESSION_CHARS = 3000
 
 
 class _TasksView(Protocol):
@@ -166,6 +168,29 @@ def _raw_transcript(run_dir: Path, n: int = TRANSCRIPT_MESSAGES) -> list[dict[st
         return transcript_tail(Path(run_dir), n=n) if n > 0 else []
     except OSError:
         return []
+
+
+def lost_session_context(run_dir: Path, max_chars: int = LOST_SESSION_CHARS) -> str:
+    """What a session that can no longer be resumed did: the last messages of the stream of ``run_dir`` (the run
+    that last ran in it), summarized as a healer's failure context shows them, redacted like everything served,
+    newest kept within ``max_chars`` characters, oldest first. '' when nothing was recorded. Never raises."""
+    from specflow_nb.redact import redact_data
+
+    try:
+        raw = [redact_data(e) for e in _raw_transcript(run_dir, 2 * TRANSCRIPT_MESSAGES)]
+    except Exception:  # a retry must start even when the lost run's stream cannot be read
+        return ""
+    lines: list[str] = []
+    used = 0
+    for message in reversed([m for m in (_summarize(e) for e in raw) if m is not None]):
+        line = f"- **{message.role}**: {message.text}"
+        if used + len(line) + 1 > max_chars:
+            if not lines:
+                lines.append(_clip(line, max_chars))
+            break
+        lines.append(line)
+        used += len(line) + 1
+    return "\n".join(reversed(lines))
 
 
 def stderr_tail(run_dir: Path, max_chars: int = STDERR_CHARS) -> str:

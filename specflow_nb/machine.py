@@ -53,6 +53,17 @@ Decisions made here (documented for hosts):
   orchestration in ``paused`` with ``waiting_for_input`` and ``questions``; only ``answer`` (or cancel/go_back)
   leaves it: the project is re-read first, then the same run kind resumes (not forks) the same session with the
   answers, limited to the tasks still unchecked (a batch with none left completes without a run).
+- Verify and merge (an agent merge step) ask questions like every step (structured output ``status:
+  "needs_input"``): a needs_input verify is neither passed nor failed; it waits for answers, then resumes its
+  session with them, and the verifyCommand runs on the final pass only. ``needs_input`` without a question is not
+  confirmed (needs_attention, retry).
+- Lost sessions: a run that resumed or forked a session (answer, healer, reconcile after a restart) and ended with
+  failure ``invalid_session`` logs ``session_lost`` (level warning) and is respawned ONCE as a new session: same
+  kind and step or batch, the tasks still unchecked (none left: the batch is done), the same answers, the heal
+  attempt not counted again, and ``lost_run_id`` naming the run whose stream holds what the lost session did (the
+  orchestrator puts its last messages, ≤ 3,000 characters, redacted, in the prompt). The retry resumes nothing, so
+  any failure of it goes the normal way (healing for a batch, else needs_attention). A lost session is never
+  recorded as a batch's newest session.
 - USER GATE: a phase with a user gate always stops in ``waiting_merge`` after verify (even with autoMerge); the
   ``merge`` command is the user's "gate passed".
 - Merge: the built-in git merge is a ``RunMerge`` action unless the project has its own merge command (an agent
@@ -76,6 +87,8 @@ Decisions made here (documented for hosts):
   in every active status, then reconciles as after a restart.
 - go_back {step}: legal in every active status; resets that step and the later ones (and the batch plan when the
   step is implement or earlier), then runs the step even if the config skips it.
+- What a start will run (``planned_steps``, for the estimate before start): the steps the skip flags and smart
+  config leave, merge always (an agent step with the project's merge command, else the built-in git merge).
 
 Diagnosis when a person must decide (issue 15.5; the functions under "diagnosis" below):
 - Entering needs_attention with a failed run to read and ``decisionBudget > 0`` numbers the recovery context
@@ -125,6 +138,7 @@ from specflow_nb.models import (
     OrchestrationExecution,
     OrchestrationPhase,
     OrchestrationStatus,
+    PlannedBatch,
     Question,
     RecoveryContext,
     RecoveryOption,
@@ -132,6 +146,8 @@ from specflow_nb.models import (
     RunOutcome,
     StepState,
 )
+from specflow_nb.taskids import compact as compact_ids
+from specflow_nb.taskids import describe as describe_ids
 
 S = OrchestrationStatus
 P = OrchestrationPhase
@@ -201,6 +217,7 @@ class Decision(str, Enum):
     TAKEOVER = "takeover"
     COMPLETE = "complete"
     FAIL = "fail"
+    SESSION_LOST = "session_lost"
     DIAGNOSIS = "diagnosis"
 
 
@@ -405,6 +422,9 @@ class _Spawn(Frozen):
     fork_session: bool = False
     #: Answers to the questions the resumed session asked.
     answers: dict[str, str] | None = None
+    #: A new session retrying one that could not be resumed: the run whose stream holds what the lost session did
+    #: (its last messages go into this run's prompt).
+    lost_run_id: str | None = None
 
 
 class SpawnStep(_Spawn):
@@ -449,6 +469,9 @@ class ReadProject(Frozen):
     reason: str
     #: Run this command in the project (argument list built by the orchestrator) and report its exit code.
     verify_command: str | None = None
+    #: Ask git whether the feature branch is merged (a process per question): only when the decision that follows
+    #: reads ``merged`` (a merge run is confirmed) or a command re-reads the project; otherwise merged is False.
+    read_git: bool = True
 
 
 class KillRun(Frozen):
@@ -703,7 +726,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
         ex.healing_cost_usd += out.cost_usd
     elif batch is not None:
         batch.cost_usd += out.cost_usd
-    if out.session_id:
+    if out.session_id and out.failure != "invalid_session":  # a lost session is never a batch's newest session
         run.session_id = out.session_id
         if batch is not None:
             batch.session_id = out.session_id
@@ -724,9 +747,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
         _needs_attention(
             tx,
             kind="budget",
-            issue=f"Budget reached: {label} hit its --max-budget-usd limit. Spent ${ex.total_cost_usd:.2f} of "
-            f"maxTotal ${ex.config.budget.max_total:.2f} (maxPerBatch ${ex.config.budget.max_per_batch:.2f}). "
-            "Raise budget.maxPerBatch or budget.maxTotal and retry.",
+            issue=_budget_exceeded_issue(ex, label, run.kind is RunKind.HEALER),
             options=[R.RETRY, R.SKIP, R.ABORT] if batch is not None else [R.RETRY, R.ABORT],
             run=run,
             remaining=run.task_ids,
@@ -750,7 +771,7 @@ def _apply_outcome(tx: _Tx, run: CurrentRun, out: RunOutcome) -> None:
         return
 
     verify_cmd = ex.config.verify_command if (run.step is P.VERIFY and run.kind is RunKind.STEP and out.ok) else None
-    tx.emit(ReadProject(reason=f"confirm {label}", verify_command=verify_cmd))
+    tx.emit(ReadProject(reason=f"confirm {label}", verify_command=verify_cmd, read_git=run.step is P.MERGE))
 
 
 def _on_project_read(tx: _Tx, ev: ProjectRead) -> None:
@@ -767,6 +788,8 @@ def _on_project_read(tx: _Tx, ev: ProjectRead) -> None:
     if run.live:
         raise tx.illegal(f"run {run.execution_id} is still in flight; its RunFinished comes first")
     ex.current_run = None
+    if _retry_lost_session(tx, run, snap):
+        return
     if run.kind is RunKind.BATCH:
         _confirm_batch(tx, run, snap)
     elif run.kind is RunKind.HEALER:
@@ -823,7 +846,11 @@ def _on_host_restarted(tx: _Tx, ev: HostRestarted) -> None:
         verify_cmd = (
             ex.config.verify_command if run.step is P.VERIFY and run.kind is RunKind.STEP and run.outcome.ok else None
         )
-        tx.emit(ReadProject(reason=f"confirm {_run_label(ex, run)}", verify_command=verify_cmd))
+        tx.emit(
+            ReadProject(
+                reason=f"confirm {_run_label(ex, run)}", verify_command=verify_cmd, read_git=run.step is P.MERGE
+            )
+        )
     elif ev.run_alive:
         tx.log(Decision.RECONCILE_ADOPTED, f"{_run_label(ex, run)} is still alive: adopted", runId=run.execution_id)
     elif ev.outcome is not None:
@@ -984,11 +1011,11 @@ def _resume_answered(tx: _Tx, snap: ProjectSnapshot) -> None:
             status = BatchStatus.HEALED if run.kind is RunKind.HEALER else BatchStatus.COMPLETED
             _batch_done(tx, b, status, "tasks.md confirms every task (checked while it waited for answers)", snap)
         elif run.kind is RunKind.BATCH:
-            _spawn_batch(tx, b, remaining, run.session_id, answers=answers)
+            _spawn_batch(tx, b, remaining, run.session_id, answers=answers, session_run=run.execution_id)
         else:
             _spawn_healer_run(tx, b, remaining, run.execution_id, run.session_id, fork=False, answers=answers)
         return
-    _spawn_step(tx, run.step, resume=run.session_id, answers=answers)
+    _spawn_step(tx, run.step, resume=run.session_id, answers=answers, session_run=run.execution_id)
 
 
 _COMMAND_HANDLERS: dict[type, Any] = {
@@ -1014,6 +1041,47 @@ _HANDLERS: dict[type, Any] = {
 # ---- confirmation (the project half of dual confirmation) -----------------------------------------------------
 
 
+def _retry_lost_session(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> bool:
+    """A run that resumed (or forked) a session and ended with ``invalid_session``: the session is lost, the work is
+    not. Run it again once as a new session (same kind, same step or batch, the tasks still unchecked, the same
+    answers), told what the lost session did (``lost_run_id``). The retry resumes nothing, so it is never retried
+    again: its failure goes the normal way. True when handled here."""
+    out = run.outcome
+    if out is None or out.failure != "invalid_session" or run.resumed_session_id is None or run.builtin:
+        return False
+    ex = tx.ex
+    label = _run_label(ex, run)
+    lost_run = run.resumed_from_run or run.execution_id
+    tx.log(
+        Decision.SESSION_LOST,
+        f"{label} could not resume session {run.resumed_session_id} ({out.message or 'invalid_session'}); "
+        "retrying once as a new session told what the lost session did",
+        level="warning",
+        runId=run.execution_id,
+        lostSession=run.resumed_session_id,
+        lostRun=lost_run,
+    )
+    tx.emit(Notify(event="session_lost", message=f"{label}: its session was lost; retrying it as a new session"))
+    if run.kind is RunKind.STEP:
+        _spawn_step(tx, run.step, answers=run.answers, lost_run=lost_run)
+        return True
+    b = _batch(ex, run.batch_index)
+    if b.session_id == run.resumed_session_id:
+        b.session_id = None  # never forked again by a healer
+    remaining = _remaining(run.task_ids, snap)
+    if not remaining:
+        status = BatchStatus.HEALED if run.kind is RunKind.HEALER else BatchStatus.COMPLETED
+        _batch_done(tx, b, status, "tasks.md confirms every task (nothing was left for the lost session)", snap)
+    elif run.kind is RunKind.BATCH:
+        _spawn_batch(tx, b, remaining, None, answers=run.answers, lost_run=lost_run)
+    else:
+        failed_run = b.workflow_execution_id or lost_run  # the batch run whose failure is being healed
+        _spawn_healer_run(
+            tx, b, remaining, failed_run, None, fork=False, answers=run.answers, recount=False, lost_run=lost_run
+        )
+    return True
+
+
 def _confirm_batch(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
     ex = tx.ex
     b = _batch(ex, run.batch_index)
@@ -1028,7 +1096,7 @@ def _confirm_batch(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
             runId=run.execution_id,
             resumeSession=run.session_id,
         )
-        _spawn_batch(tx, b, remaining, run.session_id)
+        _spawn_batch(tx, b, remaining, run.session_id, session_run=run.execution_id)
         return
     out = run.outcome
     assert out is not None
@@ -1037,7 +1105,9 @@ def _confirm_batch(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         return
     b.status = BatchStatus.FAILED
     error = _failure_text(out, run, remaining)
-    tx.log(Decision.BATCH_FAILED, f"batch {b.index + 1} ({b.section}) failed: {error}", remaining=remaining)
+    tx.log(
+        Decision.BATCH_FAILED, f"batch {b.index + 1} ({b.section}) failed: {error}", remaining=compact_ids(remaining)
+    )
     _heal_or_attention(tx, b, run, remaining, error, snap)
 
 
@@ -1056,21 +1126,24 @@ def _confirm_heal(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         tx.log(
             Decision.RECONCILE_RESUMED,
             f"healer for batch {b.index + 1} runs again after a restart (attempt {b.heal_attempts} is not counted "
-            f"twice): {', '.join(remaining)} left",
+            f"twice): {describe_ids(remaining)} left",
             runId=run.execution_id,
             batch=b.index,
         )
         failed_run = b.workflow_execution_id or run.execution_id  # the batch run whose failure is being healed
-        _spawn_healer_run(tx, b, remaining, failed_run, run.session_id, fork=run.session_id is not None, recount=False)
+        fork = run.session_id is not None
+        _spawn_healer_run(
+            tx, b, remaining, failed_run, run.session_id, fork=fork, recount=False, session_run=run.execution_id
+        )
         return
     assert out is not None
     error = _failure_text(out, run, remaining) if not out.ok else f"healer reported {said!r}"
     if out.ok and not remaining and said != "fixed":
         error += " although tasks.md shows every task checked"
     elif remaining:
-        error += f"; still unchecked: {', '.join(remaining)}"
+        error += f"; still unchecked: {describe_ids(remaining)}"
     b.status = BatchStatus.FAILED
-    tx.log(Decision.HEAL_FAILED, f"healing batch {b.index + 1} failed: {error}", remaining=remaining)
+    tx.log(Decision.HEAL_FAILED, f"healing batch {b.index + 1} failed: {error}", remaining=compact_ids(remaining))
     _heal_or_attention(tx, b, run, remaining, error, snap)
 
 
@@ -1090,7 +1163,7 @@ def _confirm_step(tx: _Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         if s is P.MERGE:
             _spawn_merge(tx, snap)
         else:
-            _spawn_step(tx, s, resume=run.session_id)
+            _spawn_step(tx, s, resume=run.session_id, session_run=run.execution_id)
         return
     out = run.outcome
     assert out is not None
@@ -1116,6 +1189,11 @@ def _step_verdict(s: P, out: RunOutcome, snap: ProjectSnapshot, cfg: Orchestrati
     if not out.ok:
         return False, f"The {s.value} run failed: {_outcome_error(out)}"
     so = out.structured_output or {}
+    if s in (P.VERIFY, P.MERGE) and so.get("status") == "needs_input":  # with questions it waited for answers
+        return False, (
+            f"The {s.value} run said it needs input but asked no question, so it is neither passed nor failed: "
+            "retry the step."
+        )
     if s is P.DESIGN:
         if snap.design_complete:
             return True, f"design confirmed: spec.md, plan.md and tasks.md ({len(snap.task_ids)} tasks) exist"
@@ -1209,7 +1287,7 @@ def _advance_implement(tx: _Tx, snap: ProjectSnapshot) -> bool:
         tx.log(
             Decision.BATCH_PLAN,
             f"implement planned: {plan.summary}",
-            batches=[{"section": b.section, "taskIds": b.task_ids} for b in plan.batches],
+            batches=[_logged_batch(b, plan.task_count) for b in plan.batches],
             warnings=plan.warnings,
         )
     if not ex.batches.items:
@@ -1301,7 +1379,7 @@ def _heal_or_attention(
     ex, cfg = tx.ex, tx.ex.config
     context = (
         f"Batch {b.index + 1} of {ex.batches.total} ({b.section}) failed: {error}. "
-        f"Remaining tasks: {', '.join(remaining) or 'none'}."
+        f"Remaining tasks: {describe_ids(remaining) or 'none'}."
     )
     failure = failed.outcome.failure if failed.outcome else None
     if failure in UNHEALABLE_FAILURES:
@@ -1336,6 +1414,31 @@ def _budget_left(ex: OrchestrationExecution, cap: float, cap_name: str, spent: f
     return left, ("maxTotal" if total_left <= cap_left else cap_name)
 
 
+#: How a person raises a budget and goes on, from the panel and from a terminal (completed by ``--set …`" ``).
+_WAY_FORWARD = "in the panel, Retry with a higher budget; in a terminal, `specflow-nb orchestrate recover retry"
+_HEALING_MEANING = (
+    "The healing budget is one amount for the whole orchestration (all healers of all batches together), not per batch"
+)
+
+
+def _budget_exceeded_issue(ex: OrchestrationExecution, label: str, healer: bool) -> str:
+    b = ex.config.budget
+    spent = (
+        f"Spent ${ex.total_cost_usd:.2f} of maxTotal ${b.max_total:.2f} (maxPerBatch ${b.max_per_batch:.2f}, "
+        f"healingBudget ${b.healing_budget:.2f} of which ${ex.healing_cost_usd:.2f} spent)."
+    )
+    if healer:
+        return (
+            f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.healingBudget or "
+            f"budget.maxTotal and retry: {_WAY_FORWARD} --set budget.healingBudget=… --set budget.maxTotal=…`. "
+            f"{_HEALING_MEANING}."
+        )
+    return (
+        f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.maxPerBatch or "
+        f"budget.maxTotal and retry: {_WAY_FORWARD} --set budget.maxPerBatch=… --set budget.maxTotal=…`."
+    )
+
+
 def _budget_stop(tx: _Tx, what: str, limit: str, options: list[R], batch: BatchItem | None = None) -> None:
     ex = tx.ex
     spent = f"${ex.total_cost_usd:.2f} of maxTotal ${ex.config.budget.max_total:.2f} spent"
@@ -1343,14 +1446,23 @@ def _budget_stop(tx: _Tx, what: str, limit: str, options: list[R], batch: BatchI
     _needs_attention(
         tx,
         kind="budget",
-        issue=f"Budget reached: cannot start {what}, {limit} is used up ({spent}). "
-        f"Raise budget.{limit} and retry (recover retry accepts a new budget).",
+        issue=f"Budget reached: cannot start {what}, {limit} is used up ({spent}). Raise budget.{limit} and "
+        f"retry: {_WAY_FORWARD} --set budget.{limit}=…`."
+        + (f" {_HEALING_MEANING}." if limit == "healingBudget" else ""),
         options=options,
         batch=batch,
     )
 
 
-def _spawn_step(tx: _Tx, s: P, *, resume: str | None = None, answers: dict[str, str] | None = None) -> None:
+def _spawn_step(
+    tx: _Tx,
+    s: P,
+    *,
+    resume: str | None = None,
+    answers: dict[str, str] | None = None,
+    session_run: str | None = None,
+    lost_run: str | None = None,
+) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.max_per_batch, "maxPerBatch", 0.0)
     if left <= 0:
@@ -1359,7 +1471,7 @@ def _spawn_step(tx: _Tx, s: P, *, resume: str | None = None, answers: dict[str, 
         return
     ex.current_phase = s
     ex.step_status[s] = StepState.RUNNING
-    run = _new_run(tx, RunKind.STEP, s, s.value, session_id=resume)
+    run = _new_run(tx, RunKind.STEP, s, s.value, **_session_fields(resume, session_run, answers))
     setattr(ex.executions, s.value, run.execution_id)
     tx.emit(
         SpawnStep(
@@ -1370,8 +1482,19 @@ def _spawn_step(tx: _Tx, s: P, *, resume: str | None = None, answers: dict[str, 
             additional_context=ex.config.additional_context,
             resume_session_id=resume,
             answers=answers,
+            lost_run_id=lost_run,
         )
     )
+
+
+def _session_fields(resume: str | None, session_run: str | None, answers: dict[str, str] | None) -> dict[str, Any]:
+    """What a run keeps of how it was started, so a retry of its lost session can be built from the record."""
+    return {
+        "session_id": resume,
+        "resumed_session_id": resume,
+        "resumed_from_run": session_run if resume else None,
+        "answers": answers,
+    }
 
 
 def _spawn_merge(tx: _Tx, snap: ProjectSnapshot) -> None:
@@ -1387,7 +1510,14 @@ def _spawn_merge(tx: _Tx, snap: ProjectSnapshot) -> None:
 
 
 def _spawn_batch(
-    tx: _Tx, b: BatchItem, task_ids: list[str], resume: str | None, *, answers: dict[str, str] | None = None
+    tx: _Tx,
+    b: BatchItem,
+    task_ids: list[str],
+    resume: str | None,
+    *,
+    answers: dict[str, str] | None = None,
+    session_run: str | None = None,
+    lost_run: str | None = None,
 ) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.max_per_batch, "maxPerBatch", b.cost_usd)
@@ -1400,14 +1530,20 @@ def _spawn_batch(
     b.started_at = b.started_at or tx.at
     ex.batches.current = b.index
     run = _new_run(
-        tx, RunKind.BATCH, P.IMPLEMENT, f"batch{b.index + 1}", batch_index=b.index, session_id=resume, task_ids=task_ids
+        tx,
+        RunKind.BATCH,
+        P.IMPLEMENT,
+        f"batch{b.index + 1}",
+        batch_index=b.index,
+        task_ids=task_ids,
+        **_session_fields(resume, session_run, answers),
     )
     b.workflow_execution_id = run.execution_id
     ex.executions.implement.append(run.execution_id)
-    if answers is None and resume is None:
+    if answers is None and resume is None and lost_run is None:
         tx.log(
             Decision.NEXT_BATCH,
-            f"Implementing batch {b.index + 1} of {ex.batches.total}: {b.section} ({', '.join(task_ids)})",
+            f"Implementing batch {b.index + 1} of {ex.batches.total}: {b.section} ({describe_ids(task_ids)})",
             batch=b.index,
             runId=run.execution_id,
             maxBudgetUsd=left,
@@ -1423,6 +1559,7 @@ def _spawn_batch(
             additional_context=ex.config.additional_context,
             resume_session_id=resume,
             answers=answers,
+            lost_run_id=lost_run,
         )
     )
 
@@ -1439,6 +1576,8 @@ def _spawn_healer_run(
     done: list[str] | None = None,
     answers: dict[str, str] | None = None,
     recount: bool = True,
+    session_run: str | None = None,
+    lost_run: str | None = None,
 ) -> None:
     ex = tx.ex
     left, limit = _budget_left(ex, ex.config.budget.healing_budget, "healingBudget", ex.healing_cost_usd)
@@ -1451,7 +1590,7 @@ def _spawn_healer_run(
         tx.log(
             Decision.HEAL_STARTED,
             f"healing batch {b.index + 1} (attempt {b.heal_attempts} of {ex.config.max_heal_attempts}): "
-            f"{', '.join(remaining)} left",
+            f"{describe_ids(remaining)} left",
             batch=b.index,
             attempt=b.heal_attempts,
             maxBudgetUsd=left,
@@ -1464,8 +1603,8 @@ def _spawn_healer_run(
         P.IMPLEMENT,
         f"heal{b.index + 1}",
         batch_index=b.index,
-        session_id=session,
         task_ids=remaining,
+        **_session_fields(session, session_run or failed_run_id, answers),
     )
     b.healer_execution_id = run.execution_id
     ex.executions.healers.append(run.execution_id)
@@ -1484,6 +1623,7 @@ def _spawn_healer_run(
             resume_session_id=session,
             fork_session=fork and session is not None,
             answers=answers,
+            lost_run_id=lost_run,
         )
     )
 
@@ -1581,7 +1721,8 @@ def _apply_budget(tx: _Tx, budget: BudgetConfig | None) -> None:
     tx.log(
         Decision.RESUME if tx.name == "resume" else Decision.RECOVERY_RETRY,
         f"budget changed: maxTotal ${old.max_total:.2f} → ${budget.max_total:.2f}, "
-        f"maxPerBatch ${old.max_per_batch:.2f} → ${budget.max_per_batch:.2f}",
+        f"maxPerBatch ${old.max_per_batch:.2f} → ${budget.max_per_batch:.2f}, "
+        f"healingBudget ${old.healing_budget:.2f} → ${budget.healing_budget:.2f} (for all healers together)",
         budget=budget.model_dump(),
     )
 
@@ -1790,7 +1931,7 @@ def _failure_text(out: RunOutcome | None, run: CurrentRun, remaining: list[str])
     if not out.ok:
         text = "stalled and was killed" if run.kill_reason == "stalled" else _outcome_error(out)
         return f"the run failed ({text})"
-    return f"the run ended but tasks.md still shows {', '.join(remaining)} unchecked"
+    return f"the run ended but tasks.md still shows {describe_ids(remaining)} unchecked"
 
 
 def _questions(out: RunOutcome) -> list[Question]:
@@ -1812,7 +1953,36 @@ def _questions(out: RunOutcome) -> list[Question]:
     return result
 
 
+#: A plan with more task ids than this is logged with counts; its ids are in ``batches.items`` of the same record.
+LOG_PLAN_IDS = 1000
+
+
+def _logged_batch(b: PlannedBatch, plan_tasks: int) -> dict[str, Any]:
+    if plan_tasks <= LOG_PLAN_IDS:
+        return {"section": b.section, "taskIds": compact_ids(b.task_ids)}
+    ids = b.task_ids
+    return {"section": b.section, "tasks": len(ids), "first": ids[0] if ids else None, "last": ids[-1] if ids else None}
+
+
 def _plan_summary(snap: ProjectSnapshot) -> str:
     if snap.batch_plan is not None:
         return snap.batch_plan.summary
     return "no tasks.md yet" if not snap.has_tasks else f"{len(snap.task_ids)} task(s)"
+
+
+# ==============================================================================================================
+# What a start would run (the estimate before start asks; the rules are those of _on_started and _advance)
+
+
+def planned_steps(config: OrchestrationConfig, snap: ProjectSnapshot) -> list[OrchestrationPhase]:
+    """The steps a start with ``config`` runs on the project as ``snap`` shows it, in order: the skip flags, then
+    smart config (design when spec, plan and tasks exist; implement when every task is done). Merge always runs
+    (the project's merge command as an agent step, else the built-in git merge)."""
+    steps = []
+    for s in STEP_ORDER:
+        if _config_skips(config, s):
+            continue
+        if (s is P.DESIGN and snap.design_complete) or (s is P.IMPLEMENT and snap.all_tasks_done):
+            continue
+        steps.append(s)
+    return steps

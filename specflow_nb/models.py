@@ -14,6 +14,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 from pydantic.alias_generators import to_camel
 
+from specflow_nb.taskids import TaskIds
+
 
 def utcnow() -> datetime:
     """The one clock of the package (the state machine never calls it: time arrives in its events)."""
@@ -268,7 +270,7 @@ class OrchestrationConfig(CamelModel):
 class BatchItem(CamelModel):
     index: int = Field(ge=0)
     section: str
-    task_ids: list[str] = Field(default_factory=list)
+    task_ids: TaskIds = Field(default_factory=list)
     status: BatchStatus = BatchStatus.PENDING
     started_at: datetime | None = None
     completed_at: datetime | None = None
@@ -317,7 +319,7 @@ class RecoveryContext(CamelModel):
     kind: str | None = None
     step: OrchestrationPhase | None = None
     batch_index: int | None = None
-    remaining_task_ids: list[str] = Field(default_factory=list)
+    remaining_task_ids: TaskIds = Field(default_factory=list)
     # ---- the diagnosis (issue 15.5): appended fields
     #: This context's number (``OrchestrationExecution.recovery_seq`` when it was made): a diagnosis is kept only
     #: by the context it was asked for.
@@ -395,7 +397,7 @@ class CurrentRun(CamelModel):
     session_id: str | None = None
     started_at: datetime
     #: The task ids this run was asked to complete (batch and healer runs).
-    task_ids: list[str] = Field(default_factory=list)
+    task_ids: TaskIds = Field(default_factory=list)
     #: True for the built-in git merge (no agent, no cost).
     builtin: bool = False
     stall_count: int = 0
@@ -405,6 +407,12 @@ class CurrentRun(CamelModel):
     outcome: RunOutcome | None = None
     #: Set after a host restart found the run gone without a result.
     lost: bool = False
+    #: The session this run was started to resume (``session_id`` later becomes the session it ran in).
+    resumed_session_id: str | None = None
+    #: The run whose session this run resumed: its stream holds what that session did (for a lost session's retry).
+    resumed_from_run: str | None = None
+    #: The answers this run was started with (a retry of its lost session carries them too).
+    answers: dict[str, str] | None = None
 
     @property
     def live(self) -> bool:
@@ -516,7 +524,7 @@ class Task(CamelModel):
 class PlannedBatch(CamelModel):
     index: int
     section: str
-    task_ids: list[str]
+    task_ids: TaskIds
 
 
 class BatchPlan(CamelModel):
@@ -537,3 +545,56 @@ class BatchPlan(CamelModel):
     def task_count(self) -> int:
         """How many tasks the batches hold (the original dashboard's ``batchPlan.taskCount``)."""
         return sum(len(b.task_ids) for b in self.batches)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The estimate before start (specflow_nb.estimate)
+
+#: Where an estimate's figures come from: this project's past orchestrations, or the host's default settings.
+EstimateBasis = Literal["history", "defaults"]
+
+
+class BatchEstimate(CamelModel):
+    """One planned batch's estimated time and cost (its task count × the per-task figures)."""
+
+    index: int = Field(ge=0, description="0-based, as in the batch plan.")
+    title: str = Field(description="The batch's section in tasks.md.")
+    task_count: int = Field(ge=0)
+    seconds: float = Field(ge=0, description="Estimated duration of the batch's run (whole seconds).")
+    usd: float = Field(ge=0, description="Estimated cost in USD.")
+
+
+class StepEstimate(CamelModel):
+    """A step that will run for this configuration (design, analyze, verify or merge) and what it should take."""
+
+    step: OrchestrationPhase
+    seconds: float = Field(ge=0)
+    usd: float = Field(ge=0)
+    basis: Literal["history", "defaults", "builtin"] = Field(
+        description="history: the median of this project's past runs of the step; defaults: the settings; "
+        "builtin: the engine's own git merge (no agent, no cost)."
+    )
+    runs: int = Field(0, ge=0, description="How many past runs of the step the figure comes from.")
+
+
+class Estimate(CamelModel):
+    """The plan's estimated time and cost before Start: per batch, per step and in total, and the budget check."""
+
+    batches: list[BatchEstimate] = Field(default_factory=list)
+    steps: list[StepEstimate] = Field(default_factory=list)
+    task_count: int = Field(0, ge=0, description="Tasks the batches hold.")
+    seconds_per_task: float = Field(ge=0)
+    usd_per_task: float = Field(ge=0)
+    total_seconds: float = Field(ge=0, description="Batches and steps together (agent time, not waiting for you).")
+    total_usd: float = Field(ge=0)
+    basis: EstimateBasis = Field(description="Where the per-task figures come from.")
+    basis_label: str = Field(description="The basis in words, naming the past runs or the settings.")
+    history_orchestrations: int = Field(0, ge=0, description="Past orchestrations the per-task figures come from.")
+    history_batches: int = Field(0, ge=0, description="Past completed batches the per-task figures come from.")
+    history_tasks: int = Field(0, ge=0, description="Tasks of those batches.")
+    implement_known: bool = Field(
+        True, description="False when there is no tasks.md yet (design writes it): the total leaves implement out."
+    )
+    budget: BudgetConfig = Field(default_factory=BudgetConfig, description="The limits the warnings compare with.")
+    warnings: list[str] = Field(default_factory=list, description="Where the estimate exceeds the budget.")
+    notes: list[str] = Field(default_factory=list, description="What the estimate does not count.")

@@ -66,7 +66,17 @@ from specflow_nb.errors import (
     SpecflowError,
     TasksFileMissing,
 )
-from specflow_nb.healing import capture_failure_context
+from specflow_nb.estimate import (
+    DEFAULT_SECONDS_PER_TASK,
+    DEFAULT_STEP_SECONDS,
+    DEFAULT_STEP_USD,
+    DEFAULT_USD_PER_TASK,
+    EstimatedStep,
+    EstimateSeconds,
+    EstimateUsd,
+    estimate_plan,
+)
+from specflow_nb.healing import capture_failure_context, lost_session_context
 from specflow_nb.machine import (
     Action,
     CancelCommand,
@@ -95,6 +105,7 @@ from specflow_nb.models import (
     AgentKind,
     BatchPlan,
     CamelModel,
+    Estimate,
     ModelPrice,
     OrchestrationConfig,
     OrchestrationExecution,
@@ -113,6 +124,7 @@ from specflow_nb.project import (
     find_feature_dir,
     project_status,
     resolve_project,
+    user_gate,
 )
 from specflow_nb.store import OrchestrationStore
 from specflow_nb.tasks import parse_tasks, plan_batches
@@ -198,6 +210,16 @@ class EngineSettings(BaseModel):
     #: Who gets an agent with a shell (Bash): "execute" (runs of orchestrations started, and not since continued,
     #: by a user who may run code) or "all". Only where ``trust_requests`` is False.
     shell_for: Literal["execute", "all"] = "execute"
+    # ---- the estimate before start (specflow_nb.estimate): what it assumes while the project has no past runs
+    #: One task of a batch: seconds and USD.
+    estimate_seconds_per_task: float = Field(default=DEFAULT_SECONDS_PER_TASK, ge=0, le=86_400, allow_inf_nan=False)
+    estimate_usd_per_task: float = Field(default=DEFAULT_USD_PER_TASK, ge=0, le=1000, allow_inf_nan=False)
+    #: Each step's run (design, analyze, verify, merge by an agent): seconds and USD; a step left out keeps its
+    #: default.
+    estimate_step_seconds: dict[EstimatedStep, EstimateSeconds] = Field(
+        default_factory=lambda: dict(DEFAULT_STEP_SECONDS)
+    )
+    estimate_step_usd: dict[EstimatedStep, EstimateUsd] = Field(default_factory=lambda: dict(DEFAULT_STEP_USD))
 
 
 class Preflight(CamelModel):
@@ -217,6 +239,8 @@ class Preflight(CamelModel):
 
 class Preview(CamelModel):
     batch_plan: BatchPlan | None = None
+    #: The plan's estimated time and cost (per batch, per step, in total) and the budget check.
+    estimate: Estimate | None = None
     preflight: Preflight
     project_status: ProjectStatus | None = None
     #: Where each step's prompt comes from (the project's commands, the user's, or the built-in prompt).
@@ -772,7 +796,11 @@ class Orchestrator:
 
     # ---- host surface ----------------------------------------------------------------------------------------
 
-    def _effective_config(self, config: OrchestrationConfig | dict[str, Any] | None) -> OrchestrationConfig:
+    def _effective_config(
+        self, config: OrchestrationConfig | dict[str, Any] | None, *, approve: bool = False
+    ) -> OrchestrationConfig:
+        """The configuration a request means on this host; ``approve`` (a start) records a trusted caller's choices
+        (a preview or a rebuilt record approves nothing)."""
         if config is None:
             config = OrchestrationConfig()
         elif not isinstance(config, OrchestrationConfig):
@@ -780,7 +808,7 @@ class Orchestrator:
         config = apply_default_agent(config, self.settings)  # the host's default agent, for a request naming none
         given = config.model_fields_set
         config = policy.resolve_presets(config, self.settings)  # a preset's name becomes its command
-        if self.settings.trust_requests:  # a CLI or kernel user may run code anyway: what they chose is approved
+        if approve and self.settings.trust_requests:  # a CLI or kernel user may run code anyway: their choice counts
             policy.approve_config(self.settings.approved_commands_file or policy.default_approvals_path(), config)
         update: dict[str, Any] = {}
         if self.settings.verify_command and not (config.verify_command or "").strip():  # none chosen (the form
@@ -805,7 +833,7 @@ class Orchestrator:
         """Start completing the project's open phase. Raises OrchestrationConflict when one is already active."""
         self._require_loop()
         slot = self._resolve(project_id)
-        config = self._effective_config(config)
+        config = self._effective_config(config, approve=True)
         feature_dir = find_feature_dir(slot.project)
         if feature_dir is None:
             raise PhaseNotOpen(
@@ -1050,7 +1078,8 @@ class Orchestrator:
         problems += check.problems
         warnings += check.warnings
         agent_found = check.found
-        active = slot.store.active()
+        records = slot.store.list()  # read once: the active one and the history of the estimate
+        active = next((e for e in records if e.status.is_active), None)
         if active is not None:
             problems.append(f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.")
         if plan is not None:
@@ -1073,8 +1102,26 @@ class Orchestrator:
             status = project_status(slot.project)
         with prompt_agent(config.agent):
             sources = prompt_sources(slot.project, self._agent_env_view())
+        parsed = art.parsed_tasks
+        snapshot = ProjectSnapshot(
+            has_spec=art.has_spec,
+            has_plan=art.has_plan,
+            has_tasks=art.has_tasks,
+            task_ids=[t.id for t in parsed.tasks] if parsed else [],
+            done_task_ids=parsed.settled_ids if parsed else [],
+        )
+        estimate = estimate_plan(
+            slot.project,
+            plan,
+            config,
+            self.settings,
+            snapshot=snapshot,
+            records=records,
+            merge_by_agent=any(s.step == "merge" and s.source != "builtin" for s in sources),
+        )
         return Preview(
             batch_plan=plan,
+            estimate=estimate,
             preflight=Preflight(
                 ok=not problems,
                 problems=problems,
@@ -1362,7 +1409,7 @@ class Orchestrator:
         elif isinstance(action, RunMerge):
             return await self._merge(slot, ex, action)
         elif isinstance(action, ReadProject):
-            snapshot = await self._snapshot(slot, ex, verify_command=action.verify_command)
+            snapshot = await self._snapshot(slot, ex, verify_command=action.verify_command, read_git=action.read_git)
             return ProjectRead(at=utcnow(), snapshot=snapshot)
         elif isinstance(action, KillRun):
             self._kill(slot, action)
@@ -1410,7 +1457,7 @@ class Orchestrator:
         return find_feature_dir(slot.project)
 
     async def _snapshot(
-        self, slot: _Slot, ex: OrchestrationExecution, *, verify_command: str | None = None
+        self, slot: _Slot, ex: OrchestrationExecution, *, verify_command: str | None = None, read_git: bool = True
     ) -> ProjectSnapshot:
         project = slot.project
         feature_dir = self._feature_dir(slot, ex)
@@ -1433,26 +1480,19 @@ class Orchestrator:
                 ),
             )
             verify_exit, verify_tail = result.exit_code, redact.redact(result.output_tail)
-        # git and the status view each spawn git processes (~10 ms apiece): run them side by side in worker
-        # threads, so a transition waits for the slowest one only and the loop serves other projects meanwhile.
-        facts = {"merged": False, "gate": False}
 
-        def read_merged() -> None:
-            if not ex.feature_branch:
-                return
+        # git costs a process (~5 ms) per question: asked only when the machine's next decision needs it (a merge
+        # run is confirmed, a command re-reads the project), in a worker thread so the loop serves other projects.
+        def read_merged(branch: str) -> bool:
             with contextlib.suppress(gitops.GitError):
                 target = ex.config.target_branch or self._default_branch(slot, ex)
-                if target and target != ex.feature_branch:
-                    facts["merged"] = gitops.is_merged(project, ex.feature_branch, target)
+                if target and target != branch:
+                    return gitops.is_merged(project, branch, target)
+            return False
 
-        def read_gate() -> None:
-            with contextlib.suppress(SpecflowError):
-                facts["gate"] = project_status(project, ex.feature_dir).phase.has_user_gate
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(anyio.to_thread.run_sync, read_merged)
-            tg.start_soon(anyio.to_thread.run_sync, read_gate)
-        merged, gate = facts["merged"], facts["gate"]
+        branch = ex.feature_branch
+        merged = bool(read_git and branch and await anyio.to_thread.run_sync(read_merged, branch))
+        gate = user_gate(project, art)
         with prompt_agent(ex.config.agent):  # Codex looks for its prompts elsewhere (.codex/prompts)
             merge_command = has_project_command(project, "merge", self._agent_env_view())
         return ProjectSnapshot(
@@ -1486,6 +1526,7 @@ class Orchestrator:
     ) -> StepPrompt:
         project, cfg = slot.project, ex.config
         feature_dir = self._feature_dir(slot, ex)
+        lost = self._lost_session(slot, action)
         if isinstance(action, SpawnStep):
             step_name = action.step.value
             if step_name not in ("design", "analyze", "verify", "merge"):
@@ -1497,6 +1538,7 @@ class Orchestrator:
                 feature_dir=feature_dir,
                 answers=action.answers,
                 verify_command=cfg.verify_command,
+                lost_session=lost,
             )
         if isinstance(action, SpawnBatch):
             return build_batch_prompt(
@@ -1506,6 +1548,7 @@ class Orchestrator:
                 additional_context=action.additional_context,
                 feature_dir=feature_dir,
                 answers=action.answers,
+                lost_session=lost,
             )
         art = collect_artifacts(feature_dir)
         batch = ex.batches.items[action.batch_index]
@@ -1515,8 +1558,23 @@ class Orchestrator:
         if action.error and not context.error_message:
             context = context.model_copy(update={"error_message": action.error})
         return build_heal_prompt(
-            context, additional_context=action.additional_context, feature_dir=feature_dir, project=project
+            context,
+            additional_context=action.additional_context,
+            feature_dir=feature_dir,
+            project=project,
+            answers=action.answers,
+            lost_session=lost,
         )
+
+    @staticmethod
+    def _lost_session(slot: _Slot, action: SpawnStep | SpawnBatch | SpawnHealer) -> str | None:
+        """A retry of a lost session: what that session did (its run's last messages, redacted), else None. A
+        healer whose failed run is that run already shows its transcript: it gets only the notice."""
+        if action.lost_run_id is None:
+            return None
+        if isinstance(action, SpawnHealer) and action.failed_run_id == action.lost_run_id:
+            return "(see the failed run's last messages above)"
+        return lost_session_context(run_dir(slot.project, action.lost_run_id))
 
     async def _spawn(
         self, slot: _Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer

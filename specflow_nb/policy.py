@@ -153,6 +153,8 @@ def restrict_tools(opts: Any, settings: Any, project: Path, orchestration_id: st
 def approve_config(path: Path | None, config: OrchestrationConfig) -> None:
     approve(path, "agent", config.agent_command)
     approve(path, "verify", config.verify_command)
+    approve(path, "model", config.model)
+    approve(path, "model", config.fallback_model)
 
 
 # ---- settings views (duck-typed: EngineSettings, or the extension's traitlets) -----------------------------------
@@ -207,8 +209,7 @@ def choices(config: OrchestrationConfig, given: Iterable[str], settings: Any) ->
         allowed_verify = {defaults.verify_command, *verify_presets(settings).values()}
         if config.verify_command not in allowed_verify:
             chosen.append("verifyCommand")
-    builtin = OrchestrationConfig.model_validate({"agent": config.agent}).model
-    models = {defaults.model, builtin, *(_get(settings, "allowed_models", []) or [])}
+    models = _allowed_models(config, settings)
     if "model" in given and config.model and config.model not in models:
         chosen.append("model")
     if "fallback_model" in given and config.fallback_model and config.fallback_model not in models:
@@ -236,9 +237,31 @@ def _enforcing(settings: Any) -> bool:
     return not bool(getattr(settings, "trust_requests", True))
 
 
+def _allowed_models(config: OrchestrationConfig, settings: Any) -> set[str | None]:
+    builtin = OrchestrationConfig.model_validate({"agent": config.agent}).model
+    return {default_config(settings, config.agent).model, builtin, *(_get(settings, "allowed_models", []) or [])}
+
+
+def enforce_models(config: OrchestrationConfig, settings: Any) -> None:
+    """The record's model and fallback model must be the server's default, allowed, or approved (chosen by someone
+    who may run code). Raises CommandNotAllowed."""
+    if not _enforcing(settings):
+        return
+    allowed = _allowed_models(config, settings)
+    for field, value in (("model", config.model), ("fallbackModel", config.fallback_model)):
+        if value and value not in allowed and not is_approved(_get(settings, "approved_commands_file"), "model", value):
+            raise CommandNotAllowed(
+                f"The {field} {value!r} was not chosen by someone who may run code on this server: not run.",
+                hint="A user with execute permission (kernels or terminals) must start it, or add it to "
+                "SpecflowExtension.allowed_models.",
+            )
+
+
 def enforce_agent_command(config: OrchestrationConfig, settings: Any) -> OrchestrationConfig:
     """The configuration a run may use: the server's agent_command wins; otherwise the record's command must be the
-    agent's default, a preset, or approved (chosen by someone who may run code). Raises CommandNotAllowed."""
+    agent's default, a preset, or approved (chosen by someone who may run code); so must its models
+    (:func:`enforce_models`). Raises CommandNotAllowed."""
+    enforce_models(config, settings)
     if _get(settings, "agent_command") and config.agent == "claude":
         return config.model_copy(update={"agent_command": settings.agent_command})
     if not _enforcing(settings):

@@ -449,6 +449,17 @@ def _has_user_gate(art: Artifacts) -> bool:
     return False
 
 
+def user_gate(project: Path, art: Artifacts) -> bool:
+    """Does the phase have a USER GATE? The recorded state's ``hasUserGate`` when it has one, else the marker in
+    spec.md, plan.md or tasks.md: what :func:`project_status` reports, without its git reads."""
+    try:
+        state = StateFile(project).load()
+    except ConfigError:
+        state = {}
+    recorded = _dig(state, "orchestration", "phase", "hasUserGate")
+    return recorded if isinstance(recorded, bool) else _has_user_gate(art)
+
+
 def _derive_step(art: Artifacts, parsed: ParsedTasks | None) -> tuple[str, str]:
     """(step, step status) from the artifacts alone, when the state does not record them."""
     if not art.design_complete:
@@ -563,8 +574,7 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
     phase_status = _str_or_none(_dig(state, "orchestration", "phase", "status"))
     if phase_status is None and feature_dir is not None:
         phase_status = "in_progress"
-    recorded_gate = _dig(state, "orchestration", "phase", "hasUserGate")
-    has_user_gate = recorded_gate if isinstance(recorded_gate, bool) else _has_user_gate(art)
+    has_user_gate = user_gate(project, art)
 
     # Step
     derived_step, derived_status = _derive_step(art, parsed)

@@ -447,6 +447,7 @@ DECISION_TITLES = {
     "takeover": "Taken over",
     "complete": "Phase complete",
     "fail": "Failed",
+    "session_lost": "Session lost: retried as a new session",
     "diagnosis": "Diagnosis",
 }
 

@@ -174,3 +174,11 @@ def test_config_rebuilt_from_a_codex_run_keeps_the_agent(tmp_path: Path) -> None
     slot = _Slot(project=project, project_id="p", store=OrchestrationStore(project))
     cfg = orch._config_from_runs(slot, ["x-001-batch1"])
     assert (cfg.agent, cfg.agent_command, cfg.model) == ("codex", "/opt/codex", "gpt-5")
+
+
+def test_verify_and_merge_strict_schemas_can_ask() -> None:
+    for name in ("verify", "merge"):
+        schema = strict_schema(json_schema(OUTPUT_MODELS[name]))
+        assert "needs_input" in schema["properties"]["status"]["enum"], name
+        assert {"status", "questions"} <= set(schema["required"]), name  # strict: Codex must always fill them
+        assert schema["properties"]["questions"]["items"]["required"] == ["id", "question", "options"], name

@@ -77,6 +77,32 @@ def test_structured_output_fills_a_pydantic_schema() -> None:
     assert fill({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}, {}) == {"n": 0}
 
 
+def test_verify_question_scenario_asks_in_verify_only_and_uses_the_answer(tmp_path: Path) -> None:
+    from specflow_nb.agent.prompts import AnalyzeOutput, VerifyOutput, build_step_prompt, json_schema
+
+    schema = json.dumps(json_schema(VerifyOutput))
+    env = {"SPECFLOW_DEMO_SCENARIO": "verify_question"}
+    prompt = build_step_prompt(tmp_path, "verify", additional_context="", feature_dir=None).text
+    asks = VerifyOutput.model_validate(
+        result_of(demo(tmp_path, prompt, "--json-schema", schema, env=env))["structured_output"]
+    )
+    assert asks.status == "needs_input" and not asks.passed and "config file" in asks.questions[0].question
+    for answer, passed in (("yes", True), ("no, it must fail", False)):
+        answered = build_step_prompt(
+            tmp_path, "verify", additional_context="", feature_dir=None, answers={"q1": answer}
+        ).text
+        out = result_of(demo(tmp_path, answered, "--json-schema", schema, env=env))["structured_output"]
+        verdict = VerifyOutput.model_validate(out)
+        assert verdict.status == "completed" and verdict.passed is passed and f"q1 = {answer}" in verdict.summary
+        assert bool(verdict.failures) is not passed
+    # every other run of the scenario succeeds without asking
+    analyze = json.dumps(json_schema(AnalyzeOutput))
+    other = build_step_prompt(tmp_path, "analyze", additional_context="", feature_dir=None).text
+    assert result_of(demo(tmp_path, other, "--json-schema", analyze, env=env))["structured_output"]["status"] == (
+        "completed"
+    )
+
+
 def test_script_rules_pick_scenarios_per_run_and_the_log_counts_runs(sample_project: Path, tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"rules": [{"match": "Phase 2", "run": 1, "scenario": "partial", "cost": 0.25}]}))

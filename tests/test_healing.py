@@ -257,3 +257,30 @@ def test_no_healer_with_nothing_left(tmp_path: Path) -> None:
             healing_spent_usd=1.0,
             total_spent_usd=0,
         )
+
+
+# ---------------------------------------------------------------------------------------------------- lost sessions
+
+
+def test_lost_session_context_keeps_the_newest_messages_within_3000_characters(tmp_path: Path) -> None:
+    from specflow_nb.healing import LOST_SESSION_CHARS, lost_session_context
+
+    run = write_run(tmp_path / "run-lost", turns=30)
+    text = lost_session_context(run)
+    assert LOST_SESSION_CHARS == 3000 and 0 < len(text) <= 3000
+    assert text.splitlines()[-1].startswith("- **user**: [tool result error] E   ImportError") and "(29)" in text
+    assert "Working on step 0" not in text  # the oldest are dropped first
+    assert lost_session_context(tmp_path / "missing") == ""
+
+
+def test_lost_session_context_is_redacted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from specflow_nb.healing import lost_session_context
+
+    secret = "sk-live-0123456789abcdef"
+    monkeypatch.setenv("SPECFLOW_TEST_API_KEY", secret)
+    run = tmp_path / "run-secret"
+    run.mkdir()
+    line = _assistant({"type": "text", "text": f"export KEY={secret} then run the tests"})
+    (run / "stream.jsonl").write_text(json.dumps(line) + "\n")
+    text = lost_session_context(run)
+    assert "then run the tests" in text and secret not in text and "***" in text

@@ -517,7 +517,7 @@ def test_full_phase_design_to_merge():
     assert [b.status for b in h.ex.batches.items] == [BatchStatus.COMPLETED] * 3
     assert h.ex.current_phase is P.VERIFY and isinstance(h.actions[-1], SpawnStep)
     acts = h.finish(ok(cost=0.25, output={"passed": True}))
-    assert acts[-1] == ReadProject(reason="confirm the verify step", verify_command="pytest -q")
+    assert acts[-1] == ReadProject(reason="confirm the verify step", verify_command="pytest -q", read_git=False)
     h.project.verify_exit_code = 0
     h.read()
     assert h.ex.status is S.WAITING_MERGE and h.decisions[-1] == "waiting_merge"
@@ -614,6 +614,7 @@ def test_skip_flags_and_smart_config(config, project_state, first, skipped):
         (P.VERIFY, ok(output={"passed": True}), None, True),
         (P.VERIFY, ok(output={"passed": False, "failures": ["test_x"]}), None, False),
         (P.VERIFY, bad(), None, False),
+        (P.VERIFY, ok(output={"status": "needs_input", "passed": True}), None, False),  # no question: no verdict
     ],
 )
 def test_dual_confirmation_per_step(step_, outcome, effect, confirmed):
@@ -958,6 +959,28 @@ def test_healer_budget_is_the_healing_budget_left_and_none_left_stops():
     assert h.ex.status is S.NEEDS_ATTENTION and "healingBudget" in h.rc.issue
 
 
+def test_budget_messages_say_the_way_forward_and_what_the_healing_budget_is():
+    """Issue 15.1: the message names the panel's button and the CLI's flags; the healing budget's meaning is stated."""
+    panel, cli = "Retry with a higher budget", "`specflow-nb orchestrate recover retry --set budget."
+    h = Harness(three_sections(), budget=BudgetConfig(max_per_batch=3.0, max_total=5.0))
+    h.start()
+    h.run_batch(ok(cost=2.5))
+    h.run_batch(ok(cost=2.5))
+    assert panel in h.rc.issue and f"{cli}maxTotal=…`" in h.rc.issue
+    h = Harness(three_sections())
+    h.start()
+    h.finish(bad(cost=5.0, failure="budget_exceeded"))
+    assert panel in h.rc.issue and "--set budget.maxPerBatch=… --set budget.maxTotal=…`" in h.rc.issue
+    h = Harness(three_sections(), max_heal_attempts=3, budget=BudgetConfig(healing_budget=1.0))
+    h.start()
+    h.run_batch(bad(), check=False)
+    h.run_batch(ok(cost=1.0, output={"status": "partial"}), check=False)
+    assert h.rc.kind == "budget" and f"{cli}healingBudget=…`" in h.rc.issue
+    assert "one amount for the whole orchestration (all healers of all batches together), not per batch" in h.rc.issue
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY, budget=BudgetConfig(healing_budget=3.0)))
+    assert "healingBudget $1.00 → $3.00 (for all healers together)" in h.ex.decision_log[-2].reason
+
+
 def test_resume_can_raise_the_budget():
     h = st_paused()
     h.cmd(ResumeCommand(budget=BudgetConfig(max_total=80.0)))
@@ -1009,6 +1032,170 @@ def test_answers_resume_only_the_tasks_still_unchecked():
     assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
     nxt = [a for a in acts if isinstance(a, SpawnBatch)]
     assert nxt and nxt[0].batch_index == 1 and nxt[0].answers is None and nxt[0].resume_session_id is None
+
+
+def test_verify_question_waits_then_resumes_and_the_verify_command_runs_on_the_final_pass():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    h = Harness(p, skip_implement=True, verify_command="pytest -q")
+    h.start()
+    asks = {"status": "needs_input", "passed": False, "questions": [{"id": "cfg", "question": "Accept no config?"}]}
+    acts = h.finish(ok(session="s-verify", output=asks))
+    # neither passed nor failed: waiting for answers, the verify command not run on this pass
+    assert h.ex.status is S.PAUSED and h.ex.waiting_for_input and h.ex.questions[0].id == "cfg"
+    assert h.ex.step_status[P.VERIFY] is StepState.RUNNING and not any(isinstance(a, ReadProject) for a in acts)
+    assert h.decisions[-1] == "waiting_input"
+    acts = h.cmd(AnswerCommand(answers={"cfg": "yes"}))
+    assert isinstance(acts[-1], ReadProject) and acts[-1].verify_command is None
+    spawn = h.read()[-1]
+    assert isinstance(spawn, SpawnStep) and spawn.step is P.VERIFY and spawn.resume_session_id == "s-verify"
+    assert spawn.answers == {"cfg": "yes"} and not spawn.fork_session and spawn.lost_run_id is None
+    h.finish(ok(session="s-verify", output={"status": "completed", "passed": True}))
+    assert h.actions[-1].verify_command == "pytest -q"  # the final pass runs it
+    h.project.verify_exit_code = 0
+    h.read()
+    assert h.ex.step_status[P.VERIFY] is StepState.COMPLETED and h.ex.status is S.WAITING_MERGE
+
+
+def test_an_agent_merge_step_asks_and_resumes_with_the_answers():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    p.merge_command = True
+    h = Harness(p, skip_implement=True, auto_merge=True)
+    h.start()
+    h.run_step(ok(output={"passed": True}))
+    assert h.run.step is P.MERGE and not h.run.builtin
+    h.finish(ok(session="s-merge", output={"status": "needs_input", "questions": ["Squash the commits?"]}))
+    assert h.ex.waiting_for_input and h.ex.step_status[P.MERGE] is StepState.RUNNING
+    h.cmd(AnswerCommand(answers={"Squash the commits?": "no"}))
+    spawn = h.read()[-1]
+    assert isinstance(spawn, SpawnStep) and spawn.step is P.MERGE and spawn.resume_session_id == "s-merge"
+    h.project.merged = True
+    h.run_step(ok(output={"status": "merged"}))
+    assert h.ex.status is S.COMPLETED
+
+
+@pytest.mark.parametrize("merge_step", [False, True])
+def test_needs_input_without_a_question_is_neither_passed_nor_failed(merge_step: bool):
+    p = three_sections()
+    p.done = set(p.task_ids)
+    p.merge_command = merge_step
+    p.merged = merge_step  # even a merged repository does not confirm a merge run that said it needs input
+    h = Harness(p, skip_implement=True, auto_merge=True)
+    h.start()
+    if merge_step:
+        h.run_step(ok(output={"passed": True}))
+    h.run_step(ok(output={"status": "needs_input", "passed": True, "questions": []}))
+    step_ = P.MERGE if merge_step else P.VERIFY
+    assert h.ex.status is S.NEEDS_ATTENTION and h.ex.step_status[step_] is StepState.FAILED
+    assert f"The {step_.value} run said it needs input but asked no question" in h.rc.issue
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Lost sessions (invalid_session on a run that resumed one): retried once as a new session
+
+
+def lost(message: str = "No conversation found with session ID: sess-1") -> RunOutcome:
+    return RunOutcome(exit_ok=False, failure="invalid_session", session_id="sess-1", message=message)
+
+
+def test_an_answer_whose_session_is_lost_is_retried_once_as_a_new_session_with_the_answers():
+    h = st_waiting_input()  # batch 1 (run o1-001-batch1, session sess-1) asked a question
+    h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    resumed = h.read()[-1]
+    assert isinstance(resumed, SpawnBatch) and resumed.resume_session_id == "sess-1"
+    assert h.run.resumed_session_id == "sess-1" and h.run.resumed_from_run == "o1-001-batch1"
+    h.finish(lost(), run_id=resumed.run_id)
+    h.project.check("T001")  # re-read before the retry: only what is still unchecked
+    acts = h.read()
+    retry = acts[-1]
+    assert isinstance(retry, SpawnBatch) and retry.run_id != resumed.run_id and retry.batch_index == 0
+    assert retry.resume_session_id is None and not retry.fork_session
+    assert retry.answers == {"db": "sqlite"} and retry.task_ids == ["T002"]
+    assert retry.lost_run_id == "o1-001-batch1"  # the run whose stream holds what the lost session did
+    entry = h.ex.decision_log[-1]
+    assert entry.decision == "session_lost" and entry.data is not None
+    assert entry.data["level"] == "warning" and entry.data["lostSession"] == "sess-1"
+    assert entry.data["lostRun"] == "o1-001-batch1" and "No conversation found" in entry.reason
+    assert "next_batch" not in h.decisions[-2:] and h.ex.batches.items[0].session_id is None
+    assert any(isinstance(a, Notify) and a.event == "session_lost" for a in acts)
+    h.run_batch(ok(session="sess-new"))
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED and h.ex.status is S.RUNNING
+
+
+@pytest.mark.parametrize("second", [lost(), bad()])
+def test_a_failed_retry_of_a_lost_session_goes_the_normal_way(second: RunOutcome):
+    h = st_waiting_input()
+    h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    h.read()
+    h.run_batch(lost(), check=False)
+    assert h.decisions[-1] == "session_lost" and h.run.resumed_session_id is None
+    h.run_batch(second, check=False)  # the retry resumed nothing: healing, not another retry
+    assert h.decisions.count("session_lost") == 1
+    assert h.decisions[-2:] == ["batch_failed", "heal_started"]
+    healer = h.actions[-1]
+    assert isinstance(healer, SpawnHealer) and healer.resume_session_id != "sess-1"  # the lost one is never forked
+
+
+def test_a_lost_step_session_is_retried_and_a_second_failure_needs_attention():
+    p = three_sections()
+    p.done = set(p.task_ids)
+    h = Harness(p, skip_implement=True)
+    h.start()
+    h.finish(ok(session="s-verify", output={"status": "needs_input", "passed": False, "questions": ["Accept?"]}))
+    asked = h.ex.question_run.execution_id  # type: ignore[union-attr]
+    h.cmd(AnswerCommand(answers={"Accept?": "yes"}))
+    h.read()
+    h.run_step(lost("No conversation found with session ID: s-verify"))
+    retry = h.actions[-1]
+    assert isinstance(retry, SpawnStep) and retry.step is P.VERIFY and retry.resume_session_id is None
+    assert retry.answers == {"Accept?": "yes"} and retry.lost_run_id == asked
+    h.run_step(lost("Session ID x is already in use"))
+    assert h.ex.status is S.NEEDS_ATTENTION and h.rc.kind == "step_failed"
+    assert "invalid_session" in h.rc.issue and h.decisions.count("session_lost") == 1
+
+
+def test_a_healer_whose_forked_session_is_lost_runs_again_as_a_new_session_same_attempt():
+    h = Harness(three_sections(), max_heal_attempts=1)
+    h.start()
+    h.run_batch(bad(), check=False)  # batch run o1-001-batch1 (session sess-bad) failed; healer forks it
+    assert h.run.resumed_session_id == "sess-bad" and h.run.resumed_from_run == "o1-001-batch1"
+    h.run_batch(lost(), check=False)
+    healer = h.actions[-1]
+    assert isinstance(healer, SpawnHealer) and healer.resume_session_id is None and not healer.fork_session
+    assert healer.failed_run_id == "o1-001-batch1" and healer.lost_run_id == "o1-001-batch1"
+    assert h.ex.batches.items[0].heal_attempts == 1 and h.decisions[-1] == "session_lost"
+    h.run_batch(ok(output={"status": "fixed"}))
+    assert h.ex.batches.items[0].status is BatchStatus.HEALED
+
+
+def test_a_session_lost_on_a_resume_after_a_restart_is_retried_with_the_lost_runs_stream():
+    h = st_batch_running()
+    h.ex = h.ex.model_copy(update={"current_run": h.run.model_copy(update={"session_id": "sess-live"})})
+    h.restart()
+    resumed = h.read()[-1]
+    assert isinstance(resumed, SpawnBatch) and resumed.resume_session_id == "sess-live"
+    h.run_batch(lost(), check=False)
+    retry = h.actions[-1]
+    assert isinstance(retry, SpawnBatch) and retry.resume_session_id is None and retry.answers is None
+    assert retry.lost_run_id == "o1-001-batch1"  # the run lost in the restart: what the session did is there
+
+
+def test_a_lost_session_with_every_task_checked_completes_the_batch_without_a_run():
+    h = st_waiting_input()
+    h.cmd(AnswerCommand(answers={"db": "sqlite"}))
+    h.read()
+    h.finish(lost())
+    h.project.check("T001", "T002")
+    acts = h.read()
+    assert h.ex.batches.items[0].status is BatchStatus.COMPLETED
+    assert [a.batch_index for a in acts if isinstance(a, SpawnBatch)] == [1]
+
+
+def test_a_new_session_that_fails_with_invalid_session_is_not_retried():
+    h = st_batch_running()
+    h.run_batch(lost("Session ID x is already in use"), check=False)
+    assert "session_lost" not in h.decisions and h.decisions[-2:] == ["batch_failed", "heal_started"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -1319,6 +1506,7 @@ MOVES = [
     "finish_fixed",
     "finish_budget",
     "finish_question",
+    "finish_lost",
     "check_current",
     "read",
     "pause",
@@ -1353,6 +1541,8 @@ def _move(h: Harness, move: str) -> None:
         h.finish(bad(cost=1.0, failure="budget_exceeded"), run_id=rid)
     elif move == "finish_question":
         h.finish(ok(output={"status": "needs_input", "questions": [{"id": "q", "question": "Which?"}]}), run_id=rid)
+    elif move == "finish_lost":
+        h.finish(RunOutcome(exit_ok=False, failure="invalid_session", session_id="sess-1"), run_id=rid)
     elif move == "check_current":
         if run is None:
             raise IllegalTransition(h.ex, "check")
@@ -1418,6 +1608,8 @@ def test_random_event_sequences_keep_the_invariants(moves, designed_first, heal_
         # at most one spawn per transition, and then the run is current
         spawns = [a for a in h.actions if isinstance(a, SPAWN_ACTIONS)]
         assert len(spawns) <= 1
+        # a retry of a lost session resumes nothing (so it is never retried again)
+        assert all(getattr(a, "lost_run_id", None) is None or a.resume_session_id is None for a in spawns)
         if spawns:
             assert ex.current_run is not None and ex.current_run.execution_id == spawns[0].run_id
         # healed stays healed (until go_back replans); completed batches are not run again

@@ -102,3 +102,50 @@ async def test_a_trusting_host_approves_what_it_is_given(root: Path, tmp_path: P
     assert policy.is_approved(tmp_path / "approvals.json", "verify", ok)
     assert policy.is_approved(tmp_path / "approvals.json", "agent", DEMO_AGENT)
     assert not policy.is_approved(tmp_path / "approvals.json", "verify", ok + " --other")
+
+
+async def test_a_model_edited_on_disk_is_refused_before_the_next_run(root: Path, tmp_path: Path) -> None:
+    settings = server_settings(tmp_path, agent_command=DEMO_AGENT, agent_env={"SPECFLOW_DEMO_DELAY": "0.01"})
+    failing = shlex.join([sys.executable, "-c", "import sys; sys.exit(3)"])
+    policy.approve(tmp_path / "approvals.json", "verify", failing)
+    async with Orchestrator(root, settings) as orch:
+        ex = await orch.start("big", base_config(verifyCommand=failing))
+        ex = await settle(orch, "big")
+    assert ex.status.value == "needs_attention"
+    path = root / "big" / ".specflow" / "workflows" / f"orchestration-{ex.id}.json"
+    for field in ("model", "fallbackModel"):
+        data = json.loads(path.read_text())
+        data["config"][field] = "someones-own-endpoint-model"
+        path.write_text(json.dumps(data))
+        async with Orchestrator(root, settings) as orch:
+            await orch.command("big", RecoverCommand(option=RecoveryOption.RETRY))
+            ex = await settle(orch, "big")
+        assert ex.status.value == "needs_attention"
+        assert ex.recovery_context is not None
+        issue = ex.recovery_context.issue + (ex.error_message or "")
+        assert f"The {field} 'someones-own-endpoint-model' was not chosen" in issue, issue
+        data = json.loads(path.read_text())
+        data["config"][field] = None if field == "fallbackModel" else "sonnet"
+        path.write_text(json.dumps(data))
+    # once someone with execute chose it, the same record runs
+    policy.approve(tmp_path / "approvals.json", "model", "someones-own-endpoint-model")
+    data = json.loads(path.read_text())
+    data["config"]["model"] = "someones-own-endpoint-model"
+    path.write_text(json.dumps(data))
+    async with Orchestrator(root, settings) as orch:
+        await orch.command("big", RecoverCommand(option=RecoveryOption.RETRY))
+        ex = await settle(orch, "big")
+    assert ex.recovery_context is not None and "was not chosen" not in ex.recovery_context.issue
+
+
+async def test_a_preview_approves_nothing_and_a_start_approves_the_models(root: Path, tmp_path: Path) -> None:
+    approvals = tmp_path / "approvals.json"
+    settings = EngineSettings(approved_commands_file=approvals, agent_env={"SPECFLOW_DEMO_DELAY": "0.01"})
+    async with Orchestrator(root, settings) as orch:
+        orch.preview("big", base_config(model="preview-only-model"))
+        assert not approvals.exists() or not policy.is_approved(approvals, "model", "preview-only-model")
+        await orch.start("big", base_config(model="chosen-model", fallbackModel="chosen-fallback"))
+        await settle(orch, "big")
+    assert policy.is_approved(approvals, "model", "chosen-model")
+    assert policy.is_approved(approvals, "model", "chosen-fallback")
+    assert not policy.is_approved(approvals, "model", "preview-only-model")

@@ -239,6 +239,44 @@ def test_answers_are_appended(project: Path) -> None:
     )
 
 
+def test_verify_and_merge_can_ask_and_a_needs_input_verify_validates(project: Path) -> None:
+    verify = prompts.json_schema(VerifyOutput)
+    assert verify["properties"]["status"]["enum"] == ["completed", "needs_input"]
+    assert "status" not in verify["required"]  # outputs written before it existed stay valid
+    assert VerifyOutput.model_validate({"passed": True}).status == "completed"
+    asks = {"passed": False, "status": "needs_input", "questions": [{"id": "q1", "question": "Accept?"}]}
+    jsonschema.validate(asks, verify)
+    assert questions_of(VerifyOutput.model_validate(asks))[0].question == "Accept?"
+    merge = prompts.json_schema(MergeOutput)
+    assert merge["properties"]["status"]["enum"] == ["merged", "conflict", "failed", "needs_input"]
+    assert "questions" in merge["properties"]
+    for step in ("verify", "merge"):
+        text = build_step_prompt(project, step, additional_context="", feature_dir=None).text
+        assert "`needs_input` when" in text and "resumes this session with" in text, step
+
+
+def test_a_retry_of_a_lost_session_is_told_what_the_lost_one_did(project: Path) -> None:
+    did = "- **assistant**: Checked T001; asking about the config next."
+    answers = {"q1": "yes"}
+    built = [
+        build_step_prompt(
+            project, "verify", additional_context="", feature_dir=None, answers=answers, lost_session=did
+        ),
+        build_batch_prompt(
+            project, section="S", task_ids=["T1"], additional_context="", feature_dir=None, lost_session=did
+        ),
+        build_heal_prompt(heal_context(), additional_context="", project=project, answers=answers, lost_session=did),
+    ]
+    for p in built:
+        assert "## What the previous session did before it was lost" in p.text, p.step
+        assert did in p.text and "this is a new session" in p.text, p.step
+    assert "- q1: yes" in built[0].text and "- q1: yes" in built[2].text  # answers ride along (healers too)
+    empty = build_step_prompt(project, "verify", additional_context="", feature_dir=None, lost_session="")
+    assert "(nothing was recorded)" in empty.text
+    plain = build_step_prompt(project, "verify", additional_context="", feature_dir=None).text
+    assert "before it was lost" not in plain
+
+
 def test_front_matter_stripping() -> None:
     assert prompts.strip_front_matter("---\na: 1\nb: [x]\n---\nBody\n---\nmore") == "Body\n---\nmore"
     assert prompts.strip_front_matter("\ufeff---\r\na: 1\r\n---\r\nBody") == "Body"

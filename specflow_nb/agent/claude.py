@@ -257,12 +257,14 @@ class RunOutcome(BaseModel):
 
 
 def _write_json(path: Path, data: Any) -> None:
-    """Atomic: a reader never sees half a file, even if this process dies mid-write."""
+    """Atomic: a reader never sees half a file, even if this process dies mid-write.
+
+    Not fsynced: a run folder need not outlive the operating system, because the run's processes do not either
+    (after a power loss every run is lost and reconciled from the record). What must survive is in the record, which
+    the store fsyncs before each spawn (write-ahead); an fsync here would cost a transition ~5 ms per file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with tmp.open("w", encoding="utf-8") as f:
         json.dump(data, f, indent=2, default=str)
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 

@@ -96,13 +96,19 @@ class BatchOutput(CamelModel):
 class VerifyOutput(CamelModel):
     passed: bool
     failures: list[str] = Field(default_factory=list)
+    #: ``needs_input``: a human must decide before the verdict (``passed`` is then no verdict); the orchestration
+    #: waits for answers and resumes this session with them. Defaults to ``completed`` (outputs without it stay valid).
+    status: Literal["completed", "needs_input"] = Field(
+        "completed", description="completed when you could judge (the verdict is `passed`); needs_input to ask first"
+    )
     questions: list[Question] = Field(default_factory=list)
     summary: str = ""
 
 
 class MergeOutput(CamelModel):
-    status: Literal["merged", "conflict", "failed"]
+    status: Literal["merged", "conflict", "failed", "needs_input"]
     conflict_files: list[str] = Field(default_factory=list)
+    questions: list[Question] = Field(default_factory=list)
     summary: str = ""
 
 
@@ -216,14 +222,20 @@ _REPORTS: dict[str, str] = {
         "- `summary`: what you did and, for each remaining task, why it remains."
     ),
     "verify": (
+        "- `status`: `completed` when you could judge the feature (your verdict goes in `passed`); `needs_input` "
+        "when you cannot judge without a human decision (e.g. the spec and the code disagree and either could be "
+        "meant, or a check fails for a reason only the team can accept): put the questions in `questions` and set "
+        "`passed` false; the workflow waits for the answers and resumes this session with them.\n"
         "- `passed`: true only when every task is done, the requirements are met and the checks pass.\n"
         "- `failures`: one line per problem (failed test, unmet requirement, unchecked task).\n"
-        "- `questions`: only when a human must decide something.\n- `summary`: a few sentences."
+        "- `questions`: only with `needs_input`.\n- `summary`: a few sentences."
     ),
     "merge": (
         "- `status`: `merged` when git confirms the feature branch is merged into the target branch; `conflict` "
-        "when the merge conflicted and was aborted; `failed` otherwise.\n"
-        "- `conflictFiles`: the conflicting files.\n- `summary`: a few sentences."
+        "when the merge conflicted and was aborted; `needs_input` when a human must decide before you merge (put "
+        "the questions in `questions`; the workflow resumes this session with the answers); `failed` otherwise.\n"
+        "- `conflictFiles`: the conflicting files.\n- `questions`: only with `needs_input`.\n"
+        "- `summary`: a few sentences."
     ),
     "heal": (
         "- `status`: `fixed` when the cause is fixed and every remaining task is done AND checked in tasks.md; "
@@ -387,10 +399,35 @@ def _render_body(
     return "\n\n".join([header, *numbered]), source, files
 
 
-def _frame(step: Step, body: str, *, additional_context: str, answers: dict[str, str] | None) -> str:
+#: The heading of what a lost session did, in the prompt of the new session that retries it.
+LOST_SESSION_HEADING = "What the previous session did before it was lost"
+
+
+def lost_session_section(messages: str) -> str:
+    """The prompt section of a retry whose session could not be resumed: what the lost session did (its last
+    messages), so the new session goes on from there instead of starting blind."""
+    return (
+        f"## {LOST_SESSION_HEADING}\n\n"
+        "This work was started in an earlier session that can no longer be resumed, so this is a new session. "
+        f"{LOST_SESSION_HEADING}: its last messages (oldest first):\n\n"
+        f"{messages.strip() or '(nothing was recorded)'}\n\n"
+        "Check the project's files for what is already done and do not redo it."
+    )
+
+
+def _frame(
+    step: Step,
+    body: str,
+    *,
+    additional_context: str,
+    answers: dict[str, str] | None,
+    lost_session: str | None = None,
+) -> str:
     sections = [_PREAMBLE, body]
     if additional_context.strip():
         sections.append(f"## Additional context from the user\n\n{additional_context.strip()}")
+    if lost_session is not None:
+        sections.append(lost_session_section(lost_session))
     if answers:
         lines = "\n".join(f"- {q}: {a}" for q, a in answers.items())
         sections.append(f"## Answers to your questions\n\nAnswers to your questions:\n{lines}")
@@ -420,18 +457,21 @@ def build_step_prompt(
     answers: dict[str, str] | None = None,
     verify_command: str | None = None,
     env: Mapping[str, str] | None = None,
+    lost_session: str | None = None,
 ) -> StepPrompt:
     """The prompt of a design, analyze, verify or merge run (implement batches: :func:`build_batch_prompt`).
 
     ``verify_command`` (verify only) is named to the agent so it runs it too; the orchestrator still runs it
     itself to confirm (an agent's word is not enough). ``env`` is the agent's environment, where the user's
-    commands folder is looked up (``CLAUDE_CONFIG_DIR``, ``HOME``); default: this process's.
+    commands folder is looked up (``CLAUDE_CONFIG_DIR``, ``HOME``); default: this process's. ``lost_session``
+    (a retry of a session that could not be resumed): the lost session's last messages, shown under
+    :data:`LOST_SESSION_HEADING` (the same for every builder).
     """
     if step not in ("design", "analyze", "verify", "merge"):
         raise ValueError(f"build_step_prompt does not build {step!r} prompts")
     arguments = _feature_args(project, feature_dir, verify_command if step == "verify" else None)
     body, source, files = _render_body(project, step, arguments, _values(project, feature_dir), env)
-    text = _frame(step, body, additional_context=additional_context, answers=answers)
+    text = _frame(step, body, additional_context=additional_context, answers=answers, lost_session=lost_session)
     return StepPrompt(step, text, OUTPUT_MODELS[step], source, files, arguments)
 
 
@@ -444,6 +484,7 @@ def build_batch_prompt(
     feature_dir: Path | None,
     answers: dict[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    lost_session: str | None = None,
 ) -> StepPrompt:
     """The prompt of one implement batch: the batch sentence (verbatim), the check-off rule and the frame."""
     values = _values(project, feature_dir)
@@ -452,12 +493,18 @@ def build_batch_prompt(
         f"As soon as a task is finished, mark it done in {values['TASKS_FILE']} by changing its `- [ ]` to `- [x]`."
     )
     body, source, files = _render_body(project, "implement", arguments, values, env)
-    text = _frame("implement", body, additional_context=additional_context, answers=answers)
+    text = _frame("implement", body, additional_context=additional_context, answers=answers, lost_session=lost_session)
     return StepPrompt("implement", text, BatchOutput, source, files, arguments)
 
 
 def build_heal_prompt(
-    context: FailureContext, *, additional_context: str, feature_dir: Path | None = None, project: Path | None = None
+    context: FailureContext,
+    *,
+    additional_context: str,
+    feature_dir: Path | None = None,
+    project: Path | None = None,
+    answers: dict[str, str] | None = None,
+    lost_session: str | None = None,
 ) -> StepPrompt:
     """The healer's prompt: the failure context, limited to the batch's remaining tasks (output: HealOutput)."""
     remaining = list(context.remaining_task_ids)
@@ -483,5 +530,5 @@ def build_heal_prompt(
         "STDERR": context.stderr_tail.strip() or "(empty)",
     }
     body = _substitute(builtin_prompt("heal"), values).strip()
-    text = _frame("heal", body, additional_context=additional_context, answers=None)
+    text = _frame("heal", body, additional_context=additional_context, answers=answers, lost_session=lost_session)
     return StepPrompt("heal", text, HealOutput, "builtin", (), arguments)

@@ -18,7 +18,10 @@ Behaviour is chosen per run (see ``specflow-nb-demo-agent --help``):
 
 ``SPECFLOW_DEMO_SCENARIO``  success (default) | partial | crash | hang | stubborn_hang | slow | auth_error |
                             budget_error | max_turns_error | no_structured_output | invalid_json_line |
-                            needs_input | huge_output
+                            needs_input | huge_output | verify_question
+                            (``verify_question``: the verify run asks whether to accept a gap in the spec — unless
+                            its prompt already carries answers — and every other run succeeds; an answer starting
+                            with "no" fails verify, any other passes it)
 ``SPECFLOW_DEMO_SCRIPT``    a JSON file of rules choosing the scenario per run (first match wins)::
 
                                 {"default": "success",
@@ -68,6 +71,7 @@ SCENARIOS = (
     "invalid_json_line",
     "needs_input",
     "huge_output",
+    "verify_question",
 )
 TASK_ID_RE = re.compile(r"\bT\d{3,}[a-z]?\b")
 TASK_LINE_RE = re.compile(r"^(\s*[-*]\s+\[)([ ])(\]\s+)(T\d{3,}[a-z]?)\b")
@@ -533,11 +537,30 @@ def fill(schema: dict[str, Any], hints: dict[str, Any], root: dict[str, Any] | N
     return f"DEMO agent {name or 'value'}"
 
 
+_ANSWERS_RE = re.compile(r"^Answers to your questions:\n((?:- .*\n?)+)", re.MULTILINE)
+VERIFY_QUESTION = "DEMO agent question: the spec does not say what happens without a config file; accept that?"
+
+
+def answers_in(prompt: str) -> dict[str, str]:
+    """The answers a resumed run's prompt carries (``- question: answer`` lines), empty when it has none."""
+    found = _ANSWERS_RE.search(prompt)
+    pairs = (line[2:].partition(": ") for line in found.group(1).splitlines()) if found else ()
+    return {q: a for q, sep, a in pairs if sep}
+
+
+def is_verify_schema(schema: dict[str, Any]) -> bool:
+    return "passed" in _resolve(schema, schema).get("properties", {})
+
+
 def structured_output(schema: dict[str, Any], done: dict[str, Any], scenario: str, prompt: str) -> Any:
     checked, remaining = done["checked"], done["remaining"]
     summary = f"DEMO agent: checked {', '.join(checked) or 'no tasks'}" + (
         f"; left {', '.join(remaining)}" if remaining else ""
     )
+    answers = answers_in(prompt)
+    verify = is_verify_schema(schema)
+    if answers:  # the answers decide: a verify answered "no" fails, anything else passes
+        summary += "; answers used: " + "; ".join(f"{q} = {a}" for q, a in answers.items())
     hints: dict[str, Any] = {
         "passed": True,
         "success": True,
@@ -548,6 +571,9 @@ def structured_output(schema: dict[str, Any], done: dict[str, Any], scenario: st
         "reason": summary,
         "message": summary,
     }
+    if verify and any(a.strip().lower().startswith("no") for a in answers.values()):
+        hints["passed"] = False
+        hints["failures"] = [f"DEMO agent: not accepted as answered ({q}: {a})" for q, a in answers.items()]
     props = _resolve(schema, schema).get("properties", {})
     for key, prop in props.items():
         n, prop = _norm(key), _resolve(prop, schema)
@@ -559,7 +585,9 @@ def structured_output(schema: dict[str, Any], done: dict[str, Any], scenario: st
         hints["needsinput"] = True
         hints["status"] = "needs_input"
         item = _resolve(_resolve(props.get("questions", {}), schema).get("items", {}), schema)
-        question = "DEMO agent question: which storage format should the feature use?"
+        question = VERIFY_QUESTION if verify else "DEMO agent question: which storage format should the feature use?"
+        if verify:
+            hints["passed"] = False  # a verify that asks gives no verdict
         if item.get("type") == "object" or "properties" in item:
             q = fill(item, {"question": question, "text": question, "id": "q1"}, schema)
         else:
@@ -604,6 +632,9 @@ def main(argv: list[str] | None = None) -> int:
     cwd = Path.cwd()
     state = State(cwd)
     scenario, cost_override = choose_scenario(prompt, state)
+    if scenario == "verify_question":
+        asks = bool(args.json_schema) and is_verify_schema(json.loads(args.json_schema)) and not answers_in(prompt)
+        scenario = "needs_input" if asks else "success"
     if scenario not in SCENARIOS:
         sys.stderr.write(
             f"specflow-nb demo agent: unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}\n"
@@ -641,6 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             "resume": args.resume,
             "fork": args.fork_session,
             "cwd": str(cwd),
+            "answers": answers_in(prompt),
         }
     )
     if session_error is not None:

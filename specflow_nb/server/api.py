@@ -20,6 +20,7 @@ from specflow_nb.models import (
     BatchPlan,
     BudgetConfig,
     CamelModel,
+    Estimate,
     OrchestrationConfig,
     OrchestrationExecution,
     OrchestrationPhase,
@@ -185,6 +186,9 @@ class StatusResponse(CamelModel):
         None, description="The engine that drives the active orchestration (null when none, or it has ended)."
     )
     batch_plan: BatchPlan | None = None
+    estimate: Estimate | None = Field(
+        None, description="With preview: the plan's estimated time and cost per batch, per step and in total."
+    )
     preflight: dict[str, Any] | None = None
     project_status: dict[str, Any] | None = None
     prompt_sources: list[PromptSource] = Field(
@@ -337,12 +341,14 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "workflow/orchestrate/status",
-        "Status; preview=true adds the batch plan and preflight; since=<version> long-polls",
+        "Status; preview=true adds the batch plan, estimate and preflight; since=<version> long-polls",
         StatusResponse,
         query=(
             _Q_PROJECT,
             _Q_ID,
-            QueryParam("preview", {"type": "boolean"}, "Add batchPlan, preflight and projectStatus (the form)."),
+            QueryParam(
+                "preview", {"type": "boolean"}, "Add batchPlan, estimate, preflight and projectStatus (the form)."
+            ),
             QueryParam(
                 "since",
                 {"type": "integer", "minimum": -1},

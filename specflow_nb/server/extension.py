@@ -162,6 +162,36 @@ class SpecflowExtension(ExtensionApp):
         config=True,
         help="Which notifications the webhook gets.",
     )
+    # ---- the estimate before start (README "Configuration"; specflow_nb.estimate)
+    estimate_seconds_per_task = Float(
+        120.0,
+        min=0.0,
+        max=86_400.0,
+        config=True,
+        help="The Start form's estimate while a project has no completed batch yet: seconds one task takes "
+        "(afterwards the median of the project's past batches is used).",
+    )
+    estimate_usd_per_task = Float(
+        0.15,
+        min=0.0,
+        max=1000.0,
+        config=True,
+        help="The same for the cost: USD one task costs while a project has no past batches.",
+    )
+    estimate_step_seconds = Dict(
+        key_trait=Enum(["design", "analyze", "verify", "merge"]),
+        value_trait=Float(min=0.0, max=604_800.0),
+        config=True,
+        help="Seconds each step's run takes while the project has no past run of it, e.g. {'design': 900}; a step "
+        "left out keeps its default (design 600, analyze 180, verify 300, merge by an agent 120).",
+    )
+    estimate_step_usd = Dict(
+        key_trait=Enum(["design", "analyze", "verify", "merge"]),
+        value_trait=Float(min=0.0, max=10_000.0),
+        config=True,
+        help="USD each step's run costs while the project has no past run of it; a step left out keeps its "
+        "default (design 1.0, analyze 0.3, verify 0.5, merge by an agent 0.2).",
+    )
     # A dotted name, imported on first use: the extension's settings are read (and logged) before any engine
     # exists, and a bad name should fail the first engine call with its import error, not the whole server.
     orchestrator_class = DottedObjectName(
@@ -204,6 +234,7 @@ class SpecflowExtension(ExtensionApp):
     def orchestrator(self) -> Any:
         """The engine, built on first use (the loop starts separately, in the server's start hook)."""
         if self._orchestrator is None:
+            from specflow_nb.estimate import DEFAULT_STEP_SECONDS, DEFAULT_STEP_USD
             from specflow_nb.orchestrator import EngineSettings
 
             settings = EngineSettings(
@@ -231,6 +262,10 @@ class SpecflowExtension(ExtensionApp):
                 allowed_models=list(self.allowed_models),
                 env_allow=list(self.env_allow),
                 shell_for=self.shell_for,
+                estimate_seconds_per_task=self.estimate_seconds_per_task,
+                estimate_usd_per_task=self.estimate_usd_per_task,
+                estimate_step_seconds={**DEFAULT_STEP_SECONDS, **dict(self.estimate_step_seconds)},
+                estimate_step_usd={**DEFAULT_STEP_USD, **dict(self.estimate_step_usd)},
             )
             orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
             from specflow_nb import redact

@@ -374,10 +374,11 @@ def listed(ex: OrchestrationExecution) -> ListedOrchestration:
 
 
 def preview_parts(preview: Any) -> dict[str, Any]:
-    """The engine's Preview as camelCase JSON parts (batchPlan, preflight, projectStatus)."""
+    """The engine's Preview as camelCase JSON parts (batchPlan, estimate, preflight, projectStatus)."""
     data = preview.model_dump(mode="json", by_alias=True) if isinstance(preview, BaseModel) else dict(preview)
     return {
         "batch_plan": data.get("batchPlan"),
+        "estimate": data.get("estimate"),
         "preflight": data.get("preflight"),
         "project_status": data.get("projectStatus"),
         "prompt_sources": data.get("promptSources") or [],

@@ -42,7 +42,12 @@ GROUPS: dict[str, Group] = {
         "implement when every task is done.",
         open=True,
     ),
-    "budget": Group("Budget limits (USD)", "Enforced: each agent run is started with what is left of them."),
+    "budget": Group(
+        "Budget limits (USD)",
+        "Enforced: each agent run is started with what is left of them. Max total covers the whole orchestration; "
+        "max per batch one batch (or one step's run); the healing budget is one amount for the whole orchestration, "
+        "all healers together, not per batch. When one is reached, Retry with a higher budget goes on.",
+    ),
     "agent": Group(
         "Agent",
         "What runs each step. Verify passes only when its command (if any) also exits 0.",

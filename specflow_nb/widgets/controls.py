@@ -2,6 +2,9 @@
 
 Pause answers at once: the button turns into a disabled "Pausing…" the moment it is clicked, before the server
 has answered; the next state the panel shows (``pauseRequested``) keeps it so until the batch ends.
+
+While paused, "Change budget…" opens the budget limits (:class:`~specflow_nb.widgets.recovery.BudgetEditor`) and
+Resume then sends them; they open by themselves when nothing is left of the total (resuming would stop at once).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb import budget_raise
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.widgets.recovery import BudgetEditor
 from specflow_nb.widgets.theme import show
 
 Command = dict[str, Any]
@@ -23,6 +28,7 @@ class OrchestrationControls(w.VBox):
 
     def __init__(self, on_command: Callable[[Command], None]) -> None:
         self._on_command = on_command
+        self._budget_open = False
         self.pause = w.Button(description="Pause", icon="pause", tooltip="Pause after the current batch finishes")
         self.resume = w.Button(description="Resume", icon="play", button_style="primary", tooltip="Continue the run")
         self.cancel = w.Button(description="Cancel run", icon="ban", tooltip="Stop the orchestration now (asks first)")
@@ -40,21 +46,44 @@ class OrchestrationControls(w.VBox):
             (self.confirm_no, "keep-going"),
         ):
             button.add_class(f"specflow-{name}")
+        self.change_budget = w.Button(
+            description="Change budget…", icon="dollar", tooltip="Raise the budget limits before resuming"
+        )
+        self.change_budget.add_class("sf-quiet")
+        self.change_budget.add_class("specflow-change-budget")
+        self.change_budget.on_click(lambda _b: self._open_budget(not self._budget_open))
+        self.budget = BudgetEditor("resume")
+        show(self.budget, False)
         self.pause.on_click(lambda _b: self._pause())
-        self.resume.on_click(lambda _b: self._on_command({"action": "resume"}))
+        self.resume.on_click(lambda _b: self._resume())
         self.cancel.on_click(lambda _b: self._ask_cancel(True))
         self.confirm_no.on_click(lambda _b: self._ask_cancel(False))
         self.confirm_yes.on_click(lambda _b: self._confirmed())
         show(self.confirm, False)
-        self.actions = w.HBox([self.pause, self.resume])
+        self.actions = w.HBox([self.pause, self.resume, self.change_budget])
         self.actions.add_class("sf-actions")
         self.danger = w.VBox([self.cancel, self.confirm])
-        super().__init__([self.actions])
+        super().__init__([self.budget, self.actions])
         self.add_class("specflow-controls")
 
     def _pause(self) -> None:
         self._show_pausing(True)
         self._on_command({"action": "pause"})
+
+    def _resume(self) -> None:
+        """Resume; with the budget limits open, they go with it (nothing is sent while one is refused)."""
+        command: Command = {"action": "resume"}
+        if self.budget.layout.display != "none":
+            budget = self.budget.read()
+            if budget is None:
+                return
+            command["budget"] = budget.model_dump(mode="json", by_alias=True)
+        self._on_command(command)
+
+    def _open_budget(self, open_: bool) -> None:
+        self._budget_open = open_
+        if self.budget.execution is not None:
+            self.render(self.budget.execution)
 
     def _show_pausing(self, pausing: bool) -> None:
         self.pause.disabled = pausing
@@ -82,7 +111,9 @@ class OrchestrationControls(w.VBox):
         self._show_pausing(running and execution.pause_requested)
         # a run waiting for answers is resumed by the answers, not by Resume
         waiting = bool(getattr(execution, "waiting_for_input", False))
-        show(self.resume, status is OrchestrationStatus.PAUSED and not waiting)
+        resumable = status is OrchestrationStatus.PAUSED and not waiting
+        show(self.resume, resumable)
+        self._render_budget(execution, resumable)
         show(self.actions, running or (status is OrchestrationStatus.PAUSED and not waiting))
         asking = self.confirm.layout.display != "none"
         show(self.cancel, status.is_active and not asking)
@@ -90,3 +121,18 @@ class OrchestrationControls(w.VBox):
         if not status.is_active:
             self._ask_cancel(False)
             show(self.cancel, False)
+
+    def _render_budget(self, execution: OrchestrationExecution, resumable: bool) -> None:
+        if not resumable:
+            self._budget_open = False
+            self.budget.execution = execution
+            show(self.budget, False)
+            show(self.change_budget, False)
+            return
+        self.budget.render(execution)
+        used_up = budget_raise.budget_state(execution, "resume").stopped_by is not None
+        open_ = self._budget_open or used_up
+        show(self.budget, open_)
+        show(self.change_budget, not used_up)
+        self.change_budget.description = "Keep the budget" if open_ else "Change budget…"
+        self.change_budget.icon = "times" if open_ else "dollar"

@@ -17,6 +17,12 @@ from pydantic.fields import FieldInfo
 
 from specflow_nb.widgets._html import esc
 
+#: Help after a field's model description, by field name (in its tooltip; the form's groups say it too).
+FIELD_HELP: dict[str, str] = {
+    "healing_budget": "One amount for the whole orchestration (all healers of all batches), not per batch.",
+    "max_per_batch": "Also each step's run; a batch's retries count against it.",
+    "max_total": "Everything the orchestration spends, healers included.",
+}
 #: Strings allowed to be at least this long get a multi-line text area.
 _TEXTAREA_MIN_MAX_LENGTH = 1000
 
@@ -121,16 +127,18 @@ class FieldControl:
         self.row.add_class("specflow-field-checked")
 
 
-def make_control(name: str, info: FieldInfo) -> FieldControl:
+def make_control(name: str, info: FieldInfo, help_text: str | None = None) -> FieldControl:
     """The widget for one scalar field (bool → Checkbox, int → IntText, float → FloatText, str → Text/Textarea).
 
     Labels sit above their inputs (they never get cut in a narrow side panel); the field's help and range are its
     tooltip — each group of the form carries one help line instead. Numbers use plain text boxes rather than
     bounded ones: a bounded box silently clamps, whereas we want the model's own error shown beside the field.
+    ``help_text`` (default: :data:`FIELD_HELP`) follows the field's description where a host says more.
     """
     annotation, optional = unwrap_optional(info.annotation)
     title = info.title or name.replace("_", " ").capitalize()
-    help_text = info.description or ""
+    extra = help_text or FIELD_HELP.get(name)
+    help_text = " ".join(p for p in (info.description, extra) if p)
     limits = range_text(info)
     tooltip = f"{help_text} ({limits})" if limits and help_text else (help_text or limits)
     default = info.get_default(call_default_factory=True)

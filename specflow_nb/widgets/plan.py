@@ -1,11 +1,13 @@
-"""What the form shows from the preview: the batch plan, the project's phase status and the preflight."""
+"""What the form shows from the preview: the batch plan, its estimate, the project's phase status and the preflight."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from specflow_nb.models import BatchPlan
+from specflow_nb.estimate import fmt_seconds, fmt_usd, total_text
+from specflow_nb.models import BatchPlan, Estimate
+from specflow_nb.widgets._html import esc
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,8 @@ class PlanPreview:
     prompt_sources: list[dict[str, Any]] = field(default_factory=list)
     #: What this user may set (server only; ``None`` in the kernel, whose user may run code anyway).
     permissions: dict[str, Any] | None = None
+    #: The plan's estimated time and cost (``None`` from a server that does not send one).
+    estimate: Estimate | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PlanPreview:
@@ -29,6 +33,7 @@ class PlanPreview:
             project_status=data.get("projectStatus", data.get("project_status")),
             prompt_sources=list(data.get("promptSources", data.get("prompt_sources")) or []),
             permissions=data.get("permissions"),
+            estimate=Estimate.model_validate(data["estimate"]) if data.get("estimate") is not None else None,
         )
 
     def locked_fields(self) -> dict[str, str]:
@@ -100,3 +105,67 @@ NO_SECTIONS_WARNING = (
 
 def _snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+#: The form lists at most this many batches of an estimate (a 13,000-batch plan says how many more there are).
+ESTIMATE_BATCH_ROWS = 50
+#: Up to this many batches the per-batch list is open; more, and it is one click away.
+ESTIMATE_OPEN_ROWS = 8
+
+
+def _row(cells: list[str], *, head: bool = False, cls: str = "") -> str:
+    tag = "th" if head else "td"
+    out = []
+    for i, cell in enumerate(cells):
+        num = ' class="sf-num"' if i > 0 and not head else ""
+        out.append(f"<{tag}{num}>{esc(cell)}</{tag}>")
+    attr = f' class="{cls}"' if cls else ""
+    return f"<tr{attr}>{''.join(out)}</tr>"
+
+
+def estimate_html(est: Estimate) -> str:
+    """The form's estimate: the total time and cost, the basis in words, then a line per batch and per step."""
+    rows = [_row(["Batch", "Tasks", "Time", "Cost"], head=True)]
+    for b in est.batches[:ESTIMATE_BATCH_ROWS]:
+        rows.append(
+            _row(
+                [f"{b.index + 1}. {b.title}", str(b.task_count), f"~{fmt_seconds(b.seconds)}", fmt_usd(b.usd)],
+                cls="specflow-estimate-batch",
+            )
+        )
+    hidden = est.batches[ESTIMATE_BATCH_ROWS:]
+    if hidden:
+        rows.append(
+            _row(
+                [
+                    f"… {len(hidden)} more batches",
+                    str(sum(b.task_count for b in hidden)),
+                    f"~{fmt_seconds(sum(b.seconds for b in hidden))}",
+                    fmt_usd(sum(b.usd for b in hidden)),
+                ]
+            )
+        )
+    for s in est.steps:
+        basis = {"history": "past runs", "defaults": "default", "builtin": "built-in"}[s.basis]
+        rows.append(
+            _row(
+                [f"{s.step.value} step ({basis})", "", f"~{fmt_seconds(s.seconds)}", fmt_usd(s.usd)],
+                cls="specflow-estimate-step",
+            )
+        )
+    rows.append(
+        f'<tr class="specflow-estimate-total"><th>Total</th><th class="sf-num">{est.task_count}</th>'
+        f'<th class="sf-num">~{esc(fmt_seconds(est.total_seconds))}</th>'
+        f'<th class="sf-num">{esc(fmt_usd(est.total_usd))}</th></tr>'
+    )
+    is_open = " open" if len(est.batches) <= ESTIMATE_OPEN_ROWS else ""
+    noun = "batch" if len(est.batches) == 1 else "batches"
+    what = f"Per batch ({len(est.batches)} {noun}) and step" if est.batches else "Per step"
+    notes = "".join(f'<div class="sf-muted">{esc(n)}</div>' for n in est.notes)
+    return (
+        '<div class="specflow-estimate-body">'
+        f'<div class="sf-headline">Estimate: {esc(total_text(est))}</div>'
+        f'<div class="sf-muted specflow-estimate-basis">{esc(est.basis_label)}</div>'
+        f'<details{is_open}><summary class="sf-muted">{esc(what)}</summary>'
+        f'<table class="sf-table">{"".join(rows)}</table></details>{notes}</div>'
+    )

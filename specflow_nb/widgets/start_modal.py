@@ -2,6 +2,10 @@
 
 A failed preflight check sits beside the field it concerns (agent not found → the agent field, with "Use the demo
 agent" for a first try); a disabled Start says why, in words, right under it.
+
+The estimate (time and cost per batch, per step and in total) comes with the preview; its budget warning is
+recomputed here from that estimate as the budget fields change (:func:`specflow_nb.estimate.budget_warnings`), with
+no new preview: the budget changes neither the plan nor the checks.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as w
+from pydantic import ValidationError
 
-from specflow_nb.models import OrchestrationConfig
+from specflow_nb.estimate import budget_warnings
+from specflow_nb.models import BudgetConfig, OrchestrationConfig
 from specflow_nb.widgets import theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.config_form import OrchestrationConfigForm
-from specflow_nb.widgets.plan import NO_SECTIONS_WARNING, PlanPreview, batches_text
+from specflow_nb.widgets.plan import NO_SECTIONS_WARNING, PlanPreview, batches_text, estimate_html
 from specflow_nb.widgets.theme import show
 
 AGENT_FIELD = ("agent_command",)
@@ -56,6 +62,10 @@ class StartOrchestrationModal(w.VBox):
         self.plan_line = w.HTML()
         self.prompts_line = w.HTML()
         self.plan_line.add_class("specflow-plan")
+        self.estimate_line = w.HTML()
+        self.estimate_line.add_class("specflow-estimate")
+        self.estimate_warnings = w.HTML()
+        self.estimate_warnings.add_class("specflow-estimate-warnings")
         self.notes = w.HTML()
         self.notes.add_class("specflow-plan-notes")
         self.remembered = w.HTML()
@@ -82,6 +92,8 @@ class StartOrchestrationModal(w.VBox):
         self.reset_button.on_click(lambda _b: self.reset_to_defaults())
         self._on_change = on_change
         self._resetting = False
+        #: The options (all but the budget) of the last preview asked for: a change of the budget alone needs none.
+        self._previewed: dict[str, Any] | None = None
         self.form.on_change(self._field_changed)
         self.loading = False
         self.plan_error: str | None = None
@@ -93,6 +105,8 @@ class StartOrchestrationModal(w.VBox):
             [
                 w.HTML('<div class="sf-section-title">Complete Phase</div>'),
                 self.plan_line,
+                self.estimate_line,
+                self.estimate_warnings,
                 self.prompts_line,
                 self.notes,
                 self.remembered,
@@ -115,6 +129,7 @@ class StartOrchestrationModal(w.VBox):
             self.form.reset(remembered)
         finally:
             self._resetting = False
+        self._previewed = self._preview_options()
         when = f" ({saved_at[:10]})" if saved_at else ""
         self.remembered.value = (
             f'<div class="sf-muted">Opened with your last settings for this project{esc(when)}.</div>'
@@ -130,20 +145,53 @@ class StartOrchestrationModal(w.VBox):
         finally:
             self._resetting = False
         self.remembered.value = '<div class="sf-muted">Every option is back to its default.</div>'
+        self._previewed = self._preview_options()
         if self._on_change is not None:
             self._on_change()
         self._refresh_start()
 
+    def _preview_options(self) -> dict[str, Any]:
+        """The form's values that the preview depends on: every one but the budget."""
+        values = self.form.values()
+        values.pop("budget", None)
+        return values
+
     def _field_changed(self) -> None:
         self._refresh_start()
-        if not self._resetting and self._on_change is not None:
-            self._on_change()
+        self._render_estimate_warnings()
+        if self._resetting or self._on_change is None:
+            return
+        options = self._preview_options()
+        if options == self._previewed and (self.preview is not None or self.loading):
+            # only the budget changed: its warning was recomputed above from the estimate shown (a preview on its
+            # way is checked against the budget of the moment it arrives)
+            return
+        self._previewed = options
+        self._on_change()
+
+    # --- the estimate --------------------------------------------------------------------------------------
+
+    def form_budget(self) -> BudgetConfig | None:
+        """The budget as the form's fields say now (None while one of them is invalid)."""
+        try:
+            return BudgetConfig.model_validate(self.form.values().get("budget") or {})
+        except ValidationError:
+            return None
+
+    def _render_estimate_warnings(self) -> None:
+        estimate = self.preview.estimate if self.preview is not None else None
+        budget = self.form_budget()
+        if estimate is None or budget is None:
+            self.estimate_warnings.value = ""
+            return
+        self.estimate_warnings.value = "".join(_note(text, kind="warn") for text in budget_warnings(estimate, budget))
 
     def set_loading(self) -> None:
         self.loading = True
         self.plan_error = None
         self.preview = None
         self.plan_line.value = '<span class="sf-muted">Reading tasks.md…</span>'
+        self.estimate_line.value = self.estimate_warnings.value = ""
         self.notes.value = ""
         self._refresh_start()
 
@@ -161,6 +209,8 @@ class StartOrchestrationModal(w.VBox):
             notes += [_note(warning, kind="warn") for warning in plan.warnings]
         else:
             self.plan_line.value = '<div class="sf-headline">No tasks.md yet: design will write it.</div>'
+        self.estimate_line.value = estimate_html(preview.estimate) if preview.estimate is not None else ""
+        self._render_estimate_warnings()
         if preview.phase_not_open:
             notes.append(
                 _note(
@@ -198,6 +248,7 @@ class StartOrchestrationModal(w.VBox):
         self.loading = False
         self.preview = None
         self.plan_line.value = '<span class="sf-muted">Fix the options to see the plan.</span>'
+        self.estimate_line.value = self.estimate_warnings.value = ""
         self.notes.value = ""
         self._refresh_start()
 
@@ -206,6 +257,7 @@ class StartOrchestrationModal(w.VBox):
         self.plan_error = message
         self.preview = None
         self.plan_line.value = ""
+        self.estimate_line.value = self.estimate_warnings.value = ""
         self.notes.value = _note(f"Could not read the plan: {message}", kind="error")
         self._refresh_start()
 

@@ -82,6 +82,30 @@ async def test_whole_phase_heals_through_the_thread_and_answers_a_question(
     assert "0001-todo-cli" in merged
 
 
+async def test_a_verify_question_resumes_the_codex_thread_and_the_phase_completes(
+    codex_bin: str, responses_server: ResponsesServer, codex_home: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    project = prepare_sample(root / "todo")
+    model = PhaseModel(ask_in="verify")
+    responses_server.fallback = model
+    skip = {"skipDesign": True, "skipAnalyze": True, "skipImplement": True, "autoMerge": True}
+    async with Orchestrator(root, engine(responses_server, codex_home)) as orch:
+        await orch.start("todo", {"agent": "codex", "agentCommand": codex_bin, **skip})
+        ex = await settle(orch, "todo", timeout=180)
+        assert ex.waiting_for_input and ex.current_phase.value == "verify", (ex.status, decisions(ex))
+        asked = ex.question_run.execution_id if ex.question_run else ""
+        thread = json.loads((project / ".specflow/workflows" / asked / "stream.jsonl").read_text().splitlines()[0])
+        await orch.command("todo", {"action": "answer", "answers": {"q1": "toml"}})
+        ex = await settle(orch, "todo", timeout=180)
+
+    assert ex.status.value == "completed", (ex.status, ex.recovery_context, decisions(ex))
+    verify_argv = argv_of(project, ex.executions.verify or "")
+    assert verify_argv[verify_argv.index("resume") + 1] == thread["thread_id"]
+    assert model.answers_seen and "toml" in model.answers_seen[-1]
+    assert model.steps.count("verify") == 2
+
+
 async def test_budget_stop_at_the_price_table_limit(
     codex_bin: str, responses_server: ResponsesServer, codex_home: Path, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from specflow_nb.demo import SAMPLE_FEATURE, prepare_sample
 from specflow_nb.models import OrchestrationConfig
 from specflow_nb.orchestrator import EngineSettings, Orchestrator
 from specflow_nb.server import offload
+from specflow_nb.taskids import expand
 
 pytestmark = pytest.mark.anyio
 
@@ -46,4 +47,6 @@ async def test_process_and_thread_previews_agree(tmp_path: Path, monkeypatch: py
     assert calls == [real.__name__]
     assert in_process == in_thread
     assert in_process["batchPlan"]["taskCount"] == 3000
-    assert len(in_process["batchPlan"]["batches"][0]["taskIds"]) == 3000  # one ## section: one batch
+    ids = in_process["batchPlan"]["batches"][0]["taskIds"]
+    assert ids == ["T00001..T03000"]  # one ## section: one batch, its run of ids written first..last
+    assert len(expand(ids)) == 3000

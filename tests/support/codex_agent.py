@@ -90,7 +90,8 @@ class PhaseModel:
             self._asked = True
             question = {"id": "q1", "question": "Which storage format?", "options": ["json", "toml"]}
             if step == "verify":
-                return [Say(json.dumps({"passed": False, "failures": [], "questions": [question], "summary": "?"}))]
+                out = {"status": "needs_input", "passed": False, "failures": [], "questions": [question]}
+                return [Say(json.dumps({**out, "summary": "?"}))]
             return [Say(json.dumps({"status": "needs_input", "summary": "?", "questions": [question]}))]
         if step == "implement":
             if self.half_done in ids and not self._halved:
@@ -103,7 +104,8 @@ class PhaseModel:
             out = {"status": "fixed", "tasksCompleted": ids, "tasksRemaining": [], "fixApplied": "finished the rest"}
             return [Say(json.dumps({**out, "blockerReason": ""}))]
         if step == "verify":
-            return [Say(json.dumps({"passed": True, "failures": [], "questions": [], "summary": "all good"}))]
+            out = {"status": "completed", "passed": True, "failures": [], "questions": []}
+            return [Say(json.dumps({**out, "summary": "all good"}))]
         if step == "analyze":
             out = {"status": "completed", "findings": [], "fixedArtifacts": False, "questions": [], "summary": "ok"}
             return [Say(json.dumps(out))]
