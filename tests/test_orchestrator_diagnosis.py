@@ -182,3 +182,22 @@ def test_the_demo_agent_answers_a_diagnosis_prompt(tmp_path: Path) -> None:
     assert answer.suggestion == "fix" and "no space left on device" in answer.diagnosis
     assert answer.fix and "stderr.log" in answer.fix
     assert not (tmp_path / "specs").exists()  # a diagnosis never writes (the design branch was not taken)
+
+
+def test_the_decision_model_is_a_choice_like_the_model(tmp_path: Path) -> None:
+    """On a server (requests not trusted) a decisionModel other than haiku, an allowed model or the host's default
+    is a choice only someone who may run code makes; a record edited to one runs nothing."""
+    from specflow_nb import policy
+    from specflow_nb.models import OrchestrationConfig
+
+    server = EngineSettings(trust_requests=False, approved_commands_file=tmp_path / "approvals.json")
+    assert policy.choices(OrchestrationConfig(decision_model="haiku"), {"decision_model"}, server) == []
+    assert policy.choices(OrchestrationConfig(decision_model="opus"), {"decision_model"}, server) == ["decisionModel"]
+    allowed = EngineSettings(trust_requests=False, allowed_models=["opus"], decision_model="sonnet")
+    for name in ("opus", "sonnet"):
+        assert policy.choices(OrchestrationConfig(decision_model=name), {"decision_model"}, allowed) == []
+    edited = OrchestrationConfig(decision_model="someones-own-endpoint-model")
+    with pytest.raises(policy.CommandNotAllowed, match="decisionModel 'someones-own-endpoint-model' was not chosen"):
+        policy.enforce_models(edited, server)
+    policy.approve_config(tmp_path / "approvals.json", edited)  # chosen by someone who may run code
+    policy.enforce_models(edited, server)
