@@ -201,3 +201,14 @@ def test_the_decision_model_is_a_choice_like_the_model(tmp_path: Path) -> None:
         policy.enforce_models(edited, server)
     policy.approve_config(tmp_path / "approvals.json", edited)  # chosen by someone who may run code
     policy.enforce_models(edited, server)
+
+
+async def test_the_hosts_decision_model_applies_when_the_request_sets_none(root: Path, tmp_path: Path) -> None:
+    project = big_project(root / "big", sections=3, total=6)
+    engine = settings(tmp_path, [PARTIAL_BATCH_2]).model_copy(update={"decision_model": "sonnet"})
+    async with Orchestrator(root, engine) as orch:
+        await orch.start("big", base_config(autoHealEnabled=False))
+        ex = await settle(orch, "big")
+    assert ex.config.decision_model == "sonnet"
+    d = ex.recovery_context.diagnosis if ex.recovery_context else None
+    assert d is not None and flag_value(argv_of(project, d.run_id), "--model") == "sonnet"
