@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 #: Statuses where nothing more happens until a person acts (or never again).
 _SETTLED = ("paused", "waiting_merge", "needs_attention", "completed", "failed", "cancelled")
+#: How long a local engine stays for a pending diagnosis (the decision helper's own limit is 10 minutes).
+DIAGNOSIS_WAIT_SECONDS = 600.0
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ def render(
         Text(
             f"Cost ${ex.total_cost_usd:.2f} of ${budget.max_total:.2f} total"
             f" · healing ${ex.healing_cost_usd:.2f} of ${budget.healing_budget:.2f}"
+            + (f" · diagnosis ${ex.decision_cost_usd:.2f}" if ex.decision_cost_usd else "")
         )
     )
     if ex.decision_log:
@@ -146,7 +149,8 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
         issue = ex.recovery_context.issue if ex.recovery_context else "needs attention"
         issue = summary.name_run_folder(issue, ex.recovery_context.failed_workflow_id if ex.recovery_context else None)
         options = "|".join(o.value for o in ex.recovery_context.options) if ex.recovery_context else "retry|abort"
-        choose = f"Needs attention: {issue}\nChoose: `specflow-nb orchestrate recover {options}{flag}`."
+        diagnosis = "".join(f"\n{line}" for line in summary.diagnosis_lines(ex))
+        choose = f"Needs attention: {issue}{diagnosis}\nChoose: `specflow-nb orchestrate recover {options}{flag}`."
         from specflow_nb import budget_raise
 
         if budget_raise.is_budget_stop(ex):
@@ -503,6 +507,12 @@ def _run_local(
             with anyio.move_on_after(10):
                 while ex.killed_run_ids:
                     ex = await orch.wait_for_change("", ex.version, 10, known_id=ex.id) or ex
+            # The diagnosis the decision helper is writing (needs attention): this engine collects it (its answer
+            # and cost) before it lets the orchestration go; Ctrl+C leaves it to the next host, which adopts it.
+            with anyio.move_on_after(DIAGNOSIS_WAIT_SECONDS):
+                while ex.pending_diagnoses and orch.owns(""):
+                    ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
+                    view.update(ex)
             return ex
 
     return anyio.run(main)

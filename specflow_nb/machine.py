@@ -89,6 +89,24 @@ Decisions made here (documented for hosts):
   step is implement or earlier), then runs the step even if the config skips it.
 - What a start will run (``planned_steps``, for the estimate before start): the steps the skip flags and smart
   config leave, merge always (an agent step with the project's merge command, else the built-in git merge).
+
+Diagnosis when a person must decide (issue 15.5; the functions under "diagnosis" below):
+- Entering needs_attention with a failed run to read and ``decisionBudget > 0`` numbers the recovery context
+  (``seq``) and asks a read-only helper for a diagnosis: a ``Diagnose`` action (after Persist, like every action)
+  naming the failed run, the context's seq and ``max_budget_usd = min(decisionBudget, maxTotal left)``; the context
+  holds ``diagnosis`` (status pending) and ``pending_diagnoses`` the helper's run id. ``decisionBudget`` 0 asks for
+  none. A stop without a failed run (a budget stop before a spawn, no tasks) has nothing to read: none. A budget
+  stop gets one only while money is left of maxTotal (a per-batch stop usually has; a maxTotal stop has none: the
+  log says so).
+- ``DiagnosisFinished`` (legal in every status, only for a pending helper) adds its cost to ``total_cost_usd`` and
+  ``decision_cost_usd``, always. It is kept (status ready, or failed with the helper's error) only when the
+  orchestration still needs attention for that same context (same seq); otherwise the person already chose: it is
+  logged as late and ignored. A suggested option the context does not offer is dropped (the text stays).
+- The helper never holds ``current_run``: it runs beside the stopped orchestration, and Retry/Skip/Abort do not
+  wait for it.
+- Restart (``HostRestarted``) with diagnoses pending: each is asked again with the same run id (the orchestrator
+  adopts the helper if it still runs, or reads its result if it ended meanwhile); only the current context's one is
+  started anew when it never started, a stale one is then reported as lost. Logged as ``diagnosis``.
 """
 
 from __future__ import annotations
@@ -103,6 +121,7 @@ from pydantic import ConfigDict, Field, TypeAdapter, field_validator
 from specflow_nb.errors import ConfigError, OrchestrationConflict
 from specflow_nb.models import (
     ACTIVE_STATUSES,
+    DIAGNOSIS_MAX_CHARS,
     STEP_ORDER,
     BatchItem,
     BatchPlan,
@@ -112,6 +131,8 @@ from specflow_nb.models import (
     CamelModel,
     CurrentRun,
     DecisionLogEntry,
+    Diagnosis,
+    DiagnosisSuggestion,
     NotificationRecord,
     OrchestrationConfig,
     OrchestrationExecution,
@@ -197,6 +218,7 @@ class Decision(str, Enum):
     COMPLETE = "complete"
     FAIL = "fail"
     SESSION_LOST = "session_lost"
+    DIAGNOSIS = "diagnosis"
 
 
 # ==============================================================================================================
@@ -356,8 +378,27 @@ class HostRestarted(Frozen):
     new_owner: str | None = None
 
 
+class DiagnosisFinished(Frozen):
+    """The decision helper asked for by a ``Diagnose`` action ended: its answer, or why there is none."""
+
+    kind: Literal["diagnosis_finished"] = "diagnosis_finished"
+    at: datetime
+    run_id: str
+    #: The recovery context it was asked for (``Diagnose.recovery_seq``).
+    recovery_seq: int
+    diagnosis: str = ""
+    suggestion: DiagnosisSuggestion | None = None
+    fix: str | None = None
+    cost_usd: float = Field(0.0, ge=0)
+    model: str | None = None
+    #: A typed failure of the helper (timeout, schema_validation_failed, lost, …); None when it answered.
+    failure: str | None = None
+    message: str = ""
+
+
 Event = Annotated[
-    Started | RunFinished | ProjectRead | UserCommand | RunStalled | HostRestarted, Field(discriminator="kind")
+    Started | RunFinished | ProjectRead | UserCommand | RunStalled | HostRestarted | DiagnosisFinished,
+    Field(discriminator="kind"),
 ]
 
 
@@ -447,7 +488,26 @@ class Notify(Frozen):
     message: str
 
 
-Action = Persist | SpawnStep | SpawnBatch | SpawnHealer | RunMerge | ReadProject | KillRun | Notify
+class Diagnose(Frozen):
+    """Run the read-only decision helper on a failed run, beside the stopped orchestration (never blocking it), and
+    feed back a ``DiagnosisFinished``. With ``start`` False only adopt a helper started before a restart (or read its
+    result); never start one."""
+
+    kind: Literal["diagnose"] = "diagnose"
+    run_id: str
+    recovery_seq: int
+    failed_run_id: str | None = None
+    max_budget_usd: float = 0.0
+    start: bool = True
+    issue: str = ""
+    issue_kind: str | None = None
+    options: list[RecoveryOption] = Field(default_factory=list)
+    step: OrchestrationPhase | None = None
+    batch_index: int | None = None
+    remaining_task_ids: list[str] = Field(default_factory=list)
+
+
+Action = Persist | SpawnStep | SpawnBatch | SpawnHealer | RunMerge | ReadProject | KillRun | Notify | Diagnose
 SPAWN_ACTIONS = (SpawnStep, SpawnBatch, SpawnHealer, RunMerge)
 
 
@@ -469,6 +529,7 @@ LEGAL_STATUSES: dict[str, frozenset[OrchestrationStatus]] = {
     "recover": frozenset({S.NEEDS_ATTENTION}),
     "go_back": _ACTIVE,
     "answer": frozenset({S.PAUSED}),  # only while waiting for input
+    "diagnosis_finished": frozenset(S),  # a pending helper's cost is counted whatever happened meanwhile
 }
 
 
@@ -767,9 +828,10 @@ def _on_host_restarted(tx: _Tx, ev: HostRestarted) -> None:
     ex = tx.ex
     if ev.took_over_from:
         tx.log(Decision.TAKEOVER, f"{ev.new_owner or 'this host'} took over: {ev.took_over_from}")
+    diagnosing = _resume_diagnoses(tx)
     if ex.status is not S.RUNNING:
         # paused, waiting_merge, needs_attention: nothing in flight, nothing to do (but a takeover is logged)
-        tx.changed = bool(ev.took_over_from)
+        tx.changed = bool(ev.took_over_from) or diagnosing
         return
     run = ex.current_run
     if run is None:
@@ -1594,6 +1656,7 @@ def _needs_attention(
     )
     tx.log(Decision.NEEDS_ATTENTION, issue, kind=kind, options=[o.value for o in ex.recovery_context.options])
     tx.emit(Notify(event="needs_attention", message=issue))
+    _ask_diagnosis(tx, run)
 
 
 def _pause_if_requested(tx: _Tx) -> bool:
@@ -1662,6 +1725,168 @@ def _apply_budget(tx: _Tx, budget: BudgetConfig | None) -> None:
         f"healingBudget ${old.healing_budget:.2f} → ${budget.healing_budget:.2f} (for all healers together)",
         budget=budget.model_dump(),
     )
+
+
+# ---- diagnosis (issue 15.5): a read-only helper's reading of the failed run ------------------------------------
+
+
+def _diagnosis_budget(ex: OrchestrationExecution) -> float:
+    """min(decisionBudget, maxTotal left), never below 0."""
+    budget = ex.config.budget
+    return max(0.0, round(min(budget.decision_budget, budget.max_total - ex.total_cost_usd), 6))
+
+
+def _ask_diagnosis(tx: _Tx, run: CurrentRun | None) -> None:
+    """Number the new recovery context and, when a failed run can be read and money is left, ask for a diagnosis."""
+    ex = tx.ex
+    rc = ex.recovery_context
+    assert rc is not None
+    ex.recovery_seq += 1
+    rc.seq = ex.recovery_seq
+    if ex.config.budget.decision_budget <= 0 or run is None:
+        return  # turned off (decisionBudget 0), or no run whose transcript could tell why
+    left = _diagnosis_budget(ex)
+    if left <= 0:
+        tx.log(
+            Decision.DIAGNOSIS,
+            f"no diagnosis: nothing is left of maxTotal ${ex.config.budget.max_total:.2f} for the decision helper",
+            status="skipped",
+        )
+        return
+    ex.run_seq += 1
+    run_id = f"{ex.id}-{ex.run_seq:03d}-diagnose"
+    rc.diagnosis = Diagnosis(run_id=run_id, status="pending", started_at=tx.at)
+    ex.pending_diagnoses = [*ex.pending_diagnoses, run_id]
+    tx.emit(_diagnose_action(ex, run_id, left))
+
+
+def _diagnose_action(ex: OrchestrationExecution, run_id: str, budget: float, *, start: bool = True) -> Diagnose:
+    rc = ex.recovery_context
+    if rc is None or rc.diagnosis is None or rc.diagnosis.run_id != run_id:
+        return Diagnose(run_id=run_id, recovery_seq=0, start=False)  # a stale helper: only its result is wanted
+    return Diagnose(
+        run_id=run_id,
+        recovery_seq=rc.seq,
+        failed_run_id=rc.failed_workflow_id,
+        max_budget_usd=budget,
+        start=start and budget > 0,
+        issue=rc.issue,
+        issue_kind=rc.kind,
+        options=list(rc.options),
+        step=rc.step,
+        batch_index=rc.batch_index,
+        remaining_task_ids=list(rc.remaining_task_ids),
+    )
+
+
+def _resume_diagnoses(tx: _Tx) -> bool:
+    """After a restart: ask again for every pending diagnosis (adopted or read if its helper started). True if any."""
+    ex = tx.ex
+    if not ex.pending_diagnoses:
+        return False
+    left = _diagnosis_budget(ex)
+    for run_id in ex.pending_diagnoses:
+        tx.emit(_diagnose_action(ex, run_id, left))
+    tx.log(
+        Decision.DIAGNOSIS,
+        f"host restarted with {len(ex.pending_diagnoses)} diagnosis helper(s) pending: adopting each that still "
+        "runs, reading the result of each that ended",
+        status="resumed",
+        runIds=list(ex.pending_diagnoses),
+    )
+    return True
+
+
+_SUGGESTION_WORDS = {
+    "retry": "retry",
+    "skip": "skip",
+    "abort": "abort",
+    "fix": "fix something first",
+}
+
+
+def _clip(text: str, limit: int = DIAGNOSIS_MAX_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
+def _on_diagnosis_finished(tx: _Tx, ev: DiagnosisFinished) -> None:
+    ex = tx.ex
+    if ev.run_id not in ex.pending_diagnoses:
+        raise tx.illegal(f"no diagnosis {ev.run_id} is pending")
+    ex.pending_diagnoses = [r for r in ex.pending_diagnoses if r != ev.run_id]
+    ex.total_cost_usd += ev.cost_usd
+    ex.decision_cost_usd += ev.cost_usd
+    rc = ex.recovery_context
+    pending = rc.diagnosis if rc is not None else None
+    if (
+        ex.status is not S.NEEDS_ATTENTION
+        or rc is None
+        or pending is None
+        or rc.seq != ev.recovery_seq
+        or pending.run_id != ev.run_id
+    ):
+        tx.log(
+            Decision.DIAGNOSIS,
+            f"a diagnosis arrived after the choice was made: ignored; its cost ${ev.cost_usd:.2f} is counted",
+            status="late",
+            runId=ev.run_id,
+            costUsd=ev.cost_usd,
+        )
+        return
+    if ev.failure is not None or not ev.diagnosis.strip():
+        error = _clip(f"{ev.failure or 'empty answer'}: {ev.message}" if ev.message else (ev.failure or "empty"))
+        rc.diagnosis = pending.model_copy(
+            update={
+                "status": "failed",
+                "error": error,
+                "cost_usd": ev.cost_usd,
+                "model": ev.model,
+                "finished_at": tx.at,
+            }
+        )
+        tx.log(
+            Decision.DIAGNOSIS,
+            f"no diagnosis: the decision helper failed ({error}); its cost ${ev.cost_usd:.2f} is counted",
+            status="failed",
+            runId=ev.run_id,
+            costUsd=ev.cost_usd,
+        )
+        return
+    offered = {o.value for o in rc.options}
+    suggestion = ev.suggestion if ev.suggestion == "fix" or ev.suggestion in offered else None
+    fix = _clip(ev.fix) if ev.fix and ev.fix.strip() and suggestion == "fix" else None
+    text = _clip(ev.diagnosis)
+    rc.diagnosis = pending.model_copy(
+        update={
+            "status": "ready",
+            "text": text,
+            "suggestion": suggestion,
+            "fix": fix,
+            "cost_usd": ev.cost_usd,
+            "model": ev.model,
+            "finished_at": tx.at,
+        }
+    )
+    advice = f"fix first: {fix}" if fix else _SUGGESTION_WORDS[suggestion] if suggestion else "no suggestion"
+    tx.log(
+        Decision.DIAGNOSIS,
+        f"{text} Suggested: {advice}.",
+        status="ready",
+        runId=ev.run_id,
+        suggestion=suggestion,
+        fix=fix,
+        costUsd=ev.cost_usd,
+        model=ev.model,
+        dropped=ev.suggestion if ev.suggestion and suggestion is None else None,
+    )
+    tx.emit(Notify(event="diagnosis", message=f"{text} Suggested: {advice}."))
+
+
+_HANDLERS[DiagnosisFinished] = _on_diagnosis_finished
 
 
 # ---- small helpers -------------------------------------------------------------------------------------------

@@ -232,6 +232,12 @@ class OrchestrationConfig(CamelModel):
         title="Stale after (s)",
         description="A run with no output for this long is reported as stalled.",
     )
+    decision_model: str | None = Field(
+        "haiku",
+        title="Decision model",
+        description="Model of the read-only helper that diagnoses a failure when a person must decide (Claude: "
+        "haiku by default; Codex: a Claude name or empty = the run's model). Off when budget.decisionBudget is 0.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -314,6 +320,36 @@ class RecoveryContext(CamelModel):
     step: OrchestrationPhase | None = None
     batch_index: int | None = None
     remaining_task_ids: TaskIds = Field(default_factory=list)
+    # ---- the diagnosis (issue 15.5): appended fields
+    #: This context's number (``OrchestrationExecution.recovery_seq`` when it was made): a diagnosis is kept only
+    #: by the context it was asked for.
+    seq: int = 0
+    #: A read-only helper's reading of the failed run (pending while it runs); None when none was asked for.
+    diagnosis: Diagnosis | None = None
+
+
+#: The longest diagnosis text a record keeps (a longer answer is cut at a word).
+DIAGNOSIS_MAX_CHARS = 1000
+#: What a diagnosis may suggest: one of the recovery options, or "fix" (something must be fixed first).
+DiagnosisSuggestion = Literal["retry", "skip", "abort", "fix"]
+
+
+class Diagnosis(CamelModel):
+    """Why a run failed, in plain words, and what to do: the decision helper's answer at needs_attention."""
+
+    #: The helper run (its folder is ``.specflow/workflows/{run_id}/``).
+    run_id: str
+    status: Literal["pending", "ready", "failed"] = "pending"
+    text: str = Field("", max_length=DIAGNOSIS_MAX_CHARS)
+    suggestion: DiagnosisSuggestion | None = None
+    #: What to fix first (with suggestion "fix").
+    fix: str | None = Field(None, max_length=DIAGNOSIS_MAX_CHARS)
+    cost_usd: float = Field(0.0, ge=0)
+    model: str | None = None
+    #: Why there is no diagnosis (status "failed").
+    error: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
 
 
 class StepState(str, Enum):
@@ -454,6 +490,13 @@ class OrchestrationExecution(CamelModel):
     #: The last notifications (newest last; the last 50 kept) and the sequence number of the newest one ever.
     notifications: list[NotificationRecord] = Field(default_factory=list)
     notification_seq: int = 0
+    # ---- diagnoses (issue 15.5): appended fields
+    #: Counter behind ``RecoveryContext.seq`` (one more for every needs_attention).
+    recovery_seq: int = 0
+    #: Helper runs asked for a diagnosis whose result (and cost) has not been reported yet.
+    pending_diagnoses: list[str] = Field(default_factory=list)
+    #: What the diagnoses cost together (also counted in ``total_cost_usd``).
+    decision_cost_usd: float = Field(0.0, ge=0)
 
 
 # --------------------------------------------------------------------------------------------------------------

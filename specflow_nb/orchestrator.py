@@ -22,6 +22,7 @@ import builtins
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import threading
@@ -47,7 +48,7 @@ from specflow_nb.agent.claude import (
     start_run,
 )
 from specflow_nb.agent.claude import RunOutcome as AgentOutcome
-from specflow_nb.agent.codex import agent_options, agent_preflight, apply_default_agent
+from specflow_nb.agent.codex import agent_options, agent_preflight, apply_default_agent, codex_command, codex_model
 from specflow_nb.agent.prompts import (
     PromptSource,
     StepPrompt,
@@ -80,6 +81,8 @@ from specflow_nb.machine import (
     Action,
     CancelCommand,
     Command,
+    Diagnose,
+    DiagnosisFinished,
     Event,
     GoBackCommand,
     HostRestarted,
@@ -146,6 +149,8 @@ class EngineSettings(BaseModel):
     agent_command: str | None = None
     #: Used when a start request does not name a model itself.
     default_model: str | None = None
+    #: The decision helper's model when a start request does not set decisionModel itself (issue 15.5).
+    decision_model: str | None = None
     #: Used when a start request does not set staleAfterSeconds itself.
     stale_after_seconds: float | None = Field(default=None, gt=0)
     #: Active orchestrations this host drives at once; one more start is refused (409).
@@ -580,7 +585,7 @@ class Orchestrator:
     async def _release_if_done(self, slot: _Slot) -> None:
         """An orchestration that has ended (and whose killed runs have all been reported) has no owner."""
         ex, mine = slot.execution, slot.owner
-        if mine is None or ex is None or ex.status.is_active or ex.killed_run_ids:
+        if mine is None or ex is None or ex.status.is_active or ex.killed_run_ids or ex.pending_diagnoses:
             return
 
         def release() -> None:
@@ -812,6 +817,8 @@ class Orchestrator:
             update["agent_command"] = self.settings.agent_command
         if self.settings.default_model and "model" not in given:
             update["model"] = self.settings.default_model
+        if self.settings.decision_model and "decision_model" not in given:
+            update["decision_model"] = self.settings.decision_model
         if self.settings.stale_after_seconds and "stale_after_seconds" not in given:
             update["stale_after_seconds"] = self.settings.stale_after_seconds
         return config.model_copy(update=update) if update else config
@@ -1290,6 +1297,8 @@ class Orchestrator:
         run was started with (the config itself was in the lost file; a retry must not switch to ``claude``)."""
         config = self._effective_config(None)
         for name in reversed(runs):
+            if name.endswith("-diagnose"):
+                continue  # the decision helper runs another model
             try:
                 info = json.loads((run_dir(slot.project, name) / "argv.json").read_text(encoding="utf-8"))
                 argv = [str(a) for a in info["argv"]]
@@ -1404,6 +1413,8 @@ class Orchestrator:
             return ProjectRead(at=utcnow(), snapshot=snapshot)
         elif isinstance(action, KillRun):
             self._kill(slot, action)
+        elif isinstance(action, Diagnose):
+            self._background(self._diagnose, slot, ex, action)
         elif isinstance(action, Notify):
             log.info("%s: %s: %s", slot.project_id or ".", action.event, action.message)
             for notify_cb in list(self._notify_subscribers):
@@ -1689,4 +1700,85 @@ class Orchestrator:
             at=utcnow(),
             run_execution_id=action.run_id,
             outcome=RunOutcome(exit_ok=ok, failure=None if ok else "merge_failed", message=message),
+        )
+
+    # ---- the diagnosis at needs_attention (issue 15.5) -------------------------------------------------------
+
+    async def _diagnose(self, slot: _Slot, ex: OrchestrationExecution, action: Diagnose) -> None:
+        """Run (or, after a restart, adopt) the read-only decision helper beside the stopped orchestration and feed
+        its answer back. Not under the project's lock: a Retry meanwhile goes ahead, and the answer lands late."""
+        event = await self._diagnosis_event(slot, ex, action)
+        await self._feed_quietly(slot, event)
+
+    def decision_model(self, config: OrchestrationConfig) -> str | None:
+        """The decision helper's model: decisionModel (Codex: a Claude name there means the run's own model)."""
+        if config.agent == "codex":
+            return codex_model(config.decision_model) or codex_model(config.model)
+        return config.decision_model or config.model
+
+    async def _diagnosis_event(self, slot: _Slot, ex: OrchestrationExecution, action: Diagnose) -> DiagnosisFinished:
+        from specflow_nb.agent.helper import DiagnosisOutput, adopt_helper, claude_helper, diagnosis_prompt
+
+        folder = run_dir(slot.project, action.run_id)
+        model = self.decision_model(ex.config)
+
+        def finished(**kw: Any) -> DiagnosisFinished:
+            return DiagnosisFinished(
+                at=utcnow(), run_id=action.run_id, recovery_seq=action.recovery_seq, model=model, **kw
+            )
+
+        try:
+            result = await adopt_helper(folder, DiagnosisOutput)
+            if result is None:
+                if not action.start:
+                    return finished(failure="lost", message="the decision helper never started (its host stopped)")
+                cfg = policy.enforce_agent_command(ex.config, self.settings)  # every run, whoever wrote the record
+                feature = self._feature_dir(slot, ex)
+                prompt = diagnosis_prompt(
+                    issue=action.issue,
+                    options=[o.value for o in action.options],
+                    failed_run_folder=(WORKFLOWS / action.failed_run_id).as_posix() if action.failed_run_id else None,
+                    issue_kind=action.issue_kind,
+                    step=action.step.value if action.step else None,
+                    remaining_task_ids=action.remaining_task_ids,
+                    feature_dir=feature.relative_to(slot.project).as_posix() if feature else None,
+                    additional_context=cfg.additional_context,
+                )
+                agent: dict[str, Any] = {}
+                command = cfg.agent_command
+                if cfg.agent == "codex":  # the Codex runner: the read-only tools make its sandbox read-only
+                    command = codex_command(cfg, self.settings)
+                    agent = {
+                        "agent": "codex",
+                        "prices": self.settings.codex_prices,
+                        "extra_args": list(self.settings.codex_args),
+                    }
+                result = await claude_helper(
+                    redact.redact(prompt),
+                    slot.project,
+                    DiagnosisOutput,
+                    preset="decision",
+                    command=command,
+                    model=model,
+                    max_budget_usd=action.max_budget_usd,
+                    env={**redact.allowed_environment(self.settings.env_allow), **self.settings.agent_env},
+                    run_dir=folder,
+                    **agent,
+                )
+        except SpecflowError as exc:
+            return finished(failure=FailureKind.PROCESS_FAILED.value, message=str(exc))
+        except OSError as exc:
+            return finished(failure=FailureKind.PROCESS_FAILED.value, message=f"the helper's folder: {exc}")
+        cost = result.cost_usd if math.isfinite(result.cost_usd) and result.cost_usd > 0 else 0.0
+        if result.outcome is not None and result.outcome.model:
+            model = result.outcome.model
+        if not result.ok or result.value is None:
+            failure = result.failure.value if result.failure else "process_failed"
+            return finished(failure=failure, message=redact.redact(result.failure_message or ""), cost_usd=cost)
+        value = result.value
+        return finished(
+            diagnosis=redact.redact(value.diagnosis),
+            suggestion=value.suggestion,
+            fix=redact.redact(value.fix) if value.fix else None,
+            cost_usd=cost,
         )

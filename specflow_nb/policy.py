@@ -155,6 +155,8 @@ def approve_config(path: Path | None, config: OrchestrationConfig) -> None:
     approve(path, "verify", config.verify_command)
     approve(path, "model", config.model)
     approve(path, "model", config.fallback_model)
+    if config.decision_model != OrchestrationConfig.model_fields["decision_model"].default:  # haiku needs none
+        approve(path, "model", config.decision_model)
 
 
 # ---- settings views (duck-typed: EngineSettings, or the extension's traitlets) -----------------------------------
@@ -214,6 +216,12 @@ def choices(config: OrchestrationConfig, given: Iterable[str], settings: Any) ->
         chosen.append("model")
     if "fallback_model" in given and config.fallback_model and config.fallback_model not in models:
         chosen.append("fallbackModel")
+    if (
+        "decision_model" in given
+        and config.decision_model
+        and config.decision_model not in _decision_models(config, settings)
+    ):
+        chosen.append("decisionModel")
     return chosen
 
 
@@ -242,14 +250,26 @@ def _allowed_models(config: OrchestrationConfig, settings: Any) -> set[str | Non
     return {default_config(settings, config.agent).model, builtin, *(_get(settings, "allowed_models", []) or [])}
 
 
+def _decision_models(config: OrchestrationConfig, settings: Any) -> set[str | None]:
+    """The decision helper's models nobody needs to approve: the allowed ones, the built-in default (haiku) and the
+    host's ``decision_model``."""
+    builtin = OrchestrationConfig.model_validate({"agent": config.agent}).decision_model
+    return {*_allowed_models(config, settings), builtin, _get(settings, "decision_model")}
+
+
 def enforce_models(config: OrchestrationConfig, settings: Any) -> None:
     """The record's model and fallback model must be the server's default, allowed, or approved (chosen by someone
     who may run code). Raises CommandNotAllowed."""
     if not _enforcing(settings):
         return
     allowed = _allowed_models(config, settings)
-    for field, value in (("model", config.model), ("fallbackModel", config.fallback_model)):
-        if value and value not in allowed and not is_approved(_get(settings, "approved_commands_file"), "model", value):
+    decision = _decision_models(config, settings)
+    for field, value, ok in (
+        ("model", config.model, allowed),
+        ("fallbackModel", config.fallback_model, allowed),
+        ("decisionModel", config.decision_model, decision),
+    ):
+        if value and value not in ok and not is_approved(_get(settings, "approved_commands_file"), "model", value):
             raise CommandNotAllowed(
                 f"The {field} {value!r} was not chosen by someone who may run code on this server: not run.",
                 hint="A user with execute permission (kernels or terminals) must start it, or add it to "

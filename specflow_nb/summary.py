@@ -162,6 +162,8 @@ def _run_phrase(ex: OrchestrationExecution, run_id: str) -> str:
         return f"the healer of batch {m.group(1)}"
     if label == "merge":
         return "the merge"
+    if label == "diagnose":
+        return "the diagnosis helper"
     if label in {s.value for s in STEP_ORDER}:
         return f"the {label} run"
     return "an agent run"
@@ -177,6 +179,8 @@ def run_label(ex: OrchestrationExecution, run_id: str) -> str:
         return _sentence(_batch_name(ex, b) if b else f"batch {m.group(1)}") + seq
     if m := re.fullmatch(r"heal(\d+)", label):
         return f"Healer of batch {m.group(1)}{seq}"
+    if label == "diagnose":
+        return f"Diagnosis helper{seq}"
     return _sentence(label.replace("_", " ")) + seq
 
 
@@ -444,6 +448,7 @@ DECISION_TITLES = {
     "complete": "Phase complete",
     "fail": "Failed",
     "session_lost": "Session lost: retried as a new session",
+    "diagnosis": "Diagnosis",
 }
 
 
@@ -501,6 +506,58 @@ def name_run_folder(text: str, run_id: str | None) -> str:
     )
 
 
+# ---- the diagnosis at needs_attention (issue 15.5) ---------------------------------------------------------
+
+#: What each suggestion asks the person to do (the recovery panel, the terminal).
+SUGGESTION_WORDS = {"retry": "Retry", "skip": "Skip", "abort": "Abort", "fix": "Fix something first, then retry"}
+
+
+@dataclass(frozen=True)
+class DiagnosisView:
+    """The diagnosis of the recovery context, in words: ``title`` and ``text`` always, ``suggestion`` when ready."""
+
+    status: str  # pending, ready or failed
+    title: str
+    text: str
+    suggestion: str = ""
+    #: info (pending), success (ready) or warn (failed): hosts map it to a colour.
+    tone: str = "info"
+
+
+def diagnosis_view(ex: OrchestrationExecution) -> DiagnosisView | None:
+    """The needs-attention diagnosis as every host shows it; None when there is none (decisionBudget 0, nothing to
+    read, or not needing attention)."""
+    rc = ex.recovery_context
+    d = rc.diagnosis if rc is not None and ex.status is S.NEEDS_ATTENTION else None
+    if d is None:
+        return None
+    who = f" ({d.model})" if d.model else ""
+    if d.status == "pending":
+        budget = ex.config.budget.decision_budget
+        text = (
+            f"A read-only helper is reading the failed run's transcript and stderr (at most ${budget:.2f}). "
+            "You need not wait for it."
+        )
+        return DiagnosisView("pending", "Diagnosing…", text)
+    cost = f" · ${d.cost_usd:.2f}"
+    if d.status == "failed":
+        return DiagnosisView("failed", f"No diagnosis{who}{cost}", d.error or "the helper gave no answer", tone="warn")
+    suggestion = ""
+    if d.suggestion == "fix":
+        suggestion = f"Suggested: fix first — {d.fix}" if d.fix else f"Suggested: {SUGGESTION_WORDS['fix']}"
+    elif d.suggestion:
+        suggestion = f"Suggested: {SUGGESTION_WORDS[d.suggestion]}"
+    return DiagnosisView("ready", f"Diagnosis{who}{cost}", d.text, suggestion, tone="success")
+
+
+def diagnosis_lines(ex: OrchestrationExecution) -> list[str]:
+    """The diagnosis as plain lines (the terminal): "Diagnosis (haiku) · $0.02: …", "Suggested: Retry"."""
+    view = diagnosis_view(ex)
+    if view is None:
+        return []
+    return [f"{view.title}: {view.text}", *([view.suggestion] if view.suggestion else [])]
+
+
 # ---- notifications: what reaches a person who is not looking ----------------------------------------------
 
 
@@ -535,9 +592,16 @@ def event_of(execution: OrchestrationExecution, project: str = "") -> Notificati
 
 
 #: The notifications a person hears of (a pause they asked for, a stall, a cancel they gave are not news).
-ANNOUNCED = ("needs_attention", "waiting_input", "waiting_merge", "completed", "failed")
-_KIND = {"needs_attention": "error", "waiting_input": "warning", "waiting_merge": "info", "completed": "success"}
+ANNOUNCED = ("needs_attention", "waiting_input", "waiting_merge", "completed", "failed", "diagnosis")
+_KIND = {
+    "needs_attention": "error",
+    "waiting_input": "warning",
+    "waiting_merge": "info",
+    "completed": "success",
+    "diagnosis": "info",
+}
 _WORDS = {
+    "diagnosis": "diagnosis:",
     "needs_attention": "needs attention.",
     "waiting_input": "waiting for your answer:",
     "waiting_merge": "merge ready:",

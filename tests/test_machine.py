@@ -21,6 +21,8 @@ from specflow_nb.machine import (
     STALL_KILL_AFTER,
     AnswerCommand,
     CancelCommand,
+    Diagnose,
+    DiagnosisFinished,
     GoBackCommand,
     HostRestarted,
     IllegalTransition,
@@ -206,6 +208,17 @@ class Harness:
     def restart(self, **kw: Any) -> list[Any]:
         return self.feed(HostRestarted(at=self.tick(), **kw))
 
+    def diagnosed(self, action: Diagnose | None = None, **kw: Any) -> list[Any]:
+        """The decision helper of ``action`` (default: the last Diagnose emitted) reports (default: an answer)."""
+        action = action or [a for a in self.all_actions if isinstance(a, Diagnose)][-1]
+        kw.setdefault("cost_usd", 0.02)
+        if "failure" not in kw:
+            kw.setdefault("diagnosis", "The run stopped half-way: T004 is unchecked.")
+            kw.setdefault("suggestion", "retry")
+        return self.feed(
+            DiagnosisFinished(at=self.tick(), run_id=action.run_id, recovery_seq=action.recovery_seq, **kw)
+        )
+
     # -- whole runs (the run ends, the project is re-read)
     def run_step(self, outcome: RunOutcome | None = None, effect: Callable[[], None] | None = None) -> list[Any]:
         self.finish(outcome)
@@ -287,6 +300,10 @@ def st_needs_attention() -> Harness:
     h.start()
     h.run_batch(bad())
     assert h.ex.status is S.NEEDS_ATTENTION
+    # the decision helper (decisionBudget 0.5 by default) answered: nothing is pending any more
+    assert kinds(h.actions)[-1] == "diagnose"
+    h.diagnosed()
+    assert h.rc.diagnosis is not None and h.rc.diagnosis.status == "ready" and not h.ex.pending_diagnoses
     return h
 
 
@@ -1506,6 +1523,7 @@ MOVES = [
     "restart_alive",
     "restart_lost",
     "merged",
+    *["diagnosed"] * 2,  # the decision helper of the oldest pending diagnosis answers
 ]
 
 
@@ -1549,6 +1567,11 @@ def _move(h: Harness, move: str) -> None:
         h.cmd(GoBackCommand(step=P.DESIGN if move == "go_back_design" else P.IMPLEMENT))
     elif move == "restart_alive":
         h.restart(run_alive=True)
+    elif move == "diagnosed":
+        if not h.ex.pending_diagnoses:
+            raise IllegalTransition(h.ex, "diagnosis_finished")
+        pending = h.ex.pending_diagnoses[0]
+        h.diagnosed(next(a for a in h.all_actions if isinstance(a, Diagnose) and a.run_id == pending))
     elif move == "stall":
         h.stall(run_id=rid)
     else:
@@ -1605,5 +1628,15 @@ def test_random_event_sequences_keep_the_invariants(moves, designed_first, heal_
                 item = ex.batches.items[a.batch_index]
                 assert set(a.task_ids) <= set(item.task_ids) and not (set(a.task_ids) & h.project.done)
         assert ex.total_cost_usd >= 0 and ex.healing_cost_usd <= ex.total_cost_usd + 1e-9
+        # diagnoses: asked within the decision budget, each pending once, none left dangling, their cost counted
+        assert ex.decision_cost_usd <= ex.total_cost_usd + 1e-9
+        assert len(set(ex.pending_diagnoses)) == len(ex.pending_diagnoses)
+        for a in h.actions:
+            if isinstance(a, Diagnose) and a.start:
+                assert 0 < a.max_budget_usd <= ex.config.budget.decision_budget
+                assert a.run_id in ex.pending_diagnoses
+        d = ex.recovery_context.diagnosis if ex.recovery_context else None
+        if d is not None and d.status == "pending":
+            assert d.run_id in ex.pending_diagnoses
         # decision log only grows
         assert [d.decision for d in ex.decision_log[: len(h.decisions)]] == h.decisions

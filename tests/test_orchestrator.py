@@ -24,6 +24,7 @@ from specflow_nb.orchestrator import EngineSettings, Orchestrator
 from specflow_nb.tasks import parse_tasks
 from tests.support.orch_helpers import (
     DEMO_AGENT,
+    agent_runs,
     argv_of,
     base_config,
     big_project,
@@ -210,7 +211,7 @@ async def test_heal_that_fails_needs_attention_with_one_healer(root: Path, tmp_p
     assert ctx.failed_workflow_id
     assert ex.batches.items[1].status.value == "failed" and ex.batches.items[1].heal_attempts == 1
     assert ex.batches.items[2].status.value == "pending"
-    log = run_log(log_file)
+    log = agent_runs(log_file)  # (the diagnosis helper's run left out)
     assert len([r for r in log if r["fork"]]) == 1  # exactly one healer (healers resume + fork)
     assert len(log) == 3  # batch 1, batch 2, one healer: no second heal, batch 3 never started
     assert len(healer_runs(project, ex)) == 1
@@ -229,7 +230,7 @@ async def test_retry_after_failed_heal_runs_only_unchecked_tasks(root: Path, tmp
         ex = await orch.command("big", {"action": "recover", "option": "retry"})
         ex = await settle(orch, "big")
     assert ex.status.value == "completed"
-    retry = run_log(log_file)[1]
+    retry = agent_runs(log_file)[1]
     assert retry["taskIds"] == left  # checked tasks are not redone
 
 
@@ -284,8 +285,10 @@ async def test_budget_exceeded_by_the_run_stops(root: Path, tmp_path: Path, log_
         ex = await settle(orch, "big")
     assert ex.status.value == "needs_attention"
     assert ex.recovery_context is not None and "budget" in ex.recovery_context.issue.lower()
-    assert ex.total_cost_usd == pytest.approx(0.75)  # a failed run's cost counts too
-    assert len(run_log(log_file)) == 1  # no healer for a budget stop
+    # a failed run's cost counts too (and so does the diagnosis, which overshot its 0.5 cap like the real CLI)
+    assert ex.total_cost_usd - ex.decision_cost_usd == pytest.approx(0.75)
+    assert ex.decision_cost_usd == pytest.approx(0.75)
+    assert len(agent_runs(log_file)) == 1  # no healer for a budget stop
 
 
 # ---------------------------------------------------------------------------------------------------- control
@@ -370,7 +373,7 @@ async def test_verify_command_failing_beats_the_agents_word(root: Path, log_file
     assert ctx is not None and ctx.step is not None and ctx.step.value == "verify"
     assert "3" in ctx.issue
     assert "merge_triggered" not in decisions(ex)
-    verify_out = [r for r in run_log(log_file) if not r["taskIds"]]
+    verify_out = [r for r in agent_runs(log_file) if not r["taskIds"]]
     assert len(verify_out) == 1  # the agent ran verify (and said passed)
 
 

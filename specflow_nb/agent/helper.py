@@ -9,6 +9,10 @@ Presets (MISSION §5, §6):
 
 A session that cannot be resumed (``invalid_session``) is retried once as a new session, with a warning. Every
 failure comes back typed in ``HelperResult.failure``; nothing here raises for an agent's misbehaviour.
+
+The diagnosis at needs_attention (issue 15.5) is the ``decision`` preset's production caller: :func:`diagnosis_prompt`
+points the helper at the failed run's folder, :class:`DiagnosisOutput` is its answer, and :func:`adopt_helper`
+collects a helper started before a host restart (still running, or ended meanwhile).
 """
 
 from __future__ import annotations
@@ -19,15 +23,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ValidationError
+import anyio
+from pydantic import BaseModel, Field, ValidationError
 
 from specflow_nb.agent.claude import (
+    PID_FILE,
+    PROMPT_FILE,
+    STDERR_FILE,
+    STREAM_FILE,
     AgentOptions,
     AgentRunError,
     FailureKind,
     RunOutcome,
     SessionMode,
+    attach_run,
     new_execution_id,
+    read_outcome,
     start_run,
 )
 from specflow_nb.agent.stream import StreamEvent
@@ -159,6 +170,11 @@ async def claude_helper(
             run_dir=run_dir,
             warnings=warnings,
         )
+    return _result(outcome, output_model, run_dir, warnings)
+
+
+def _result(outcome: RunOutcome, output_model: type[T], run_dir: Path, warnings: list[str]) -> HelperResult[T]:
+    """A finished run's outcome as a typed result: its structured output validated against ``output_model``."""
     outcome.warnings = [*warnings, *outcome.warnings]
     result: HelperResult[T] = HelperResult(
         value=None,
@@ -200,3 +216,97 @@ async def _run(
     except AgentRunError as exc:
         return exc
     return await run.wait(on_event=on_event, stale_after=stale_after, on_stall=on_stall)
+
+
+async def adopt_helper(
+    run_dir: Path, output_model: type[T], *, on_event: Callable[[StreamEvent], None] | None = None
+) -> HelperResult[T] | None:
+    """The result of a helper run started earlier (e.g. before a host restart) in ``run_dir``: waited for if it
+    still runs, read from its files if it ended. None when no run was ever started there."""
+    run_dir = Path(run_dir)
+    live = await anyio.to_thread.run_sync(attach_run, run_dir)
+    if live is not None:
+        return _result(await live.wait(on_event=on_event), output_model, run_dir, ["adopted after a restart"])
+    if not (run_dir / PID_FILE).exists():
+        return None
+    try:
+        outcome = await anyio.to_thread.run_sync(read_outcome, run_dir)
+    except (AgentRunError, OSError, ValueError) as exc:
+        return HelperResult(value=None, failure=FailureKind.PROCESS_FAILED, failure_message=str(exc), run_dir=run_dir)
+    return _result(outcome, output_model, run_dir, [])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The diagnosis at needs_attention (issue 15.5)
+
+#: The first line of every diagnosis prompt (the demo agent recognises a decision-helper prompt by it).
+DIAGNOSIS_HEADING = "# Diagnose a stopped orchestration (read only)"
+
+
+class DiagnosisOutput(BaseModel):
+    """What the decision helper answers: why the run failed, in plain words, and what the person should choose."""
+
+    diagnosis: str = Field(
+        description="What went wrong and why, in at most three short plain-language sentences (under 800 characters)."
+    )
+    suggestion: Literal["retry", "skip", "abort", "fix"] = Field(
+        description="The option to choose: retry, skip or abort (only one the person is offered), or fix when "
+        "something must be fixed before a retry can succeed."
+    )
+    fix: str | None = Field(None, description="With suggestion fix: what to fix, in one sentence; else null.")
+
+
+def diagnosis_prompt(
+    *,
+    issue: str,
+    options: list[str],
+    failed_run_folder: str | None,
+    issue_kind: str | None = None,
+    step: str | None = None,
+    remaining_task_ids: list[str] | None = None,
+    feature_dir: str | None = None,
+    additional_context: str = "",
+) -> str:
+    """The decision helper's prompt: the recovery issue, where the failed run's transcript and stderr are, the
+    options. Paths are relative to the project (the helper's working folder)."""
+    lines = [
+        DIAGNOSIS_HEADING,
+        "",
+        "An automated spec-driven orchestration stopped and a person must now decide what to do. Read the failed "
+        "run's files and tell them, in plain language, why it failed and what to choose. Do not change any file.",
+        "",
+        f"## What stopped it{f' ({issue_kind})' if issue_kind else ''}",
+        "",
+        issue.strip(),
+        "",
+    ]
+    if failed_run_folder:
+        folder = failed_run_folder.rstrip("/")
+        lines += [
+            "## The failed run",
+            "",
+            f"- `{folder}/{STREAM_FILE}`: its transcript, one JSON message per line (the agent's text, its tool "
+            'calls and their results, and a final `"type": "result"` message). Read its end first.',
+            f"- `{folder}/{STDERR_FILE}`: the agent's error output.",
+            f"- `{folder}/{PROMPT_FILE}`: what it was asked to do.",
+            "",
+        ]
+    if step:
+        lines.append(f"Step: {step}.")
+    if remaining_task_ids:
+        where = f" in `{feature_dir.rstrip('/')}/tasks.md`" if feature_dir else " in tasks.md"
+        lines.append(f"Tasks still unchecked{where}: {', '.join(remaining_task_ids)}.")
+    if additional_context.strip():
+        lines += ["", "## Context the person gave for every run", "", additional_context.strip(), ""]
+    lines += [
+        f"The person may choose: {', '.join(options) or 'retry or abort'} (retry runs it again, skip moves on "
+        "without it, abort ends the orchestration).",
+        "",
+        "## Answer",
+        "",
+        "- diagnosis: what went wrong and why, at most three short sentences a person reads in ten seconds.",
+        f"- suggestion: one of {', '.join([*options, 'fix'])} (fix: something must be fixed before a retry can "
+        "succeed, such as a missing tool, a wrong setting or a broken test).",
+        "- fix: with suggestion fix, what to fix in one sentence; otherwise null.",
+    ]
+    return "\n".join(lines) + "\n"

@@ -8,7 +8,11 @@ init, assistant text/tool_use, user tool_result, the final result with ``total_c
 * a prompt naming task ids (``T001``…) checks those tasks in the active feature's tasks.md (``specs/*/tasks.md``,
   newest folder) — only the checkbox character changes — and writes ``.demo_agent/<task>.md`` per task;
 * a design prompt with no task ids writes spec.md, plan.md and tasks.md when they are missing;
-* anything else (analyze, verify, decisions) only reads.
+* a decision-helper prompt (the diagnosis at needs_attention, ``# Diagnose a stopped orchestration``) reads the
+  failed run's stderr.log and transcript and answers a short plausible diagnosis with a suggested option; only
+  script rules marked ``"diagnosis": true`` choose its scenario (the defaults and run counters are the other
+  runs');
+* anything else (analyze, verify) only reads.
 
 Behaviour is chosen per run (see ``specflow-nb-demo-agent --help``):
 
@@ -25,7 +29,8 @@ Behaviour is chosen per run (see ``specflow-nb-demo-agent --help``):
 
                             (a bare list of rules works too). ``match``: a substring of the prompt; ``run``: the
                             n-th run (1-based) whose prompt contained ``match`` — or the n-th run overall when no
-                            ``match`` is given; ``cost``: this run's cost.
+                            ``match`` is given; ``cost``: this run's cost; ``diagnosis``: true for a rule of the
+                            decision helper's runs (the diagnosis; they follow no other rule).
 ``SPECFLOW_DEMO_COST``      cost per run in USD (default 0.01); above ``--max-budget-usd`` the run fails like the real
                             budget cap (``error_max_budget_usd``)
 ``SPECFLOW_DEMO_DELAY``     seconds between output lines for ``slow`` (default 0.5)
@@ -279,26 +284,37 @@ def _load_script() -> tuple[list[dict[str, Any]], str | None]:
 
 
 def choose_scenario(prompt: str, state: State) -> tuple[str, float | None]:
-    """The scenario (and cost override) of this run: first matching script rule, else the env/default."""
+    """The scenario (and cost override) of this run: first matching script rule, else the env/default.
+
+    A decision-helper run (the diagnosis) follows only rules marked ``"diagnosis": true`` (else it succeeds), and
+    is counted apart: it never shifts the counters of the other rules."""
     rules, default = _load_script()
+    diagnosis = is_diagnosis(prompt)
+    rules = [r for r in rules if bool(r.get("diagnosis")) == diagnosis]
+    if diagnosis:
+        default = "success"
+    prefix = "diagnosis:" if diagnosis else ""
     matches = sorted({r["match"] for r in rules if r.get("match")})
 
     def count(data: dict[str, Any]) -> tuple[int, dict[str, int]]:
-        data["runs"] += 1
+        data.setdefault("diagnosisRuns", 0)
+        data["diagnosisRuns" if diagnosis else "runs"] += 1
         for m in matches:
             if m in prompt:
-                data["matchCounts"][m] = data["matchCounts"].get(m, 0) + 1
-        return data["runs"], dict(data["matchCounts"])
+                data["matchCounts"][prefix + m] = data["matchCounts"].get(prefix + m, 0) + 1
+        return data["diagnosisRuns" if diagnosis else "runs"], dict(data["matchCounts"])
 
     run_no, counts = state.update(count)
     for rule in rules:
         sub = rule.get("match")
         if sub and sub not in prompt:
             continue
-        nth = counts.get(sub, 0) if sub else run_no
+        nth = counts.get(prefix + sub, 0) if sub else run_no
         if rule.get("run") is not None and int(rule["run"]) != nth:
             continue
         return str(rule.get("scenario", "success")), rule.get("cost")
+    if diagnosis:
+        return "success", None
     return default or os.environ.get("SPECFLOW_DEMO_SCENARIO") or "success", None
 
 
@@ -394,6 +410,73 @@ def act(cwd: Path, prompt: str, emit: Emitter, model: str, scenario: str) -> dic
                 emit.tool(model, "Write", {"file_path": str(path), "content": body}, f"File created: {path}")
                 done["wrote"].append(str(path.relative_to(cwd)))
     return done
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The decision helper: a diagnosis at needs_attention
+
+#: The first line of specflow_nb's diagnosis prompt (``specflow_nb.agent.helper.DIAGNOSIS_HEADING``).
+DIAGNOSIS_HEADING = "# Diagnose a stopped orchestration"
+_FOLDER_RE = re.compile(r"`([^`]*\.specflow/workflows/[^`/]+)/stream\.jsonl`")
+_OPTIONS_RE = re.compile(r"The person may choose: ([a-z, ]+?) \(")
+_UNCHECKED_RE = re.compile(r"Tasks still unchecked[^:]*: ([^.]*)\.")
+
+
+def is_diagnosis(prompt: str) -> bool:
+    return prompt.lstrip().startswith(DIAGNOSIS_HEADING)
+
+
+def _last_result(stream: Path) -> dict[str, Any] | None:
+    try:
+        lines = stream.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and obj.get("type") == "result":
+            return obj
+    return None
+
+
+def diagnose(cwd: Path, prompt: str, emit: Emitter, model: str) -> dict[str, Any]:
+    """Read the failed run's stderr.log and transcript (as the real helper would) and write a short diagnosis."""
+    found = _FOLDER_RE.search(prompt)
+    folder = cwd / found.group(1) if found else None
+    options_found = _OPTIONS_RE.search(prompt)
+    options = [o.strip() for o in options_found.group(1).split(",")] if options_found else ["retry", "abort"]
+    unchecked_found = _UNCHECKED_RE.search(prompt)
+    unchecked = TASK_ID_RE.findall(unchecked_found.group(1)) if unchecked_found else []
+    stderr_text, result = "", None
+    if folder is not None:
+        stderr = folder / "stderr.log"
+        if stderr.exists():
+            stderr_text = stderr.read_text(encoding="utf-8", errors="replace").strip()
+            emit.tool(model, "Read", {"file_path": str(stderr)}, stderr_text[-2000:] or "(empty)")
+        stream = folder / "stream.jsonl"
+        if stream.exists():
+            result = _last_result(stream)
+            emit.tool(model, "Read", {"file_path": str(stream)}, json.dumps(result)[:2000] if result else "(no result)")
+    if stderr_text:
+        last = stderr_text.splitlines()[-1][:200]
+        text = (
+            f"DEMO diagnosis: the run failed with an error in stderr.log ({last}). The work itself was not the "
+            "problem: the agent process stopped before it finished."
+        )
+        return {"diagnosis": text, "suggestion": "fix", "fix": f"Fix what stderr.log reports ({last}), then retry."}
+    if unchecked:
+        ended = "ended normally" if result and not result.get("is_error") else "ended early"
+        text = (
+            f"DEMO diagnosis: the run {ended} but left {', '.join(unchecked)} unchecked in tasks.md: it stopped "
+            "half-way. stderr.log is empty, so nothing in the environment is broken; running it again is likely to "
+            "finish the remaining tasks."
+        )
+        suggestion = "retry" if "retry" in options else options[0]
+        return {"diagnosis": text, "suggestion": suggestion, "fix": None}
+    text = "DEMO diagnosis: the transcript shows no error and no task left; the step's check failed. Look at it again."
+    return {"diagnosis": text, "suggestion": "retry" if "retry" in options else options[0], "fix": None}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -584,6 +667,7 @@ def main(argv: list[str] | None = None) -> int:
             "promptHead": prompt[:300],
             "taskIds": task_ids_in(prompt),
             "scenario": scenario,
+            "diagnosis": is_diagnosis(prompt),
             "sessionId": session_id,
             "resume": args.resume,
             "fork": args.fork_session,
@@ -657,11 +741,20 @@ def main(argv: list[str] | None = None) -> int:
     if scenario == "huge_output":
         size = int(os.environ.get("SPECFLOW_DEMO_HUGE_BYTES", str(20 * 1024 * 1024)))
         emit.assistant(model, [{"type": "text", "text": "x" * size}])
-    done = act(cwd, prompt, emit, model, scenario)
-    structured = None
-    if args.json_schema and scenario != "no_structured_output":
-        structured = structured_output(json.loads(args.json_schema), done, scenario, prompt)
-        emit.tool(model, "StructuredOutput", structured, "Structured output provided successfully")
+    if is_diagnosis(prompt):
+        answer = diagnose(cwd, prompt, emit, model)
+        done: dict[str, Any] = {"taskIds": [], "checked": [], "remaining": [], "wrote": []}
+        structured = answer if args.json_schema and scenario != "no_structured_output" else None
+        if structured is not None:
+            emit.tool(model, "StructuredOutput", structured, "Structured output provided successfully")
+        else:
+            emit.assistant(model, [{"type": "text", "text": answer["diagnosis"]}])
+    else:
+        done = act(cwd, prompt, emit, model, scenario)
+        structured = None
+        if args.json_schema and scenario != "no_structured_output":
+            structured = structured_output(json.loads(args.json_schema), done, scenario, prompt)
+            emit.tool(model, "StructuredOutput", structured, "Structured output provided successfully")
     text = f"DEMO agent ({scenario}): " + (
         f"checked {', '.join(done['checked']) or 'no tasks'}"
         + (f", left {', '.join(done['remaining'])}" if done["remaining"] else "")

@@ -26,6 +26,13 @@ class SpecflowExtension(ExtensionApp):
         help="Agent command for every run (overrides each orchestration's agentCommand), e.g. a team's wrapper.",
     )
     default_model = Unicode(None, allow_none=True, config=True, help="Model used when a request does not name one.")
+    decision_model = Unicode(
+        None,
+        allow_none=True,
+        config=True,
+        help="Model of the read-only helper that diagnoses a failure at needs attention, when a request does not "
+        "set decisionModel (default: haiku).",
+    )
     stale_after_seconds = Float(
         None,
         allow_none=True,
@@ -240,6 +247,7 @@ class SpecflowExtension(ExtensionApp):
             settings = EngineSettings(
                 agent_command=self.agent_command,
                 default_model=self.default_model,
+                decision_model=self.decision_model,
                 stale_after_seconds=self.stale_after_seconds,
                 max_concurrent=self.max_concurrent_orchestrations,
                 agent_env=dict(self.agent_env),

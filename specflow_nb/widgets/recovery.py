@@ -1,4 +1,5 @@
-"""RecoveryPanel: the orchestration needs attention; show the issue and offer Retry, Skip and (apart) Abort.
+"""RecoveryPanel: the orchestration needs attention; show the issue (and the helper's diagnosis, when one was
+asked for) and offer Retry, Skip and (apart) Abort.
 
 After a budget stop, Retry comes with the budget: editable limits prefilled with the current ones, what was spent
 against each, and a line naming the limit that stopped it (:class:`BudgetEditor`, also under Resume when a paused
@@ -171,7 +172,8 @@ class RecoveryPanel(w.VBox):
         # Abort ends the run: on its own line, below the way forward
         abort = w.HBox([self.buttons[RecoveryOption.ABORT]])
         abort.add_class("sf-danger-zone")
-        super().__init__([self.issue, self.transcript_button, self.budget, row, abort])
+        self.diagnosis = diagnosis_block()
+        super().__init__([self.issue, self.diagnosis, self.transcript_button, self.budget, row, abort])
         self.add_class("specflow-recovery")
 
     def choose(self, option: RecoveryOption) -> None:
@@ -197,6 +199,7 @@ class RecoveryPanel(w.VBox):
         self.failed_run = context.failed_workflow_id if context else None
         issue = summary.name_run_folder(issue, self.failed_run)
         self.issue.value = theme.note(issue, "warn", title="Needs attention:")
+        render_diagnosis(self.diagnosis, execution)
         show(self.transcript_button, self.failed_run is not None)
         for option, button in self.buttons.items():
             show(button, option in options)
@@ -211,3 +214,27 @@ class RecoveryPanel(w.VBox):
             if self.budget_stop
             else _LABELS[RecoveryOption.RETRY][3]
         )
+
+
+# ---- the diagnosis block (issue 15.5) ----------------------------------------------------------------------------
+
+
+def diagnosis_block() -> w.HTML:
+    """The recovery panel's "Diagnosis" block: the decision helper's reading of the failed run and its suggestion."""
+    block = w.HTML()
+    block.add_class("specflow-recovery-diagnosis")
+    show(block, False)
+    return block
+
+
+def render_diagnosis(block: w.HTML, execution: OrchestrationExecution) -> None:
+    view = summary.diagnosis_view(execution)
+    show(block, view is not None)
+    if view is None:
+        block.value = ""
+        return
+    suggestion = f"<div><b>{esc(view.suggestion)}</b></div>" if view.suggestion else ""
+    block.value = (
+        f'<div class="sf-note sf-tone-{esc(view.tone)}" data-status="{esc(view.status)}">'
+        f"<b>{esc(view.title)}</b><div>{esc(view.text)}</div>{suggestion}</div>"
+    )

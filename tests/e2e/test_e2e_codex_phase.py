@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from specflow_nb.agent.helper import DIAGNOSIS_HEADING
 from specflow_nb.demo import prepare_sample
 from specflow_nb.models import ModelPrice
 from specflow_nb.orchestrator import EngineSettings, Orchestrator
 from tests.support.codex_agent import PhaseModel
 from tests.support.codex_cli import DEFAULT_MODEL, hermetic_env, provider_args
-from tests.support.orch_helpers import argv_of, decisions, feature_tasks, settle
+from tests.support.orch_helpers import argv_of, decisions, feature_tasks, flag_value, settle
 from tests.support.responses_server import ResponsesServer
 
 pytestmark = pytest.mark.anyio
@@ -124,7 +125,13 @@ async def test_budget_stop_at_the_price_table_limit(
     assert ex.recovery_context is not None and ex.recovery_context.kind == "budget"
     batch1 = ex.batches.items[0]
     assert batch1.cost_usd >= 4 * ONE_CALL
-    assert len(responses_server.responses_requests) < 30  # stopped while it worked
+    batch_requests = [r for r in responses_server.responses_requests if DIAGNOSIS_HEADING not in json.dumps(r.body)]
+    assert len(batch_requests) < 30  # stopped while it worked (the diagnosis helper's requests left out)
+    # the budget stop left money of maxTotal: a diagnosis was asked of the Codex runner, read-only and ephemeral
+    helper = ex.recovery_context.diagnosis
+    assert helper is not None and helper.status in ("ready", "failed")
+    helper_argv = argv_of(project, helper.run_id)
+    assert flag_value(helper_argv, "--sandbox") == "read-only" and "--ephemeral" in helper_argv
     kill = json.loads(
         (project / ".specflow/workflows" / (batch1.workflow_execution_id or "") / "kill.json").read_text()
     )

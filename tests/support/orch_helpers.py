@@ -61,6 +61,11 @@ def run_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def agent_runs(path: Path) -> list[dict[str, Any]]:
+    """The demo agent's runs of steps, batches and healers (the decision helper's diagnosis runs left out)."""
+    return [r for r in run_log(path) if not r.get("diagnosis")]
+
+
 def run_folder(project: Path, run_id: str) -> Path:
     return project / WORKFLOWS / run_id
 
@@ -97,9 +102,13 @@ async def wait_until(
 
 
 async def settle(orch: Orchestrator, project_id: str, *, timeout: float = 60) -> OrchestrationExecution:
-    """Wait until the orchestration rests (needs a person or is finished) with no run in flight."""
+    """Wait until the orchestration rests (needs a person or is finished) with no run in flight (a diagnosis
+    helper included: its answer and cost have landed)."""
     return await wait_until(
-        orch, project_id, lambda ex: ex.status.value in RESTING and ex.current_run is None, timeout=timeout
+        orch,
+        project_id,
+        lambda ex: ex.status.value in RESTING and ex.current_run is None and not ex.pending_diagnoses,
+        timeout=timeout,
     )
 
 

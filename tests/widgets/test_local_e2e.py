@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,6 +161,11 @@ def test_cancel_asks_first_then_stops_the_run(tmp_path: Path) -> None:
     run_panel(tmp_path, scenario, {"SPECFLOW_DEMO_SCENARIO": "slow", "SPECFLOW_DEMO_DELAY": "0.3"})
 
 
+def diagnosis_ready(ex: Any) -> bool:
+    rc = ex.recovery_context
+    return bool(rc is not None and rc.diagnosis is not None and rc.diagnosis.status == "ready")
+
+
 def test_recovery_retry_after_a_failed_batch(tmp_path: Path) -> None:
     script = write_script(tmp_path / "script.json", [{"match": "Phase 2", "run": 1, "scenario": "crash"}])
 
@@ -172,6 +178,10 @@ def test_recovery_retry_after_a_failed_batch(tmp_path: Path) -> None:
         assert [o.value for o, b in recovery.buttons.items() if shown(b)] == [
             o.value for o in stuck.recovery_context.options
         ]
+        # the decision helper's diagnosis lands in its own block: the crash is in the failed run's stderr.log
+        await until(panel, diagnosis_ready, "the diagnosis")
+        assert shown(recovery.diagnosis) and "DEMO diagnosis" in recovery.diagnosis.value
+        assert "simulated crash" in recovery.diagnosis.value and "Suggested: fix first" in recovery.diagnosis.value
         recovery.buttons[next(o for o in recovery.buttons if o.value == "retry")].click()
         ready = await until(panel, status_is("waiting_merge"), "merge ready after retry")
         assert all(b.status.value == "completed" for b in ready.batches.items)
