@@ -29,7 +29,6 @@ import re
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, cast
 
@@ -49,7 +48,6 @@ from specflow_nb.models import (
     StepEstimate,
     StepState,
 )
-from specflow_nb.summary import fmt_duration
 
 logger = logging.getLogger("specflow_nb.estimate")
 
@@ -97,12 +95,17 @@ def fmt_usd(value: float) -> str:
 
 
 def fmt_seconds(value: float) -> str:
-    """``12s``, ``4m 10s``, ``1h 02m``, and ``3d 04h`` past a day."""
+    """An estimate's duration, no more precise than an estimate is: ``12s``, ``6 min``, ``1h 02m``, ``3d 04h``."""
     seconds = int(max(0.0, min(value, _CEILING)))
-    if seconds >= 86_400:
-        days, rest = divmod(seconds, 86_400)
-        return f"{days}d {rest // 3600:02d}h"
-    return fmt_duration(timedelta(seconds=seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        return f"{minutes // 60}h {minutes % 60:02d}m"
+    hours = round(seconds / 3600)
+    return f"{hours // 24}d {hours % 24:02d}h"
 
 
 def total_text(estimate: Estimate) -> str:

@@ -20,13 +20,21 @@ from tests.test_cli_orchestrate import run_cli
 SERVER_SETTINGS = {"estimate_usd_per_task": 0.4, "estimate_step_seconds": {"verify": 60}}
 
 
+def long_section(project: Path) -> Path:
+    """The sample with section 3's title too long for an 80-column row: the CLI must cut the title, not a number."""
+    tasks = next((project / "specs").glob("*/tasks.md"))
+    title = "## Phase 3: User Story 1 - Add and list (Priority: P1)"
+    tasks.write_text(tasks.read_text().replace(title, title + " with filters, sorting and colours"))
+    return project
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
     base = tmp_path_factory.mktemp("estimate-live")
     root, runtime = base / "root", base / "runtime"
     (base / "config").mkdir()
     (base / "config" / "jupyter_server_config.json").write_text(json.dumps({"SpecflowExtension": SERVER_SETTINGS}))
-    prepare_sample(root / "todo")
+    long_section(prepare_sample(root / "todo"))
     with jupyter_server(root, runtime, base=base):
         yield root, runtime
 
@@ -68,10 +76,10 @@ def _check_80_columns(out: str, per_task: float) -> None:
     table = _table_lines(out)
     assert all(len(line) <= 80 for line in table), "\n".join(line for line in table if len(line) > 80)
     rows = {line.split("│")[0].strip(): [c.strip() for c in line.split("│")[1:]] for line in table if "│" in line}
-    assert rows["1. Phase 1: Setup"] == ["3", "~6m 00s", f"${3 * per_task:.2f}"]
+    assert rows["1. Phase 1: Setup"] == ["3", "~6 min", f"${3 * per_task:.2f}"]
     # the long section title is cut to fit, never the numbers
     (long_title,) = [k for k in rows if k.startswith("3. Phase 3: User Story 1")]
-    assert long_title.endswith("…") and rows[long_title] == ["8", "~16m 00s", f"${8 * per_task:.2f}"]
+    assert long_title.endswith("…") and rows[long_title] == ["8", "~16 min", f"${8 * per_task:.2f}"]
     assert rows["merge step (built-in)"] == ["", "~5s", "$0.00"]
     assert rows["Total"][0] == "20"
 
@@ -91,7 +99,7 @@ def test_dry_run_prints_the_estimate_in_80_columns_through_the_server(server: tu
 
 
 def test_dry_run_without_a_server_estimates_in_this_process(tmp_path: Path) -> None:
-    project = prepare_sample(tmp_path / "todo")
+    project = long_section(prepare_sample(tmp_path / "todo"))
     env = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "no-server"), "COLUMNS": "80"}
     args = ("orchestrate", "start", "--dry-run", "--project", str(project), "--set", f"agentCommand={DEMO_AGENT}")
     dry = run_cli(*args, env=env)

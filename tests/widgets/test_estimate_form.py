@@ -41,7 +41,7 @@ def test_the_form_shows_the_estimate_and_its_warning_follows_the_budget_fields(t
             await panel.wait_preview()
             assert form.blocked_reason is None, form.notes.value
             line = form.estimate_line.value
-            assert "Estimate: ~48m 05s · $3.80 for 20 tasks in 4 batches and 3 steps" in line
+            assert "Estimate: ~48 min · $3.80 for 20 tasks in 4 batches and 3 steps" in line
             assert "Defaults (no completed batch" in line and "estimate_usd_per_task" in line
             assert "1. Phase 1: Setup" in line and "<details open>" in line  # four batches: the list is open
             assert line.count('class="specflow-estimate-batch"') == 4
