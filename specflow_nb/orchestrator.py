@@ -1,6 +1,6 @@
 """The loop: performs the state machine's actions and feeds it events. It decides nothing itself.
 
-``machine.step`` returns the next execution and a list of actions; this module performs them in order: ``Persist``
+``machine.transition`` returns the next execution and a list of actions; this module performs them in order: ``Persist``
 writes the state file (always first: write-ahead), spawns start detached agent runs through ``specflow_nb.agent``
 (the only spawner in the package), ``ReadProject`` re-reads tasks.md, the artifacts and git (and runs the
 verifyCommand) and feeds the result straight back as ``ProjectRead`` before anything else may touch that execution.
@@ -36,7 +36,7 @@ from typing import Any, Literal, TypeVar
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from specflow_nb import gitops, machine, ownership, policy, procs, redact
+from specflow_nb import gitops, machine, models, ownership, policy, procs, redact
 from specflow_nb.agent.claude import (
     AgentOptions,
     AgentRun,
@@ -951,7 +951,7 @@ class Orchestrator:
             self._refresh(slot)
             ex = self._target(slot, orchestration_id)
             if not ex.status.is_active:
-                machine.step(ex, UserCommand(at=utcnow(), command=cmd, actor=actor))  # raises the machine's 409
+                machine.transition(ex, UserCommand(at=utcnow(), command=cmd, actor=actor))  # raises the machine's 409
                 raise OrchestrationConflict(f"Orchestration {ex.id} is {ex.status.value}: nothing to {cmd.action}.")
             if self.settings.may_take_over:
                 async with slot.lock:
@@ -1281,7 +1281,7 @@ class Orchestrator:
             issue=issue, options=[RecoveryOption.RETRY, RecoveryOption.ABORT], kind="state_rebuilt", step=phase
         )
         ex.decision_log.append(
-            machine.DecisionLogEntry(timestamp=now, decision="needs_attention", reason=issue, data={"runs": runs})
+            models.DecisionLogEntry(timestamp=now, decision="needs_attention", reason=issue, data={"runs": runs})
         )
         ex.version = 1
         return ex
@@ -1381,7 +1381,7 @@ class Orchestrator:
         try:
             while queue:
                 event = queue.pop(0)
-                nxt, actions = machine.step(slot.execution, event)
+                nxt, actions = machine.transition(slot.execution, event)
                 try:
                     for action in actions:
                         follow = await self._perform(slot, nxt, action)

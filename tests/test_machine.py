@@ -47,7 +47,7 @@ from specflow_nb.machine import (
     allowed_commands,
     new_execution,
     parse_command,
-    step,
+    transition,
 )
 from specflow_nb.models import (
     BatchPlan,
@@ -166,8 +166,8 @@ class Harness:
     def feed(self, event: Any) -> list[Any]:
         before = self.ex
         frozen = before.model_dump_json()
-        after, actions = step(before, event)
-        assert before.model_dump_json() == frozen, "step() mutated its input"
+        after, actions = transition(before, event)
+        assert before.model_dump_json() == frozen, "transition() mutated its input"
         if actions:
             assert isinstance(actions[0], Persist) and actions[0].version == before.version + 1
             assert after.version == before.version + 1 and after.updated_at == event.at
@@ -261,7 +261,7 @@ def designed(h: Harness) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# States to start the table from (each reached through step() only)
+# States to start the table from (each reached through transition() only)
 
 
 def st_fresh() -> Harness:
@@ -497,7 +497,7 @@ def test_allowed_commands_match_the_table():
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Whole phase, step() only
+# Whole phase, transition() only
 
 
 def test_full_phase_design_to_merge():
