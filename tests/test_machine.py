@@ -43,6 +43,7 @@ from specflow_nb.machine import (
     SpawnHealer,
     SpawnStep,
     Started,
+    StateRebuilt,
     UserCommand,
     allowed_commands,
     new_execution,
@@ -207,6 +208,20 @@ class Harness:
 
     def restart(self, **kw: Any) -> list[Any]:
         return self.feed(HostRestarted(at=self.tick(), **kw))
+
+    def rebuilt(self, *runs: str, **config: Any) -> list[Any]:
+        """The record was corrupt: the host rebuilt this (fresh) execution from the disk and the runs it found."""
+        config.setdefault("agent_command", "my-agent --flag")
+        return self.feed(
+            StateRebuilt(
+                at=self.tick(),
+                snapshot=self.project.snapshot(),
+                set_aside_as="orchestration-o1.json.corrupt-1",
+                runs=list(runs),
+                config=OrchestrationConfig(**config),
+                feature_dir="specs/001-todo",
+            )
+        )
 
     def diagnosed(self, action: Diagnose | None = None, **kw: Any) -> list[Any]:
         """The decision helper of ``action`` (default: the last Diagnose emitted) reports (default: an answer)."""
@@ -387,6 +402,7 @@ EV: dict[str, Callable[[Harness], Any]] = {
     "stall": lambda h: h.stall(),
     "restart_alive": lambda h: h.restart(run_alive=True),
     "restart_lost": lambda h: h.restart(),
+    "rebuilt": lambda h: h.rebuilt("o1-001-batch1", "o1-004-heal1"),
 }
 
 TABLE = [
@@ -417,6 +433,8 @@ TABLE = [
     ("waiting_merge", "merge", S.RUNNING, ["read_project"], ["merge_triggered"]),
     ("waiting_merge", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
     ("waiting_merge", "go_back_analyze", S.RUNNING, ["read_project"], ["go_back"]),
+    # the record was corrupt: the host rebuilt a fresh execution from the disk (the orchestrator's restart path)
+    ("fresh", "rebuilt", S.NEEDS_ATTENTION, ["notify"], ["needs_attention"]),
 ]
 
 
@@ -462,6 +480,8 @@ ILLEGAL = [
     ("failed", "retry"),
     ("cancelled", "cancel"),
     ("cancelled", "resume"),
+    ("batch_running", "rebuilt"),  # only a fresh execution is rebuilt
+    ("needs_attention", "rebuilt"),
 ]
 
 
@@ -475,11 +495,40 @@ def test_illegal_events_raise_409_naming_state_and_event(state, event):
     assert isinstance(err, OrchestrationConflict) and err.http_status == 409
     name = {"retry": "recover", "skip": "recover", "abort": "recover", "go_back_analyze": "go_back"}.get(event, event)
     name = {"finish_ok": "run_finished", "read": "project_read", "stall": "run_stalled"}.get(name, name)
-    name = {"restart_lost": "host_restarted"}.get(name, name)
+    name = {"restart_lost": "host_restarted", "rebuilt": "state_rebuilt"}.get(name, name)
     assert f"Cannot {name}" in err.message and h.ex.status.value in err.message
     allowed = sorted(s.value for s in LEGAL_STATUSES[name])
     assert err.details["allowedStatuses"] == allowed and all(a in (err.hint or "") for a in allowed)
     assert h.ex.model_dump_json() == before
+
+
+def test_a_rebuilt_record_stops_with_what_the_disk_shows_and_retry_continues_without_redoing():
+    """StateRebuilt (the orchestrator's _rebuild feeds it): the config guessed from the newest run, run ids after the
+    runs found, design and analyze completed when the artifacts are, progress counted, and retry/abort offered."""
+    h = st_fresh()
+    h.project.check("T001", "T002")
+    h.rebuilt("o1-001-batch1", "o1-002-batch2", "o1-007-heal2", "o1-003-diagnose")
+    assert h.ex.config.agent_command == "my-agent --flag" and h.ex.feature_dir == "specs/001-todo"
+    assert h.ex.run_seq == 7 and h.ex.current_phase is P.IMPLEMENT
+    assert h.ex.step_status[P.DESIGN] is StepState.COMPLETED and h.ex.step_status[P.ANALYZE] is StepState.COMPLETED
+    assert (h.ex.batches.tasks_done, h.ex.batches.tasks_total) == (2, 5)
+    assert h.rc.kind == "state_rebuilt" and h.rc.options == [RecoveryOption.RETRY, RecoveryOption.ABORT]
+    assert "set aside as orchestration-o1.json.corrupt-1" in h.rc.issue and "2 of 5 tasks done" in h.rc.issue
+    assert "4 agent run folder(s) found" in h.rc.issue and h.rc.step is P.IMPLEMENT
+    assert h.ex.decision_log[0].data is not None and h.ex.decision_log[0].data["runs"][0] == "o1-001-batch1"
+    assert not any(isinstance(a, Diagnose) for a in h.actions)  # no failed run to read
+    assert [n.event for n in h.ex.notifications] == ["needs_attention"]
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY))
+    h.read()
+    assert isinstance(h.actions[-1], SpawnBatch) and h.actions[-1].task_ids == ["T003", "T004"]
+    assert h.actions[-1].run_id == "o1-008-batch1"  # never a run folder of the lost record
+    aborted = st_fresh()
+    aborted.project.has_spec = False  # design not complete: it starts over at design
+    aborted.rebuilt()
+    assert aborted.ex.current_phase is P.DESIGN and aborted.ex.run_seq == 0 and "0 agent run" in aborted.rc.issue
+    assert aborted.ex.step_status[P.DESIGN] is StepState.PENDING
+    aborted.cmd(RecoverCommand(option=RecoveryOption.ABORT))
+    assert aborted.ex.status is S.FAILED
 
 
 def test_allowed_commands_match_the_table():

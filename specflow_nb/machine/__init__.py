@@ -155,7 +155,10 @@ from specflow_nb.machine.events import (
     RunFinished,
     RunStalled,
     Started,
+    StateRebuilt,
     UserCommand,
+    all_tasks_done,
+    design_complete,
 )
 from specflow_nb.machine.forward import LOG_PLAN_IDS, planned_steps
 from specflow_nb.machine.outcomes import STALL_KILL_AFTER
@@ -200,8 +203,11 @@ __all__ = [
     "SpawnHealer",
     "SpawnStep",
     "Started",
+    "StateRebuilt",
     "UserCommand",
+    "all_tasks_done",
     "allowed_commands",
+    "design_complete",
     "event_name",
     "new_execution",
     "parse_command",

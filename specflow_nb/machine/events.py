@@ -6,8 +6,9 @@ complete" and "all tasks done" (settled = done or deferred), which ``status`` us
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -16,8 +17,53 @@ from specflow_nb.machine.commands import Command
 from specflow_nb.models import (
     BatchPlan,
     DiagnosisSuggestion,
+    OrchestrationConfig,
     RunOutcome,
 )
+
+
+def design_complete(*, has_spec: bool, has_plan: bool, task_count: int) -> bool:
+    """THE rule for "design is complete": spec.md, plan.md and a tasks.md with at least one task.
+
+    Smart config (design skipped at start), the design step's confirmation, a rebuilt record and ``status`` (via
+    :attr:`specflow_nb.project.Artifacts.design_complete`) all decide with it."""
+    return has_spec and has_plan and task_count >= 1
+
+
+def all_tasks_done(task_ids: Iterable[str], settled_ids: Iterable[str]) -> bool:
+    """THE rule for "every task is done": at least one task, and every task settled (done or deferred).
+
+    A pending or blocked task holds the phase back; a deferred one never does (the formats issue's rule,
+    :attr:`specflow_nb.tasks.ParsedTasks.settled_ids`). The engine (smart config skipping implement, an empty plan
+    completing implement) and ``status`` (next action ``run_verify``) both decide with it."""
+    ids = set(task_ids)
+    return bool(ids) and ids <= set(settled_ids)
+
+
+class _ParsedTasks(Protocol):
+    """What a snapshot needs of :class:`specflow_nb.tasks.ParsedTasks`."""
+
+    @property
+    def tasks(self) -> Sequence[Any]: ...
+
+    @property
+    def settled_ids(self) -> list[str]: ...
+
+
+class _Artifacts(Protocol):
+    """What a snapshot needs of :class:`specflow_nb.project.Artifacts`."""
+
+    @property
+    def has_spec(self) -> bool: ...
+
+    @property
+    def has_plan(self) -> bool: ...
+
+    @property
+    def has_tasks(self) -> bool: ...
+
+    @property
+    def parsed_tasks(self) -> _ParsedTasks | None: ...
 
 
 class ProjectSnapshot(Frozen):
@@ -27,6 +73,7 @@ class ProjectSnapshot(Frozen):
     has_plan: bool = False
     has_tasks: bool = False
     task_ids: list[str] = Field(default_factory=list)
+    #: The settled tasks (done or deferred): what "done" means for every rule of the machine.
     done_task_ids: list[str] = Field(default_factory=list)
     #: The plan computed from tasks.md on this read (None when there is no tasks.md).
     batch_plan: BatchPlan | None = None
@@ -38,13 +85,28 @@ class ProjectSnapshot(Frozen):
     has_user_gate: bool = False
     has_merge_command: bool = False
 
+    @classmethod
+    def of_artifacts(cls, art: _Artifacts, **facts: Any) -> ProjectSnapshot:
+        """The snapshot of a feature folder's artifacts (tasks settled = done or deferred), plus other ``facts``."""
+        parsed = art.parsed_tasks
+        return cls(
+            has_spec=art.has_spec,
+            has_plan=art.has_plan,
+            has_tasks=art.has_tasks,
+            task_ids=[t.id for t in parsed.tasks] if parsed else [],
+            done_task_ids=list(parsed.settled_ids) if parsed else [],
+            **facts,
+        )
+
     @property
     def design_complete(self) -> bool:
-        return self.has_spec and self.has_plan and self.has_tasks and len(self.task_ids) >= 1
+        return design_complete(
+            has_spec=self.has_spec, has_plan=self.has_plan, task_count=len(self.task_ids) if self.has_tasks else 0
+        )
 
     @property
     def all_tasks_done(self) -> bool:
-        return bool(self.task_ids) and set(self.task_ids) <= set(self.done_task_ids)
+        return all_tasks_done(self.task_ids, self.done_task_ids)
 
     def missing_design_artifacts(self) -> list[str]:
         missing = [name for name, ok in (("spec.md", self.has_spec), ("plan.md", self.has_plan)) if not ok]
@@ -122,7 +184,26 @@ class DiagnosisFinished(Frozen):
     message: str = ""
 
 
+class StateRebuilt(Frozen):
+    """The record of this execution could not be read (set aside as corrupt): the host rebuilt it from the disk. The
+    first event of a fresh execution (``new_execution`` with the lost record's id); it stops in needs_attention."""
+
+    kind: Literal["state_rebuilt"] = "state_rebuilt"
+    at: datetime
+    #: The project as the host found it (artifacts and tasks.md).
+    snapshot: ProjectSnapshot
+    #: The name the unreadable record was set aside as.
+    set_aside_as: str
+    #: This execution's run folders found on disk (``{id}-{seq:03d}-{label}``): new run ids never reuse one.
+    runs: list[str] = Field(default_factory=list)
+    #: The config guessed from the newest run (its agent and model; the rest the host's defaults): the lost record
+    #: held the real one.
+    config: OrchestrationConfig
+    #: The active feature folder, relative to the project.
+    feature_dir: str | None = None
+
+
 Event = Annotated[
-    Started | RunFinished | ProjectRead | UserCommand | RunStalled | HostRestarted | DiagnosisFinished,
+    Started | RunFinished | ProjectRead | UserCommand | RunStalled | HostRestarted | DiagnosisFinished | StateRebuilt,
     Field(discriminator="kind"),
 ]

@@ -6,6 +6,7 @@ Every rule that stops goes through here, so a stop always logs, notifies and ask
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from specflow_nb.machine.actions import KillRun, Notify
 from specflow_nb.machine.decisions import Decision
@@ -36,6 +37,7 @@ def needs_attention(
     run: CurrentRun | None = None,
     remaining: Iterable[str] = (),
     batch: BatchItem | None = None,
+    **data: Any,
 ) -> None:
     ex = tx.ex
     batch_index = batch.index if batch else (run.batch_index if run else None)
@@ -50,7 +52,8 @@ def needs_attention(
         batch_index=batch_index,
         remaining_task_ids=list(remaining),
     )
-    tx.log(Decision.NEEDS_ATTENTION, issue, kind=kind, options=[o.value for o in ex.recovery_context.options])
+    options_ = [o.value for o in ex.recovery_context.options]
+    tx.log(Decision.NEEDS_ATTENTION, issue, kind=kind, options=options_, **data)
     tx.emit(Notify(event="needs_attention", message=issue))
     ask_diagnosis(tx, run)
 

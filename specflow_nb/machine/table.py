@@ -35,7 +35,10 @@ LEGAL_STATUSES: dict[str, frozenset[OrchestrationStatus]] = {
     "recover": frozenset({S.NEEDS_ATTENTION}),
     "go_back": _ACTIVE,
     "answer": frozenset({S.PAUSED}),  # only while waiting for input
-    "diagnosis_finished": frozenset(S),  # a pending helper's cost is counted whatever happened meanwhile
+    "diagnosis_finished": frozenset(S),
+    "state_rebuilt": frozenset(
+        {S.RUNNING}
+    ),  # the first event of a fresh execution (guard: version 0)  # a pending helper's cost is counted whatever happened meanwhile
 }
 
 

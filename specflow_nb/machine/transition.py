@@ -19,11 +19,12 @@ from specflow_nb.machine.events import (
     RunFinished,
     RunStalled,
     Started,
+    StateRebuilt,
     UserCommand,
 )
 from specflow_nb.machine.forward import on_started
 from specflow_nb.machine.outcomes import on_project_read, on_run_finished, on_run_stalled
-from specflow_nb.machine.reconcile import on_host_restarted
+from specflow_nb.machine.reconcile import on_host_restarted, on_state_rebuilt
 from specflow_nb.machine.recovery import on_user_command
 from specflow_nb.machine.table import LEGAL_STATUSES, IllegalTransition, event_name
 from specflow_nb.machine.tx import Tx
@@ -95,4 +96,5 @@ HANDLERS: dict[type, Any] = {
     RunStalled: on_run_stalled,
     HostRestarted: on_host_restarted,
     DiagnosisFinished: on_diagnosis_finished,
+    StateRebuilt: on_state_rebuilt,
 }
