@@ -33,8 +33,14 @@ if TYPE_CHECKING:
     from specflow_nb.client import SpecflowClient
     from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 
-#: Statuses where nothing more happens until a person acts (or never again).
-_SETTLED = ("paused", "waiting_merge", "needs_attention", "completed", "failed", "cancelled")
+
+def _settled(ex: OrchestrationExecution) -> bool:
+    """Nothing more happens until a person acts (or never again): the machine's ``SETTLED_STATUSES``."""
+    from specflow_nb.machine import SETTLED_STATUSES  # lazy: the CLI starts without the engine
+
+    return ex.status in SETTLED_STATUSES
+
+
 #: How long a local engine stays for a pending diagnosis (the decision helper's own limit is 10 minutes).
 DIAGNOSIS_WAIT_SECONDS = 600.0
 
@@ -499,7 +505,7 @@ def _run_local(
             if not owns and not follow:
                 return ex
             now = asyncio.ensure_future(view.follow_local(project, orch))  # the Now line
-            while ex.status.value not in _SETTLED:
+            while not _settled(ex):
                 ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
                 view.update(ex)
             now.cancel()
@@ -520,13 +526,13 @@ def _run_local(
 
 def _watch_remote(client: SpecflowClient, project_id: str, ex: OrchestrationExecution, view: LiveView) -> Any:
     view.update(ex)
-    if ex.status.value in _SETTLED:
+    if _settled(ex):
         return ex
     view.follow_remote(client, project_id)
     for update in client.iter_updates(project_id, ex.version, until_finished=True):
         view.update(update)
         ex = update
-        if ex.status.value in _SETTLED:
+        if _settled(ex):
             break
     return ex
 

@@ -16,9 +16,12 @@ import pytest
 
 from specflow_nb.errors import ConfigError, OrchestrationConflict
 from specflow_nb.machine import (
+    GO_BACK_OFFERED,
     LEGAL_STATUSES,
+    SETTLED_STATUSES,
     SPAWN_ACTIONS,
     STALL_KILL_AFTER,
+    TERMINAL_STATUSES,
     AnswerCommand,
     CancelCommand,
     Diagnose,
@@ -46,11 +49,13 @@ from specflow_nb.machine import (
     StateRebuilt,
     UserCommand,
     allowed_commands,
+    go_back_targets,
     new_execution,
     parse_command,
     transition,
 )
 from specflow_nb.models import (
+    STEP_ORDER,
     BatchPlan,
     BatchStatus,
     BudgetConfig,
@@ -543,6 +548,40 @@ def test_allowed_commands_match_the_table():
                 legal = False
             listed = {"go_back_design": "go_back", "retry": "recover"}.get(command, command) in allowed_commands(h.ex)
             assert legal == listed, (name, command)
+
+
+def test_go_back_targets_are_the_steps_the_machine_accepts_offered_only_at_a_stop():
+    """Hosts render the go-back steps from go_back_targets: each one is accepted, a later one refused."""
+    for name, make in STATES.items():
+        h = make()
+        targets = go_back_targets(h.ex)
+        if h.ex.status not in GO_BACK_OFFERED:
+            assert targets == [], name  # running: going back would kill the live run; over: nothing to go back to
+            continue
+        current = h.ex.current_phase
+        assert targets == list(STEP_ORDER[: STEP_ORDER.index(current) + 1]), name
+        for s in STEP_ORDER:
+            probe = make()
+            if s in targets:
+                probe.cmd(GoBackCommand(step=s))
+                assert probe.ex.current_phase is s and probe.ex.status is S.RUNNING, (name, s)
+            else:
+                with pytest.raises(IllegalTransition):
+                    probe.cmd(GoBackCommand(step=s))
+    done = st_completed()
+    done.ex.status = S.PAUSED  # a completed phase's steps are all behind it
+    assert go_back_targets(done.ex) == list(STEP_ORDER)
+
+
+def test_status_sets_hosts_render_from():
+    assert TERMINAL_STATUSES == {s for s in S if s.is_terminal} == {S.COMPLETED, S.FAILED, S.CANCELLED}
+    assert set(S) - {S.RUNNING} == SETTLED_STATUSES and GO_BACK_OFFERED <= SETTLED_STATUSES - TERMINAL_STATUSES
+    for name, make in STATES.items():
+        h = make()
+        if h.ex.status in TERMINAL_STATUSES:
+            assert allowed_commands(h.ex) == [], name
+        if h.ex.status not in SETTLED_STATUSES:  # running: something happens without a person
+            assert h.ex.current_run is not None or h.ex.status is S.RUNNING, name
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -162,17 +162,29 @@ from specflow_nb.machine.events import (
 )
 from specflow_nb.machine.forward import LOG_PLAN_IDS, planned_steps
 from specflow_nb.machine.outcomes import STALL_KILL_AFTER
-from specflow_nb.machine.table import LEGAL_STATUSES, IllegalTransition, allowed_commands, event_name
+from specflow_nb.machine.table import (
+    GO_BACK_OFFERED,
+    LEGAL_STATUSES,
+    SETTLED_STATUSES,
+    TERMINAL_STATUSES,
+    IllegalTransition,
+    allowed_commands,
+    event_name,
+    go_back_targets,
+)
 from specflow_nb.machine.transition import APPLIED_IDS_KEPT, NOTIFICATIONS_KEPT, new_execution, transition
 
 __all__ = [
     "APPLIED_IDS_KEPT",
     "COMMAND_ADAPTER",
+    "GO_BACK_OFFERED",
     "LEGAL_STATUSES",
     "LOG_PLAN_IDS",
     "NOTIFICATIONS_KEPT",
+    "SETTLED_STATUSES",
     "SPAWN_ACTIONS",
     "STALL_KILL_AFTER",
+    "TERMINAL_STATUSES",
     "UNHEALABLE_FAILURES",
     "Action",
     "AnswerCommand",
@@ -209,6 +221,7 @@ __all__ = [
     "allowed_commands",
     "design_complete",
     "event_name",
+    "go_back_targets",
     "new_execution",
     "parse_command",
     "planned_steps",

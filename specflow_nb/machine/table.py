@@ -10,6 +10,7 @@ from specflow_nb.errors import OrchestrationConflict
 from specflow_nb.machine.events import Event, UserCommand
 from specflow_nb.models import (
     ACTIVE_STATUSES,
+    STEP_ORDER,
     OrchestrationExecution,
     OrchestrationPhase,
     OrchestrationStatus,
@@ -20,6 +21,13 @@ P = OrchestrationPhase
 
 
 _ACTIVE = frozenset(ACTIVE_STATUSES)
+#: Over for good: no command applies any more (only a pending diagnosis helper's end is still counted).
+TERMINAL_STATUSES: frozenset[OrchestrationStatus] = frozenset(S) - _ACTIVE
+#: Nothing more happens until a person acts (or never again): every status but running. Watchers stop here.
+SETTLED_STATUSES: frozenset[OrchestrationStatus] = frozenset(S) - {S.RUNNING}
+#: Where hosts offer going back: a stop a person is looking at. (The command is legal in every active status, e.g.
+#: from a terminal, but going back kills the live run, so a panel offers it only when nothing runs.)
+GO_BACK_OFFERED: frozenset[OrchestrationStatus] = frozenset({S.PAUSED, S.NEEDS_ATTENTION, S.WAITING_MERGE})
 
 
 LEGAL_STATUSES: dict[str, frozenset[OrchestrationStatus]] = {
@@ -35,10 +43,10 @@ LEGAL_STATUSES: dict[str, frozenset[OrchestrationStatus]] = {
     "recover": frozenset({S.NEEDS_ATTENTION}),
     "go_back": _ACTIVE,
     "answer": frozenset({S.PAUSED}),  # only while waiting for input
+    # a pending helper's cost is counted whatever happened meanwhile
     "diagnosis_finished": frozenset(S),
-    "state_rebuilt": frozenset(
-        {S.RUNNING}
-    ),  # the first event of a fresh execution (guard: version 0)  # a pending helper's cost is counted whatever happened meanwhile
+    # the first event of a fresh execution rebuilt from the disk (guard: version 0)
+    "state_rebuilt": frozenset({S.RUNNING}),
 }
 
 
@@ -87,3 +95,14 @@ def allowed_commands(execution: OrchestrationExecution) -> list[str]:
             continue
         out.append(name)
     return out
+
+
+def go_back_targets(execution: OrchestrationExecution) -> list[OrchestrationPhase]:
+    """The steps a host offers to go back to now, in step order: every step up to the current one (re-running the
+    current step included; after the phase completed, every step), and none outside ``GO_BACK_OFFERED``. Each is
+    accepted by ``go_back`` (a later step is refused)."""
+    if execution.status not in GO_BACK_OFFERED:
+        return []
+    if execution.current_phase is P.COMPLETE:
+        return list(STEP_ORDER)
+    return list(STEP_ORDER[: STEP_ORDER.index(execution.current_phase) + 1])
