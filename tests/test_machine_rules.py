@@ -128,3 +128,43 @@ def test_read_tasks_settled_ids_are_the_engines_done(tmp_path: Path) -> None:
     snap = engine_snapshot(root)
     assert snap.done_task_ids == parsed.settled_ids == ["T001", "T003"]
     assert not snap.all_tasks_done
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Healing decisions and typed outputs, in the machine
+
+
+def test_heal_confirmed_reads_the_snapshot_the_machine_reads() -> None:
+    from specflow_nb.agent.prompts import HealOutput
+    from specflow_nb.machine import heal_confirmed, healer_budget
+    from specflow_nb.models import BatchItem, BudgetConfig
+
+    batch = BatchItem(index=0, section="A", task_ids=["T001", "T002"])
+    fixed = HealOutput(status="fixed")
+    settled = ProjectSnapshot(task_ids=["T001", "T002"], done_task_ids=["T001", "T002"])
+    assert heal_confirmed(fixed, settled, batch)
+    assert not heal_confirmed(fixed, ProjectSnapshot(task_ids=["T001", "T002"], done_task_ids=["T001"]), batch)
+    assert not heal_confirmed(HealOutput(status="partial"), settled, batch)
+    cfg = OrchestrationConfig(budget=BudgetConfig(healing_budget=2.0, max_total=10.0))
+    assert healer_budget(cfg, healing_spent_usd=1.5, total_spent_usd=3.0) == 0.5
+    assert healer_budget(cfg, healing_spent_usd=0.0, total_spent_usd=9.75) == 0.25
+
+
+def test_structured_outputs_are_read_typed_and_as_leniently_as_before() -> None:
+    from specflow_nb.machine.outputs import analyze_output, heal_output, verify_output
+    from specflow_nb.models import RunOutcome
+
+    def out(data: object) -> RunOutcome:
+        return RunOutcome(exit_ok=True, structured_output=data)  # type: ignore[arg-type]
+
+    # a field that does not validate is dropped; the rule's field still counts
+    analysis = analyze_output(out({"status": "completed", "findings": "one string, not a list"}))
+    assert analysis is not None and analysis.status == "completed" and analysis.findings == []
+    healed = heal_output(out({"status": "fixed", "tasksCompleted": [1, 2]}))
+    assert healed is not None and healed.status == "fixed"
+    # a required field missing or invalid: no output (not confirmed), as `.get(...) == ...` never matched
+    assert analyze_output(out({"findings": []})) is None
+    assert analyze_output(out({"status": "done"})) is None
+    assert verify_output(out({"passed": "true"})) is None  # strict: only a real true passes, as `is True` did
+    assert verify_output(out({"passed": True, "failures": []})) is not None
+    assert verify_output(None) is None and verify_output(out(None)) is None

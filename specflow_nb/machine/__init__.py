@@ -133,6 +133,7 @@ from specflow_nb.machine.actions import (
     SpawnStep,
 )
 from specflow_nb.machine.base import Frozen
+from specflow_nb.machine.budget import healer_budget
 from specflow_nb.machine.commands import (
     COMMAND_ADAPTER,
     AnswerCommand,
@@ -161,6 +162,7 @@ from specflow_nb.machine.events import (
     design_complete,
 )
 from specflow_nb.machine.forward import LOG_PLAN_IDS, planned_steps
+from specflow_nb.machine.healing import heal_confirmed
 from specflow_nb.machine.outcomes import STALL_KILL_AFTER
 from specflow_nb.machine.table import (
     GO_BACK_OFFERED,
@@ -222,6 +224,8 @@ __all__ = [
     "design_complete",
     "event_name",
     "go_back_targets",
+    "heal_confirmed",
+    "healer_budget",
     "new_execution",
     "parse_command",
     "planned_steps",

@@ -12,11 +12,19 @@ from specflow_nb.machine.tx import Tx
 from specflow_nb.models import (
     BatchItem,
     BudgetConfig,
+    OrchestrationConfig,
     OrchestrationExecution,
     RecoveryOption,
 )
 
 R = RecoveryOption
+
+
+def healer_budget(config: OrchestrationConfig, *, healing_spent_usd: float, total_spent_usd: float) -> float:
+    """USD a healer may spend now: what is left of the healing budget (one amount for all healers together), never
+    more than what is left in total. Zero means no healer may start (MISSION §6: never spawn with nothing left)."""
+    left = min(config.budget.healing_budget - healing_spent_usd, config.budget.max_total - total_spent_usd)
+    return round(max(0.0, left), 6)
 
 
 def budget_left(ex: OrchestrationExecution, cap: float, cap_name: str, spent: float) -> tuple[float, str]:

@@ -105,6 +105,11 @@ class ProjectSnapshot(Frozen):
         )
 
     @property
+    def settled_ids(self) -> list[str]:
+        """The settled tasks (done or deferred), named as :attr:`specflow_nb.tasks.ParsedTasks.settled_ids`."""
+        return self.done_task_ids
+
+    @property
     def all_tasks_done(self) -> bool:
         return all_tasks_done(self.task_ids, self.done_task_ids)
 

@@ -6,9 +6,12 @@ every task of the batch. ``specflow_nb.healing`` keeps only the I/O side (collec
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from specflow_nb.machine.decisions import UNHEALABLE_FAILURES, Decision
 from specflow_nb.machine.events import ProjectSnapshot
 from specflow_nb.machine.forward import batch_done
+from specflow_nb.machine.outputs import heal_output
 from specflow_nb.machine.spawning import spawn_healer
 from specflow_nb.machine.stopping import needs_attention
 from specflow_nb.machine.tx import Tx, batch_at, failure_text, unchecked
@@ -19,6 +22,25 @@ from specflow_nb.models import (
 )
 from specflow_nb.taskids import compact as compact_ids
 from specflow_nb.taskids import describe as describe_ids
+
+if TYPE_CHECKING:
+    from specflow_nb.agent.prompts import HealOutput
+
+
+class SettledTasks(Protocol):
+    """Tasks as re-read from disk: a :class:`ProjectSnapshot` or :class:`specflow_nb.tasks.ParsedTasks`."""
+
+    @property
+    def settled_ids(self) -> list[str]: ...
+
+
+def heal_confirmed(output: HealOutput | None, tasks_after: SettledTasks, batch: BatchItem) -> bool:
+    """Healed = the healer said ``fixed`` AND tasks.md, re-read, shows every task of the batch settled (a task
+    missing from tasks.md is not done; a batch without tasks is never healed)."""
+    if output is None or output.status != "fixed" or not batch.task_ids:
+        return False
+    settled = set(tasks_after.settled_ids)
+    return all(t in settled for t in batch.task_ids)
 
 
 def heal_or_attention(
@@ -48,8 +70,8 @@ def confirm_heal(tx: Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
     b = batch_at(ex, run.batch_index)
     remaining = unchecked(b.task_ids, snap)
     out = run.outcome
-    said = (out.structured_output or {}).get("status") if out else None
-    if not remaining and (run.lost or (out is not None and out.ok and said == "fixed")):
+    said = heal_output(out) if out is not None and out.ok else None
+    if (run.lost and not remaining) or heal_confirmed(said, snap, b):
         why = "tasks.md confirms after a restart" if run.lost else "healer fixed it and tasks.md confirms"
         batch_done(tx, b, BatchStatus.HEALED, why, snap)
         return
@@ -69,8 +91,8 @@ def confirm_heal(tx: Tx, run: CurrentRun, snap: ProjectSnapshot) -> None:
         )
         return
     assert out is not None
-    error = failure_text(out, run, remaining) if not out.ok else f"healer reported {said!r}"
-    if out.ok and not remaining and said != "fixed":
+    error = failure_text(out, run, remaining) if not out.ok else f"healer reported {said.status if said else None!r}"
+    if out.ok and not remaining:
         error += " although tasks.md shows every task checked"
     elif remaining:
         error += f"; still unchecked: {describe_ids(remaining)}"

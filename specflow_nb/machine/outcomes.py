@@ -12,6 +12,7 @@ from specflow_nb.machine.decisions import Decision
 from specflow_nb.machine.events import ProjectRead, ProjectSnapshot, RunFinished, RunStalled
 from specflow_nb.machine.forward import batch_done, move_on, note_tasks, step_done
 from specflow_nb.machine.healing import confirm_heal, heal_or_attention
+from specflow_nb.machine.outputs import analyze_output, merge_output, verify_output
 from specflow_nb.machine.recovery import resume_answered
 from specflow_nb.machine.spawning import spawn_batch, spawn_healer, spawn_merge, spawn_step
 from specflow_nb.machine.stopping import needs_attention
@@ -271,8 +272,8 @@ def _step_verdict(s: P, out: RunOutcome, snap: ProjectSnapshot, cfg: Orchestrati
         )
     if not out.ok:
         return False, f"The {s.value} run failed: {outcome_error(out)}"
-    so = out.structured_output or {}
-    if s in (P.VERIFY, P.MERGE) and so.get("status") == "needs_input":  # with questions it waited for answers
+    said = verify_output(out) if s is P.VERIFY else merge_output(out) if s is P.MERGE else None
+    if said is not None and said.status == "needs_input":  # with questions it waited for answers
         return False, (
             f"The {s.value} run said it needs input but asked no question, so it is neither passed nor failed: "
             "retry the step."
@@ -282,13 +283,15 @@ def _step_verdict(s: P, out: RunOutcome, snap: ProjectSnapshot, cfg: Orchestrati
             return True, f"design confirmed: spec.md, plan.md and tasks.md ({len(snap.task_ids)} tasks) exist"
         return False, f"Design finished but the feature folder lacks {', '.join(snap.missing_design_artifacts())}."
     if s is P.ANALYZE:
-        if so.get("status") == "completed":
+        analysis = analyze_output(out)
+        if analysis is not None and analysis.status == "completed":
             return True, "analyze reported completed"
-        return False, f"Analyze did not report completed (status {so.get('status')!r})."
+        return False, f"Analyze did not report completed (status {analysis.status if analysis else None!r})."
     if s is P.VERIFY:
-        if so.get("passed") is not True:
-            failures = so.get("failures") or []
-            return False, "Verify failed: " + ("; ".join(map(str, failures)) or "the agent did not report passed")
+        verdict = verify_output(out)
+        if verdict is None or verdict.passed is not True:
+            failures = verdict.failures if verdict else []
+            return False, "Verify failed: " + ("; ".join(failures) or "the agent did not report passed")
         if cfg.verify_command:
             if snap.verify_exit_code != 0:
                 tail = f": {snap.verify_output_tail.strip()[-500:]}" if snap.verify_output_tail.strip() else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from specflow_nb.machine.actions import RunMerge, SpawnBatch, SpawnHealer, SpawnStep
-from specflow_nb.machine.budget import budget_left, budget_stop
+from specflow_nb.machine.budget import budget_left, budget_stop, healer_budget
 from specflow_nb.machine.decisions import Decision
 from specflow_nb.machine.events import ProjectSnapshot
 from specflow_nb.machine.tx import Tx
@@ -162,8 +162,9 @@ def spawn_healer(
     lost_run: str | None = None,
 ) -> None:
     ex = tx.ex
-    left, limit = budget_left(ex, ex.config.budget.healing_budget, "healingBudget", ex.healing_cost_usd)
+    left = healer_budget(ex.config, healing_spent_usd=ex.healing_cost_usd, total_spent_usd=ex.total_cost_usd)
     if left <= 0:
+        _, limit = budget_left(ex, ex.config.budget.healing_budget, "healingBudget", ex.healing_cost_usd)
         b.status = BatchStatus.FAILED
         budget_stop(tx, f"a healer for batch {b.index + 1}", limit, [R.RETRY, R.SKIP, R.ABORT], batch=b)
         return
