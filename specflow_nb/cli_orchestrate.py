@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from specflow_nb import cli as _cli
+from specflow_nb.models import OrchestrationStatus
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -90,7 +91,7 @@ def render(
     done, total = summary.task_counts(ex)
     from specflow_nb.activity import matches
 
-    live = ex.status.value == "running" and matches(activity, ex)
+    live = ex.status is OrchestrationStatus.RUNNING and matches(activity, ex)
     if live and activity.tasks_total and not activity.finished:
         done, total = activity.tasks_done or 0, activity.tasks_total  # tasks.md as it is, between saves
     budget = ex.config.budget
@@ -148,10 +149,10 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
     flag = " --local" if local else ""
     from specflow_nb import summary
 
-    status = ex.status.value
-    if status == "waiting_merge":
+    status = ex.status
+    if status is OrchestrationStatus.WAITING_MERGE:
         return f"Merge ready: run `specflow-nb orchestrate merge{flag}` (or go back with `go-back STEP`)."
-    if status == "needs_attention":
+    if status is OrchestrationStatus.NEEDS_ATTENTION:
         issue = ex.recovery_context.issue if ex.recovery_context else "needs attention"
         issue = summary.name_run_folder(issue, ex.recovery_context.failed_workflow_id if ex.recovery_context else None)
         options = "|".join(o.value for o in ex.recovery_context.options) if ex.recovery_context else "retry|abort"
@@ -167,29 +168,29 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
                 f"Raise them and retry: `specflow-nb orchestrate recover retry {sets}{flag}`."
             )
         return choose
-    if status == "paused" and ex.waiting_for_input:
+    if status is OrchestrationStatus.PAUSED and ex.waiting_for_input:
         questions = "\n".join(f"  {q.id}: {q.question}" for q in ex.questions)
         return f"Waiting for input:\n{questions}\nAnswer: `specflow-nb orchestrate answer ID=ANSWER …{flag}`."
-    if status == "paused":
+    if status is OrchestrationStatus.PAUSED:
         return f"Paused: run `specflow-nb orchestrate resume{flag}` to continue."
-    if status == "completed":
+    if status is OrchestrationStatus.COMPLETED:
         return f"Phase complete: ${ex.total_cost_usd:.2f} spent."
-    if status == "running":
+    if status is OrchestrationStatus.RUNNING:
         return f"Still running: `specflow-nb orchestrate watch{flag}` shows it live."
-    return f"Orchestration {status}" + (f": {ex.error_message}" if ex.error_message else ".")
+    return f"Orchestration {status.value}" + (f": {ex.error_message}" if ex.error_message else ".")
 
 
 def live_footer(ex: OrchestrationExecution, *, local: bool = False) -> str:
     """The live view's last line: how to leave it, and the command that acts on what it shows."""
     flag = " --local" if local else ""
-    status = ex.status.value
-    if status == "running":
+    status = ex.status
+    if status is OrchestrationStatus.RUNNING:
         act = "pause" if not ex.pause_requested else "resume (withdraws the pause)"
         return f"Ctrl+C leaves this view; the run goes on. Next: specflow-nb orchestrate {act}{flag} · cancel{flag}"
     command = {
-        "paused": "resume",
-        "waiting_merge": "merge",
-        "needs_attention": "recover retry|skip|abort",
+        OrchestrationStatus.PAUSED: "resume",
+        OrchestrationStatus.WAITING_MERGE: "merge",
+        OrchestrationStatus.NEEDS_ATTENTION: "recover retry|skip|abort",
     }.get(status)
     if ex.waiting_for_input:
         command = "answer ID=TEXT"
@@ -230,7 +231,7 @@ class LiveView:
         while self._live is not None:
             time.sleep(1.0)
             with self._lock:
-                if self.ex is not None and self.ex.status.value == "running":
+                if self.ex is not None and self.ex.status is OrchestrationStatus.RUNNING:
                     self._redraw()
 
     def __exit__(self, *exc: object) -> None:
@@ -312,7 +313,12 @@ class LiveView:
                 self._redraw()
                 return
             ex = self.ex
-            if ex is None or ex.status.value != "running" or not activity.now or activity.now == self._said_now:
+            if (
+                ex is None
+                or ex.status is not OrchestrationStatus.RUNNING
+                or not activity.now
+                or activity.now == self._said_now
+            ):
                 return
             self._said_now = activity.now
             self.console.print(f"  now: {_cli._escape(activity.now)}", highlight=False)
@@ -546,7 +552,7 @@ def _finish(args: argparse.Namespace, ex: OrchestrationExecution | None, *, loca
             _cli.print_json(ex.model_dump(mode="json"))
     else:
         _cli.console().print(_cli._escape(next_step_hint(ex, local=local)))
-    return 1 if ex.status.value in ("needs_attention", "failed") else 0
+    return 1 if ex.status in (OrchestrationStatus.NEEDS_ATTENTION, OrchestrationStatus.FAILED) else 0
 
 
 @contextmanager
@@ -600,7 +606,7 @@ def _command(name: str, args: argparse.Namespace, ex: OrchestrationExecution | N
                 f"Retrying after a budget stop with the same limits:\n{limits}\nTo give it more: {command}{flags}"
             )
         return parse_command(data)
-    if name == "resume" and ex.status.value == "needs_attention":
+    if name == "resume" and ex.status is OrchestrationStatus.NEEDS_ATTENTION:
         raise ConfigError(
             f"{ex.id} needs attention (it is not paused): raise the budget with recover.",
             hint=f"specflow-nb orchestrate recover retry {' '.join(f'--set {item}' for item in sets)}{flags}",
@@ -997,7 +1003,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"${ex.total_cost_usd:.2f} (demo cost), {len(ex.decision_log)} decisions logged.\n"
             f"State: {project / '.specflow' / 'workflows'}"
         )
-    return 0 if ex.status.value == "completed" else 1
+    return 0 if ex.status is OrchestrationStatus.COMPLETED else 1
 
 
 def add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
