@@ -2,7 +2,7 @@
 let it go on. One source for the panel's Retry / Resume budget fields and the CLI's ``recover``/``resume --set``.
 
 Pure functions of an ``OrchestrationExecution`` (no I/O, no Jupyter). The machine decides what a retry spawns and
-with how much (``machine._budget_left``); this module only tells a person, before a command is sent, whether the
+with how much (``machine.budget.budget_left``); this module only tells a person, before a command is sent, whether the
 limits they typed leave anything for that run: a raise that leaves nothing would stop again at once, so hosts refuse
 it with a message naming the limit and what was spent, and send nothing.
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from specflow_nb import cli as _cli
+from specflow_nb.models import OrchestrationStatus
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
@@ -33,8 +34,14 @@ if TYPE_CHECKING:
     from specflow_nb.client import SpecflowClient
     from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 
-#: Statuses where nothing more happens until a person acts (or never again).
-_SETTLED = ("paused", "waiting_merge", "needs_attention", "completed", "failed", "cancelled")
+
+def _settled(ex: OrchestrationExecution) -> bool:
+    """Nothing more happens until a person acts (or never again): the machine's ``SETTLED_STATUSES``."""
+    from specflow_nb.machine import SETTLED_STATUSES  # lazy: the CLI starts without the engine
+
+    return ex.status in SETTLED_STATUSES
+
+
 #: How long a local engine stays for a pending diagnosis (the decision helper's own limit is 10 minutes).
 DIAGNOSIS_WAIT_SECONDS = 600.0
 
@@ -84,7 +91,7 @@ def render(
     done, total = summary.task_counts(ex)
     from specflow_nb.activity import matches
 
-    live = ex.status.value == "running" and matches(activity, ex)
+    live = ex.status is OrchestrationStatus.RUNNING and matches(activity, ex)
     if live and activity.tasks_total and not activity.finished:
         done, total = activity.tasks_done or 0, activity.tasks_total  # tasks.md as it is, between saves
     budget = ex.config.budget
@@ -142,10 +149,10 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
     flag = " --local" if local else ""
     from specflow_nb import summary
 
-    status = ex.status.value
-    if status == "waiting_merge":
+    status = ex.status
+    if status is OrchestrationStatus.WAITING_MERGE:
         return f"Merge ready: run `specflow-nb orchestrate merge{flag}` (or go back with `go-back STEP`)."
-    if status == "needs_attention":
+    if status is OrchestrationStatus.NEEDS_ATTENTION:
         issue = ex.recovery_context.issue if ex.recovery_context else "needs attention"
         issue = summary.name_run_folder(issue, ex.recovery_context.failed_workflow_id if ex.recovery_context else None)
         options = "|".join(o.value for o in ex.recovery_context.options) if ex.recovery_context else "retry|abort"
@@ -161,29 +168,29 @@ def next_step_hint(ex: OrchestrationExecution, *, local: bool) -> str:
                 f"Raise them and retry: `specflow-nb orchestrate recover retry {sets}{flag}`."
             )
         return choose
-    if status == "paused" and ex.waiting_for_input:
+    if status is OrchestrationStatus.PAUSED and ex.waiting_for_input:
         questions = "\n".join(f"  {q.id}: {q.question}" for q in ex.questions)
         return f"Waiting for input:\n{questions}\nAnswer: `specflow-nb orchestrate answer ID=ANSWER …{flag}`."
-    if status == "paused":
+    if status is OrchestrationStatus.PAUSED:
         return f"Paused: run `specflow-nb orchestrate resume{flag}` to continue."
-    if status == "completed":
+    if status is OrchestrationStatus.COMPLETED:
         return f"Phase complete: ${ex.total_cost_usd:.2f} spent."
-    if status == "running":
+    if status is OrchestrationStatus.RUNNING:
         return f"Still running: `specflow-nb orchestrate watch{flag}` shows it live."
-    return f"Orchestration {status}" + (f": {ex.error_message}" if ex.error_message else ".")
+    return f"Orchestration {status.value}" + (f": {ex.error_message}" if ex.error_message else ".")
 
 
 def live_footer(ex: OrchestrationExecution, *, local: bool = False) -> str:
     """The live view's last line: how to leave it, and the command that acts on what it shows."""
     flag = " --local" if local else ""
-    status = ex.status.value
-    if status == "running":
+    status = ex.status
+    if status is OrchestrationStatus.RUNNING:
         act = "pause" if not ex.pause_requested else "resume (withdraws the pause)"
         return f"Ctrl+C leaves this view; the run goes on. Next: specflow-nb orchestrate {act}{flag} · cancel{flag}"
     command = {
-        "paused": "resume",
-        "waiting_merge": "merge",
-        "needs_attention": "recover retry|skip|abort",
+        OrchestrationStatus.PAUSED: "resume",
+        OrchestrationStatus.WAITING_MERGE: "merge",
+        OrchestrationStatus.NEEDS_ATTENTION: "recover retry|skip|abort",
     }.get(status)
     if ex.waiting_for_input:
         command = "answer ID=TEXT"
@@ -224,7 +231,7 @@ class LiveView:
         while self._live is not None:
             time.sleep(1.0)
             with self._lock:
-                if self.ex is not None and self.ex.status.value == "running":
+                if self.ex is not None and self.ex.status is OrchestrationStatus.RUNNING:
                     self._redraw()
 
     def __exit__(self, *exc: object) -> None:
@@ -306,7 +313,12 @@ class LiveView:
                 self._redraw()
                 return
             ex = self.ex
-            if ex is None or ex.status.value != "running" or not activity.now or activity.now == self._said_now:
+            if (
+                ex is None
+                or ex.status is not OrchestrationStatus.RUNNING
+                or not activity.now
+                or activity.now == self._said_now
+            ):
                 return
             self._said_now = activity.now
             self.console.print(f"  now: {_cli._escape(activity.now)}", highlight=False)
@@ -499,7 +511,7 @@ def _run_local(
             if not owns and not follow:
                 return ex
             now = asyncio.ensure_future(view.follow_local(project, orch))  # the Now line
-            while ex.status.value not in _SETTLED:
+            while not _settled(ex):
                 ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
                 view.update(ex)
             now.cancel()
@@ -520,13 +532,13 @@ def _run_local(
 
 def _watch_remote(client: SpecflowClient, project_id: str, ex: OrchestrationExecution, view: LiveView) -> Any:
     view.update(ex)
-    if ex.status.value in _SETTLED:
+    if _settled(ex):
         return ex
     view.follow_remote(client, project_id)
     for update in client.iter_updates(project_id, ex.version, until_finished=True):
         view.update(update)
         ex = update
-        if ex.status.value in _SETTLED:
+        if _settled(ex):
             break
     return ex
 
@@ -540,7 +552,7 @@ def _finish(args: argparse.Namespace, ex: OrchestrationExecution | None, *, loca
             _cli.print_json(ex.model_dump(mode="json"))
     else:
         _cli.console().print(_cli._escape(next_step_hint(ex, local=local)))
-    return 1 if ex.status.value in ("needs_attention", "failed") else 0
+    return 1 if ex.status in (OrchestrationStatus.NEEDS_ATTENTION, OrchestrationStatus.FAILED) else 0
 
 
 @contextmanager
@@ -594,7 +606,7 @@ def _command(name: str, args: argparse.Namespace, ex: OrchestrationExecution | N
                 f"Retrying after a budget stop with the same limits:\n{limits}\nTo give it more: {command}{flags}"
             )
         return parse_command(data)
-    if name == "resume" and ex.status.value == "needs_attention":
+    if name == "resume" and ex.status is OrchestrationStatus.NEEDS_ATTENTION:
         raise ConfigError(
             f"{ex.id} needs attention (it is not paused): raise the budget with recover.",
             hint=f"specflow-nb orchestrate recover retry {' '.join(f'--set {item}' for item in sets)}{flags}",
@@ -991,7 +1003,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             f"${ex.total_cost_usd:.2f} (demo cost), {len(ex.decision_log)} decisions logged.\n"
             f"State: {project / '.specflow' / 'workflows'}"
         )
-    return 0 if ex.status.value == "completed" else 1
+    return 0 if ex.status is OrchestrationStatus.COMPLETED else 1
 
 
 def add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

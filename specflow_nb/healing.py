@@ -1,15 +1,14 @@
-"""Healing a failed batch (MISSION §6): capture what went wrong, brief a healer, confirm its claim against tasks.md.
+"""Healing's I/O side (MISSION §6): what went wrong in a failed batch run, read from its folder, for the healer.
 
-The orchestrator calls, in order:
+The healing *decisions* are the machine's (``specflow_nb.machine.healing``: when a batch gets a healer, what it may
+spend (``healer_budget``), when it healed (``heal_confirmed``); the machine's ``SpawnHealer`` resumes and forks the
+failed session). The orchestrator, performing a ``SpawnHealer``, calls:
 
-1. :func:`capture_failure_context` right after a batch run ends badly (bad exit, or tasks left unchecked). It never
-   raises: a missing stream, stderr or outcome only leaves that part of the context empty.
-2. :func:`healer_options` for the healer run: resume the failed session and fork it (the healer sees everything
-   the failed run did, and the failed session stays intact for a human), the healing budget that is left (capped by
-   the total budget), and a long timeout (30 minutes by default; the original cut healers off after 120 s).
-3. :func:`specflow_nb.agent.prompts.build_heal_prompt` for the prompt (limited to the batch's remaining tasks).
-4. :func:`heal_confirmed` when the healer ends: healed only when the healer says ``fixed`` AND tasks.md, re-read
-   from disk, shows every task of the batch checked.
+1. :func:`capture_failure_context` for the failed run (bad exit, or tasks left unchecked). It never raises: a
+   missing stream, stderr or outcome only leaves that part of the context empty.
+2. :func:`specflow_nb.agent.prompts.build_heal_prompt` for the prompt (limited to the batch's remaining tasks).
+
+:func:`lost_session_context` serves a run retrying a session that could no longer be resumed.
 """
 
 from __future__ import annotations
@@ -17,24 +16,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from pydantic import Field
 
-from specflow_nb.errors import AgentError
-from specflow_nb.models import BatchItem, CamelModel, OrchestrationConfig, Task
-
-if TYPE_CHECKING:
-    from specflow_nb.agent.claude import AgentOptions
-    from specflow_nb.agent.prompts import HealOutput, StepPrompt
+from specflow_nb.models import BatchItem, CamelModel, Task
 
 #: How many transcript messages the healer is shown, and how long each may be.
 TRANSCRIPT_MESSAGES = 10
 MESSAGE_CHARS = 600
 #: How much of stderr the healer is shown.
 STDERR_CHARS = 4000
-#: The healer's default timeout (seconds): long, because a healer does real work (never the original's 120 s).
-HEALER_TIMEOUT_SECONDS = 30 * 60.0
 #: How much of a lost session's last messages the new session that retries it is shown (MISSION §5).
 LOST_SESSION_CHARS = 3000
 
@@ -285,64 +277,4 @@ def capture_failure_context(
         remaining_task_ids=remaining,
         failed_run_id=_get(outcome, "execution_id") or batch.workflow_execution_id or run_dir.name,
         session_id=session_id,
-    )
-
-
-def heal_confirmed(output: HealOutput | None, tasks_after: _TasksView, batch: BatchItem) -> bool:
-    """Healed = the healer says ``fixed`` AND tasks.md (re-read) shows every task of the batch checked."""
-    if output is None or output.status != "fixed" or not batch.task_ids:
-        return False
-    by_id = tasks_after.by_id()
-    return all(t in by_id and by_id[t].done for t in batch.task_ids)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# The healer run
-
-
-def healer_budget(config: OrchestrationConfig, *, healing_spent_usd: float, total_spent_usd: float) -> float:
-    """USD a healer may spend now: what is left of the healing budget, never more than what is left in total.
-
-    Zero means no healer may start (MISSION §6: never spawn with nothing left).
-    """
-    left = min(config.budget.healing_budget - healing_spent_usd, config.budget.max_total - total_spent_usd)
-    return round(max(0.0, left), 6)
-
-
-def healer_options(
-    config: OrchestrationConfig,
-    *,
-    cwd: Path,
-    prompt: StepPrompt,
-    session_id: str | None,
-    healing_spent_usd: float,
-    total_spent_usd: float,
-    timeout_seconds: float | None = None,
-) -> AgentOptions:
-    """The runner's options for a healer run.
-
-    Resumes AND forks the failed session (the healer sees everything the failed run did; the failed session stays
-    as it was), or starts a new session when the failed run has none. ``--max-budget-usd`` is
-    :func:`healer_budget`; the timeout is long (:data:`HEALER_TIMEOUT_SECONDS` unless given). Raises
-    :class:`~specflow_nb.errors.AgentError` when no budget is left, so a healer can never start with nothing left.
-    """
-    from specflow_nb.agent.claude import AgentOptions, SessionMode
-
-    budget = healer_budget(config, healing_spent_usd=healing_spent_usd, total_spent_usd=total_spent_usd)
-    if budget <= 0:
-        raise AgentError(
-            "No healing budget is left for this orchestration",
-            hint="Raise budget.healingBudget (or budget.maxTotal) and retry the batch.",
-        )
-    return AgentOptions(
-        command=config.agent_command,
-        cwd=Path(cwd),
-        prompt=prompt.text,
-        output_schema=prompt.json_schema,
-        session_mode=SessionMode.FORK if session_id else SessionMode.NEW,
-        session_id=session_id,
-        model=config.model,
-        fallback_model=config.fallback_model,
-        max_budget_usd=budget,
-        timeout_seconds=HEALER_TIMEOUT_SECONDS if timeout_seconds is None else timeout_seconds,
     )

@@ -1,6 +1,6 @@
 """The loop: performs the state machine's actions and feeds it events. It decides nothing itself.
 
-``machine.step`` returns the next execution and a list of actions; this module performs them in order: ``Persist``
+``machine.transition`` returns the next execution and a list of actions; this module performs them in order: ``Persist``
 writes the state file (always first: write-ahead), spawns start detached agent runs through ``specflow_nb.agent``
 (the only spawner in the package), ``ReadProject`` re-reads tasks.md, the artifacts and git (and runs the
 verifyCommand) and feeds the result straight back as ``ProjectRead`` before anything else may touch that execution.
@@ -109,12 +109,8 @@ from specflow_nb.models import (
     ModelPrice,
     OrchestrationConfig,
     OrchestrationExecution,
-    OrchestrationPhase,
     OrchestrationStatus,
-    RecoveryContext,
-    RecoveryOption,
     RunOutcome,
-    StepState,
     utcnow,
 )
 from specflow_nb.ownership import OwnerRecord
@@ -951,7 +947,7 @@ class Orchestrator:
             self._refresh(slot)
             ex = self._target(slot, orchestration_id)
             if not ex.status.is_active:
-                machine.step(ex, UserCommand(at=utcnow(), command=cmd, actor=actor))  # raises the machine's 409
+                machine.transition(ex, UserCommand(at=utcnow(), command=cmd, actor=actor))  # raises the machine's 409
                 raise OrchestrationConflict(f"Orchestration {ex.id} is {ex.status.value}: nothing to {cmd.action}.")
             if self.settings.may_take_over:
                 async with slot.lock:
@@ -1249,7 +1245,8 @@ class Orchestrator:
             )
 
     def _rebuild(self, slot: _Slot, corrupt: Path) -> OrchestrationExecution | None:
-        """A state file that could not be read: rebuild a needs_attention execution from the artifacts."""
+        """A state file that could not be read: tell the machine what is on disk (``StateRebuilt``: the runs, the
+        artifacts, the config guessed from the newest run); it rebuilds a needs_attention execution."""
         name = corrupt.name.split(".json.corrupt-")[0]
         if not name.startswith("orchestration-"):
             return None
@@ -1258,39 +1255,19 @@ class Orchestrator:
             return None
         now = utcnow()
         runs = sorted(p.name for p in (slot.project / WORKFLOWS).glob(f"{ex_id}-*") if p.is_dir())
-        ex = machine.new_execution(ex_id, slot.project_id, self._config_from_runs(slot, runs), now)
+        config = self._config_from_runs(slot, runs)
         feature_dir = find_feature_dir(slot.project)
-        art = collect_artifacts(feature_dir)
-        parsed = art.parsed_tasks
-        done = parsed.done if parsed else 0
-        phase = OrchestrationPhase.DESIGN
-        if art.design_complete:
-            ex.step_status[OrchestrationPhase.DESIGN] = StepState.COMPLETED
-            ex.step_status[OrchestrationPhase.ANALYZE] = StepState.COMPLETED
-            phase = OrchestrationPhase.IMPLEMENT
-        ex.run_seq = max((self._run_seq(name, ex_id) for name in runs), default=0)
-        ex.current_phase = phase
-        ex.feature_dir = feature_dir.relative_to(slot.project).as_posix() if feature_dir else None
-        ex.status = OrchestrationStatus.NEEDS_ATTENTION
-        issue = (
-            f"The state file was corrupt and was set aside as {corrupt.name}. Rebuilt from the project: "
-            f"{done} of {parsed.total if parsed else 0} tasks done, {len(runs)} agent run folder(s) found. "
-            "Retry continues from the project's state (done tasks are not redone); abort ends it."
+        event = machine.StateRebuilt(
+            at=now,
+            snapshot=ProjectSnapshot.of_artifacts(collect_artifacts(feature_dir)),
+            set_aside_as=corrupt.name,
+            runs=runs,
+            config=config,
+            feature_dir=feature_dir.relative_to(slot.project).as_posix() if feature_dir else None,
         )
-        ex.recovery_context = RecoveryContext(
-            issue=issue, options=[RecoveryOption.RETRY, RecoveryOption.ABORT], kind="state_rebuilt", step=phase
-        )
-        ex.decision_log.append(
-            machine.DecisionLogEntry(timestamp=now, decision="needs_attention", reason=issue, data={"runs": runs})
-        )
-        ex.version = 1
+        # Its Persist is the caller's save; its Notify is kept in the record, where hosts announce it from.
+        ex, _ = machine.transition(machine.new_execution(ex_id, slot.project_id, config, now), event)
         return ex
-
-    @staticmethod
-    def _run_seq(run_name: str, ex_id: str) -> int:
-        """The sequence number in a run id ``{execution id}-{seq:03d}-{label}`` (0 when it has none)."""
-        head = run_name[len(ex_id) + 1 :].split("-", 1)[0]
-        return int(head) if head.isdigit() else 0
 
     def _config_from_runs(self, slot: _Slot, runs: builtins.list[str]) -> OrchestrationConfig:
         """The config of a rebuilt execution: the host's defaults, with the agent command and model its newest
@@ -1381,7 +1358,7 @@ class Orchestrator:
         try:
             while queue:
                 event = queue.pop(0)
-                nxt, actions = machine.step(slot.execution, event)
+                nxt, actions = machine.transition(slot.execution, event)
                 try:
                     for action in actions:
                         follow = await self._perform(slot, nxt, action)

@@ -20,7 +20,8 @@ Decisions (documented here because hosts and agents rely on them):
   the feature folder's number as written (``"001"``, ``"0042"``); ``health.status`` is ``ready`` when there is no
   issue (else ``warning``/``error``); an unreadable state file is the original's ``NO_STATE`` error (the derived
   fields are still filled in), and a missing project folder is its ``NO_PROJECT`` error in the same shape
-  (:func:`no_project_status`, printed by the CLI). "All tasks done" is :func:`specflow_nb.tasks.all_done`.
+  (:func:`no_project_status`, printed by the CLI). "All tasks done" and "design complete" are the machine's rules
+  (:func:`specflow_nb.machine.all_tasks_done`, :func:`specflow_nb.machine.design_complete`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ from pydantic import Field, PrivateAttr
 
 from specflow_nb import gitops
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot, SpecflowError
+from specflow_nb.machine.events import all_tasks_done, design_complete
 from specflow_nb.models import STEP_ORDER, CamelModel, OrchestrationPhase, TaskState
 from specflow_nb.store import OrchestrationStore, StateFile
-from specflow_nb.tasks import ParsedTasks, all_done, read_tasks
+from specflow_nb.tasks import ParsedTasks, read_tasks
 
 __all__ = [
     "Artifacts",
@@ -280,7 +282,8 @@ class Artifacts(CamelModel):
 
     @property
     def design_complete(self) -> bool:
-        return self.has_spec and self.has_plan and self.has_tasks
+        """The machine's one rule (:func:`specflow_nb.machine.design_complete`)."""
+        return design_complete(has_spec=self.has_spec, has_plan=self.has_plan, task_count=self.task_count)
 
     @property
     def parsed_tasks(self) -> ParsedTasks | None:
@@ -474,8 +477,9 @@ def _derive_step(art: Artifacts, parsed: ParsedTasks | None) -> tuple[str, str]:
 
 
 def _tasks_complete(parsed: ParsedTasks | None) -> bool:
-    """The one "all done" rule (:func:`specflow_nb.tasks.all_done`): no pending, no blocked, at least one task."""
-    return all_done(parsed)
+    """The machine's one "all done" rule (:func:`specflow_nb.machine.all_tasks_done`: at least one task, every task
+    settled, i.e. done or deferred), so ``status`` and the engine never disagree."""
+    return parsed is not None and all_tasks_done([t.id for t in parsed.tasks], parsed.settled_ids)
 
 
 def _next_action(

@@ -1,6 +1,6 @@
 """budget_raise: what hosts say and check before a budget raise is sent, against the machine's own rule.
 
-Each budget stop is reached through ``machine.step`` only (the machine's test harness). The key property: a raise
+Each budget stop is reached through ``machine.transition`` only (the machine's test harness). The key property: a raise
 the hosts accept (``refusal`` is None) is exactly one with which the machine's retry starts a run; one they refuse
 is exactly one that would stop again at once — so the panel and the CLI never send a raise that goes nowhere, and
 never refuse one that would have gone on.

@@ -1,4 +1,4 @@
-"""Healing: failure context from a real run folder layout, the confirmation rule, the healer's run options."""
+"""Healing: failure context from a real run folder layout; the machine's confirmation and budget rules."""
 
 from __future__ import annotations
 
@@ -8,17 +8,10 @@ from typing import Any
 
 import pytest
 
-from specflow_nb.agent.claude import FailureKind, RunOutcome, SessionMode, build_argv
+from specflow_nb.agent.claude import FailureKind, RunOutcome
 from specflow_nb.agent.prompts import HealOutput, build_heal_prompt
-from specflow_nb.errors import AgentError
-from specflow_nb.healing import (
-    HEALER_TIMEOUT_SECONDS,
-    capture_failure_context,
-    heal_confirmed,
-    healer_budget,
-    healer_options,
-    transcript_messages,
-)
+from specflow_nb.healing import capture_failure_context, transcript_messages
+from specflow_nb.machine import heal_confirmed, healer_budget
 from specflow_nb.models import BatchItem, BudgetConfig, OrchestrationConfig
 from specflow_nb.tasks import parse_tasks
 
@@ -209,54 +202,6 @@ def test_healer_budget_is_healing_left_capped_by_total_left() -> None:
     assert healer_budget(cfg, healing_spent_usd=0.5, total_spent_usd=10) == 1.5
     assert healer_budget(cfg, healing_spent_usd=0.0, total_spent_usd=49.25) == 0.75
     assert healer_budget(cfg, healing_spent_usd=2.5, total_spent_usd=0) == 0.0
-
-
-def test_healer_options_resume_and_fork_with_budget_and_long_timeout(tmp_path: Path) -> None:
-    ctx = capture_failure_context(tmp_path / "x", batch=BATCH, tasks=parse_tasks(TASKS_MD), outcome={})
-    prompt = build_heal_prompt(ctx, additional_context="")
-    opts = healer_options(
-        _config(healing_budget=2.0),
-        cwd=tmp_path,
-        prompt=prompt,
-        session_id=SESSION,
-        healing_spent_usd=0.75,
-        total_spent_usd=3,
-    )
-    assert opts.session_mode is SessionMode.FORK and opts.session_id == SESSION
-    assert opts.max_budget_usd == 1.25
-    assert opts.timeout_seconds == HEALER_TIMEOUT_SECONDS >= 1800
-    assert opts.prompt == prompt.text and opts.output_schema == prompt.json_schema
-    argv = build_argv(opts)
-    assert argv[:2] == ["my-claude", "--flag"]
-    assert argv[argv.index("--resume") + 1] == SESSION and "--fork-session" in argv
-    assert argv[argv.index("--max-budget-usd") + 1] == "1.25"
-    assert argv[argv.index("--model") + 1] == "opus"
-
-    fresh = healer_options(
-        _config(),
-        cwd=tmp_path,
-        prompt=prompt,
-        session_id=None,
-        healing_spent_usd=0,
-        total_spent_usd=0,
-        timeout_seconds=600,
-    )
-    assert fresh.session_mode is SessionMode.NEW and "--resume" not in build_argv(fresh)
-    assert fresh.timeout_seconds == 600
-
-
-def test_no_healer_with_nothing_left(tmp_path: Path) -> None:
-    ctx = capture_failure_context(tmp_path / "x", batch=BATCH, tasks=parse_tasks(TASKS_MD), outcome={})
-    prompt = build_heal_prompt(ctx, additional_context="")
-    with pytest.raises(AgentError, match="No healing budget"):
-        healer_options(
-            _config(healing_budget=1.0),
-            cwd=tmp_path,
-            prompt=prompt,
-            session_id=SESSION,
-            healing_spent_usd=1.0,
-            total_spent_usd=0,
-        )
 
 
 # ---------------------------------------------------------------------------------------------------- lost sessions

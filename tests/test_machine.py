@@ -16,9 +16,12 @@ import pytest
 
 from specflow_nb.errors import ConfigError, OrchestrationConflict
 from specflow_nb.machine import (
+    GO_BACK_OFFERED,
     LEGAL_STATUSES,
+    SETTLED_STATUSES,
     SPAWN_ACTIONS,
     STALL_KILL_AFTER,
+    TERMINAL_STATUSES,
     AnswerCommand,
     CancelCommand,
     Diagnose,
@@ -43,13 +46,16 @@ from specflow_nb.machine import (
     SpawnHealer,
     SpawnStep,
     Started,
+    StateRebuilt,
     UserCommand,
     allowed_commands,
+    go_back_targets,
     new_execution,
     parse_command,
-    step,
+    transition,
 )
 from specflow_nb.models import (
+    STEP_ORDER,
     BatchPlan,
     BatchStatus,
     BudgetConfig,
@@ -166,8 +172,8 @@ class Harness:
     def feed(self, event: Any) -> list[Any]:
         before = self.ex
         frozen = before.model_dump_json()
-        after, actions = step(before, event)
-        assert before.model_dump_json() == frozen, "step() mutated its input"
+        after, actions = transition(before, event)
+        assert before.model_dump_json() == frozen, "transition() mutated its input"
         if actions:
             assert isinstance(actions[0], Persist) and actions[0].version == before.version + 1
             assert after.version == before.version + 1 and after.updated_at == event.at
@@ -207,6 +213,20 @@ class Harness:
 
     def restart(self, **kw: Any) -> list[Any]:
         return self.feed(HostRestarted(at=self.tick(), **kw))
+
+    def rebuilt(self, *runs: str, **config: Any) -> list[Any]:
+        """The record was corrupt: the host rebuilt this (fresh) execution from the disk and the runs it found."""
+        config.setdefault("agent_command", "my-agent --flag")
+        return self.feed(
+            StateRebuilt(
+                at=self.tick(),
+                snapshot=self.project.snapshot(),
+                set_aside_as="orchestration-o1.json.corrupt-1",
+                runs=list(runs),
+                config=OrchestrationConfig(**config),
+                feature_dir="specs/001-todo",
+            )
+        )
 
     def diagnosed(self, action: Diagnose | None = None, **kw: Any) -> list[Any]:
         """The decision helper of ``action`` (default: the last Diagnose emitted) reports (default: an answer)."""
@@ -261,7 +281,7 @@ def designed(h: Harness) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# States to start the table from (each reached through step() only)
+# States to start the table from (each reached through transition() only)
 
 
 def st_fresh() -> Harness:
@@ -387,6 +407,7 @@ EV: dict[str, Callable[[Harness], Any]] = {
     "stall": lambda h: h.stall(),
     "restart_alive": lambda h: h.restart(run_alive=True),
     "restart_lost": lambda h: h.restart(),
+    "rebuilt": lambda h: h.rebuilt("o1-001-batch1", "o1-004-heal1"),
 }
 
 TABLE = [
@@ -417,6 +438,8 @@ TABLE = [
     ("waiting_merge", "merge", S.RUNNING, ["read_project"], ["merge_triggered"]),
     ("waiting_merge", "cancel", S.CANCELLED, ["notify"], ["cancel"]),
     ("waiting_merge", "go_back_analyze", S.RUNNING, ["read_project"], ["go_back"]),
+    # the record was corrupt: the host rebuilt a fresh execution from the disk (the orchestrator's restart path)
+    ("fresh", "rebuilt", S.NEEDS_ATTENTION, ["notify"], ["needs_attention"]),
 ]
 
 
@@ -462,6 +485,8 @@ ILLEGAL = [
     ("failed", "retry"),
     ("cancelled", "cancel"),
     ("cancelled", "resume"),
+    ("batch_running", "rebuilt"),  # only a fresh execution is rebuilt
+    ("needs_attention", "rebuilt"),
 ]
 
 
@@ -475,11 +500,40 @@ def test_illegal_events_raise_409_naming_state_and_event(state, event):
     assert isinstance(err, OrchestrationConflict) and err.http_status == 409
     name = {"retry": "recover", "skip": "recover", "abort": "recover", "go_back_analyze": "go_back"}.get(event, event)
     name = {"finish_ok": "run_finished", "read": "project_read", "stall": "run_stalled"}.get(name, name)
-    name = {"restart_lost": "host_restarted"}.get(name, name)
+    name = {"restart_lost": "host_restarted", "rebuilt": "state_rebuilt"}.get(name, name)
     assert f"Cannot {name}" in err.message and h.ex.status.value in err.message
     allowed = sorted(s.value for s in LEGAL_STATUSES[name])
     assert err.details["allowedStatuses"] == allowed and all(a in (err.hint or "") for a in allowed)
     assert h.ex.model_dump_json() == before
+
+
+def test_a_rebuilt_record_stops_with_what_the_disk_shows_and_retry_continues_without_redoing():
+    """StateRebuilt (the orchestrator's _rebuild feeds it): the config guessed from the newest run, run ids after the
+    runs found, design and analyze completed when the artifacts are, progress counted, and retry/abort offered."""
+    h = st_fresh()
+    h.project.check("T001", "T002")
+    h.rebuilt("o1-001-batch1", "o1-002-batch2", "o1-007-heal2", "o1-003-diagnose")
+    assert h.ex.config.agent_command == "my-agent --flag" and h.ex.feature_dir == "specs/001-todo"
+    assert h.ex.run_seq == 7 and h.ex.current_phase is P.IMPLEMENT
+    assert h.ex.step_status[P.DESIGN] is StepState.COMPLETED and h.ex.step_status[P.ANALYZE] is StepState.COMPLETED
+    assert (h.ex.batches.tasks_done, h.ex.batches.tasks_total) == (2, 5)
+    assert h.rc.kind == "state_rebuilt" and h.rc.options == [RecoveryOption.RETRY, RecoveryOption.ABORT]
+    assert "set aside as orchestration-o1.json.corrupt-1" in h.rc.issue and "2 of 5 tasks done" in h.rc.issue
+    assert "4 agent run folder(s) found" in h.rc.issue and h.rc.step is P.IMPLEMENT
+    assert h.ex.decision_log[0].data is not None and h.ex.decision_log[0].data["runs"][0] == "o1-001-batch1"
+    assert not any(isinstance(a, Diagnose) for a in h.actions)  # no failed run to read
+    assert [n.event for n in h.ex.notifications] == ["needs_attention"]
+    h.cmd(RecoverCommand(option=RecoveryOption.RETRY))
+    h.read()
+    assert isinstance(h.actions[-1], SpawnBatch) and h.actions[-1].task_ids == ["T003", "T004"]
+    assert h.actions[-1].run_id == "o1-008-batch1"  # never a run folder of the lost record
+    aborted = st_fresh()
+    aborted.project.has_spec = False  # design not complete: it starts over at design
+    aborted.rebuilt()
+    assert aborted.ex.current_phase is P.DESIGN and aborted.ex.run_seq == 0 and "0 agent run" in aborted.rc.issue
+    assert aborted.ex.step_status[P.DESIGN] is StepState.PENDING
+    aborted.cmd(RecoverCommand(option=RecoveryOption.ABORT))
+    assert aborted.ex.status is S.FAILED
 
 
 def test_allowed_commands_match_the_table():
@@ -496,8 +550,42 @@ def test_allowed_commands_match_the_table():
             assert legal == listed, (name, command)
 
 
+def test_go_back_targets_are_the_steps_the_machine_accepts_offered_only_at_a_stop():
+    """Hosts render the go-back steps from go_back_targets: each one is accepted, a later one refused."""
+    for name, make in STATES.items():
+        h = make()
+        targets = go_back_targets(h.ex)
+        if h.ex.status not in GO_BACK_OFFERED:
+            assert targets == [], name  # running: going back would kill the live run; over: nothing to go back to
+            continue
+        current = h.ex.current_phase
+        assert targets == list(STEP_ORDER[: STEP_ORDER.index(current) + 1]), name
+        for s in STEP_ORDER:
+            probe = make()
+            if s in targets:
+                probe.cmd(GoBackCommand(step=s))
+                assert probe.ex.current_phase is s and probe.ex.status is S.RUNNING, (name, s)
+            else:
+                with pytest.raises(IllegalTransition):
+                    probe.cmd(GoBackCommand(step=s))
+    done = st_completed()
+    done.ex.status = S.PAUSED  # a completed phase's steps are all behind it
+    assert go_back_targets(done.ex) == list(STEP_ORDER)
+
+
+def test_status_sets_hosts_render_from():
+    assert TERMINAL_STATUSES == {s for s in S if s.is_terminal} == {S.COMPLETED, S.FAILED, S.CANCELLED}
+    assert set(S) - {S.RUNNING} == SETTLED_STATUSES and GO_BACK_OFFERED <= SETTLED_STATUSES - TERMINAL_STATUSES
+    for name, make in STATES.items():
+        h = make()
+        if h.ex.status in TERMINAL_STATUSES:
+            assert allowed_commands(h.ex) == [], name
+        if h.ex.status not in SETTLED_STATUSES:  # running: something happens without a person
+            assert h.ex.current_run is not None or h.ex.status is S.RUNNING, name
+
+
 # --------------------------------------------------------------------------------------------------------------
-# Whole phase, step() only
+# Whole phase, transition() only
 
 
 def test_full_phase_design_to_merge():

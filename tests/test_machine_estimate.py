@@ -1,6 +1,6 @@
 """``machine.planned_steps`` (what the estimate before start counts) against what the machine really runs.
 
-For every combination of skip flags and project state, a whole phase is driven through ``step()`` only (every run
+For every combination of skip flags and project state, a whole phase is driven through ``transition()`` only (every run
 succeeds, the project confirms it); the steps that got a run must be exactly those ``planned_steps`` named.
 """
 

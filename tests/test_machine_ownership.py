@@ -14,7 +14,7 @@ from specflow_nb.machine import (
     Started,
     UserCommand,
     new_execution,
-    step,
+    transition,
 )
 from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, PlannedBatch
 
@@ -29,7 +29,7 @@ def running() -> OrchestrationExecution:
         task_ids=["T001"],
         batch_plan=BatchPlan(batches=[PlannedBatch(index=0, section="Setup", task_ids=["T001"])], total_incomplete=1),
     )
-    ex, _ = step(new_execution("o1", "p", OrchestrationConfig(), T0), Started(at=T0, snapshot=snap))
+    ex, _ = transition(new_execution("o1", "p", OrchestrationConfig(), T0), Started(at=T0, snapshot=snap))
     return ex
 
 
@@ -39,35 +39,35 @@ def at(seconds: int) -> datetime:
 
 def test_a_command_id_is_applied_at_most_once_and_logged() -> None:
     ex = running()
-    ex1, actions = step(ex, UserCommand(at=at(1), command=PauseCommand(), actor="bob", command_id="c1"))
+    ex1, actions = transition(ex, UserCommand(at=at(1), command=PauseCommand(), actor="bob", command_id="c1"))
     assert actions and ex1.applied_command_ids == ["c1"] and ex1.version == ex.version + 1
     entry = ex1.decision_log[-1]
     assert entry.decision == "pause_requested" and entry.data == {"actor": "bob", "commandId": "c1"}
     # the same id again (its owner crashed before answering): nothing changes, nothing is refused
-    ex2, again = step(ex1, UserCommand(at=at(2), command=PauseCommand(), actor="bob", command_id="c1"))
+    ex2, again = transition(ex1, UserCommand(at=at(2), command=PauseCommand(), actor="bob", command_id="c1"))
     assert again == [] and ex2.version == ex1.version and ex2.decision_log == ex1.decision_log
     # another id is a new command (here refused: a pause is already requested)
     with pytest.raises(IllegalTransition):
-        step(ex1, UserCommand(at=at(3), command=PauseCommand(), command_id="c2"))
+        transition(ex1, UserCommand(at=at(3), command=PauseCommand(), command_id="c2"))
     # a local command (no id) leaves the list alone
-    ex3, _ = step(ex1, UserCommand(at=at(4), command=ResumeCommand()))
+    ex3, _ = transition(ex1, UserCommand(at=at(4), command=ResumeCommand()))
     assert ex3.applied_command_ids == ["c1"]
 
 
 def test_applied_ids_are_bounded() -> None:
     ex = running()
     ex.applied_command_ids = [f"old{i}" for i in range(APPLIED_IDS_KEPT)]
-    ex1, _ = step(ex, UserCommand(at=at(1), command=PauseCommand(), command_id="new"))
+    ex1, _ = transition(ex, UserCommand(at=at(1), command=PauseCommand(), command_id="new"))
     assert len(ex1.applied_command_ids) == APPLIED_IDS_KEPT and ex1.applied_command_ids[-1] == "new"
     assert "old0" not in ex1.applied_command_ids
 
 
 def test_a_takeover_is_logged_in_every_active_status() -> None:
     ex = running()
-    paused, _ = step(ex, UserCommand(at=at(1), command=PauseCommand()))
+    paused, _ = transition(ex, UserCommand(at=at(1), command=PauseCommand()))
     assert paused.status.value == "running"  # a pause request waits for the run
     for state in (ex, paused):
-        nxt, actions = step(
+        nxt, actions = transition(
             state, HostRestarted(at=at(5), run_alive=True, took_over_from="cli pid 7 is gone", new_owner="server")
         )
         assert nxt.decision_log[-2 if len(actions) > 1 else -1].decision in ("takeover", "reconcile_adopted")
@@ -75,7 +75,7 @@ def test_a_takeover_is_logged_in_every_active_status() -> None:
     # a plain restart of a paused orchestration changes nothing; a takeover of one is still logged
     ex.status = ex.status.__class__("paused")
     ex.current_run = None
-    same, none = step(ex, HostRestarted(at=at(6)))
+    same, none = transition(ex, HostRestarted(at=at(6)))
     assert none == [] and same.version == ex.version
-    logged, persist = step(ex, HostRestarted(at=at(6), took_over_from="x is gone", new_owner="y"))
+    logged, persist = transition(ex, HostRestarted(at=at(6), took_over_from="x is gone", new_owner="y"))
     assert len(persist) == 1 and logged.decision_log[-1].decision == "takeover"

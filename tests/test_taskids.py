@@ -109,7 +109,7 @@ def test_a_200000_task_phase_keeps_its_record_and_plan_under_2_mb(tmp_path, sub_
         has_spec=True, has_plan=True, has_tasks=True, task_ids=[t.id for t in parsed.tasks], batch_plan=plan
     )
     ex = M.new_execution("20261130T000000-big000", ".", OrchestrationConfig(skip_analyze=True), AT)
-    ex, actions = M.step(ex, M.Started(at=AT, snapshot=snap))
+    ex, actions = M.transition(ex, M.Started(at=AT, snapshot=snap))
     assert isinstance(actions[-1], M.SpawnBatch) and actions[-1].task_ids == plan.batches[0].task_ids
     store = OrchestrationStore(tmp_path)
     path = store.save(ex)

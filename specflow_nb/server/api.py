@@ -308,7 +308,7 @@ class Route:
 
 @dataclass(frozen=True)
 class CommandRoute:
-    """One user command's route. Adding a command = a command model in ``machine.py`` + one row here."""
+    """One user command's route. Adding a command = a command model in ``machine/commands.py`` + one row here."""
 
     action: str  # the machine's command ``action``
     path: str

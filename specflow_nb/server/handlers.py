@@ -26,7 +26,13 @@ from tornado import web
 
 from specflow_nb import policy
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, SpecflowError
-from specflow_nb.models import BatchPlan, OrchestrationConfig, OrchestrationExecution, OrchestrationPhase
+from specflow_nb.models import (
+    BatchPlan,
+    OrchestrationConfig,
+    OrchestrationExecution,
+    OrchestrationPhase,
+    OrchestrationStatus,
+)
 from specflow_nb.redact import redact_json
 from specflow_nb.server import api, offload
 from specflow_nb.server.api import (
@@ -339,7 +345,7 @@ def run_status(ex: OrchestrationExecution, run_id: str) -> str:
     ):
         if getattr(ex.executions, step.value) == run_id:
             return "completed" if ex.step_status[step].value == "completed" else "failed"
-    return "cancelled" if ex.status.value == "cancelled" else "failed"
+    return "cancelled" if ex.status is OrchestrationStatus.CANCELLED else "failed"
 
 
 def workflow_ref(ex: OrchestrationExecution, project: Path | None = None) -> WorkflowRef:

@@ -15,7 +15,8 @@ from typing import Any
 import ipywidgets as w
 
 from specflow_nb import budget_raise
-from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
+from specflow_nb.machine import allowed_commands
+from specflow_nb.models import OrchestrationExecution
 from specflow_nb.widgets.recovery import BudgetEditor
 from specflow_nb.widgets.theme import show
 
@@ -105,20 +106,22 @@ class OrchestrationControls(w.VBox):
         return [b.description for b in (self.pause, self.resume, self.cancel) if b.layout.display != "none"]
 
     def render(self, execution: OrchestrationExecution) -> None:
-        status = execution.status
-        running = status is OrchestrationStatus.RUNNING
-        show(self.pause, running)
-        self._show_pausing(running and execution.pause_requested)
-        # a run waiting for answers is resumed by the answers, not by Resume
-        waiting = bool(getattr(execution, "waiting_for_input", False))
-        resumable = status is OrchestrationStatus.PAUSED and not waiting
+        """Offer what the machine allows now (:func:`specflow_nb.machine.allowed_commands`): Pause, Resume (not
+        while waiting for answers: the answers resume), Cancel. A pause already requested shows as "Pausing…" in
+        Pause's place (the machine's ``resume`` then only withdraws it; the panel does not offer that)."""
+        allowed = allowed_commands(execution)
+        pausing = execution.pause_requested
+        show(self.pause, "pause" in allowed or pausing)
+        self._show_pausing(pausing)
+        resumable = "resume" in allowed and not pausing
         show(self.resume, resumable)
         self._render_budget(execution, resumable)
-        show(self.actions, running or (status is OrchestrationStatus.PAUSED and not waiting))
+        show(self.actions, "pause" in allowed or pausing or resumable)
+        cancellable = "cancel" in allowed
         asking = self.confirm.layout.display != "none"
-        show(self.cancel, status.is_active and not asking)
-        show(self.danger, status.is_active)
-        if not status.is_active:
+        show(self.cancel, cancellable and not asking)
+        show(self.danger, cancellable)
+        if not cancellable:
             self._ask_cancel(False)
             show(self.cancel, False)
 

@@ -35,7 +35,7 @@ def card_badge_html(card: ProjectCard, execution: OrchestrationExecution | None 
     if card.status is None:
         return theme.badge("No orchestration", tone="neutral", live=False)
     plain = summary.STATUS_LABELS[card.status]
-    return theme.badge(card.badge or plain, tone=summary.tone(plain), live=card.status.value == "running")
+    return theme.badge(card.badge or plain, tone=summary.tone(plain), live=card.status is OrchestrationStatus.RUNNING)
 
 
 class ProjectCardWidget(w.VBox):

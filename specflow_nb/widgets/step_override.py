@@ -1,4 +1,7 @@
-"""StepOverride: go back to an earlier step (e.g. re-run design after editing the spec)."""
+"""StepOverride: go back to an earlier step (e.g. re-run design after editing the spec).
+
+Which steps, and when, is the machine's rule (:func:`specflow_nb.machine.go_back_targets`); this only renders it.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +10,11 @@ from typing import Any
 
 import ipywidgets as w
 
-from specflow_nb.models import STEP_ORDER, OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
+from specflow_nb.machine import go_back_targets
+from specflow_nb.models import OrchestrationExecution, OrchestrationPhase
 from specflow_nb.widgets.theme import show
 
 Command = dict[str, Any]
-
-#: Going back is offered while the orchestration is stopped at a point a person looks at it.
-_OFFERED_IN = frozenset(
-    {OrchestrationStatus.PAUSED, OrchestrationStatus.NEEDS_ATTENTION, OrchestrationStatus.WAITING_MERGE}
-)
-
-
-def earlier_steps(execution: OrchestrationExecution) -> list[OrchestrationPhase]:
-    """The steps one may go back to: those up to the current one (re-running the current step included)."""
-    if execution.current_phase is OrchestrationPhase.COMPLETE:
-        return list(STEP_ORDER)
-    return list(STEP_ORDER[: STEP_ORDER.index(execution.current_phase) + 1])
 
 
 def default_step(execution: OrchestrationExecution, steps: list[OrchestrationPhase]) -> OrchestrationPhase | None:
@@ -51,8 +43,9 @@ class StepOverride(w.HBox):
             self._on_command({"action": "go_back", "step": self.step.value})
 
     def render(self, execution: OrchestrationExecution) -> None:
-        steps = earlier_steps(execution)
-        show(self, execution.status in _OFFERED_IN and bool(steps))
+        """Offer the machine's targets (:func:`specflow_nb.machine.go_back_targets`); none: hidden."""
+        steps = go_back_targets(execution)
+        show(self, bool(steps))
         options = [(s.value.capitalize(), s.value) for s in steps]
         if options != list(self.step.options):
             self.step.options = options

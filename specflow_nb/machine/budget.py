@@ -1,0 +1,81 @@
+"""Budget rules: what a run may spend now (``budget_left``, ``healer_budget``), the stop when nothing is left, the
+messages that say how to raise it, and a command's budget change.
+
+The machine checks the budget before every spawn; nothing else decides how much a run may spend.
+"""
+
+from __future__ import annotations
+
+from specflow_nb.machine.decisions import HEALING_MEANING, WAY_FORWARD, Decision
+from specflow_nb.machine.stopping import needs_attention
+from specflow_nb.machine.tx import Tx
+from specflow_nb.models import (
+    BatchItem,
+    BudgetConfig,
+    OrchestrationConfig,
+    OrchestrationExecution,
+    RecoveryOption,
+)
+
+R = RecoveryOption
+
+
+def healer_budget(config: OrchestrationConfig, *, healing_spent_usd: float, total_spent_usd: float) -> float:
+    """USD a healer may spend now: what is left of the healing budget (one amount for all healers together), never
+    more than what is left in total. Zero means no healer may start (MISSION §6: never spawn with nothing left)."""
+    left = min(config.budget.healing_budget - healing_spent_usd, config.budget.max_total - total_spent_usd)
+    return round(max(0.0, left), 6)
+
+
+def budget_left(ex: OrchestrationExecution, cap: float, cap_name: str, spent: float) -> tuple[float, str]:
+    """(min(cap - spent, total left), the name of the limit that binds)."""
+    total_left = ex.config.budget.max_total - ex.total_cost_usd
+    cap_left = cap - spent
+    left = round(min(cap_left, total_left), 6)
+    return left, ("maxTotal" if total_left <= cap_left else cap_name)
+
+
+def budget_exceeded_issue(ex: OrchestrationExecution, label: str, healer: bool) -> str:
+    b = ex.config.budget
+    spent = (
+        f"Spent ${ex.total_cost_usd:.2f} of maxTotal ${b.max_total:.2f} (maxPerBatch ${b.max_per_batch:.2f}, "
+        f"healingBudget ${b.healing_budget:.2f} of which ${ex.healing_cost_usd:.2f} spent)."
+    )
+    if healer:
+        return (
+            f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.healingBudget or "
+            f"budget.maxTotal and retry: {WAY_FORWARD} --set budget.healingBudget=… --set budget.maxTotal=…`. "
+            f"{HEALING_MEANING}."
+        )
+    return (
+        f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.maxPerBatch or "
+        f"budget.maxTotal and retry: {WAY_FORWARD} --set budget.maxPerBatch=… --set budget.maxTotal=…`."
+    )
+
+
+def budget_stop(tx: Tx, what: str, limit: str, options: list[R], batch: BatchItem | None = None) -> None:
+    ex = tx.ex
+    spent = f"${ex.total_cost_usd:.2f} of maxTotal ${ex.config.budget.max_total:.2f} spent"
+    tx.log(Decision.BUDGET_EXCEEDED, f"budget reached ({limit}) before {what}: {spent}", limit=limit)
+    needs_attention(
+        tx,
+        kind="budget",
+        issue=f"Budget reached: cannot start {what}, {limit} is used up ({spent}). Raise budget.{limit} and "
+        f"retry: {WAY_FORWARD} --set budget.{limit}=…`." + (f" {HEALING_MEANING}." if limit == "healingBudget" else ""),
+        options=options,
+        batch=batch,
+    )
+
+
+def apply_budget(tx: Tx, budget: BudgetConfig | None) -> None:
+    if budget is None or budget == tx.ex.config.budget:
+        return
+    old = tx.ex.config.budget
+    tx.ex.config = tx.ex.config.model_copy(update={"budget": budget})
+    tx.log(
+        Decision.RESUME if tx.name == "resume" else Decision.RECOVERY_RETRY,
+        f"budget changed: maxTotal ${old.max_total:.2f} → ${budget.max_total:.2f}, "
+        f"maxPerBatch ${old.max_per_batch:.2f} → ${budget.max_per_batch:.2f}, "
+        f"healingBudget ${old.healing_budget:.2f} → ${budget.healing_budget:.2f} (for all healers together)",
+        budget=budget.model_dump(),
+    )

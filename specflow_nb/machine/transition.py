@@ -1,0 +1,100 @@
+"""The transition function ``transition(execution, event) -> (execution', actions)`` and its invariants (copy, not
+mutate; version + 1; Persist first; applied command ids; notifications kept in the record).
+
+It dispatches each event to its rule module; it decides nothing itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from specflow_nb.machine.actions import Action, Notify, Persist
+from specflow_nb.machine.diagnosis import on_diagnosis_finished
+from specflow_nb.machine.events import (
+    DiagnosisFinished,
+    Event,
+    HostRestarted,
+    ProjectRead,
+    RunFinished,
+    RunStalled,
+    Started,
+    StateRebuilt,
+    UserCommand,
+)
+from specflow_nb.machine.forward import on_started
+from specflow_nb.machine.outcomes import on_project_read, on_run_finished, on_run_stalled
+from specflow_nb.machine.reconcile import on_host_restarted, on_state_rebuilt
+from specflow_nb.machine.recovery import on_user_command
+from specflow_nb.machine.table import LEGAL_STATUSES, IllegalTransition, event_name
+from specflow_nb.machine.tx import Tx
+from specflow_nb.models import (
+    NotificationRecord,
+    OrchestrationConfig,
+    OrchestrationExecution,
+)
+
+#: How many applied command ids a record keeps (a command older than this many others has long expired).
+APPLIED_IDS_KEPT = 200
+
+
+#: How many notifications a record keeps (a client further behind than this sees the newest ones).
+NOTIFICATIONS_KEPT = 50
+
+
+def new_execution(
+    execution_id: str, project_id: str, config: OrchestrationConfig, at: datetime
+) -> OrchestrationExecution:
+    """A fresh execution, ready for its ``Started`` event."""
+    return OrchestrationExecution(id=execution_id, project_id=project_id, config=config, started_at=at, updated_at=at)
+
+
+def transition(execution: OrchestrationExecution, event: Event) -> tuple[OrchestrationExecution, list[Action]]:
+    """Apply one event. Returns the next execution (a new object) and the actions to perform, in order.
+
+    Raises IllegalTransition when the event is not allowed in the execution's state.
+    """
+    name = event_name(event)
+    if isinstance(event, UserCommand) and event.command_id and event.command_id in execution.applied_command_ids:
+        return execution.model_copy(deep=True), []  # applied before (its owner crashed before acknowledging it)
+    if not (isinstance(event, RunFinished) and event.run_execution_id in execution.killed_run_ids) and (
+        execution.status not in LEGAL_STATUSES[name]
+    ):
+        raise IllegalTransition(execution, name)
+    actor = event.actor if isinstance(event, (UserCommand, Started)) else None
+    command_id = event.command_id if isinstance(event, UserCommand) else None
+    tx = Tx(execution.model_copy(deep=True), event.at, name, actor, command_id)
+    HANDLERS[type(event)](tx, event)
+    if not tx.changed:
+        return execution.model_copy(deep=True), []
+    if isinstance(event, UserCommand) and event.command_id:
+        tx.ex.applied_command_ids = [*execution.applied_command_ids, event.command_id][-APPLIED_IDS_KEPT:]
+    _keep_notifications(tx)
+    tx.ex.version = execution.version + 1
+    tx.ex.updated_at = event.at
+    return tx.ex, [Persist(version=tx.ex.version), *tx.effects]
+
+
+def _keep_notifications(tx: Tx) -> None:
+    """Every Notify of this transition also goes into the record, numbered: hosts announce from the record."""
+    ex = tx.ex
+    for action in tx.effects:
+        if isinstance(action, Notify):
+            ex.notification_seq += 1
+            run_id = ex.recovery_context.failed_workflow_id if ex.recovery_context else None
+            record = NotificationRecord(
+                seq=ex.notification_seq, event=action.event, message=action.message, at=tx.at, run_id=run_id
+            )
+            ex.notifications = [*ex.notifications, record][-NOTIFICATIONS_KEPT:]
+
+
+HANDLERS: dict[type, Any] = {
+    Started: on_started,
+    RunFinished: on_run_finished,
+    ProjectRead: on_project_read,
+    UserCommand: on_user_command,
+    RunStalled: on_run_stalled,
+    HostRestarted: on_host_restarted,
+    DiagnosisFinished: on_diagnosis_finished,
+    StateRebuilt: on_state_rebuilt,
+}
