@@ -25,7 +25,6 @@ Decisions (documented here because hosts and agents rely on them):
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -33,19 +32,32 @@ from pydantic import Field, PrivateAttr
 
 from specflow_nb import gitops
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot, SpecflowError
+from specflow_nb.features import (
+    _FEATURE_RE,
+    _require_project,
+    _state_feature,
+    find_feature_dir,
+    list_feature_dirs,
+    parse_feature_name,
+)
+from specflow_nb.links import PROJECT_LINKS, SPECS_DIR, check_links, link_outside
 from specflow_nb.models import STEP_ORDER, CamelModel, OrchestrationPhase, TaskState
 from specflow_nb.store import OrchestrationStore, StateFile
 from specflow_nb.tasks import ParsedTasks, all_done, read_tasks
 
 __all__ = [
+    "PROJECT_LINKS",
+    "SPECS_DIR",
     "Artifacts",
     "HealthIssue",
     "NextAction",
     "ProjectStatus",
+    "check_links",
     "collect_artifacts",
     "default_branch",
     "find_feature_dir",
     "git_branch",
+    "link_outside",
     "list_feature_dirs",
     "no_project_status",
     "parse_feature_name",
@@ -53,9 +65,7 @@ __all__ = [
     "resolve_project",
 ]
 
-SPECS_DIR = "specs"
 USER_GATE_MARKER = "USER GATE"
-_FEATURE_RE = re.compile(r"^(\d{3,})-(.+)$")
 
 NextAction = Literal[
     "start_phase",
@@ -113,134 +123,6 @@ def resolve_project(root: Path, project_id: str) -> Path:
         )
     check_links(candidate)
     return candidate
-
-
-#: The folders of a project specflow_nb reads or writes: each must stay inside the project (a link out is refused).
-PROJECT_LINKS: tuple[str, ...] = (
-    ".specflow",
-    ".specflow/workflows",
-    ".specflow/inbox",
-    ".specflow/locks",
-    SPECS_DIR,
-)
-
-
-def link_outside(project: Path) -> str | None:
-    """The first of the project's own folders (``.specflow/``, ``specs/``, each feature folder) that resolves
-    outside ``project`` (a symlink leading elsewhere), as a path relative to it; None when all stay inside."""
-    project = Path(project)
-    try:
-        base = project.resolve()
-        for rel in PROJECT_LINKS:
-            path = project / rel
-            if (path.is_symlink() or path.exists()) and not path.resolve().is_relative_to(base):
-                return rel
-        specs = project / SPECS_DIR
-        if specs.is_dir():
-            for child in specs.iterdir():
-                if child.is_symlink() and not child.resolve().is_relative_to(base):
-                    return f"{SPECS_DIR}/{child.name}"
-    except (OSError, RuntimeError):  # a symlink loop, or a folder we may not read: not inside either
-        return ".specflow"
-    return None
-
-
-def check_links(project: Path) -> None:
-    """Raise :class:`ProjectOutsideRoot` (403) naming the first project folder that is a link out of the project."""
-    link = link_outside(project)
-    if link is not None:
-        raise ProjectOutsideRoot(
-            f"'{link}' in project {project.name!r} is a link leading outside the project: nothing is read or written "
-            "through it",
-            hint=f"Replace the link '{link}' with a real folder inside the project.",
-            details={"link": link},
-        )
-
-
-def _require_project(project: Path) -> Path:
-    project = Path(project)
-    if not project.is_dir():
-        raise ProjectNotFound(
-            f"Project folder not found: {project}", hint="Pass an existing project folder (--project PATH)."
-        )
-    return project
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Feature folders
-
-
-def parse_feature_name(name: str) -> tuple[int, str] | None:
-    """``0001-todo-cli`` -> ``(1, "todo-cli")``; None for a name that is not a numbered feature folder."""
-    m = _FEATURE_RE.match(name)
-    return (int(m.group(1)), m.group(2)) if m else None
-
-
-def list_feature_dirs(project: Path) -> list[Path]:
-    """The numbered feature folders under ``specs/``, newest (highest number) first."""
-    specs = Path(project) / SPECS_DIR
-    try:
-        entries = [p for p in specs.iterdir() if p.is_dir() and parse_feature_name(p.name)]
-    except OSError:
-        return []
-    return sorted(entries, key=lambda p: (parse_feature_name(p.name) or (0, ""), p.name), reverse=True)
-
-
-def _lookup_feature(project: Path, ref: str) -> Path | None:
-    """A feature folder named by number (``1``, ``0001``), name (``0001-todo-cli``) or path; None if absent."""
-    ref = ref.strip()
-    if not ref:
-        return None
-    if ref.isdigit():
-        for p in list_feature_dirs(project):
-            parsed = parse_feature_name(p.name)
-            if parsed and parsed[0] == int(ref):
-                return p
-        return None
-    project_resolved = project.resolve()
-    for base in (project / SPECS_DIR, project):
-        candidate = (base / ref).resolve()
-        if not candidate.is_relative_to(project_resolved):
-            raise ProjectOutsideRoot(
-                f"Feature folder {ref!r} is outside the project", hint="Name a folder under the project's specs/."
-            )
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _state_feature(state: dict[str, Any]) -> str | None:
-    value = state.get("feature")
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def find_feature_dir(project: Path, explicit: str | None = None) -> Path | None:
-    """The active feature folder: ``explicit`` (raises :class:`ProjectNotFound` if absent), else the state's
-    ``feature`` key when it names an existing folder, else the highest-numbered ``specs/NNNN-name``; None if none.
-    """
-    project = _require_project(project)
-    if explicit:
-        found = _lookup_feature(project, explicit)
-        if found is None:
-            available = ", ".join(p.name for p in list_feature_dirs(project)) or "none"
-            raise ProjectNotFound(
-                f"Feature folder not found: {explicit}",
-                hint=f"Pass a folder under specs/ by name or number (available: {available}).",
-            )
-        return found
-    try:
-        recorded = _state_feature(StateFile(project).load())
-    except ConfigError:
-        recorded = None
-    if recorded:
-        try:
-            found = _lookup_feature(project, recorded)
-        except ProjectOutsideRoot:
-            found = None
-        if found is not None:
-            return found
-    dirs = list_feature_dirs(project)
-    return dirs[0] if dirs else None
 
 
 # --------------------------------------------------------------------------------------------------------------
