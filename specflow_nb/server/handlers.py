@@ -272,7 +272,7 @@ class ProjectsHandler(SpecflowHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        from specflow_nb.server.projects import projects_overview
+        from specflow_nb.projects_view import projects_overview
 
         ext = self.specflow
         response = await projects_overview(
