@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from specflow_nb.confinement import SPECS_DIR
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot
-from specflow_nb.links import SPECS_DIR
 from specflow_nb.store import StateFile
 
 __all__ = ["SPECS_DIR", "find_feature_dir", "list_feature_dirs", "parse_feature_name"]

@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from specflow_nb.confinement import check_links
 from specflow_nb.errors import SpecflowError
-from specflow_nb.links import check_links
 from specflow_nb.scanner import DEFAULT_SCAN_DEPTH, DEFAULT_SCAN_LIMIT, find_projects
 from specflow_nb.server.api import ProjectsResponse, ProjectSummary, summarize
 from specflow_nb.summary import badge_text
