@@ -9,8 +9,7 @@ from specflow_nb.models import (
     OrchestrationPhase,
     OrchestrationStatus,
 )
-
-__version__ = "0.1.0"
+from specflow_nb.version import __version__
 
 __all__ = [
     "BatchPlan",

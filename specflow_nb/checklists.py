@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from specflow_nb.tasks import _atomic_write
+from specflow_nb.tasks_mark import _atomic_write
 
 __all__ = ["CHECKLIST_ID_RE", "ChecklistItem", "ChecklistMark", "is_checklist_id", "mark_items", "read_items"]
 

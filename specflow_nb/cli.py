@@ -18,10 +18,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from rich.console import Console
+from specflow_nb.cli_common import common_options, console, print_json, project_path
+from specflow_nb.cli_common import escape as _escape
+from specflow_nb.cli_demo import add_demo
+from specflow_nb.cli_orchestrate import add_orchestrate
 
+if TYPE_CHECKING:
     from specflow_nb.tasks import ParsedTasks
+
+__all__ = ["REGISTRARS", "build_parser", "common_options", "console", "main", "print_json", "project_path"]
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
@@ -42,43 +47,6 @@ _NEXT_ACTION_TEXT = {
 # Helpers shared by commands
 
 
-def common_options() -> argparse.ArgumentParser:
-    """Options every subcommand accepts after its name too (``specflow-nb status --project X``).
-
-    Defaults are SUPPRESS so a subcommand that is not given them keeps the values parsed before its name.
-    """
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--project", metavar="PATH", default=argparse.SUPPRESS, help="project folder (default: .)")
-    parent.add_argument(
-        "--feature", metavar="NAME", default=argparse.SUPPRESS, help="feature folder under specs/ (default: newest)"
-    )
-    return parent
-
-
-def console(stderr: bool = False) -> Console:
-    """A rich console on the current stdout/stderr (looked up at call time, so redirection and capture work)."""
-    from rich.console import Console
-
-    return Console(file=sys.stderr if stderr else sys.stdout, highlight=False, soft_wrap=True)
-
-
-def print_json(data: Any) -> None:
-    """Machine output: one JSON document on stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-
-
-def project_path(args: argparse.Namespace) -> Path:
-    """The ``--project`` folder, resolved; :class:`ProjectNotFound` when it is not an existing folder."""
-    from specflow_nb.errors import ProjectNotFound
-
-    path = Path(getattr(args, "project", ".") or ".").expanduser()
-    if not path.is_dir():
-        raise ProjectNotFound(
-            f"Project folder not found: {path}", hint="Pass an existing project folder with --project PATH."
-        )
-    return path.resolve()
-
-
 def tasks_file(project: Path, feature: str | None) -> Path:
     """The active feature's tasks.md; :class:`TasksFileMissing` when there is no feature folder or no tasks.md."""
     from specflow_nb.errors import TasksFileMissing
@@ -96,12 +64,6 @@ def tasks_file(project: Path, feature: str | None) -> Path:
             f"No tasks.md in {feature_dir}", hint="Run the design step (or /speckit.tasks) to create tasks.md."
         )
     return path
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 def _progress_line(parsed: ParsedTasks) -> str:
@@ -503,9 +465,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--feature", metavar="NAME", default=None, help="feature folder under specs/ (default: newest)")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # The engine commands build on this module's helpers, so their module is imported here, not at the top.
-    from specflow_nb.cli_orchestrate import add_demo, add_orchestrate
-
     for register in [*REGISTRARS, add_orchestrate, add_demo]:
         register(sub)
     return parser

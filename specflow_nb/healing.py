@@ -18,9 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import Field
-
-from specflow_nb.models import BatchItem, CamelModel, Task
+from specflow_nb.agent.failure_context import FailureContext, TranscriptMessage
+from specflow_nb.models import BatchItem, Task
 
 #: How many transcript messages the healer is shown, and how long each may be.
 TRANSCRIPT_MESSAGES = 10
@@ -35,44 +34,6 @@ class _TasksView(Protocol):
     """What healing needs of :class:`specflow_nb.tasks.ParsedTasks`."""
 
     def by_id(self) -> dict[str, Task]: ...
-
-
-class TranscriptMessage(CamelModel):
-    """One message of a run's stream, reduced to what a healer (or a human) needs to read."""
-
-    role: str  # assistant | user | result
-    text: str
-
-
-class FailureContext(CamelModel):
-    """Everything known about a failed batch run, for the healer's prompt and for needs_attention."""
-
-    batch_index: int
-    section: str
-    error_message: str
-    failure_kind: str = Field(description="process_failed, tasks_unchecked, timeout, budget_exceeded, …")
-    exit_code: int | None = None
-    stderr_tail: str = ""
-    transcript: list[TranscriptMessage] = Field(default_factory=list)
-    completed_task_ids: list[str] = Field(default_factory=list)
-    remaining_task_ids: list[str] = Field(default_factory=list)
-    failed_run_id: str | None = None
-    session_id: str | None = None
-
-    def describe_failure(self) -> str:
-        """A few lines for the healer's prompt and the recovery panel."""
-        lines = [f"- Failure: {self.failure_kind}", f"- Error: {self.error_message}"]
-        if self.exit_code is not None:
-            lines.append(f"- Exit code: {self.exit_code}")
-        done = ", ".join(self.completed_task_ids) or "none"
-        left = ", ".join(self.remaining_task_ids) or "none"
-        lines += [f"- Tasks of the batch already checked: {done}", f"- Tasks of the batch remaining: {left}"]
-        return "\n".join(lines)
-
-    def describe_transcript(self) -> str:
-        if not self.transcript:
-            return "(no transcript was recorded)"
-        return "\n".join(f"- **{m.role}**: {m.text}" for m in self.transcript)
 
 
 # --------------------------------------------------------------------------------------------------------------

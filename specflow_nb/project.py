@@ -26,28 +26,40 @@ Decisions (documented here because hosts and agents rely on them):
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr
 
 from specflow_nb import gitops
-from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot, SpecflowError
+from specflow_nb.confinement import PROJECT_LINKS, SPECS_DIR, check_links, link_outside, resolve_project
+from specflow_nb.errors import ConfigError, SpecflowError
+from specflow_nb.features import (
+    _FEATURE_RE,
+    _require_project,
+    _state_feature,
+    find_feature_dir,
+    list_feature_dirs,
+    parse_feature_name,
+)
 from specflow_nb.machine.events import all_tasks_done, design_complete
 from specflow_nb.models import STEP_ORDER, CamelModel, OrchestrationPhase, TaskState
 from specflow_nb.store import OrchestrationStore, StateFile
 from specflow_nb.tasks import ParsedTasks, read_tasks
 
 __all__ = [
+    "PROJECT_LINKS",
+    "SPECS_DIR",
     "Artifacts",
     "HealthIssue",
     "NextAction",
     "ProjectStatus",
+    "check_links",
     "collect_artifacts",
     "default_branch",
     "find_feature_dir",
     "git_branch",
+    "link_outside",
     "list_feature_dirs",
     "no_project_status",
     "parse_feature_name",
@@ -55,9 +67,7 @@ __all__ = [
     "resolve_project",
 ]
 
-SPECS_DIR = "specs"
 USER_GATE_MARKER = "USER GATE"
-_FEATURE_RE = re.compile(r"^(\d{3,})-(.+)$")
 
 NextAction = Literal[
     "start_phase",
@@ -77,172 +87,6 @@ Severity = Literal["warning", "error"]
 
 # --------------------------------------------------------------------------------------------------------------
 # Where the project is
-
-
-def resolve_project(root: Path, project_id: str) -> Path:
-    """The project folder for ``project_id`` under ``root`` (resolved, symlinks followed).
-
-    Raises :class:`ProjectOutsideRoot` (403) when it would leave ``root``, :class:`ProjectNotFound` (404) when it
-    is not an existing folder, :class:`ConfigError` for an id that is not a path at all.
-    """
-    root = Path(root)
-    pid = (project_id or "").strip()
-    if "\x00" in pid:
-        raise ConfigError("Invalid project id: it contains a NUL character", hint="Pass a folder path under the root.")
-    too_long = [part for part in pid.replace("\\", "/").split("/") if len(part.encode("utf-8", "replace")) > 255]
-    if too_long or len(pid.encode("utf-8", "replace")) > 4096:
-        raise ConfigError(
-            "Invalid project id: a folder name is longer than 255 bytes (or the path longer than 4096)",
-            hint="Pass a folder path under the root.",
-            details={"loc": ["projectId"]},
-        )
-    try:
-        root_resolved = root.resolve()
-        candidate = (root_resolved / pid).resolve() if pid not in ("", ".") else root_resolved
-    except (OSError, RuntimeError) as exc:  # symlink loops
-        raise ProjectNotFound(f"Cannot resolve project {project_id!r}: {exc}", hint="Check the folder.") from None
-    if not candidate.is_relative_to(root_resolved):
-        raise ProjectOutsideRoot(
-            f"Project {project_id!r} is outside the root folder",
-            hint="Use a folder path relative to the root (no '..', no absolute paths or symlinks leading elsewhere).",
-        )
-    if not candidate.is_dir():
-        where = "the root folder" if candidate == root_resolved else f"{project_id!r} under the root folder"
-        raise ProjectNotFound(
-            f"Project not found: {where} does not exist or is not a folder",
-            hint="Check the path; project ids are folder paths relative to the root.",
-            details={"projectId": project_id},
-        )
-    check_links(candidate)
-    return candidate
-
-
-#: The folders of a project specflow_nb reads or writes: each must stay inside the project (a link out is refused).
-PROJECT_LINKS: tuple[str, ...] = (
-    ".specflow",
-    ".specflow/workflows",
-    ".specflow/inbox",
-    ".specflow/locks",
-    SPECS_DIR,
-)
-
-
-def link_outside(project: Path) -> str | None:
-    """The first of the project's own folders (``.specflow/``, ``specs/``, each feature folder) that resolves
-    outside ``project`` (a symlink leading elsewhere), as a path relative to it; None when all stay inside."""
-    project = Path(project)
-    try:
-        base = project.resolve()
-        for rel in PROJECT_LINKS:
-            path = project / rel
-            if (path.is_symlink() or path.exists()) and not path.resolve().is_relative_to(base):
-                return rel
-        specs = project / SPECS_DIR
-        if specs.is_dir():
-            for child in specs.iterdir():
-                if child.is_symlink() and not child.resolve().is_relative_to(base):
-                    return f"{SPECS_DIR}/{child.name}"
-    except (OSError, RuntimeError):  # a symlink loop, or a folder we may not read: not inside either
-        return ".specflow"
-    return None
-
-
-def check_links(project: Path) -> None:
-    """Raise :class:`ProjectOutsideRoot` (403) naming the first project folder that is a link out of the project."""
-    link = link_outside(project)
-    if link is not None:
-        raise ProjectOutsideRoot(
-            f"'{link}' in project {project.name!r} is a link leading outside the project: nothing is read or written "
-            "through it",
-            hint=f"Replace the link '{link}' with a real folder inside the project.",
-            details={"link": link},
-        )
-
-
-def _require_project(project: Path) -> Path:
-    project = Path(project)
-    if not project.is_dir():
-        raise ProjectNotFound(
-            f"Project folder not found: {project}", hint="Pass an existing project folder (--project PATH)."
-        )
-    return project
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Feature folders
-
-
-def parse_feature_name(name: str) -> tuple[int, str] | None:
-    """``0001-todo-cli`` -> ``(1, "todo-cli")``; None for a name that is not a numbered feature folder."""
-    m = _FEATURE_RE.match(name)
-    return (int(m.group(1)), m.group(2)) if m else None
-
-
-def list_feature_dirs(project: Path) -> list[Path]:
-    """The numbered feature folders under ``specs/``, newest (highest number) first."""
-    specs = Path(project) / SPECS_DIR
-    try:
-        entries = [p for p in specs.iterdir() if p.is_dir() and parse_feature_name(p.name)]
-    except OSError:
-        return []
-    return sorted(entries, key=lambda p: (parse_feature_name(p.name) or (0, ""), p.name), reverse=True)
-
-
-def _lookup_feature(project: Path, ref: str) -> Path | None:
-    """A feature folder named by number (``1``, ``0001``), name (``0001-todo-cli``) or path; None if absent."""
-    ref = ref.strip()
-    if not ref:
-        return None
-    if ref.isdigit():
-        for p in list_feature_dirs(project):
-            parsed = parse_feature_name(p.name)
-            if parsed and parsed[0] == int(ref):
-                return p
-        return None
-    project_resolved = project.resolve()
-    for base in (project / SPECS_DIR, project):
-        candidate = (base / ref).resolve()
-        if not candidate.is_relative_to(project_resolved):
-            raise ProjectOutsideRoot(
-                f"Feature folder {ref!r} is outside the project", hint="Name a folder under the project's specs/."
-            )
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
-def _state_feature(state: dict[str, Any]) -> str | None:
-    value = state.get("feature")
-    return value if isinstance(value, str) and value.strip() else None
-
-
-def find_feature_dir(project: Path, explicit: str | None = None) -> Path | None:
-    """The active feature folder: ``explicit`` (raises :class:`ProjectNotFound` if absent), else the state's
-    ``feature`` key when it names an existing folder, else the highest-numbered ``specs/NNNN-name``; None if none.
-    """
-    project = _require_project(project)
-    if explicit:
-        found = _lookup_feature(project, explicit)
-        if found is None:
-            available = ", ".join(p.name for p in list_feature_dirs(project)) or "none"
-            raise ProjectNotFound(
-                f"Feature folder not found: {explicit}",
-                hint=f"Pass a folder under specs/ by name or number (available: {available}).",
-            )
-        return found
-    try:
-        recorded = _state_feature(StateFile(project).load())
-    except ConfigError:
-        recorded = None
-    if recorded:
-        try:
-            found = _lookup_feature(project, recorded)
-        except ProjectOutsideRoot:
-            found = None
-        if found is not None:
-            return found
-    dirs = list_feature_dirs(project)
-    return dirs[0] if dirs else None
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -518,49 +362,56 @@ def _next_action(
     return "archive_phase" if step_done else "ready_to_merge"
 
 
-def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
-    """The phase status of ``project`` (see the module docstring for where each field comes from).
+class _Issues(list[HealthIssue]):
+    """The health issues a status read collects, in the order found."""
 
-    Raises :class:`ProjectNotFound` for a missing project folder or an explicit ``feature`` that does not exist;
-    any other oddity is reported in ``health`` instead.
-    """
-    project = _require_project(project)
-    issues: list[HealthIssue] = []
+    def add(self, code: str, severity: Severity, message: str) -> None:
+        self.append(HealthIssue(code=code, severity=severity, message=message))
 
-    def issue(code: str, severity: Severity, message: str) -> None:
-        issues.append(HealthIssue(code=code, severity=severity, message=message))
+    @property
+    def health(self) -> HealthStatus:
+        return "error" if any(i.severity == "error" for i in self) else "warning" if self else "ready"
 
-    # Recorded state (optional, may be broken)
+
+def _recorded_state(project: Path, issues: _Issues) -> dict[str, Any]:
+    """The recorded state (optional, may be broken: the original's NO_STATE, and the rest is still derived)."""
     try:
-        state = StateFile(project).load()
+        return StateFile(project).load()
     except ConfigError as exc:
-        state = {}
-        # The original's code for a state file it cannot read; the rest of the status is still derived.
-        issue("NO_STATE", "error", f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+        issues.add("NO_STATE", "error", f"{exc.message} ({exc.hint})" if exc.hint else exc.message)
+        return {}
 
-    feature_dir = find_feature_dir(project, feature)
-    recorded_feature = _state_feature(state)
-    if not feature and recorded_feature and (feature_dir is None or feature_dir.name != Path(recorded_feature).name):
-        issue(
+
+def _check_feature(feature: str | None, feature_dir: Path | None, state: dict[str, Any], issues: _Issues) -> None:
+    """A feature the state names that is not a folder (a warning: the newest folder is used instead)."""
+    recorded = _state_feature(state)
+    if not feature and recorded and (feature_dir is None or feature_dir.name != Path(recorded).name):
+        issues.add(
             "STATE_FEATURE_MISSING",
             "warning",
-            f"The state names feature {recorded_feature!r}, which is not a folder; using "
+            f"The state names feature {recorded!r}, which is not a folder; using "
             f"{feature_dir.name if feature_dir else 'none'}",
         )
 
-    art = collect_artifacts(feature_dir)
+
+def _check_tasks(art: Artifacts, issues: _Issues) -> None:
+    """tasks.md unreadable, empty, or with parse warnings (at most :data:`_MAX_WARNING_ISSUES` of them)."""
     parsed = art.parsed_tasks
     if art.tasks_error:
-        issue("TASKS_UNREADABLE", "error", f"tasks.md cannot be read: {art.tasks_error}")
+        issues.add("TASKS_UNREADABLE", "error", f"tasks.md cannot be read: {art.tasks_error}")
     elif parsed is not None:
         if parsed.total == 0:
-            issue("TASKS_EMPTY", "warning", "tasks.md holds no tasks (expected lines like `- [ ] T001 Description`)")
+            issues.add(
+                "TASKS_EMPTY", "warning", "tasks.md holds no tasks (expected lines like `- [ ] T001 Description`)"
+            )
         for w in parsed.warnings[:_MAX_WARNING_ISSUES]:
-            issue("TASKS_WARNING", "warning", w)
+            issues.add("TASKS_WARNING", "warning", w)
         if len(parsed.warnings) > _MAX_WARNING_ISSUES:
-            issue("TASKS_WARNING", "warning", f"… and {len(parsed.warnings) - _MAX_WARNING_ISSUES} more warnings")
+            issues.add("TASKS_WARNING", "warning", f"… and {len(parsed.warnings) - _MAX_WARNING_ISSUES} more warnings")
 
-    # Phase
+
+def _phase_info(state: dict[str, Any], feature_dir: Path | None, has_user_gate: bool, issues: _Issues) -> PhaseInfo:
+    """The phase: the state's recorded number, name, branch and status win over the feature folder's."""
     parsed_name = parse_feature_name(feature_dir.name) if feature_dir else None
     folder_number = _FEATURE_RE.match(feature_dir.name) if feature_dir else None
     number: str | None = folder_number.group(1) if folder_number else None
@@ -570,7 +421,7 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
         if text_number is not None and text_number.strip().isdigit():
             number = text_number.strip()
         else:
-            issue("STATE_INVALID", "warning", f"orchestration.phase.number is not a number: {recorded_number!r}")
+            issues.add("STATE_INVALID", "warning", f"orchestration.phase.number is not a number: {recorded_number!r}")
     name = _str_or_none(_dig(state, "orchestration", "phase", "name")) or (parsed_name[1] if parsed_name else None)
     branch = _str_or_none(_dig(state, "orchestration", "phase", "branch")) or (
         feature_dir.name if feature_dir else None
@@ -578,10 +429,12 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
     phase_status = _str_or_none(_dig(state, "orchestration", "phase", "status"))
     if phase_status is None and feature_dir is not None:
         phase_status = "in_progress"
-    has_user_gate = user_gate(project, art)
+    return PhaseInfo(number=number, name=name, branch=branch, status=phase_status, has_user_gate=has_user_gate)
 
-    # Step
-    derived_step, derived_status = _derive_step(art, parsed)
+
+def _step_info(state: dict[str, Any], art: Artifacts, issues: _Issues) -> StepInfo:
+    """The step: the state's recorded step (when it is a known one) wins over the one derived from the artifacts."""
+    derived_step, derived_status = _derive_step(art, art.parsed_tasks)
     step = derived_step
     step_status: str | None = derived_status
     recorded_step = _str_or_none(_dig(state, "orchestration", "step", "current"))
@@ -591,7 +444,7 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
             recorded_status = _str_or_none(_dig(state, "orchestration", "step", "status"))
             step_status = recorded_status or (derived_status if recorded_step == derived_step else None)
         else:
-            issue(
+            issues.add(
                 "STATE_INVALID",
                 "warning",
                 f"orchestration.step.current is {recorded_step!r}; expected one of {', '.join(sorted(_KNOWN_STEPS))}",
@@ -603,73 +456,114 @@ def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
     if isinstance(recorded_index, int) and not isinstance(recorded_index, bool) and recorded_step == step:
         index = recorded_index
     if step in ("implement", "verify", "merge") and not art.has_tasks:
-        issue("TASKS_MISSING", "warning", f"The step is {step} but the feature has no tasks.md with tasks")
+        issues.add("TASKS_MISSING", "warning", f"The step is {step} but the feature has no tasks.md with tasks")
+    return StepInfo(current=step, index=index, status=step_status)
 
-    # Git
+
+def _check_git(
+    project: Path,
+    phase: PhaseInfo,
+    step: StepInfo,
+    feature_dir: Path | None,
+    parsed: ParsedTasks | None,
+    issues: _Issues,
+) -> tuple[str | None, PhaseInfo, StepInfo]:
+    """(checked-out branch, phase, step): a phase branch merged into the checked-out one completes the phase;
+    otherwise another branch checked out is a mismatch."""
     current, is_repo = _branch_and_repo(project)
     if not is_repo:
-        issue("NOT_A_GIT_REPO", "warning", "The project is not a git repository: the merge step cannot run")
+        issues.add("NOT_A_GIT_REPO", "warning", "The project is not a git repository: the merge step cannot run")
     elif current is None:
-        issue("DETACHED_HEAD", "warning", "HEAD is detached: check out the phase branch before implementing")
-    elif branch and feature_dir is not None and current != branch:
-        if _tasks_complete(parsed) and _merged_into(project, branch, current):
+        issues.add("DETACHED_HEAD", "warning", "HEAD is detached: check out the phase branch before implementing")
+    elif phase.branch and feature_dir is not None and current != phase.branch:
+        if _tasks_complete(parsed) and _merged_into(project, phase.branch, current):
             # the phase branch is merged into the checked-out branch: the phase is complete, not mismatched
-            phase_status, step, step_status = "complete", "merge", "complete"
-            index = _STEP_NAMES.index("merge")
+            phase = phase.model_copy(update={"status": "complete"})
+            step = StepInfo(current="merge", index=_STEP_NAMES.index("merge"), status="complete")
         else:
-            issue(
+            issues.add(
                 "BRANCH_MISMATCH",
                 "warning",
-                f"Checked-out branch {current!r} is not the phase branch {branch!r}",
+                f"Checked-out branch {current!r} is not the phase branch {phase.branch!r}",
             )
+    return current, phase, step
 
-    # Records set aside by the store
+
+def _check_records(project: Path, issues: _Issues) -> None:
+    """Records the store set aside as unreadable."""
     corrupt = OrchestrationStore(project).corrupt_files()
     if corrupt:
-        issue(
+        issues.add(
             "CORRUPT_RECORDS",
             "warning",
             f"{len(corrupt)} orchestration record(s) were unreadable and set aside in .specflow/workflows/ "
             f"(e.g. {corrupt[-1].name})",
         )
 
-    health: HealthStatus = "error" if any(i.severity == "error" for i in issues) else "warning" if issues else "ready"
 
+def _blockers(step: StepInfo, parsed: ParsedTasks | None, issues: _Issues) -> list[str]:
+    """What holds the phase: a blocked or failed step, blocked tasks, and every error."""
     blockers: list[str] = []
-    if step_status == "blocked":
-        blockers.append(f"The {step} step is blocked")
-    elif step_status == "failed":
-        blockers.append(f"The {step} step failed")
+    step_state = step.status  # a step's state (blocked, failed, …), not an orchestration status
+    if step_state == "blocked":
+        blockers.append(f"The {step.current} step is blocked")
+    elif step_state == "failed":
+        blockers.append(f"The {step.current} step failed")
     if parsed is not None:
         for t in parsed.tasks:
             if t.state is TaskState.BLOCKED:
                 blockers.append(f"{t.id} is blocked" + (f": {t.blocked_reason}" if t.blocked_reason else ""))
     blockers.extend(i.message for i in issues if i.severity == "error")
+    return blockers
 
+
+def _progress(parsed: ParsedTasks | None) -> Progress:
     total = parsed.total if parsed else 0
     done = parsed.done if parsed else 0
+    return Progress(
+        tasks_completed=done,
+        tasks_total=total,
+        tasks_blocked=parsed.blocked if parsed else 0,
+        percentage=round(done * 100 / total) if total else 0,
+        tasks_deferred=parsed.deferred if parsed else 0,
+    )
+
+
+def project_status(project: Path, feature: str | None = None) -> ProjectStatus:
+    """The phase status of ``project`` (see the module docstring for where each field comes from).
+
+    Raises :class:`ProjectNotFound` for a missing project folder or an explicit ``feature`` that does not exist;
+    any other oddity is reported in ``health`` instead.
+    """
+    project = _require_project(project)
+    issues = _Issues()
+    state = _recorded_state(project, issues)
+    feature_dir = find_feature_dir(project, feature)
+    _check_feature(feature, feature_dir, state, issues)
+    art = collect_artifacts(feature_dir)
+    parsed = art.parsed_tasks
+    _check_tasks(art, issues)
+    phase = _phase_info(state, feature_dir, user_gate(project, art), issues)
+    step = _step_info(state, art, issues)
+    current, phase, step = _check_git(project, phase, step, feature_dir, parsed, issues)
+    _check_records(project, issues)
+    health = issues.health
     return ProjectStatus(
-        phase=PhaseInfo(number=number, name=name, branch=branch, status=phase_status, has_user_gate=has_user_gate),
-        step=StepInfo(current=step, index=index, status=step_status),
-        progress=Progress(
-            tasks_completed=done,
-            tasks_total=total,
-            tasks_blocked=parsed.blocked if parsed else 0,
-            percentage=round(done * 100 / total) if total else 0,
-            tasks_deferred=parsed.deferred if parsed else 0,
-        ),
-        health=Health(status=health, issues=issues),
+        phase=phase,
+        step=step,
+        progress=_progress(parsed),
+        health=Health(status=health, issues=list(issues)),
         next_action=_next_action(
             health=health,
             feature_dir=feature_dir,
-            phase_status=phase_status,
-            step=step,
-            step_status=step_status,
+            phase_status=phase.status,
+            step=step.current or "",
+            step_status=step.status,
             art=art,
             parsed=parsed,
-            has_user_gate=has_user_gate,
+            has_user_gate=phase.has_user_gate,
         ),
-        blockers=blockers,
+        blockers=_blockers(step, parsed, issues),
         context=StatusContext(
             feature_dir=_relative(project, feature_dir),
             has_spec=art.has_spec,

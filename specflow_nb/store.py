@@ -179,7 +179,7 @@ class OrchestrationStore:
         return path
 
     def _confined(self) -> None:
-        from specflow_nb.project import check_links
+        from specflow_nb.confinement import check_links
 
         check_links(self.project)
 
@@ -200,7 +200,7 @@ class OrchestrationStore:
         """Every readable record, newest first (by ``startedAt``, then id). Corrupt files are set aside."""
         if not self.folder.is_dir():
             return []
-        from specflow_nb.project import link_outside
+        from specflow_nb.confinement import link_outside
 
         if link_outside(self.project) is not None:  # nothing is read through a link out of the project
             logger.warning("Not reading %s: a folder of the project is a link leading outside it", self.folder)

@@ -26,21 +26,11 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 from pydantic import BaseModel, Field, ValidationError
 
-from specflow_nb.agent.claude import (
-    PID_FILE,
-    PROMPT_FILE,
-    STDERR_FILE,
-    STREAM_FILE,
-    AgentOptions,
-    AgentRunError,
-    FailureKind,
-    RunOutcome,
-    SessionMode,
-    attach_run,
-    new_execution_id,
-    read_outcome,
-    start_run,
-)
+from specflow_nb.agent.options import AgentOptions, SessionMode
+from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome
+from specflow_nb.agent.process import attach_run, start_run
+from specflow_nb.agent.results import new_execution_id, read_outcome
+from specflow_nb.agent.rundir import PID_FILE, PROMPT_FILE, STDERR_FILE, STREAM_FILE
 from specflow_nb.agent.stream import StreamEvent
 from specflow_nb.models import BudgetConfig
 

@@ -50,7 +50,7 @@ from pydantic import Field
 from specflow_nb.models import CamelModel
 
 if TYPE_CHECKING:
-    from specflow_nb.healing import FailureContext
+    from specflow_nb.agent.failure_context import FailureContext
 
 Step = Literal["design", "analyze", "implement", "verify", "merge", "heal"]
 StepName = Literal["design", "analyze", "verify", "merge"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 SAMPLE_DIR = Path(__file__).parent / "sample"
@@ -33,3 +34,11 @@ def prepare_sample(dest: Path, *, git: bool = True) -> Path:
         _git(dest, "commit", "-q", "-m", "Sample project: todo CLI spec")
         _git(dest, "checkout", "-q", "-b", SAMPLE_FEATURE)
     return dest
+
+
+def demo_agent_command() -> str:
+    """The bundled demo agent's console script, next to this Python (installed with the package)."""
+    exe = Path(sys.executable).parent / "specflow-nb-demo-agent"
+    if exe.exists():
+        return str(exe)
+    return f"{sys.executable} -m specflow_nb.demo.demo_agent"

@@ -57,6 +57,23 @@ from typing import Any
 
 from filelock import FileLock
 
+from specflow_nb.demo.diagnosis import DIAGNOSIS_HEADING, TASK_ID_RE, diagnose, is_diagnosis
+from specflow_nb.demo.emitter import DEMO_VERSION, Emitter
+from specflow_nb.demo.schema_fill import VERIFY_QUESTION, answers_in, fill, is_verify_schema, structured_output
+
+__all__ = [
+    "DEMO_VERSION",
+    "DIAGNOSIS_HEADING",
+    "SCENARIOS",
+    "VERIFY_QUESTION",
+    "Emitter",
+    "check_tasks",
+    "fill",
+    "main",
+    "structured_output",
+    "task_ids_in",
+]
+
 SCENARIOS = (
     "success",
     "partial",
@@ -73,9 +90,7 @@ SCENARIOS = (
     "huge_output",
     "verify_question",
 )
-TASK_ID_RE = re.compile(r"\bT\d{3,}[a-z]?\b")
 TASK_LINE_RE = re.compile(r"^(\s*[-*]\s+\[)([ ])(\]\s+)(T\d{3,}[a-z]?)\b")
-DEMO_VERSION = "demo-agent"
 STATE_FILE = Path(".specflow") / "demo_agent_sessions.json"
 
 
@@ -123,128 +138,6 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("--dangerously-skip-permissions", "--include-partial-messages", "--strict-mcp-config", "--bare"):
         p.add_argument(flag, action="store_true")
     return p
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Output in Claude Code's shapes
-
-
-class Emitter:
-    def __init__(self, fmt: str, session_id: str, delay: float = 0.0) -> None:
-        self.fmt = fmt
-        self.session_id = session_id
-        self.delay = delay
-        self._msg = 0
-
-    def line(self, obj: dict[str, Any]) -> None:
-        if self.fmt == "stream-json" or obj.get("type") == "result":
-            if self.fmt == "text" and obj.get("type") == "result":
-                sys.stdout.write(str(obj.get("result") or "") + "\n")
-            else:
-                sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
-            sys.stdout.flush()
-            if self.delay:
-                time.sleep(self.delay)
-
-    def raw(self, data: bytes) -> None:
-        if self.fmt == "stream-json":
-            sys.stdout.flush()
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
-
-    def init(self, cwd: str, model: str, tools: list[str]) -> None:
-        self.line(
-            {
-                "type": "system",
-                "subtype": "init",
-                "cwd": cwd,
-                "session_id": self.session_id,
-                "tools": tools,
-                "mcp_servers": [],
-                "model": model,
-                "permissionMode": "acceptEdits",
-                "slash_commands": [],
-                "apiKeySource": "none",
-                "claude_code_version": DEMO_VERSION,
-                "output_style": "default",
-                "agents": [],
-                "skills": [],
-                "plugins": [],
-                "uuid": str(uuid.uuid4()),
-            }
-        )
-
-    def assistant(self, model: str, content: list[dict[str, Any]], error: str | None = None) -> None:
-        self._msg += 1
-        obj: dict[str, Any] = {
-            "type": "assistant",
-            "message": {
-                "id": f"msg_demo_{self._msg}",
-                "type": "message",
-                "role": "assistant",
-                "model": model,
-                "content": content,
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 12, "output_tokens": 5},
-            },
-            "parent_tool_use_id": None,
-            "session_id": self.session_id,
-            "uuid": str(uuid.uuid4()),
-        }
-        if error:
-            obj["error"] = error
-        self.line(obj)
-
-    def tool(self, model: str, name: str, tool_input: dict[str, Any], result: str) -> None:
-        tool_id = f"toolu_demo_{uuid.uuid4().hex[:12]}"
-        self.assistant(model, [{"type": "tool_use", "id": tool_id, "name": name, "input": tool_input}])
-        self.line(
-            {
-                "type": "user",
-                "message": {
-                    "role": "user",
-                    "content": [{"tool_use_id": tool_id, "type": "tool_result", "content": result}],
-                },
-                "parent_tool_use_id": None,
-                "session_id": self.session_id,
-                "uuid": str(uuid.uuid4()),
-            }
-        )
-
-    def result(
-        self,
-        *,
-        subtype: str = "success",
-        is_error: bool = False,
-        result: str | None,
-        cost: float,
-        turns: int,
-        started: float,
-        structured: Any = None,
-        errors: list[str] | None = None,
-    ) -> None:
-        obj: dict[str, Any] = {
-            "type": "result",
-            "subtype": subtype,
-            "is_error": is_error,
-            "duration_ms": int((time.monotonic() - started) * 1000),
-            "duration_api_ms": 0,
-            "num_turns": turns,
-            "session_id": self.session_id,
-            "total_cost_usd": cost,
-            "usage": {"input_tokens": 12 * turns, "output_tokens": 5 * turns},
-            "modelUsage": {},
-            "permission_denials": [],
-            "uuid": str(uuid.uuid4()),
-        }
-        if result is not None:
-            obj["result"] = result
-        if structured is not None:
-            obj["structured_output"] = structured
-        if errors:
-            obj["errors"] = errors
-        self.line(obj)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -416,192 +309,6 @@ def act(cwd: Path, prompt: str, emit: Emitter, model: str, scenario: str) -> dic
 # The decision helper: a diagnosis at needs_attention
 
 #: The first line of specflow_nb's diagnosis prompt (``specflow_nb.agent.helper.DIAGNOSIS_HEADING``).
-DIAGNOSIS_HEADING = "# Diagnose a stopped orchestration"
-_FOLDER_RE = re.compile(r"`([^`]*\.specflow/workflows/[^`/]+)/stream\.jsonl`")
-_OPTIONS_RE = re.compile(r"The person may choose: ([a-z, ]+?) \(")
-_UNCHECKED_RE = re.compile(r"Tasks still unchecked[^:]*: ([^.]*)\.")
-
-
-def is_diagnosis(prompt: str) -> bool:
-    return prompt.lstrip().startswith(DIAGNOSIS_HEADING)
-
-
-def _last_result(stream: Path) -> dict[str, Any] | None:
-    try:
-        lines = stream.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(obj, dict) and obj.get("type") == "result":
-            return obj
-    return None
-
-
-def diagnose(cwd: Path, prompt: str, emit: Emitter, model: str) -> dict[str, Any]:
-    """Read the failed run's stderr.log and transcript (as the real helper would) and write a short diagnosis."""
-    found = _FOLDER_RE.search(prompt)
-    folder = cwd / found.group(1) if found else None
-    options_found = _OPTIONS_RE.search(prompt)
-    options = [o.strip() for o in options_found.group(1).split(",")] if options_found else ["retry", "abort"]
-    unchecked_found = _UNCHECKED_RE.search(prompt)
-    unchecked = TASK_ID_RE.findall(unchecked_found.group(1)) if unchecked_found else []
-    stderr_text, result = "", None
-    if folder is not None:
-        stderr = folder / "stderr.log"
-        if stderr.exists():
-            stderr_text = stderr.read_text(encoding="utf-8", errors="replace").strip()
-            emit.tool(model, "Read", {"file_path": str(stderr)}, stderr_text[-2000:] or "(empty)")
-        stream = folder / "stream.jsonl"
-        if stream.exists():
-            result = _last_result(stream)
-            emit.tool(model, "Read", {"file_path": str(stream)}, json.dumps(result)[:2000] if result else "(no result)")
-    if stderr_text:
-        last = stderr_text.splitlines()[-1][:200]
-        text = (
-            f"DEMO diagnosis: the run failed with an error in stderr.log ({last}). The work itself was not the "
-            "problem: the agent process stopped before it finished."
-        )
-        return {"diagnosis": text, "suggestion": "fix", "fix": f"Fix what stderr.log reports ({last}), then retry."}
-    if unchecked:
-        ended = "ended normally" if result and not result.get("is_error") else "ended early"
-        text = (
-            f"DEMO diagnosis: the run {ended} but left {', '.join(unchecked)} unchecked in tasks.md: it stopped "
-            "half-way. stderr.log is empty, so nothing in the environment is broken; running it again is likely to "
-            "finish the remaining tasks."
-        )
-        suggestion = "retry" if "retry" in options else options[0]
-        return {"diagnosis": text, "suggestion": suggestion, "fix": None}
-    text = "DEMO diagnosis: the transcript shows no error and no task left; the step's check failed. Look at it again."
-    return {"diagnosis": text, "suggestion": "retry" if "retry" in options else options[0], "fix": None}
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Structured output: fill any JSON schema sensibly
-
-
-def _norm(name: str) -> str:
-    return name.replace("_", "").replace("-", "").lower()
-
-
-def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/"):
-        node: Any = root
-        for part in ref[2:].split("/"):
-            node = node.get(part, {}) if isinstance(node, dict) else {}
-        return _resolve(node, root) if isinstance(node, dict) else {}
-    for key in ("anyOf", "oneOf", "allOf"):
-        options = [o for o in schema.get(key, []) if isinstance(o, dict) and o.get("type") != "null"]
-        if options:
-            return _resolve({**{k: v for k, v in schema.items() if k != key}, **options[0]}, root)
-    return schema
-
-
-_PREFERRED_ENUM = ("fixed", "completed", "complete", "passed", "success", "done", "ok", "continue", "proceed")
-
-
-def fill(schema: dict[str, Any], hints: dict[str, Any], root: dict[str, Any] | None = None, name: str = "") -> Any:
-    root = root if root is not None else schema
-    schema = _resolve(schema, root)
-    if _norm(name) in hints:
-        return hints[_norm(name)]
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("enum"):
-        for choice in _PREFERRED_ENUM:
-            if choice in schema["enum"]:
-                return choice
-        return schema["enum"][0]
-    if "default" in schema and schema["default"] is not None:
-        return schema["default"]
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        kind = next((k for k in kind if k != "null"), "string")
-    if kind == "object" or "properties" in schema:
-        props: dict[str, Any] = schema.get("properties", {})
-        wanted = list(schema.get("required", []))
-        wanted += [k for k in props if _norm(k) in hints and k not in wanted]
-        return {k: fill(props.get(k, {}), hints, root, k) for k in wanted}
-    if kind == "array":
-        return []
-    if kind == "boolean":
-        return True
-    if kind == "integer":
-        return 0
-    if kind == "number":
-        return 0.0
-    return f"DEMO agent {name or 'value'}"
-
-
-_ANSWERS_RE = re.compile(r"^Answers to your questions:\n((?:- .*\n?)+)", re.MULTILINE)
-VERIFY_QUESTION = "DEMO agent question: the spec does not say what happens without a config file; accept that?"
-
-
-def answers_in(prompt: str) -> dict[str, str]:
-    """The answers a resumed run's prompt carries (``- question: answer`` lines), empty when it has none."""
-    found = _ANSWERS_RE.search(prompt)
-    pairs = (line[2:].partition(": ") for line in found.group(1).splitlines()) if found else ()
-    return {q: a for q, sep, a in pairs if sep}
-
-
-def is_verify_schema(schema: dict[str, Any]) -> bool:
-    return "passed" in _resolve(schema, schema).get("properties", {})
-
-
-def structured_output(schema: dict[str, Any], done: dict[str, Any], scenario: str, prompt: str) -> Any:
-    checked, remaining = done["checked"], done["remaining"]
-    summary = f"DEMO agent: checked {', '.join(checked) or 'no tasks'}" + (
-        f"; left {', '.join(remaining)}" if remaining else ""
-    )
-    answers = answers_in(prompt)
-    verify = is_verify_schema(schema)
-    if answers:  # the answers decide: a verify answered "no" fails, anything else passes
-        summary += "; answers used: " + "; ".join(f"{q} = {a}" for q, a in answers.items())
-    hints: dict[str, Any] = {
-        "passed": True,
-        "success": True,
-        "fixed": True,
-        "completed": True,
-        "needsinput": False,
-        "summary": summary,
-        "reason": summary,
-        "message": summary,
-    }
-    if verify and any(a.strip().lower().startswith("no") for a in answers.values()):
-        hints["passed"] = False
-        hints["failures"] = [f"DEMO agent: not accepted as answered ({q}: {a})" for q, a in answers.items()]
-    props = _resolve(schema, schema).get("properties", {})
-    for key, prop in props.items():
-        n, prop = _norm(key), _resolve(prop, schema)
-        if n in ("taskscompleted", "completedtasks", "tasksdone"):
-            hints[n] = len(checked) if prop.get("type") in ("integer", "number") else checked
-        if n in ("tasksremaining", "remainingtasks"):
-            hints[n] = len(remaining) if prop.get("type") in ("integer", "number") else remaining
-    if scenario == "needs_input":
-        hints["needsinput"] = True
-        hints["status"] = "needs_input"
-        item = _resolve(_resolve(props.get("questions", {}), schema).get("items", {}), schema)
-        question = VERIFY_QUESTION if verify else "DEMO agent question: which storage format should the feature use?"
-        if verify:
-            hints["passed"] = False  # a verify that asks gives no verdict
-        if item.get("type") == "object" or "properties" in item:
-            q = fill(item, {"question": question, "text": question, "id": "q1"}, schema)
-        else:
-            q = question
-        hints["questions"] = [q]
-        status = _resolve(props.get("status", {}), schema)
-        if status.get("enum") and "needs_input" not in status["enum"]:
-            hints.pop("status")
-    value = fill(schema, hints)
-    if isinstance(value, dict) and scenario == "needs_input":
-        # Present even when the schema does not declare them, so a caller can always see the questions.
-        value.setdefault("needs_input", True)
-        value.setdefault("questions", hints["questions"])
-    return value
 
 
 # --------------------------------------------------------------------------------------------------------------

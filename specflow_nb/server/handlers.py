@@ -8,20 +8,11 @@ Errors are JSON ``{error, details?, hint?}``; a user's mistake is a 4xx, never a
 from __future__ import annotations
 
 import asyncio
-import errno
-import getpass
-import json
-import math
-import os
-import re
-from http.client import responses
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
-from jupyter_server.extension.handler import ExtensionHandlerMixin
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from tornado import web
 
 from specflow_nb import policy
@@ -46,282 +37,37 @@ from specflow_nb.server.api import (
     StatusResponse,
     WorkflowRef,
 )
-from specflow_nb.server.extension import SpecflowExtension
-
-M = TypeVar("M", bound=BaseModel)
-
-AUTH_RESOURCE = "specflow"
-
-_HTTP_HINTS = {
-    403: "Ask the server's administrator for the 'specflow' permission (read to watch, write to control).",
-    405: "See the OpenAPI document (specflow_nb/server/openapi.json) for each route's method.",
-}
-
-
-#: The largest request body (1 MiB): a larger one is a 413 before it is parsed.
-MAX_BODY_BYTES = 1 << 20
-#: The deepest JSON nesting a request may have (bodies and the ``config`` query): deeper is a 400, never a
-#: RecursionError.
-MAX_JSON_DEPTH = 64
-#: Longest text of a numeric query parameter: a longer one cannot be a sensible version or timeout (no overflow).
-MAX_NUMBER_CHARS = 32
-#: errno values of path errors a request causes (a name too long, a file where a folder is expected, a link loop):
-#: the request's fault, a 400, not a storage error.
-REQUEST_PATH_ERRNOS = frozenset(
-    e for e in (errno.ENAMETOOLONG, errno.ENOTDIR, errno.ELOOP, errno.EINVAL, getattr(errno, "EILSEQ", None)) if e
+from specflow_nb.server.base import AUTH_RESOURCE, SpecflowApp, SpecflowHandler
+from specflow_nb.server.requests import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    RequestTooLarge,
+    StorageError,
+    json_depth,
+    parse_json,
+    validate,
+    validation_details,
 )
-_ANON_ID = re.compile(r"[0-9a-f]{32}")
-_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_BRACKETS = re.compile(rb"[\[\]{}]")
 
+__all__ = [
+    "AUTH_RESOURCE",
+    "HANDLERS",
+    "MAX_BODY_BYTES",
+    "MAX_JSON_DEPTH",
+    "CommandHandler",
+    "RequestTooLarge",
+    "SpecflowApp",
+    "SpecflowHandler",
+    "StorageError",
+    "handler_routes",
+    "json_depth",
+    "parse_json",
+    "validate",
+    "validation_details",
+]
 
 #: Commands that lead to agent runs: continued by a user without execute, an orchestration's runs lose the shell.
 SHELL_CONTINUING = frozenset({"resume", "recover", "go_back", "answer", "merge"})
-
-
-class RequestTooLarge(SpecflowError):
-    """The request body is over :data:`MAX_BODY_BYTES`."""
-
-    http_status = 413
-
-
-def json_depth(raw: bytes) -> int:
-    """The deepest nesting of arrays and objects in JSON text ``raw`` (strings skipped), without parsing it."""
-    depth = deepest = 0
-    for match in _BRACKETS.finditer(_STRINGS.sub(b'""', raw)):
-        if match.group() in (b"[", b"{"):
-            depth += 1
-            deepest = max(deepest, depth)
-        else:
-            depth -= 1
-    return deepest
-
-
-def parse_json(raw: bytes, what: str) -> Any:
-    """``raw`` as JSON, with a 400 naming ``what`` for invalid or too deeply nested input."""
-    if json_depth(raw) > MAX_JSON_DEPTH:
-        raise ConfigError(
-            f"{what} is nested more than {MAX_JSON_DEPTH} levels deep.",
-            hint="Send a flat JSON object as the OpenAPI document describes.",
-            details=[{"loc": [what], "msg": "too deeply nested", "type": "json_depth"}],
-        )
-
-    try:
-        # NaN and Infinity parse (Python's json does): the models refuse them naming the field (allow_inf_nan=False)
-        return json.loads(raw)
-    except RecursionError:  # the depth check missed a pathological case: still the request's fault
-        raise ConfigError(f"{what} is nested too deeply.") from None
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(
-            f"{what} is not valid JSON: {exc}",
-            hint="Send a JSON object with Content-Type: application/json.",
-        ) from None
-
-
-def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    """Field errors without the offending input (it may hold secrets) or non-JSON context objects."""
-    return [
-        {"loc": [str(part) for part in err["loc"]], "msg": err["msg"], "type": err["type"]}
-        for err in exc.errors(include_url=False, include_context=False, include_input=False)
-    ]
-
-
-class StorageError(SpecflowError):
-    """The server could not read or write a project's files (disk full, read-only folder, I/O error): a 503 with the
-    reason, not a 500 — the request was fine and may succeed once the storage is fixed."""
-
-    http_status = 503
-
-    @classmethod
-    def from_os_error(cls, exc: OSError) -> StorageError:
-        reason = exc.strerror or str(exc) or type(exc).__name__
-        where = f": {exc.filename}" if exc.filename else ""
-        return cls(
-            f"The server could not read or write the project's files ({reason}{where}).",
-            hint="Check the project's .specflow folder: is the disk full, or the folder read-only or owned by "
-            "another user? Fix it, then retry; the last saved state is kept.",
-            details={"errno": errno.errorcode.get(exc.errno or 0)},
-        )
-
-
-class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
-    """Base of every route: body/query parsing, projectId confinement and the error format."""
-
-    auth_resource = AUTH_RESOURCE
-
-    # -- access to the extension and the engine ------------------------------------------------------------
-
-    @property
-    def specflow(self) -> SpecflowExtension:
-        return cast(SpecflowExtension, self.extensionapp)
-
-    @property
-    def engine(self) -> Any:
-        return self.specflow.orchestrator
-
-    @property
-    def actor(self) -> str:
-        """Who asked, for the decision log, stable across requests: the JupyterHub user on a hub; elsewhere the
-        identity provider's named user when it has one, else the OS user running the server (a plain token server
-        makes up a new anonymous user for every request)."""
-        user = self.current_user
-        hub_user = getattr(user, "hub_user", None)
-        if isinstance(hub_user, dict) and hub_user.get("name"):
-            return str(hub_user["name"])
-        username = str(getattr(user, "username", None) or "")
-        display = str(getattr(user, "name", None) or "")
-        anonymous = not username or (_ANON_ID.fullmatch(username) is not None and display.startswith("Anonymous "))
-        if not anonymous:
-            return username
-        try:
-            return getpass.getuser()
-        except Exception:  # no user name for this uid (a container): still stable
-            return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "user"
-
-    @property
-    def may_execute(self) -> bool:
-        """May this user run code on the server anyway (execute on kernels or terminals, as jupyter_server checks)?"""
-        return policy.may_execute(self.authorizer.is_authorized, self, self.current_user)
-
-    def check_commands(self, config: OrchestrationConfig) -> OrchestrationConfig:
-        """``config`` with presets resolved; 403 when it chooses what runs and this user may not run code. A choice
-        of a user who may is approved, so the engine runs it (now and after a restart)."""
-        given = config.model_fields_set
-        config = policy.resolve_presets(config, self.specflow)
-        chosen = policy.choices(config, given, self.specflow)
-        if not chosen:
-            return config
-        if not self.may_execute:
-            raise policy.CommandNotAllowed(
-                f"Choosing {', '.join(chosen)} needs permission to run code on this server (execute on kernels or "
-                "terminals), which this user does not have.",
-                hint="Leave these fields at the server's defaults or pick a preset the preview lists "
-                "(permissions.verifyCommands, permissions.agentCommands), or ask the administrator for execute "
-                "permission.",
-                details={"fields": chosen, "missing": "execute on kernels or terminals"},
-            )
-        policy.approve_config(self.specflow.approved_commands_path, config)
-        return config
-
-    def confine(self, project_id: str) -> Path:
-        """The project's folder; raises ProjectOutsideRoot (403) / ProjectNotFound (404) before any engine call."""
-        from specflow_nb.project import resolve_project
-
-        return resolve_project(self.specflow.root_dir, project_id)
-
-    # -- parsing ---------------------------------------------------------------------------------------------
-
-    def parse_body(self, model: type[M]) -> M:
-        raw = self.request.body or b"{}"
-        if len(raw) > MAX_BODY_BYTES:
-            raise RequestTooLarge(
-                f"The request body is {len(raw)} bytes; at most {MAX_BODY_BYTES} are accepted.",
-                hint="Send only the fields the OpenAPI document lists.",
-            )
-        data = parse_json(raw, "The request body")
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"The request body must be a JSON object, not {type(data).__name__}.",
-                hint='Send e.g. {"projectId": "my-project"}.',
-            )
-        return validate(model, data)
-
-    def query(self, name: str, *, required: bool = False) -> str | None:
-        values = self.get_query_arguments(name)
-        if not values:
-            if required:
-                raise ConfigError(f"Query parameter '{name}' is required.", hint=f"Add ?{name}=… to the URL.")
-            return None
-        return values[-1]
-
-    def query_number(self, name: str, *, integer: bool, low: float, high: float | None = None) -> float | None:
-        text = self.query(name)
-        if text is None:
-            return None
-        try:
-            if len(text) > MAX_NUMBER_CHARS:
-                raise ValueError(text)
-            value = float(int(text)) if integer else float(text)
-        except (ValueError, OverflowError):
-            raise ConfigError(
-                f"Query parameter '{name}' must be {'an integer' if integer else 'a number'}, not {text!r}.",
-                details=[{"loc": ["query", name], "msg": "not a number", "type": "number_parsing"}],
-            ) from None
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
-            bound = f"between {low:g} and {high:g}" if high is not None else f"at least {low:g}"
-            raise ConfigError(
-                f"Query parameter '{name}' must be {bound}, not {text!r}.",
-                details=[{"loc": ["query", name], "msg": f"must be {bound}", "type": "number_range"}],
-            )
-        return value
-
-    def query_bool(self, name: str) -> bool:
-        text = self.query(name)
-        if text is None:
-            return False
-        if text.lower() in ("1", "true", "yes", "on", ""):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"Query parameter '{name}' must be true or false, not {text!r}.")
-
-    # -- output ----------------------------------------------------------------------------------------------
-
-    def send(self, model: BaseModel, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(redact_json(model.model_dump_json(by_alias=True)))  # secrets never leave the server
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if isinstance(exc, SpecflowError):
-            body = {**exc.to_dict(), "code": type(exc).__name__}
-        elif isinstance(exc, web.HTTPError):
-            body = {"error": exc.log_message or exc.reason or responses.get(status_code, "Error")}
-            if status_code == 403:
-                body["code"] = "PermissionDenied"
-            if status_code in _HTTP_HINTS:
-                body["hint"] = _HTTP_HINTS[status_code]
-        else:
-            body = {"error": "Internal server error.", "hint": "See the Jupyter server's log for the traceback."}
-        self.set_header("Content-Type", "application/json")
-        self.finish(redact_json(json.dumps(body)))
-
-    def _handle_request_exception(self, e: BaseException) -> None:
-        # A file-system failure (ENOSPC, EROFS, EACCES, EIO …) is the storage's fault, not the code's: a 503 that
-        # names it. Connection errors are not storage errors and keep tornado's own handling.
-        if isinstance(e, OSError) and e.errno in REQUEST_PATH_ERRNOS:
-            # a name too long, a file where a folder should be, a link loop: caused by what the request named
-            e = ConfigError(
-                f"The request names a path the server cannot use ({e.strerror or e}).",
-                hint="Check projectId and id: folder names of at most 255 bytes, folders (not files) on the way.",
-                details={"errno": errno.errorcode.get(e.errno or 0)},
-            )
-        elif isinstance(e, OSError) and not isinstance(e, ConnectionError | TimeoutError):
-            self.log.warning("specflow | %s %s: storage error: %s", self.request.method, self.request.path, e)
-            e = StorageError.from_os_error(e)
-        # A SpecflowError is the user's (or the state's) answer, not a server fault: send its own status, and log
-        # one line instead of a traceback.
-        if isinstance(e, SpecflowError):
-            self.log.info("specflow | %s %s -> %s: %s", self.request.method, self.request.path, e.http_status, e)
-            if not self._finished:
-                self.send_error(e.http_status, exc_info=(type(e), e, e.__traceback__))
-            return
-        super()._handle_request_exception(e)
-
-
-def validate(model: type[M], data: Any) -> M:
-    """Validate ``data`` into ``model``; a failure is a 400 that lists each field's problem."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        details = validation_details(exc)
-        problems = "; ".join(f"{'.'.join(d['loc']) or 'body'}: {d['msg']}" for d in details[:3])
-        more = f" (and {len(details) - 3} more)" if len(details) > 3 else ""
-        raise ConfigError(
-            f"Invalid request: {problems}{more}",
-            details=details,
-            hint="See the OpenAPI document (specflow_nb/server/openapi.json) for the request's fields.",
-        ) from None
 
 
 def run_status(ex: OrchestrationExecution, run_id: str) -> str:
@@ -532,7 +278,7 @@ class ProjectsHandler(SpecflowHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        from specflow_nb.server.projects import projects_overview
+        from specflow_nb.projects_view import projects_overview
 
         ext = self.specflow
         response = await projects_overview(

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-import specflow_nb
 from specflow_nb.server.api import API_PREFIX, ROUTES, ErrorBody
+from specflow_nb.version import __version__
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 _REF = "#/components/schemas/{model}"
@@ -79,7 +79,7 @@ def build_openapi() -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "specflow_nb REST API",
-            "version": specflow_nb.__version__,
+            "version": __version__,
             "description": (
                 "Served by the specflow Jupyter server extension below the server's base URL. Authenticate like "
                 "any Jupyter API call (Authorization: token <token>, or the session cookie plus the _xsrf token "

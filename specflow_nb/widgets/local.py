@@ -96,10 +96,10 @@ class LocalBackend:
             yield execution
 
     async def projects(self) -> builtins.list[ProjectCard]:
-        from specflow_nb.server.projects import projects_overview
+        from specflow_nb.projects_view import projects_overview
 
         engine = await self._engine()
-        response = await projects_overview(self.root, lambda: engine, depth=2, limit=200)
+        response = await projects_overview(self.root, lambda: engine)
         return [ProjectCard.from_summary(p) for p in response.projects]
 
     def project_path(self, project_id: str) -> Path | None:

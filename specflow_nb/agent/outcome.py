@@ -1,0 +1,80 @@
+"""How a run ended, typed: :class:`FailureKind`, :class:`RunOutcome`, and :class:`AgentRunError` for a run that
+could not start.
+
+Apart from the classification (each agent family's own) and the process code so the engine, the helper and the
+families share one vocabulary of outcomes without importing each other.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from specflow_nb.errors import AgentError
+
+
+class FailureKind(str, Enum):
+    NOT_INSTALLED = "not_installed"
+    AUTH_FAILED = "auth_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    MAX_TURNS = "max_turns"
+    SCHEMA_VALIDATION_FAILED = "schema_validation_failed"
+    INVALID_SESSION = "invalid_session"
+    TIMEOUT = "timeout"
+    PERMISSION_REFUSED = "permission_refused"
+    PROCESS_FAILED = "process_failed"
+    #: The caller killed the run (user cancel) — ``AgentRun.kill(reason=...)``.
+    CANCELLED = "cancelled"
+    #: The caller killed the run because it stalled (no output for stale_after).
+    STALLED = "stalled"
+    #: Codex: the API kept answering 429 / rate limit, also after the run's own retries with backoff.
+    RATE_LIMITED = "rate_limited"
+    #: Codex: the turn failed (``turn.failed``) for a reason other than auth, rate limit or schema — healable.
+    TURN_FAILED = "turn_failed"
+    #: Codex: a budgeted run with a model the price table does not price (refused before it starts).
+    PRICE_UNKNOWN = "price_unknown"
+
+
+class AgentRunError(AgentError):
+    """A run could not start (or its options are unusable); ``kind`` says which :class:`FailureKind`."""
+
+    def __init__(self, kind: FailureKind, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint, details={"kind": kind.value})
+        self.kind = kind
+
+
+class RunOutcome(BaseModel):
+    """How a finished run ended. ``failure`` is None exactly when the run succeeded."""
+
+    execution_id: str
+    exit_code: int | None = None
+    session_id: str | None = None
+    model: str | None = None
+    cost_usd: float = 0.0
+    num_turns: int = 0
+    is_error: bool = False
+    subtype: str | None = None
+    result_text: str | None = None
+    structured_output: dict[str, Any] | None = None
+    failure: FailureKind | None = None
+    failure_message: str | None = None
+    stderr_tail: str = ""
+    duration_s: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+def name_run_folder(message: str | None, run_dir: Path) -> str | None:
+    """ "… See stderr.log in the run folder." names the folder (``.specflow/`` is hidden in JupyterLab's browser)."""
+    if not message or "in the run folder" not in message:
+        return message
+    parts = Path(run_dir).parts
+    where = "/".join(parts[parts.index(".specflow") :]) if ".specflow" in parts else str(run_dir)
+    return re.sub(r"See (\S+) in the run folder", lambda m: f"See {where}/{m.group(1)}", message)

@@ -1,0 +1,446 @@
+"""The detached run: launching it (run.lock, the session leader that records its exit), attaching to it after a
+restart, following its output, stopping it at its time limit or budget, and killing it.
+
+The same for every agent family (:mod:`specflow_nb.agent.family` says what differs). The run folder's files are
+listed in :mod:`specflow_nb.agent.claude`.
+
+The process runs in its own session (process group) with its output going to files, so it outlives the server
+that started it; a later server re-attaches with :func:`attach_run` and awaits it through a pidfd (Linux) or by
+looking at the process again (elsewhere). Completion is the process's exit; new output is noticed through
+:class:`specflow_nb.watching.FolderWatch` on the run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from specflow_nb import procs
+from specflow_nb.agent.codex_usage import USAGE_POLL_SECONDS
+from specflow_nb.agent.family import AgentFamily, UsageWatch, family_for
+from specflow_nb.agent.options import AgentOptions
+from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome
+from specflow_nb.agent.results import read_outcome
+from specflow_nb.agent.rundir import (
+    ARGV_FILE,
+    EXIT_FILE,
+    KILL_FILE,
+    LEADER_FILE,
+    OUTCOME_FILE,
+    PID_FILE,
+    PROMPT_FILE,
+    STDERR_FILE,
+    STREAM_FILE,
+    pidfd_open,
+    read_json,
+    record_alive,
+    resolve_command,
+    run_lock_held,
+    take_run_lock,
+    write_json,
+)
+from specflow_nb.agent.stream import StreamEvent, StreamParser
+from specflow_nb.models import utcnow
+from specflow_nb.redact import agent_environment
+from specflow_nb.watching import FolderWatch
+
+KILL_GRACE_SECONDS = 5.0
+
+
+class AgentRun:
+    """A detached run. Obtain one from :func:`start_run` or :func:`attach_run`; ``await run.wait()`` for its end."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        pid: int,
+        create_time: float | None,
+        *,
+        popen: subprocess.Popen[bytes] | None = None,
+        started_at: datetime | None = None,
+        timeout_seconds: float | None = None,
+        pidfd: int | None = None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.execution_id = run_dir.name
+        self.pid = pid
+        self.create_time = create_time
+        self.started_at = started_at or utcnow()
+        self.timeout_seconds = timeout_seconds
+        self._popen = popen
+        self._pidfd = pidfd
+        self._exited = anyio.Event()
+        self._waiting = False
+        self._exit_code: int | None = None
+        self._outcome: RunOutcome | None = None
+
+    def __repr__(self) -> str:
+        return f"AgentRun({self.execution_id!r}, pid={self.pid})"
+
+    # -- process state ----------------------------------------------------------------------------------------
+    def is_alive(self) -> bool:
+        if self._exited.is_set():
+            return False
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return procs.is_alive(self.pid, self.create_time)
+
+    async def _wait_exit(self) -> None:
+        """Returns when the process has exited: awaits the child, or a pidfd for an adopted run."""
+        if self._waiting:  # one task waits on the process; the others wait for it to say so
+            await self._exited.wait()
+            return
+        if self._exited.is_set():
+            return
+        self._waiting = True
+        try:
+            await self._wait_process()
+        finally:
+            self._waiting = False
+        self._close_pidfd()
+        self._exited.set()
+
+    async def _wait_process(self) -> None:
+        if self._popen is not None:
+            popen = self._popen
+            if self._pidfd is not None and popen.poll() is None:
+                await anyio.wait_readable(self._pidfd)
+            if popen.poll() is None:  # no pidfd on this platform: a worker thread blocks in waitpid instead
+                await anyio.to_thread.run_sync(popen.wait, abandon_on_cancel=True)
+            recorded = read_json(self.run_dir / EXIT_FILE)
+            if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
+                self._exit_code = recorded["exitCode"]  # the agent's own status, as the exit recorder saw it
+            else:  # the recorder itself was killed (SIGKILL): its status is the run's
+                self._exit_code = popen.returncode
+                write_json(self.run_dir / EXIT_FILE, {"exitCode": self._exit_code, "endedAt": utcnow()})
+        elif self._pidfd is not None:
+            await anyio.wait_readable(self._pidfd)
+        else:  # no pidfd (not Linux): the only way to see a stranger's exit is to look again
+            while procs.is_alive(self.pid, self.create_time):
+                await anyio.sleep(0.5)
+
+    def _close_pidfd(self) -> None:
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
+
+    # -- public ---------------------------------------------------------------------------------------------
+    async def wait(
+        self,
+        *,
+        on_event: Callable[[StreamEvent], None] | None = None,
+        stale_after: float | None = None,
+        on_stall: Callable[[], Awaitable[None] | None] | None = None,
+    ) -> RunOutcome:
+        """Await the end of the run and return its outcome.
+
+        ``on_event`` is called for every stream event as the output grows. When no new output (stdout or stderr)
+        appears for ``stale_after`` seconds, ``on_stall`` is called (it may kill the run; the runner does not).
+        A run past its ``timeout_seconds`` (counted from its start) is killed and reported as ``timeout``.
+        """
+        if self._outcome is not None:
+            return self._outcome
+        parser = StreamParser()
+        try:
+            self._stream_file = (self.run_dir / STREAM_FILE).open("rb")
+        except FileNotFoundError:  # a damaged run folder: completion still comes from the process exit
+            self._stream_file = None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._follow_output, parser, on_event, stale_after, on_stall)
+                await self._wait_exit()
+                tg.cancel_scope.cancel()
+            # What the process wrote between the last wake-up and its exit.
+            self._drain(parser, on_event, final=True)
+        finally:  # also when the caller is cancelled (server shutdown): the run itself goes on, detached
+            if self._stream_file is not None:
+                self._stream_file.close()
+                self._stream_file = None
+        self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings)
+        return self._outcome
+
+    async def kill(
+        self,
+        grace: float = KILL_GRACE_SECONDS,
+        *,
+        reason: FailureKind = FailureKind.CANCELLED,
+        message: str | None = None,
+    ) -> None:
+        """SIGTERM the run's process group, SIGKILL it after ``grace`` seconds. Records why (and ``message``, the
+        outcome's failure message when given), for the outcome."""
+        if not self.is_alive():
+            return
+        if not (self.run_dir / KILL_FILE).exists():
+            record: dict[str, Any] = {"reason": reason.value, "at": utcnow()}
+            if message:
+                record["message"] = message
+            write_json(self.run_dir / KILL_FILE, record)
+        self._signal_group(signal.SIGTERM)
+        with anyio.move_on_after(grace):
+            await self._wait_exit()
+        if not self._exited.is_set():
+            self._signal_group(signal.SIGKILL)
+            await self._wait_exit()
+        else:
+            # The leader is gone; children it left in the group would keep files open: finish them too.
+            self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, sig: signal.Signals) -> None:
+        # The group id is the run's pid (start_new_session). kill() checked the start time first, so this is our run.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    # -- output following -------------------------------------------------------------------------------------
+    def _usage_watch(self) -> tuple[UsageWatch | None, float | None]:
+        """For a run its family stops at its budget (Codex): the watch over its spending, and the run's budget."""
+        info = read_json(self.run_dir / ARGV_FILE) or {}
+        return family_for(info.get("agent")).usage_watch(self.run_dir, info)
+
+    def _drain(self, parser: StreamParser, on_event: Callable[[StreamEvent], None] | None, *, final: bool) -> bool:
+        """Parse what the output file gained since the last call; True when it grew."""
+        grew = False
+        f = self._stream_file
+        if f is None:
+            return False
+        while chunk := f.read(1 << 16):
+            grew = True
+            for event in parser.feed(chunk):
+                if on_event is not None:
+                    on_event(event)
+        if final:
+            for event in parser.flush():
+                if on_event is not None:
+                    on_event(event)
+            f.close()
+            self._stream_file = None
+        return grew
+
+    _stream_file: Any = None
+
+    async def _follow_output(
+        self,
+        parser: StreamParser,
+        on_event: Callable[[StreamEvent], None] | None,
+        stale_after: float | None,
+        on_stall: Callable[[], Awaitable[None] | None] | None,
+    ) -> None:
+        stderr_path = self.run_dir / STDERR_FILE
+        stderr_size = stderr_path.stat().st_size if stderr_path.exists() else 0
+        deadline = None
+        if self.timeout_seconds is not None:
+            elapsed = (utcnow() - self.started_at).total_seconds()
+            deadline = time.monotonic() + max(0.0, self.timeout_seconds - elapsed)
+        last_output = time.monotonic()
+        usage, limit = self._usage_watch()
+        next_poll = time.monotonic() if usage is not None else None
+        with FolderWatch(self.run_dir) as watch:
+            while True:
+                grew = self._drain(parser, on_event, final=False)
+                size = stderr_path.stat().st_size if stderr_path.exists() else 0
+                if grew or size != stderr_size:
+                    stderr_size = size
+                    last_output = time.monotonic()
+                now = time.monotonic()
+                if deadline is not None and now >= deadline:
+                    await self.kill(reason=FailureKind.TIMEOUT)
+                    return
+                if usage is not None and limit is not None and next_poll is not None and now >= next_poll:
+                    next_poll = now + USAGE_POLL_SECONDS
+                    spent = await anyio.to_thread.run_sync(usage.poll)
+                    if spent >= limit:
+                        message = (
+                            f"Stopped at its budget: ${spent:.4f} spent of ${limit:.4f} left "
+                            f"({usage.calls} model call(s) of {usage.model or 'the Codex model'}, priced from the "
+                            "session's per-call usage). Raise the budget and retry."
+                        )
+                        await self.kill(reason=FailureKind.BUDGET_EXCEEDED, message=message)
+                        return
+                if stale_after is not None and now - last_output >= stale_after:
+                    last_output = now  # once per silent period, not in a tight loop
+                    if on_stall is not None:
+                        result = on_stall()
+                        if result is not None:
+                            await result
+                waits = [
+                    w
+                    for w in (deadline, last_output + stale_after if stale_after else None, next_poll)
+                    if w is not None
+                ]
+                timeout = max(0.0, min(waits) - time.monotonic()) if waits else None
+                await watch.wait(timeout)
+
+
+async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
+    """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
+    run_dir = Path(run_dir)
+    # Writing the run folder (with fsync) and fork/exec happen in a worker thread: a host runs many
+    # orchestrations on one event loop, and none of them should wait for another's disk or spawn.
+    popen, create_time, started_at = await anyio.to_thread.run_sync(_launch, run_dir, opts)
+    return AgentRun(
+        run_dir,
+        popen.pid,
+        create_time,
+        popen=popen,
+        started_at=started_at,
+        timeout_seconds=opts.timeout_seconds,
+        pidfd=pidfd_open(popen.pid),
+    )
+
+
+def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
+    """The blocking half of :func:`start_run`: the run folder's files, then the detached process.
+
+    No invisible runs: the run's lock is taken before the fork and inherited by the run's processes (the launcher
+    closes its copy once pid.json is written), and the exit recorder writes its own pid to leader.json first
+    thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
+    :func:`attach_run` finds."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The allow-listed part of the server's environment, the agent's own family, and the run's extra variables
+    # (specflow_nb.redact.agent_environment): never the server's other secrets.
+    env = agent_environment(opts.agent, opts.env)
+    family = family_for(opts.agent)
+    family.check(opts, env)
+    argv = family.build_argv(opts, family.schema_path(run_dir, opts, env))
+    resolved = resolve_command(argv[0], env)
+    if resolved is None:
+        hint = family.install_hint
+        raise AgentRunError(FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} was not found.", hint=hint)
+    if not Path(opts.cwd).is_dir():
+        raise AgentRunError(
+            FailureKind.PROCESS_FAILED,
+            f"The run's working folder {opts.cwd} does not exist.",
+            hint="Check the project path.",
+        )
+    lock_fd = take_run_lock(run_dir)
+    try:
+        return _launch_locked(run_dir, opts, family, argv, env, resolved, lock_fd)
+    finally:
+        if lock_fd is not None:
+            os.close(lock_fd)  # the run's processes keep their inherited copy, and with it the lock
+
+
+def _launch_locked(
+    run_dir: Path,
+    opts: AgentOptions,
+    family: AgentFamily,
+    argv: list[str],
+    env: dict[str, str],
+    resolved: str,
+    lock_fd: int | None,
+) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
+    (run_dir / PROMPT_FILE).write_text(opts.prompt, encoding="utf-8")
+    info: dict[str, Any] = {
+        "argv": argv,
+        "resolvedCommand": resolved,
+        "cwd": str(opts.cwd),
+        "envKeys": sorted(opts.env),  # names only: values may be secrets
+        "outputFormat": opts.output_format,
+        "outputSchema": opts.output_schema,
+        "sessionMode": opts.session_mode.value,
+        "sessionId": opts.session_id,
+        "timeoutSeconds": opts.timeout_seconds,
+    }
+    extra, recorder = family.prepare(run_dir, opts, env, resolved)
+    info.update(extra)
+    write_json(run_dir / ARGV_FILE, info)
+    for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
+        (run_dir / stale).unlink(missing_ok=True)
+    started_at = utcnow()
+    with (
+        (run_dir / PROMPT_FILE).open("rb") as stdin,
+        (run_dir / STREAM_FILE).open("wb") as stdout,
+        (run_dir / STDERR_FILE).open("wb") as stderr,
+    ):
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", *recorder, resolved, *argv[1:]],
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                cwd=opts.cwd,
+                env=env,
+                start_new_session=True,  # own process group: survives the server, killable as a whole
+                close_fds=True,
+                pass_fds=(lock_fd,) if lock_fd is not None else (),
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise AgentRunError(
+                FailureKind.NOT_INSTALLED,
+                f"The agent command {argv[0]!r} could not be run: {exc}.",
+                hint=family.install_hint,
+            ) from exc
+    # Not yet reaped (nobody waited), so the process exists even if it already exited.
+    created = procs.create_time(popen.pid)
+    write_json(
+        run_dir / PID_FILE,
+        {"pid": popen.pid, "createTime": created, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
+    )
+    return popen, created, started_at
+
+
+#: How long :func:`attach_run` waits for a live run's leader.json (the recorder writes it within milliseconds).
+LEADER_WAIT_SECONDS = 3.0
+
+
+def attach_run(run_dir: Path) -> AgentRun | None:
+    """Re-attach to a run started by another process; None unless that very process (pid + creation time) lives.
+
+    A run whose launcher died before writing pid.json is found through its lock and its leader.json."""
+    run_dir = Path(run_dir)
+    record = read_json(run_dir / PID_FILE)
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        record = _leader_record(run_dir)
+        if record is None:
+            return None
+    pid = record["pid"]
+    if not record_alive(record):
+        return None
+    pidfd = pidfd_open(pid)
+    # Checked again after pinning the process with a pidfd: the pid cannot be recycled under us from here on.
+    if not record_alive(record):
+        if pidfd is not None:
+            os.close(pidfd)
+        return None
+    started_at = None
+    with contextlib.suppress(TypeError, ValueError):
+        started_at = datetime.fromisoformat(str(record.get("startedAt")))
+    return AgentRun(
+        run_dir,
+        pid,
+        record.get("createTime"),
+        started_at=started_at,
+        timeout_seconds=record.get("timeoutSeconds"),
+        pidfd=pidfd,
+    )
+
+
+def _leader_record(run_dir: Path) -> dict[str, Any] | None:
+    """A pid.json stand-in for a live run whose launcher died before writing it (see :func:`_launch`)."""
+    if not run_lock_held(run_dir):
+        return None
+    deadline = time.monotonic() + LEADER_WAIT_SECONDS
+    while True:
+        leader = read_json(run_dir / LEADER_FILE)
+        if isinstance(leader, dict) and isinstance(leader.get("pid"), int):
+            created = procs.create_time(leader["pid"])
+            if created is None:
+                return None
+            timeout = (read_json(run_dir / ARGV_FILE) or {}).get("timeoutSeconds")
+            record = {"pid": leader["pid"], "createTime": created, "timeoutSeconds": timeout}
+            with contextlib.suppress(OSError):
+                write_json(run_dir / PID_FILE, record)
+            return record
+        if time.monotonic() > deadline or not run_lock_held(run_dir):
+            return None
+        time.sleep(0.02)

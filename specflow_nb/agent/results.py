@@ -1,0 +1,67 @@
+"""Reading a finished run: its outcome (classified once by its family, then cached in outcome.json) and the tail
+of its transcript.
+
+Apart from the process code because a finished run is read by hosts that never launched it (an observer, healing,
+a restarted server), and from the families because it only dispatches to them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from specflow_nb.agent.family import family_for
+from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome
+from specflow_nb.agent.rundir import (
+    ARGV_FILE,
+    EXIT_FILE,
+    KILL_FILE,
+    OUTCOME_FILE,
+    PID_FILE,
+    read_json,
+    record_alive,
+    run_lock_held,
+    stderr_tail,
+    write_json,
+)
+
+
+def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> RunOutcome:
+    """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live."""
+    run_dir = Path(run_dir)
+    cached = read_json(run_dir / OUTCOME_FILE)
+    if isinstance(cached, dict):
+        return RunOutcome.model_validate(cached)
+    record = read_json(run_dir / PID_FILE) or {}
+    if (isinstance(record.get("pid"), int) and record_alive(record)) or (not record and run_lock_held(run_dir)):
+        raise AgentRunError(
+            FailureKind.PROCESS_FAILED,
+            f"Run {run_dir.name} is still running.",
+            hint="Attach to it with attach_run() and await wait().",
+        )
+    argv_info = read_json(run_dir / ARGV_FILE) or {}
+    outcome = family_for(argv_info.get("agent")).classify(
+        run_dir,
+        record,
+        argv_info,
+        read_json(run_dir / EXIT_FILE) or {},
+        read_json(run_dir / KILL_FILE) or {},
+        stderr_tail(run_dir),
+        extra_warnings or [],
+    )
+    write_json(run_dir / OUTCOME_FILE, outcome.model_dump(mode="json"))
+    return outcome
+
+
+def transcript_tail(run_dir: Path, n: int = 10) -> list[dict[str, Any]]:
+    """The last ``n`` assistant/user messages of a run's stream (what a healer needs to see), as raw dicts."""
+    agent = (read_json(Path(run_dir) / ARGV_FILE) or {}).get("agent")
+    return list(deque(family_for(agent).transcript_events(Path(run_dir)), maxlen=n))
+
+
+def new_execution_id(prefix: str = "run") -> str:
+    """A fresh, sortable-enough execution id for a run folder."""
+    return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
