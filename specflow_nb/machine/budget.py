@@ -35,21 +35,22 @@ def budget_left(ex: OrchestrationExecution, cap: float, cap_name: str, spent: fl
     return left, ("maxTotal" if total_left <= cap_left else cap_name)
 
 
-def budget_exceeded_issue(ex: OrchestrationExecution, label: str, healer: bool) -> str:
+def budget_exceeded_issue(ex: OrchestrationExecution, label: str, healer: bool, batch: BatchItem | None) -> str:
+    """The issue when a run hit its --max-budget-usd: what was spent against the limits that bound it, and how to
+    raise them."""
     b = ex.config.budget
-    spent = (
-        f"Spent ${ex.total_cost_usd:.2f} of maxTotal ${b.max_total:.2f} (maxPerBatch ${b.max_per_batch:.2f}, "
-        f"healingBudget ${b.healing_budget:.2f} of which ${ex.healing_cost_usd:.2f} spent)."
-    )
+    spent = f"Spent ${ex.total_cost_usd:.2f} in all (maxTotal ${b.max_total:.2f})"
     if healer:
         return (
-            f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.healingBudget or "
-            f"budget.maxTotal and retry: {WAY_FORWARD} --set budget.healingBudget=… --set budget.maxTotal=…`. "
-            f"{HEALING_MEANING}."
+            f"Budget reached: {label} hit its --max-budget-usd limit. {spent}, ${ex.healing_cost_usd:.2f} on healers "
+            f"(healingBudget ${b.healing_budget:.2f}). Raise budget.healingBudget or budget.maxTotal and retry: "
+            f"{WAY_FORWARD} --set budget.healingBudget=… --set budget.maxTotal=…`. {HEALING_MEANING}."
         )
+    this = f"${batch.cost_usd:.2f} on this batch" if batch is not None else "a step may spend"
     return (
-        f"Budget reached: {label} hit its --max-budget-usd limit. {spent} Raise budget.maxPerBatch or "
-        f"budget.maxTotal and retry: {WAY_FORWARD} --set budget.maxPerBatch=… --set budget.maxTotal=…`."
+        f"Budget reached: {label} hit its --max-budget-usd limit. {spent}, {this} (maxPerBatch "
+        f"${b.max_per_batch:.2f}). Raise budget.maxPerBatch or budget.maxTotal and retry: {WAY_FORWARD} "
+        "--set budget.maxPerBatch=… --set budget.maxTotal=…`."
     )
 
 

@@ -88,7 +88,7 @@ def apply_outcome(tx: Tx, run: CurrentRun, out: RunOutcome) -> None:
         needs_attention(
             tx,
             kind="budget",
-            issue=budget_exceeded_issue(ex, label, run.kind is RunKind.HEALER),
+            issue=budget_exceeded_issue(ex, label, run.kind is RunKind.HEALER, batch),
             options=[R.RETRY, R.SKIP, R.ABORT] if batch is not None else [R.RETRY, R.ABORT],
             run=run,
             remaining=run.task_ids,
