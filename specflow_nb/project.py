@@ -27,13 +27,25 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, PrivateAttr
 
 from specflow_nb import gitops
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot, SpecflowError
 from specflow_nb.models import STEP_ORDER, CamelModel, OrchestrationPhase, TaskState
+from specflow_nb.models.preview import (  # the status view is a model; imported here for its old import path
+    Health,
+    HealthIssue,
+    HealthStatus,
+    NextAction,
+    PhaseInfo,
+    Progress,
+    ProjectStatus,
+    Severity,
+    StatusContext,
+    StepInfo,
+)
 from specflow_nb.store import OrchestrationStore, StateFile
 from specflow_nb.tasks import ParsedTasks, all_done, read_tasks
 
@@ -56,21 +68,6 @@ __all__ = [
 SPECS_DIR = "specs"
 USER_GATE_MARKER = "USER GATE"
 _FEATURE_RE = re.compile(r"^(\d{3,})-(.+)$")
-
-NextAction = Literal[
-    "start_phase",
-    "run_design",
-    "run_analyze",
-    "continue_implement",
-    "run_verify",
-    "ready_to_merge",
-    "fix_health",
-    "awaiting_user_gate",
-    "archive_phase",
-]
-#: ``ready`` is the original's word for a healthy project.
-HealthStatus = Literal["ready", "warning", "error"]
-Severity = Literal["warning", "error"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -360,62 +357,6 @@ def default_branch(project: Path) -> str | None:
 
 # --------------------------------------------------------------------------------------------------------------
 # The status view (MISSION §7, `specflow-nb status --json`)
-
-
-class PhaseInfo(CamelModel):
-    #: The feature folder's number as written (``"001"``), or the state's ``orchestration.phase.number`` as a string.
-    number: str | None = None
-    name: str | None = None
-    branch: str | None = None
-    status: str | None = None
-    has_user_gate: bool = False
-
-
-class StepInfo(CamelModel):
-    current: str | None = None
-    index: int = 0
-    status: str | None = None
-
-
-class Progress(CamelModel):
-    tasks_completed: int = 0
-    tasks_total: int = 0
-    tasks_blocked: int = 0
-    percentage: int = 0
-    #: Deferred tasks (``[~]``/``[-]``): counted in the total, not done, and never holding the phase back.
-    tasks_deferred: int = 0
-
-
-class HealthIssue(CamelModel):
-    code: str
-    severity: Severity
-    message: str
-
-
-class Health(CamelModel):
-    status: HealthStatus = "ready"
-    issues: list[HealthIssue] = Field(default_factory=list)
-
-
-class StatusContext(CamelModel):
-    feature_dir: str | None = None
-    has_spec: bool = False
-    has_plan: bool = False
-    has_tasks: bool = False
-    has_checklists: bool = False
-    current_branch: str | None = None
-
-
-class ProjectStatus(CamelModel):
-    """The ``status --json`` view of a project (the original SpecFlow shape, plus ``context.currentBranch``)."""
-
-    phase: PhaseInfo
-    step: StepInfo
-    progress: Progress
-    health: Health
-    next_action: NextAction
-    blockers: list[str] = Field(default_factory=list)
-    context: StatusContext
 
 
 _STEP_NAMES = [s.value for s in STEP_ORDER]

@@ -8,9 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from specflow_nb.errors import SpecflowError
+from specflow_nb.models import ProjectStatus
 from specflow_nb.server.api import ProjectsResponse, ProjectSummary, summarize
 from specflow_nb.summary import badge_text
 
@@ -62,7 +61,7 @@ def find_projects(root: Path, *, depth: int = 2, limit: int = 200) -> tuple[list
     return found, False
 
 
-def _project_status(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _project_status(path: Path) -> tuple[ProjectStatus | None, str | None]:
     from specflow_nb.project import check_links, project_status
 
     try:
@@ -70,9 +69,7 @@ def _project_status(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         status = project_status(path)
     except SpecflowError as exc:
         return None, str(exc)
-    if isinstance(status, BaseModel):
-        return status.model_dump(mode="json", by_alias=True), None
-    return dict(status), None
+    return status, None
 
 
 async def projects_overview(root: Path, engine: Callable[[], Any], *, depth: int, limit: int) -> ProjectsResponse:

@@ -8,11 +8,10 @@ from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb.machine import AnswerCommand, Command
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.theme import show
-
-Command = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -93,4 +92,4 @@ class QuestionsForm(w.VBox):
             self.error.value = f'<div class="sf-error">Please answer every question ({len(empty)} empty).</div>'
             return
         self.error.value = ""
-        self._on_command({"action": "answer", "answers": answers})
+        self._on_command(AnswerCommand(answers=answers))

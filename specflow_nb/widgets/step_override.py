@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb.machine import Command, GoBackCommand
 from specflow_nb.models import STEP_ORDER, OrchestrationExecution, OrchestrationPhase, OrchestrationStatus
 from specflow_nb.widgets.theme import show
-
-Command = dict[str, Any]
 
 #: Going back is offered while the orchestration is stopped at a point a person looks at it.
 _OFFERED_IN = frozenset(
@@ -48,7 +46,7 @@ class StepOverride(w.HBox):
 
     def submit(self) -> None:
         if self.step.value:
-            self._on_command({"action": "go_back", "step": self.step.value})
+            self._on_command(GoBackCommand(step=OrchestrationPhase(self.step.value)))
 
     def render(self, execution: OrchestrationExecution) -> None:
         steps = earlier_steps(execution)
