@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from specflow_nb import gitops, machine, ownership, policy, procs, redact
 from specflow_nb.agent.claude import (
     AgentOptions,
+    AgentOutcome,
     AgentRun,
     AgentRunError,
     FailureKind,
@@ -47,7 +48,6 @@ from specflow_nb.agent.claude import (
     read_outcome,
     start_run,
 )
-from specflow_nb.agent.claude import RunOutcome as AgentOutcome
 from specflow_nb.agent.codex import agent_options, agent_preflight, apply_default_agent, codex_command, codex_model
 from specflow_nb.agent.prompts import (
     StepPrompt,

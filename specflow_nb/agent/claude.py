@@ -19,7 +19,7 @@ stderr.log     the process's stderr
 exit.json      ``{exitCode, endedAt}`` written by the run's exit recorder (see ``_EXIT_RECORDER``), so even a
                server that adopted the run after a restart learns its exit status
 kill.json      ``{reason, at}`` written before the runner signals the process group
-outcome.json   the :class:`RunOutcome`, once the run has ended
+outcome.json   the :class:`AgentOutcome`, once the run has ended
 ============== ====================================================================================
 
 The process runs in its own session (process group) with its output going to files, so it outlives the server
@@ -228,8 +228,9 @@ class AgentRunError(AgentError):
         self.kind = kind
 
 
-class RunOutcome(BaseModel):
-    """How a finished run ended. ``failure`` is None exactly when the run succeeded."""
+class AgentOutcome(BaseModel):
+    """How a finished run ended, in the runner's detail (``outcome.json``). ``failure`` is None exactly when the run
+    succeeded. The machine decides on its reduction, :class:`specflow_nb.models.RunOutcome`."""
 
     execution_id: str
     exit_code: int | None = None
@@ -385,7 +386,7 @@ class AgentRun:
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
-        self._outcome: RunOutcome | None = None
+        self._outcome: AgentOutcome | None = None
 
     def __repr__(self) -> str:
         return f"AgentRun({self.execution_id!r}, pid={self.pid})"
@@ -445,7 +446,7 @@ class AgentRun:
         on_event: Callable[[StreamEvent], None] | None = None,
         stale_after: float | None = None,
         on_stall: Callable[[], Awaitable[None] | None] | None = None,
-    ) -> RunOutcome:
+    ) -> AgentOutcome:
         """Await the end of the run and return its outcome.
 
         ``on_event`` is called for every stream event as the output grows. When no new output (stdout or stderr)
@@ -807,12 +808,12 @@ def _leader_record(run_dir: Path) -> dict[str, Any] | None:
 # Reading a finished run
 
 
-def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> RunOutcome:
+def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> AgentOutcome:
     """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live."""
     run_dir = Path(run_dir)
     cached = _read_json(run_dir / OUTCOME_FILE)
     if isinstance(cached, dict):
-        return RunOutcome.model_validate(cached)
+        return AgentOutcome.model_validate(cached)
     record = _read_json(run_dir / PID_FILE) or {}
     if (isinstance(record.get("pid"), int) and _record_alive(record)) or (not record and run_lock_held(run_dir)):
         raise AgentRunError(
@@ -825,7 +826,7 @@ def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> R
     return outcome
 
 
-def _classify(run_dir: Path, record: dict[str, Any], warnings: list[str]) -> RunOutcome:
+def _classify(run_dir: Path, record: dict[str, Any], warnings: list[str]) -> AgentOutcome:
     argv_info = _read_json(run_dir / ARGV_FILE) or {}
     exit_info = _read_json(run_dir / EXIT_FILE) or {}
     kill_info = _read_json(run_dir / KILL_FILE) or {}
@@ -856,7 +857,7 @@ def _classify(run_dir: Path, record: dict[str, Any], warnings: list[str]) -> Run
         duration = result.duration_ms / 1000
 
     structured = result.structured_output if result is not None else None
-    outcome = RunOutcome(
+    outcome = AgentOutcome(
         execution_id=run_dir.name,
         exit_code=exit_code,
         session_id=(result.session_id if result else None) or (init.session_id if init else None),
@@ -888,7 +889,7 @@ def name_run_folder(message: str | None, run_dir: Path) -> str | None:
 
 
 def _failure(
-    outcome: RunOutcome,
+    outcome: AgentOutcome,
     result: ResultMessage | None,
     auth_error: bool,
     kill_info: dict[str, Any],

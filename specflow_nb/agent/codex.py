@@ -53,7 +53,7 @@ else:  # pragma: no cover - Python 3.10 has no tomllib; config.toml's model is t
     tomllib = None
 
 if TYPE_CHECKING:
-    from specflow_nb.agent.claude import AgentOptions, FailureKind, RunOutcome
+    from specflow_nb.agent.claude import AgentOptions, AgentOutcome, FailureKind
     from specflow_nb.models import OrchestrationConfig
 
 CODEX_INSTALL_HINT = "Install the Codex CLI with `npm install -g @openai/codex`, or set the agent command to its path."
@@ -477,9 +477,9 @@ def classify(
     kill_info: Mapping[str, Any],
     stderr: str,
     warnings: list[str],
-) -> RunOutcome:
-    """The :class:`RunOutcome` of a finished Codex run, from its files and its session file."""
-    from specflow_nb.agent.claude import FailureKind, RunOutcome, name_run_folder
+) -> AgentOutcome:
+    """The :class:`AgentOutcome` of a finished Codex run, from its files and its session file."""
+    from specflow_nb.agent.claude import AgentOutcome, FailureKind, name_run_folder
 
     parse_warnings: list[str] = []
     thread_id: str | None = None
@@ -531,7 +531,7 @@ def classify(
             value = json.loads(last_message)
             structured = value if isinstance(value, dict) else None
     exit_code = exit_info.get("exitCode")
-    outcome = RunOutcome(
+    outcome = AgentOutcome(
         execution_id=run_dir.name,
         exit_code=exit_code,
         session_id=thread_id,
@@ -556,7 +556,7 @@ def classify(
 
 
 def _failure(
-    outcome: RunOutcome,
+    outcome: AgentOutcome,
     failed: TurnFailed | None,
     errors: list[str],
     kill_info: Mapping[str, Any],

@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from specflow_nb.models import CamelModel
+from specflow_nb.models import CamelModel, Question
 from specflow_nb.models.preview import PromptSource, Source  # the preview serves them
 
 if TYPE_CHECKING:
@@ -60,14 +60,6 @@ PHASE_STEPS: tuple[Step, ...] = ("design", "analyze", "implement", "verify", "me
 
 # --------------------------------------------------------------------------------------------------------------
 # Structured outputs
-
-
-class Question(CamelModel):
-    """A question the agent needs a human to answer before it can go on."""
-
-    id: str = Field(description="Short stable identifier, e.g. q1")
-    question: str
-    options: list[str] = Field(default_factory=list, description="Suggested answers, if any")
 
 
 class DesignOutput(CamelModel):

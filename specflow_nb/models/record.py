@@ -163,9 +163,11 @@ class CurrentRun(CamelModel):
 
 
 class Question(CamelModel):
-    id: str
+    """A question the agent needs a human to answer before it can go on (in its structured output and the record)."""
+
+    id: str = Field(description="Short stable identifier, e.g. q1")
     question: str
-    options: list[str] = Field(default_factory=list)
+    options: list[str] = Field(default_factory=list, description="Suggested answers, if any")
 
 
 def _pending_steps() -> dict[OrchestrationPhase, StepState]:
