@@ -55,9 +55,7 @@ __all__ = [
     "NextAction",
     "ProjectStatus",
     "collect_artifacts",
-    "default_branch",
     "find_feature_dir",
-    "git_branch",
     "list_feature_dirs",
     "no_project_status",
     "parse_feature_name",
@@ -340,19 +338,6 @@ def _merged_into(project: Path, branch: str, into: str) -> bool:
         return gitops.is_merged(Path(project), branch, into)
     except SpecflowError:
         return False
-
-
-def git_branch(project: Path) -> str | None:
-    """The checked-out branch; None when not a repo, on a detached HEAD, or git is missing."""
-    return _branch_and_repo(project)[0]
-
-
-def default_branch(project: Path) -> str | None:
-    """``origin/HEAD``'s branch, else ``main``/``master`` if present, else the current branch; None if not a repo."""
-    try:
-        return gitops.default_branch(Path(project)) or gitops.current_branch(Path(project))
-    except SpecflowError:
-        return None
 
 
 # --------------------------------------------------------------------------------------------------------------
