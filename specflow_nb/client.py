@@ -34,10 +34,8 @@ from pydantic import BaseModel
 from specflow_nb import errors
 from specflow_nb.errors import SpecflowError
 from specflow_nb.machine import (
-    AnswerCommand,
     CancelCommand,
     Command,
-    GoBackCommand,
     MergeCommand,
     PauseCommand,
     RecoverCommand,
@@ -380,11 +378,11 @@ class SpecflowClient:
 
     def go_back(self, project_id: str, step: OrchestrationPhase | str, id: str | None = None) -> OrchestrationExecution:
         """Return to an earlier step (design, analyze, implement, verify)."""
-        return self.command(project_id, GoBackCommand(step=OrchestrationPhase(step)), id)
+        return self.command(project_id, {"action": "go_back", "step": OrchestrationPhase(step).value}, id)
 
     def answer(self, project_id: str, answers: Mapping[str, str], id: str | None = None) -> OrchestrationExecution:
         """Answer the questions of a run waiting for input (question id or text → answer)."""
-        return self.command(project_id, AnswerCommand(answers=dict(answers)), id)
+        return self.command(project_id, {"action": "answer", "answers": dict(answers)}, id)
 
     def projects(self) -> builtins.list[ProjectSummary]:
         """Every project under the server's root with its status and badge."""

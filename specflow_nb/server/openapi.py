@@ -13,6 +13,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 import specflow_nb
+from specflow_nb.models import Preview
 from specflow_nb.server.api import API_PREFIX, ROUTES, ErrorBody
 
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -30,7 +31,9 @@ _ERROR_TEXT = {
 
 def build_openapi() -> dict[str, Any]:
     """The document as a dict (deterministic: same models → same JSON)."""
-    models: list[Any] = [(ErrorBody, "serialization")]
+    # Preview: the engine's preview as a whole (``Orchestrator.preview``, ``orchestrate start --dry-run --json``);
+    # ``status?preview=true`` spreads its parts into StatusResponse.
+    models: list[Any] = [(ErrorBody, "serialization"), (Preview, "serialization")]
     for route in ROUTES:
         models.append((route.response, "serialization"))
         if route.body is not None:
