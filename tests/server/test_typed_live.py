@@ -131,3 +131,21 @@ def test_openapi_lists_the_preview_models() -> None:
         "projectStatus",
         "promptSources",
     }
+
+
+def test_the_dry_run_says_the_fallback_warning_once(tmp_path: Path) -> None:
+    from tests.test_cli_orchestrate import run_cli
+
+    project = prepare_sample(tmp_path / "flat")
+    (tasks,) = project.glob("specs/*/tasks.md")
+    tasks.write_text(FLAT_TASKS, encoding="utf-8")
+    env = {"JUPYTER_RUNTIME_DIR": str(tmp_path / "no-server")}  # no server: the engine in the CLI's process
+    args = ("orchestrate", "start", "--dry-run", "--project", str(project), "--set", f"agentCommand={DEMO_AGENT}")
+    dry = run_cli(*args, "--set", "batchSizeFallback=6", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.count("No sections detected") == 1, dry.stdout
+    assert "fixed-size batches of 6" in dry.stdout
+    as_json = json.loads(run_cli(*args, "--json", env=env).stdout)
+    preview = Preview.model_validate(as_json)  # --json prints the Preview model
+    assert preview.batch_plan is not None and preview.batch_plan.used_fallback
+    assert not any("No sections detected" in w for w in preview.preflight.warnings)
