@@ -40,6 +40,8 @@ def _dry_run(args: argparse.Namespace) -> int:
     con.print(f"[bold]{_cli.escape(plan.get('summary') or 'No batch plan (design writes tasks.md).')}[/bold]")
     for batch in plan.get("batches") or []:
         con.print(f"  {batch['index'] + 1}. {_cli.escape(batch['section'])}: {' '.join(batch['taskIds'])}")
+    for warning in plan.get("warnings") or []:  # the plan's own (fallback sizing); the checks' come below
+        con.print(f"[yellow]warning:[/yellow] {_cli.escape(warning)}")
     if preview.get("estimate"):
         _print_estimate(con, preview["estimate"])
     preflight = preview.get("preflight") or {}

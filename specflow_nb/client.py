@@ -33,8 +33,17 @@ from pydantic import BaseModel
 
 from specflow_nb import errors
 from specflow_nb.errors import SpecflowError
-from specflow_nb.machine import CancelCommand, Command, MergeCommand, PauseCommand, parse_command
+from specflow_nb.machine import (
+    CancelCommand,
+    Command,
+    MergeCommand,
+    PauseCommand,
+    RecoverCommand,
+    ResumeCommand,
+    parse_command,
+)
 from specflow_nb.models import (
+    BudgetConfig,
     OrchestrationConfig,
     OrchestrationExecution,
     OrchestrationPhase,
@@ -348,7 +357,9 @@ class SpecflowClient:
 
     def resume(self, project_id: str, id: str | None = None, *, budget: Any = None) -> OrchestrationExecution:
         """Resume; ``budget`` (a BudgetConfig) replaces the limits first."""
-        return self.command(project_id, {"action": "resume", "budget": _dump(budget) if budget else None}, id)
+        return self.command(
+            project_id, ResumeCommand(budget=BudgetConfig.model_validate(budget) if budget else None), id
+        )
 
     def cancel(self, project_id: str, id: str | None = None) -> OrchestrationExecution:
         """Cancel now: the running agent is stopped."""
@@ -362,9 +373,8 @@ class SpecflowClient:
         self, project_id: str, option: RecoveryOption | str, id: str | None = None, *, budget: Any = None
     ) -> OrchestrationExecution:
         """Recover from needs_attention: retry, skip or abort."""
-        value = RecoveryOption(option).value
-        body = {"action": "recover", "option": value, "budget": _dump(budget) if budget else None}
-        return self.command(project_id, body, id)
+        limits = BudgetConfig.model_validate(budget) if budget else None
+        return self.command(project_id, RecoverCommand(option=RecoveryOption(option), budget=limits), id)
 
     def go_back(self, project_id: str, step: OrchestrationPhase | str, id: str | None = None) -> OrchestrationExecution:
         """Return to an earlier step (design, analyze, implement, verify)."""

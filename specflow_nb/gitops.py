@@ -383,7 +383,7 @@ def merge_feature(project: Path, feature_branch: str, target_branch: str, *, mes
 # verifyCommand
 
 
-def parse_command(command: str) -> list[str]:
+def command_argv(command: str) -> list[str]:
     """Split a verify command with shell quoting rules (``shlex``), without a shell.
 
     Pipes, redirections, ``&&`` and variables are NOT interpreted; a user who wants a shell writes it explicitly,
@@ -442,7 +442,7 @@ async def run_verify_command_async(
     env: dict[str, str] | None = None,
     env_allow: Iterable[str] = (),
 ) -> CommandResult:
-    """Run the configured verifyCommand in ``project`` (argument list from :func:`parse_command`, never a shell) and
+    """Run the configured verifyCommand in ``project`` (argument list from :func:`command_argv`, never a shell) and
     report its exit code and the end of its output. On timeout the command's process group gets SIGTERM, then
     SIGKILL after the grace period; a cancelled caller (e.g. the user cancels the orchestration during verify) kills
     it the same way before the cancellation propagates. A missing executable is exit code 127.
@@ -450,7 +450,7 @@ async def run_verify_command_async(
     The command sees only the allow-listed part of the server's environment (:func:`specflow_nb.redact.
     verify_environment`: PATH, HOME, locale, ``SPECFLOW_*`` … plus ``env_allow``) and ``env``: never the server's
     API keys or tokens."""
-    argv = parse_command(command)
+    argv = command_argv(command)
     with tempfile.TemporaryFile() as out:
         try:
             proc = await anyio.open_process(

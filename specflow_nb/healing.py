@@ -168,7 +168,7 @@ def _read_outcome(run_dir: Path) -> Any:
 
 
 def _get(outcome: Any, *names: str) -> Any:
-    """A field of a RunOutcome model or of a dict (snake_case or camelCase), else None."""
+    """A field of an AgentOutcome model or of a dict (snake_case or camelCase), else None."""
     for name in names:
         camel = name.split("_")[0] + "".join(p.title() for p in name.split("_")[1:])
         for key in (name, camel):
@@ -183,7 +183,7 @@ def capture_failure_context(
 ) -> FailureContext:
     """Gather the context of a failed batch run from its folder, its outcome and tasks.md as re-read now.
 
-    ``outcome`` is the runner's :class:`~specflow_nb.agent.claude.RunOutcome` (or its JSON dict); when None it is
+    ``outcome`` is the runner's :class:`~specflow_nb.agent.claude.AgentOutcome` (or its JSON dict); when None it is
     read from the run folder. Never raises: a missing stream, stderr, outcome or tasks file leaves that part empty.
     """
     run_dir = Path(run_dir)

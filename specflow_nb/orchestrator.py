@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from specflow_nb import gitops, machine, ownership, policy, procs, redact
 from specflow_nb.agent.claude import (
     AgentOptions,
+    AgentOutcome,
     AgentRun,
     AgentRunError,
     FailureKind,
@@ -47,10 +48,8 @@ from specflow_nb.agent.claude import (
     read_outcome,
     start_run,
 )
-from specflow_nb.agent.claude import RunOutcome as AgentOutcome
 from specflow_nb.agent.codex import agent_options, agent_preflight, apply_default_agent, codex_command, codex_model
 from specflow_nb.agent.prompts import (
-    PromptSource,
     StepPrompt,
     build_batch_prompt,
     build_heal_prompt,
@@ -103,19 +102,17 @@ from specflow_nb.machine import (
 )
 from specflow_nb.models import (
     AgentKind,
-    BatchPlan,
-    CamelModel,
-    Estimate,
     ModelPrice,
     OrchestrationConfig,
     OrchestrationExecution,
     OrchestrationStatus,
+    Preflight,
+    Preview,
     RunOutcome,
     utcnow,
 )
 from specflow_nb.ownership import OwnerRecord
 from specflow_nb.project import (
-    ProjectStatus,
     collect_artifacts,
     find_feature_dir,
     project_status,
@@ -216,31 +213,6 @@ class EngineSettings(BaseModel):
         default_factory=lambda: dict(DEFAULT_STEP_SECONDS)
     )
     estimate_step_usd: dict[EstimatedStep, EstimateUsd] = Field(default_factory=lambda: dict(DEFAULT_STEP_USD))
-
-
-class Preflight(CamelModel):
-    """What the form shows before Start: problems block it, warnings do not."""
-
-    ok: bool
-    problems: list[str] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-    agent_command: str
-    agent_found: bool
-    feature_dir: str | None = None
-    has_tasks: bool = False
-    branch: str | None = None
-    target_branch: str | None = None
-    active_orchestration_id: str | None = None
-
-
-class Preview(CamelModel):
-    batch_plan: BatchPlan | None = None
-    #: The plan's estimated time and cost (per batch, per step, in total) and the budget check.
-    estimate: Estimate | None = None
-    preflight: Preflight
-    project_status: ProjectStatus | None = None
-    #: Where each step's prompt comes from (the project's commands, the user's, or the built-in prompt).
-    prompt_sources: list[PromptSource] = Field(default_factory=list)
 
 
 @dataclass
@@ -1078,13 +1050,6 @@ class Orchestrator:
         active = next((e for e in records if e.status.is_active), None)
         if active is not None:
             problems.append(f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.")
-        if plan is not None:
-            if plan.used_fallback and plan.batches:
-                warnings.append(
-                    "No sections detected in tasks.md: batches use fallback sizing "
-                    f"({config.batch_size_fallback} tasks each). Add '## ' section headers to control batches."
-                )
-            warnings.extend(plan.warnings)
         branch = target = None
         try:
             branch = gitops.current_branch(slot.project)

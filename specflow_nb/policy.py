@@ -1,7 +1,7 @@
 """Who may choose what runs (ARCHITECTURE.md, "What a grant may do").
 
 Reading or controlling orchestrations never lets anyone choose what runs. The fields of a configuration that choose
-what runs (:data:`COMMAND_FIELDS`: agentCommand, verifyCommand, model, fallbackModel) are a *choice* only when they
+what runs (:data:`COMMAND_FIELDS`: agentCommand, verifyCommand, model, fallbackModel, decisionModel) are a *choice* only when they
 differ from what the server would use anyway (its default or one of its named presets). A host whose callers may
 run code anyway (the CLI, the engine in a kernel: ``EngineSettings.trust_requests``) records every command it is
 given as approved; the Jupyter server accepts a choice only from a user its authorizer grants ``execute`` on
@@ -29,9 +29,10 @@ from specflow_nb.errors import SpecflowError
 from specflow_nb.models import DEFAULT_AGENT_COMMANDS, OrchestrationConfig
 
 #: Request fields that choose what runs (snake_case names of OrchestrationConfig).
-COMMAND_FIELDS: tuple[str, ...] = ("agent_command", "verify_command", "model", "fallback_model")
+COMMAND_FIELDS: tuple[str, ...] = ("agent_command", "verify_command", "model", "fallback_model", "decision_model")
 #: jupyter_server's resources whose ``execute`` permission means "may run code on this server".
 EXECUTE_RESOURCES: tuple[str, ...] = ("kernels", "terminals")
+_CAMEL_FIELDS = ("agentCommand", "verifyCommand", "model", "fallbackModel", "decisionModel")
 APPROVALS_FILE = "specflow-approved-commands.json"
 #: The tools of an agent run nobody with execute started or continued: no shell.
 NO_SHELL_TOOLS: tuple[str, ...] = ("Read", "Edit", "Write", "Glob", "Grep")
@@ -229,8 +230,8 @@ def permissions(may_execute: bool, settings: Any) -> dict[str, Any]:
     """What the panel's Start form may let this user set (the preview's ``permissions``)."""
     return {
         "mayExecute": may_execute,
-        "commandFields": ["agentCommand", "verifyCommand", "model", "fallbackModel"],
-        "editableCommandFields": ["agentCommand", "verifyCommand", "model", "fallbackModel"] if may_execute else [],
+        "commandFields": list(_CAMEL_FIELDS),
+        "editableCommandFields": list(_CAMEL_FIELDS) if may_execute else [],
         "agentCommands": agent_presets(settings),
         "verifyCommands": verify_presets(settings),
         "models": sorted({m for m in (_get(settings, "allowed_models", []) or []) if m}),

@@ -27,7 +27,7 @@ Decisions (documented here because hosts and agents rely on them):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, PrivateAttr
 
@@ -44,6 +44,18 @@ from specflow_nb.features import (
 )
 from specflow_nb.machine.events import all_tasks_done, design_complete
 from specflow_nb.models import STEP_ORDER, CamelModel, OrchestrationPhase, TaskState
+from specflow_nb.models.preview import (  # the status view is a model; imported here for its old import path
+    Health,
+    HealthIssue,
+    HealthStatus,
+    NextAction,
+    PhaseInfo,
+    Progress,
+    ProjectStatus,
+    Severity,
+    StatusContext,
+    StepInfo,
+)
 from specflow_nb.store import OrchestrationStore, StateFile
 from specflow_nb.tasks import ParsedTasks, read_tasks
 
@@ -56,9 +68,7 @@ __all__ = [
     "ProjectStatus",
     "check_links",
     "collect_artifacts",
-    "default_branch",
     "find_feature_dir",
-    "git_branch",
     "link_outside",
     "list_feature_dirs",
     "no_project_status",
@@ -68,21 +78,6 @@ __all__ = [
 ]
 
 USER_GATE_MARKER = "USER GATE"
-
-NextAction = Literal[
-    "start_phase",
-    "run_design",
-    "run_analyze",
-    "continue_implement",
-    "run_verify",
-    "ready_to_merge",
-    "fix_health",
-    "awaiting_user_gate",
-    "archive_phase",
-]
-#: ``ready`` is the original's word for a healthy project.
-HealthStatus = Literal["ready", "warning", "error"]
-Severity = Literal["warning", "error"]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -192,77 +187,8 @@ def _merged_into(project: Path, branch: str, into: str) -> bool:
         return False
 
 
-def git_branch(project: Path) -> str | None:
-    """The checked-out branch; None when not a repo, on a detached HEAD, or git is missing."""
-    return _branch_and_repo(project)[0]
-
-
-def default_branch(project: Path) -> str | None:
-    """``origin/HEAD``'s branch, else ``main``/``master`` if present, else the current branch; None if not a repo."""
-    try:
-        return gitops.default_branch(Path(project)) or gitops.current_branch(Path(project))
-    except SpecflowError:
-        return None
-
-
 # --------------------------------------------------------------------------------------------------------------
 # The status view (MISSION §7, `specflow-nb status --json`)
-
-
-class PhaseInfo(CamelModel):
-    #: The feature folder's number as written (``"001"``), or the state's ``orchestration.phase.number`` as a string.
-    number: str | None = None
-    name: str | None = None
-    branch: str | None = None
-    status: str | None = None
-    has_user_gate: bool = False
-
-
-class StepInfo(CamelModel):
-    current: str | None = None
-    index: int = 0
-    status: str | None = None
-
-
-class Progress(CamelModel):
-    tasks_completed: int = 0
-    tasks_total: int = 0
-    tasks_blocked: int = 0
-    percentage: int = 0
-    #: Deferred tasks (``[~]``/``[-]``): counted in the total, not done, and never holding the phase back.
-    tasks_deferred: int = 0
-
-
-class HealthIssue(CamelModel):
-    code: str
-    severity: Severity
-    message: str
-
-
-class Health(CamelModel):
-    status: HealthStatus = "ready"
-    issues: list[HealthIssue] = Field(default_factory=list)
-
-
-class StatusContext(CamelModel):
-    feature_dir: str | None = None
-    has_spec: bool = False
-    has_plan: bool = False
-    has_tasks: bool = False
-    has_checklists: bool = False
-    current_branch: str | None = None
-
-
-class ProjectStatus(CamelModel):
-    """The ``status --json`` view of a project (the original SpecFlow shape, plus ``context.currentBranch``)."""
-
-    phase: PhaseInfo
-    step: StepInfo
-    progress: Progress
-    health: Health
-    next_action: NextAction
-    blockers: list[str] = Field(default_factory=list)
-    context: StatusContext
 
 
 _STEP_NAMES = [s.value for s in STEP_ORDER]

@@ -13,16 +13,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from specflow_nb.confinement import check_links
 from specflow_nb.errors import SpecflowError
+from specflow_nb.models import ProjectStatus
 from specflow_nb.scanner import DEFAULT_SCAN_DEPTH, DEFAULT_SCAN_LIMIT, find_projects
 from specflow_nb.server.api import ProjectsResponse, ProjectSummary, summarize
 from specflow_nb.summary import badge_text
 
 
-def _project_status(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+def _project_status(path: Path) -> tuple[ProjectStatus | None, str | None]:
     from specflow_nb.project import project_status
 
     try:
@@ -30,9 +29,7 @@ def _project_status(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         status = project_status(path)
     except SpecflowError as exc:
         return None, str(exc)
-    if isinstance(status, BaseModel):
-        return status.model_dump(mode="json", by_alias=True), None
-    return dict(status), None
+    return status, None
 
 
 async def projects_overview(

@@ -15,7 +15,6 @@ from typing import Any
 from specflow_nb.models import (
     STEP_ORDER,
     BatchItem,
-    BatchStatus,
     DecisionLogEntry,
     OrchestrationExecution,
     OrchestrationPhase,
@@ -348,10 +347,6 @@ def badge_text(ex: OrchestrationExecution | None) -> str:
     if label == "Pausing" and in_batch and b:
         return f"Pausing (batch {b.index + 1}/{ex.batches.total})"
     return label
-
-
-def healed_count(ex: OrchestrationExecution) -> int:
-    return sum(1 for b in ex.batches.items if b.status is BatchStatus.HEALED)
 
 
 # ---- time ------------------------------------------------------------------------------------------------------

@@ -145,7 +145,8 @@ def plan_batches(parsed: ParsedTasks, batch_size_fallback: int = 15) -> BatchPla
         summary = f"{_plural(len(batches), 'batch', 'batches')} ({_plural(total, 'task')}, fallback sizing)"
         warnings.append(
             f"No sections detected in tasks.md (no '## ' header holds a task); "
-            f"using fixed-size batches of {batch_size_fallback} tasks."
+            f"using fixed-size batches of {batch_size_fallback} tasks. "
+            "Add '## Phase N: Name' headers to batch by section."
         )
     else:
         summary = f"{_plural(len(batches), 'batch', 'batches')} from tasks.md sections ({_plural(total, 'task')})"

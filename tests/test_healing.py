@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from specflow_nb.agent.claude import FailureKind, RunOutcome
+from specflow_nb.agent.claude import AgentOutcome, FailureKind
 from specflow_nb.agent.prompts import HealOutput, build_heal_prompt
 from specflow_nb.healing import capture_failure_context, transcript_messages
 from specflow_nb.machine import heal_confirmed, healer_budget
@@ -83,7 +83,7 @@ def write_run(run_dir: Path, *, turns: int = 8, result: dict[str, Any] | None = 
 
 def test_context_from_a_failed_run(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run-7", stderr="x" * 10_000 + "\nFatal: the tests crashed\n")
-    outcome = RunOutcome(
+    outcome = AgentOutcome(
         execution_id="run-7",
         exit_code=1,
         session_id=SESSION,

@@ -15,9 +15,7 @@ from specflow_nb.demo import SAMPLE_FEATURE
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot
 from specflow_nb.project import (
     collect_artifacts,
-    default_branch,
     find_feature_dir,
-    git_branch,
     list_feature_dirs,
     parse_feature_name,
     project_status,
@@ -180,30 +178,6 @@ def test_has_tasks_needs_at_least_one_task(tmp_path):
     art = collect_artifacts(feature(tmp_path, tasks="# Tasks\n\nNothing yet.\n"))
     assert art.tasks is not None and not art.has_tasks and not art.design_complete
     assert collect_artifacts(None).feature_dir is None
-
-
-# ---- git
-
-
-def test_git_branch_and_default_branch(sample_project, tmp_path):
-    assert git_branch(sample_project) == SAMPLE_FEATURE
-    assert default_branch(sample_project) == "main"
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    assert git_branch(plain) is None and default_branch(plain) is None
-    trunk = tmp_path / "trunk"
-    trunk.mkdir()
-    git(trunk, "init", "-q", "-b", "trunk")
-    git(trunk, "commit", "-q", "--allow-empty", "-m", "x")
-    assert default_branch(trunk) == "trunk"  # no origin/HEAD, no main/master: the current branch
-
-
-def test_default_branch_prefers_origin_head(sample_project, tmp_path):
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "-q", str(sample_project), str(clone))
-    git(clone, "checkout", "-q", "-b", "work")
-    # the sample's checked-out branch is the feature branch, so the clone's origin/HEAD points there
-    assert default_branch(clone) == SAMPLE_FEATURE
 
 
 # ---- the status view

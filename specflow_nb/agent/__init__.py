@@ -6,10 +6,10 @@ the stream-json event models.
 
 from specflow_nb.agent.claude import (
     AgentOptions,
+    AgentOutcome,
     AgentRun,
     AgentRunError,
     FailureKind,
-    RunOutcome,
     SessionMode,
     attach_run,
     build_argv,
@@ -30,6 +30,7 @@ from specflow_nb.agent.stream import (
 
 __all__ = [
     "AgentOptions",
+    "AgentOutcome",
     "AgentRun",
     "AgentRunError",
     "AssistantMessage",
@@ -37,7 +38,6 @@ __all__ = [
     "HelperResult",
     "OtherEvent",
     "ResultMessage",
-    "RunOutcome",
     "SessionMode",
     "StreamEvent",
     "SystemInit",

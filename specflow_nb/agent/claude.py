@@ -5,7 +5,7 @@ The Claude Code CLI (``claude -p``) is the default; ``AgentOptions(agent="codex"
 
 =============================== ===================================================================================
 :mod:`~specflow_nb.agent.options`  :class:`AgentOptions`, :class:`SessionMode`
-:mod:`~specflow_nb.agent.outcome`  :class:`RunOutcome`, :class:`FailureKind`, :class:`AgentRunError`
+:mod:`~specflow_nb.agent.outcome`  :class:`AgentOutcome`, :class:`FailureKind`, :class:`AgentRunError`
 :mod:`~specflow_nb.agent.family`   the :class:`~specflow_nb.agent.family.AgentFamily` interface, :func:`build_argv`
 :mod:`~specflow_nb.agent.claude_family` / :mod:`~specflow_nb.agent.codex_family`  each CLI's argv and outcome
 :mod:`~specflow_nb.agent.process`  :class:`AgentRun`, :func:`start_run`, :func:`attach_run` (the detached process)
@@ -30,7 +30,7 @@ stderr.log     the process's stderr
 exit.json      ``{exitCode, endedAt}`` written by the run's exit recorder (see ``EXIT_RECORDER``), so even a
                server that adopted the run after a restart learns its exit status
 kill.json      ``{reason, at}`` written before the runner signals the process group
-outcome.json   the :class:`RunOutcome`, once the run has ended
+outcome.json   the :class:`AgentOutcome`, once the run has ended
 ============== ====================================================================================
 """
 
@@ -39,7 +39,7 @@ from __future__ import annotations
 from specflow_nb.agent.claude_family import INSTALL_HINT, build_claude_argv
 from specflow_nb.agent.family import AgentFamily, build_argv, family_for
 from specflow_nb.agent.options import DEFAULT_ALLOWED_TOOLS, AgentOptions, SessionMode
-from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome, name_run_folder
+from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind, name_run_folder
 from specflow_nb.agent.process import KILL_GRACE_SECONDS, LEADER_WAIT_SECONDS, AgentRun, attach_run, start_run
 from specflow_nb.agent.recorder import EXIT_RECORDER
 from specflow_nb.agent.results import new_execution_id, read_outcome, transcript_tail
@@ -77,10 +77,10 @@ __all__ = [
     "STREAM_FILE",
     "AgentFamily",
     "AgentOptions",
+    "AgentOutcome",
     "AgentRun",
     "AgentRunError",
     "FailureKind",
-    "RunOutcome",
     "SessionMode",
     "attach_run",
     "build_argv",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from specflow_nb.agent.options import AgentOptions, SessionMode
-from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome, name_run_folder
+from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind, name_run_folder
 from specflow_nb.agent.recorder import EXIT_RECORDER
 from specflow_nb.agent.rundir import EXIT_FILE, STREAM_FILE
 from specflow_nb.agent.stream import AssistantMessage, ResultMessage, SystemInit, iter_events
@@ -81,8 +81,8 @@ def classify(
     kill_info: Mapping[str, Any],
     stderr: str,
     warnings: list[str],
-) -> RunOutcome:
-    """The :class:`RunOutcome` of a finished Claude Code run, from its stream and files."""
+) -> AgentOutcome:
+    """The :class:`AgentOutcome` of a finished Claude Code run, from its stream and files."""
     exit_code = exit_info.get("exitCode")
 
     parse_warnings: list[str] = []
@@ -107,7 +107,7 @@ def classify(
         duration = result.duration_ms / 1000
 
     structured = result.structured_output if result is not None else None
-    outcome = RunOutcome(
+    outcome = AgentOutcome(
         execution_id=run_dir.name,
         exit_code=exit_code,
         session_id=(result.session_id if result else None) or (init.session_id if init else None),
@@ -130,7 +130,7 @@ def classify(
 
 
 def _failure(
-    outcome: RunOutcome,
+    outcome: AgentOutcome,
     result: ResultMessage | None,
     auth_error: bool,
     kill_info: Mapping[str, Any],

@@ -46,7 +46,7 @@ from specflow_nb.agent.codex_usage import (
     usage_cost,
 )
 from specflow_nb.agent.options import AgentOptions, SessionMode
-from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome, name_run_folder
+from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind, name_run_folder
 from specflow_nb.agent.recorder import CODEX_RECORDER
 from specflow_nb.agent.rundir import EXIT_FILE, write_json
 from specflow_nb.agent.stream import (
@@ -161,8 +161,8 @@ def classify(
     kill_info: Mapping[str, Any],
     stderr: str,
     warnings: list[str],
-) -> RunOutcome:
-    """The :class:`RunOutcome` of a finished Codex run, from its files and its session file."""
+) -> AgentOutcome:
+    """The :class:`AgentOutcome` of a finished Codex run, from its files and its session file."""
     parse_warnings: list[str] = []
     thread_id: str | None = None
     last_message: str | None = None
@@ -213,7 +213,7 @@ def classify(
             value = json.loads(last_message)
             structured = value if isinstance(value, dict) else None
     exit_code = exit_info.get("exitCode")
-    outcome = RunOutcome(
+    outcome = AgentOutcome(
         execution_id=run_dir.name,
         exit_code=exit_code,
         session_id=thread_id,
@@ -238,7 +238,7 @@ def classify(
 
 
 def _failure(
-    outcome: RunOutcome,
+    outcome: AgentOutcome,
     failed: TurnFailed | None,
     errors: list[str],
     kill_info: Mapping[str, Any],

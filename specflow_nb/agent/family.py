@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from specflow_nb.agent.claude_family import ClaudeFamily
 from specflow_nb.agent.codex_family import CodexFamily
 from specflow_nb.agent.options import AgentOptions
-from specflow_nb.agent.outcome import RunOutcome
+from specflow_nb.agent.outcome import AgentOutcome
 
 
 class UsageWatch(Protocol):
@@ -61,7 +61,7 @@ class AgentFamily(Protocol):
         kill_info: Mapping[str, Any],
         stderr: str,
         warnings: list[str],
-    ) -> RunOutcome:
+    ) -> AgentOutcome:
         """The typed outcome of a finished run, from its files."""
 
     def transcript_events(self, run_dir: Path) -> list[dict[str, Any]]:

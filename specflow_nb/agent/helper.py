@@ -27,7 +27,7 @@ import anyio
 from pydantic import BaseModel, Field, ValidationError
 
 from specflow_nb.agent.options import AgentOptions, SessionMode
-from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome
+from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind
 from specflow_nb.agent.process import attach_run, start_run
 from specflow_nb.agent.results import new_execution_id, read_outcome
 from specflow_nb.agent.rundir import PID_FILE, PROMPT_FILE, STDERR_FILE, STREAM_FILE
@@ -55,7 +55,7 @@ class HelperResult(Generic[T]):
     duration_s: float | None = None
     failure: FailureKind | None = None
     failure_message: str | None = None
-    outcome: RunOutcome | None = None
+    outcome: AgentOutcome | None = None
     run_dir: Path | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -140,7 +140,7 @@ async def claude_helper(
         warnings.append("no session to fork for healing; the healer starts a new session")
 
     outcome = await _run(run_dir, opts, on_event, stale_after, on_stall)
-    if isinstance(outcome, RunOutcome) and outcome.failure is FailureKind.INVALID_SESSION and opts.session_id:
+    if isinstance(outcome, AgentOutcome) and outcome.failure is FailureKind.INVALID_SESSION and opts.session_id:
         # The session is gone (or busy): the work can still be done from scratch, so retry once, and say so.
         warnings.append(
             f"session {opts.session_id} could not be used ({outcome.failure_message}); retried as a new session"
@@ -149,7 +149,7 @@ async def claude_helper(
         retry_dir = run_dir.with_name(run_dir.name + "-new-session")
         first_cost = outcome.cost_usd
         outcome = await _run(retry_dir, retry, on_event, stale_after, on_stall)
-        if isinstance(outcome, RunOutcome):
+        if isinstance(outcome, AgentOutcome):
             outcome.cost_usd += first_cost  # both runs are paid for
             run_dir = retry_dir
     if isinstance(outcome, AgentRunError):
@@ -163,7 +163,7 @@ async def claude_helper(
     return _result(outcome, output_model, run_dir, warnings)
 
 
-def _result(outcome: RunOutcome, output_model: type[T], run_dir: Path, warnings: list[str]) -> HelperResult[T]:
+def _result(outcome: AgentOutcome, output_model: type[T], run_dir: Path, warnings: list[str]) -> HelperResult[T]:
     """A finished run's outcome as a typed result: its structured output validated against ``output_model``."""
     outcome.warnings = [*warnings, *outcome.warnings]
     result: HelperResult[T] = HelperResult(
@@ -200,7 +200,7 @@ async def _run(
     on_event: Callable[[StreamEvent], None] | None,
     stale_after: float | None,
     on_stall: Callable[[], Awaitable[None] | None] | None,
-) -> RunOutcome | AgentRunError:
+) -> AgentOutcome | AgentRunError:
     try:
         run = await start_run(run_dir, opts)
     except AgentRunError as exc:

@@ -1,4 +1,4 @@
-"""How a run ended, typed: :class:`FailureKind`, :class:`RunOutcome`, and :class:`AgentRunError` for a run that
+"""How a run ended, typed: :class:`FailureKind`, :class:`AgentOutcome`, and :class:`AgentRunError` for a run that
 could not start.
 
 Apart from the classification (each agent family's own) and the process code so the engine, the helper and the
@@ -47,8 +47,9 @@ class AgentRunError(AgentError):
         self.kind = kind
 
 
-class RunOutcome(BaseModel):
-    """How a finished run ended. ``failure`` is None exactly when the run succeeded."""
+class AgentOutcome(BaseModel):
+    """How a finished run ended, in the runner's detail (``outcome.json``). ``failure`` is None exactly when the run
+    succeeded. The machine decides on its reduction, :class:`specflow_nb.models.RunOutcome`."""
 
     execution_id: str
     exit_code: int | None = None

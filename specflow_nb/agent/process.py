@@ -29,7 +29,7 @@ from specflow_nb import procs
 from specflow_nb.agent.codex_usage import USAGE_POLL_SECONDS
 from specflow_nb.agent.family import AgentFamily, UsageWatch, family_for
 from specflow_nb.agent.options import AgentOptions
-from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome
+from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind
 from specflow_nb.agent.results import read_outcome
 from specflow_nb.agent.rundir import (
     ARGV_FILE,
@@ -82,7 +82,7 @@ class AgentRun:
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
-        self._outcome: RunOutcome | None = None
+        self._outcome: AgentOutcome | None = None
 
     def __repr__(self) -> str:
         return f"AgentRun({self.execution_id!r}, pid={self.pid})"
@@ -142,7 +142,7 @@ class AgentRun:
         on_event: Callable[[StreamEvent], None] | None = None,
         stale_after: float | None = None,
         on_stall: Callable[[], Awaitable[None] | None] | None = None,
-    ) -> RunOutcome:
+    ) -> AgentOutcome:
         """Await the end of the run and return its outcome.
 
         ``on_event`` is called for every stream event as the output grows. When no new output (stdout or stderr)

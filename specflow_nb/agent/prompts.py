@@ -47,28 +47,19 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from specflow_nb.models import CamelModel
+from specflow_nb.models import CamelModel, Question
+from specflow_nb.models.preview import PromptSource, Source  # the preview serves them
 
 if TYPE_CHECKING:
     from specflow_nb.agent.failure_context import FailureContext
 
 Step = Literal["design", "analyze", "implement", "verify", "merge", "heal"]
 StepName = Literal["design", "analyze", "verify", "merge"]
-#: Where a prompt comes from: the project's commands, the user's commands, or the package's built-in prompt.
-Source = Literal["project", "user", "builtin"]
 #: The steps whose prompt source the preview names (heal is always built in).
 PHASE_STEPS: tuple[Step, ...] = ("design", "analyze", "implement", "verify", "merge")
 
 # --------------------------------------------------------------------------------------------------------------
 # Structured outputs
-
-
-class Question(CamelModel):
-    """A question the agent needs a human to answer before it can go on."""
-
-    id: str = Field(description="Short stable identifier, e.g. q1")
-    question: str
-    options: list[str] = Field(default_factory=list, description="Suggested answers, if any")
 
 
 class DesignOutput(CamelModel):
@@ -328,25 +319,6 @@ def project_command_files(project: Path, step: Step, env: Mapping[str, str] | No
 def has_project_command(project: Path, step: Step, env: Mapping[str, str] | None = None) -> bool:
     """True when ``step`` runs a command of the project or of the user (e.g. a ``flow.merge``), not the built-in."""
     return bool(project_command_files(project, step, env))
-
-
-class PromptSource(CamelModel):
-    """Which prompt a step will use, as the preview and ``orchestrate start --dry-run`` show it."""
-
-    step: str
-    #: ``project``, ``user`` or ``builtin``.
-    source: Source
-    #: The command's name (``flow.implement``; ``speckit.plan+speckit.tasks``) or ``builtin:<step>``.
-    skill: str
-    #: The command file(s): relative to the project for project commands, absolute for the user's; empty for builtin.
-    files: list[str] = Field(default_factory=list)
-
-    def describe(self) -> str:
-        """One line: ``implement: /flow.implement (user: ~/.claude/commands/flow.implement.md)``."""
-        if self.source == "builtin":
-            return f"{self.step}: built-in prompt ({self.skill})"
-        names = " + ".join(f"/{n}" for n in self.skill.split("+"))
-        return f"{self.step}: {names} ({self.source}: {', '.join(self.files)})"
 
 
 def prompt_source(project: Path, step: Step, env: Mapping[str, str] | None = None) -> PromptSource:

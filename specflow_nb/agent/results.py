@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from specflow_nb.agent.family import family_for
-from specflow_nb.agent.outcome import AgentRunError, FailureKind, RunOutcome
+from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind
 from specflow_nb.agent.rundir import (
     ARGV_FILE,
     EXIT_FILE,
@@ -29,12 +29,12 @@ from specflow_nb.agent.rundir import (
 )
 
 
-def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> RunOutcome:
+def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> AgentOutcome:
     """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live."""
     run_dir = Path(run_dir)
     cached = read_json(run_dir / OUTCOME_FILE)
     if isinstance(cached, dict):
-        return RunOutcome.model_validate(cached)
+        return AgentOutcome.model_validate(cached)
     record = read_json(run_dir / PID_FILE) or {}
     if (isinstance(record.get("pid"), int) and record_alive(record)) or (not record and run_lock_held(run_dir)):
         raise AgentRunError(

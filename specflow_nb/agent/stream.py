@@ -67,10 +67,6 @@ class AssistantMessage(_MessageEvent):
     def text(self) -> str:
         return "".join(b.get("text", "") for b in self.content if b.get("type") == "text")
 
-    @property
-    def tool_uses(self) -> list[dict[str, Any]]:
-        return [b for b in self.content if b.get("type") == "tool_use"]
-
 
 class UserMessage(_MessageEvent):
     """Tool results the CLI fed back to the model."""

@@ -14,7 +14,6 @@ from pydantic import ConfigDict, Field, model_validator
 
 from specflow_nb import summary
 from specflow_nb.activity import Activity
-from specflow_nb.agent.prompts import PromptSource
 from specflow_nb.machine import Command, parse_command
 from specflow_nb.models import (
     BatchPlan,
@@ -25,6 +24,10 @@ from specflow_nb.models import (
     OrchestrationExecution,
     OrchestrationPhase,
     OrchestrationStatus,
+    Preflight,
+    Preview,
+    ProjectStatus,
+    PromptSource,
     RecoveryOption,
 )
 from specflow_nb.ownership import OwnerRecord
@@ -189,14 +192,42 @@ class StatusResponse(CamelModel):
     estimate: Estimate | None = Field(
         None, description="With preview: the plan's estimated time and cost per batch, per step and in total."
     )
-    preflight: dict[str, Any] | None = None
-    project_status: dict[str, Any] | None = None
+    preflight: Preflight | None = Field(
+        None, description="With preview: the checks before Start (problems block it, warnings do not)."
+    )
+    project_status: ProjectStatus | None = Field(
+        None, description="With preview: the project's phase status (`specflow-nb status --json`)."
+    )
     prompt_sources: list[PromptSource] = Field(
         default_factory=list, description="With preview: where each step's prompt comes from."
     )
     permissions: Permissions | None = Field(
         None, description="With preview: which command fields this user may set (the form shows the others read-only)."
     )
+
+    @classmethod
+    def with_preview(cls, preview: Preview, **fields: Any) -> StatusResponse:
+        """The answer of ``status?preview=true``: the engine's :class:`Preview`, field by field, and ``fields``."""
+        return cls(
+            batch_plan=preview.batch_plan,
+            estimate=preview.estimate,
+            preflight=preview.preflight,
+            project_status=preview.project_status,
+            prompt_sources=preview.prompt_sources,
+            **fields,
+        )
+
+    def preview(self) -> Preview | None:
+        """The preview this answer carries (``None`` without ``preview=true``)."""
+        if self.preflight is None:
+            return None
+        return Preview(
+            batch_plan=self.batch_plan,
+            estimate=self.estimate,
+            preflight=self.preflight,
+            project_status=self.project_status,
+            prompt_sources=self.prompt_sources,
+        )
 
 
 class ListResponse(CamelModel):
@@ -227,7 +258,7 @@ class OrchestrationSummary(CamelModel):
 class ProjectSummary(CamelModel):
     project_id: str = Field(description="Folder relative to the server's root dir ('' is the root).")
     name: str
-    status: dict[str, Any] | None = Field(None, description="The project's phase status (`specflow-nb status --json`).")
+    status: ProjectStatus | None = Field(None, description="The project's phase status (`specflow-nb status --json`).")
     status_error: str | None = None
     orchestration: OrchestrationSummary | None = None
     badge: str | None = None

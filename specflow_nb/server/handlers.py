@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from pydantic import BaseModel
 from tornado import web
 
 from specflow_nb import policy
@@ -125,18 +124,6 @@ def listed(ex: OrchestrationExecution) -> ListedOrchestration:
     return ListedOrchestration.model_validate({**ex.model_dump(), "batch_progress": progress})
 
 
-def preview_parts(preview: Any) -> dict[str, Any]:
-    """The engine's Preview as camelCase JSON parts (batchPlan, estimate, preflight, projectStatus)."""
-    data = preview.model_dump(mode="json", by_alias=True) if isinstance(preview, BaseModel) else dict(preview)
-    return {
-        "batch_plan": data.get("batchPlan"),
-        "estimate": data.get("estimate"),
-        "preflight": data.get("preflight"),
-        "project_status": data.get("projectStatus"),
-        "prompt_sources": data.get("promptSources") or [],
-    }
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Routes
 
@@ -164,7 +151,7 @@ class StartHandler(SpecflowHandler):
             preview = await offload.preview(
                 self.engine, self.specflow.orchestrator_class, project, req.project_id, config
             )
-            plan = preview_parts(preview)["batch_plan"] or BatchPlan()
+            plan = preview.batch_plan or BatchPlan()
         except SpecflowError as exc:
             # The orchestration has started (e.g. design will write tasks.md): an unreadable plan must not turn
             # the 201 into an error the client would retry.
@@ -217,14 +204,10 @@ class StatusHandler(SpecflowHandler):
         permissions = policy.permissions(self.may_execute, self.specflow)
         # reading tasks.md, planning and serializing a big phase take seconds: off the event loop (a worker process
         # for a big tasks.md, else a thread), so the server keeps answering every other request meanwhile
-        parts = preview_parts(
-            await offload.preview(self.engine, self.specflow.orchestrator_class, project, project_id, config)
-        )
+        found = await offload.preview(self.engine, self.specflow.orchestrator_class, project, project_id, config)
 
         def build() -> str:
-            response = StatusResponse.model_validate(
-                {"orchestration": ex, "owner": owner, "permissions": permissions, **parts}
-            )
+            response = StatusResponse.with_preview(found, orchestration=ex, owner=owner, permissions=permissions)
             return redact_json(response.model_dump_json(by_alias=True))
 
         self.finish(await asyncio.to_thread(build))

@@ -18,6 +18,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from specflow_nb.models import Preview
+
 #: tasks.md files larger than this are previewed in the worker process.
 PROCESS_THRESHOLD_BYTES = 512 * 1024
 
@@ -66,10 +68,8 @@ def tasks_size(project: Path) -> int:
     return 0
 
 
-async def preview(engine: Any, engine_class: str, project: Path, project_id: str, config: Any) -> dict[str, Any]:
-    """The engine's preview as camelCase JSON data, computed off the event loop (a process for big tasks.md)."""
-    import json
-
+async def preview(engine: Any, engine_class: str, project: Path, project_id: str, config: Any) -> Preview:
+    """The engine's preview, computed off the event loop (a process for big tasks.md)."""
     if await asyncio.to_thread(tasks_size, project) > PROCESS_THRESHOLD_BYTES:
         args = (
             engine_class,
@@ -83,6 +83,6 @@ async def preview(engine: Any, engine_class: str, project: Path, project_id: str
         except BrokenProcessPool:
             shutdown()
         else:
-            return dict(await asyncio.to_thread(json.loads, text))
+            return await asyncio.to_thread(Preview.model_validate_json, text)
     result = await asyncio.to_thread(engine.preview, project_id, config)
-    return dict(result.model_dump(mode="json", by_alias=True))
+    return Preview.model_validate(result)

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
+from specflow_nb.models import Preview
 from specflow_nb.server.api import API_PREFIX, ROUTES, ErrorBody
 from specflow_nb.version import __version__
 
@@ -30,7 +31,9 @@ _ERROR_TEXT = {
 
 def build_openapi() -> dict[str, Any]:
     """The document as a dict (deterministic: same models → same JSON)."""
-    models: list[Any] = [(ErrorBody, "serialization")]
+    # Preview: the engine's preview as a whole (``Orchestrator.preview``, ``orchestrate start --dry-run --json``);
+    # ``status?preview=true`` spreads its parts into StatusResponse.
+    models: list[Any] = [(ErrorBody, "serialization"), (Preview, "serialization")]
     for route in ROUTES:
         models.append((route.response, "serialization"))
         if route.body is not None:

@@ -12,15 +12,17 @@ import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from specflow_nb.activity import Activity
+from specflow_nb.machine import Command as MachineCommand
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationStatus
-from specflow_nb.server.api import DiffResponse
+from specflow_nb.server.api import DiffResponse, ProjectSummary
 from specflow_nb.transcript import Transcript
 from specflow_nb.widgets.plan import PlanPreview
 
-Command = dict[str, Any]
+#: What a widget sends: the machine's typed command, forwarded as it is by every backend to the owning engine.
+Command = MachineCommand
 
 
 @dataclass(frozen=True)
@@ -34,17 +36,15 @@ class ProjectCard:
     status_error: str | None = None
 
     @classmethod
-    def from_summary(cls, summary: Any) -> ProjectCard:
-        """From the server's ``ProjectSummary`` (model or JSON dict)."""
-        data = summary.model_dump(mode="json") if hasattr(summary, "model_dump") else dict(summary)
-        orch = data.get("orchestration") or {}
-        status = orch.get("status")
+    def from_summary(cls, summary: ProjectSummary) -> ProjectCard:
+        """From the server's (or the in-kernel scan's) ``ProjectSummary``."""
+        orch = summary.orchestration
         return cls(
-            project_id=data.get("projectId", ""),
-            name=data.get("name") or data.get("projectId") or "(root)",
-            status=OrchestrationStatus(status) if status else None,
-            badge=data.get("badge") or orch.get("badge"),
-            status_error=data.get("statusError"),
+            project_id=summary.project_id,
+            name=summary.name or summary.project_id or "(root)",
+            status=orch.status if orch is not None else None,
+            badge=summary.badge or (orch.badge if orch is not None else None),
+            status_error=summary.status_error,
         )
 
 

@@ -51,7 +51,9 @@ GROUPS: dict[str, Group] = {
     "agent": Group(
         "Agent",
         "What runs each step. Verify passes only when its command (if any) also exits 0.",
-        frozenset({"agent", "agent_command", "model", "fallback_model", "verify_command", "target_branch"}),
+        frozenset(
+            {"agent", "agent_command", "model", "fallback_model", "decision_model", "verify_command", "target_branch"}
+        ),
     ),
     "healing": Group(
         "Healing and batches",

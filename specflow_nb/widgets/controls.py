@@ -10,17 +10,14 @@ Resume then sends them; they open by themselves when nothing is left of the tota
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import ipywidgets as w
 
 from specflow_nb import budget_raise
-from specflow_nb.machine import allowed_commands
+from specflow_nb.machine import CancelCommand, Command, PauseCommand, ResumeCommand, allowed_commands
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.widgets.recovery import BudgetEditor
 from specflow_nb.widgets.theme import show
-
-Command = dict[str, Any]
 
 
 class OrchestrationControls(w.VBox):
@@ -69,17 +66,16 @@ class OrchestrationControls(w.VBox):
 
     def _pause(self) -> None:
         self._show_pausing(True)
-        self._on_command({"action": "pause"})
+        self._on_command(PauseCommand())
 
     def _resume(self) -> None:
         """Resume; with the budget limits open, they go with it (nothing is sent while one is refused)."""
-        command: Command = {"action": "resume"}
+        budget = None
         if self.budget.layout.display != "none":
             budget = self.budget.read()
             if budget is None:
                 return
-            command["budget"] = budget.model_dump(mode="json", by_alias=True)
-        self._on_command(command)
+        self._on_command(ResumeCommand(budget=budget))
 
     def _open_budget(self, open_: bool) -> None:
         self._budget_open = open_
@@ -99,7 +95,7 @@ class OrchestrationControls(w.VBox):
 
     def _confirmed(self) -> None:
         self._ask_cancel(False)
-        self._on_command({"action": "cancel"})
+        self._on_command(CancelCommand())
 
     @property
     def visible_buttons(self) -> list[str]:

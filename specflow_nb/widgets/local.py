@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from specflow_nb.activity import Activity
-from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
+from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, Preview
 from specflow_nb.orchestrator import EngineSettings
 from specflow_nb.server.api import DiffResponse
 from specflow_nb.transcript import Transcript
@@ -22,10 +22,6 @@ WATCH_TIMEOUT = 25.0
 
 async def _maybe_await(value: Any) -> Any:
     return await value if inspect.isawaitable(value) else value
-
-
-def _as_json(value: Any) -> dict[str, Any]:
-    return value.model_dump(mode="json", by_alias=True) if hasattr(value, "model_dump") else dict(value)
 
 
 class LocalBackend:
@@ -54,7 +50,7 @@ class LocalBackend:
 
     async def preview(self, project_id: str, config: OrchestrationConfig) -> PlanPreview:
         engine = await self._engine()
-        return PlanPreview.from_json(_as_json(await _maybe_await(engine.preview(project_id, config))))
+        return PlanPreview.of(Preview.model_validate(await _maybe_await(engine.preview(project_id, config))))
 
     async def start(self, project_id: str, config: OrchestrationConfig) -> OrchestrationExecution:
         engine = await self._engine()
@@ -73,11 +69,9 @@ class LocalBackend:
     async def command(
         self, project_id: str, command: Command, orchestration_id: str | None = None
     ) -> OrchestrationExecution:
-        from specflow_nb.machine import parse_command
-
         engine = await self._engine()
         result: OrchestrationExecution = await engine.command(
-            project_id, parse_command(command), orchestration_id=orchestration_id, actor="notebook"
+            project_id, command, orchestration_id=orchestration_id, actor="notebook"
         )
         return result
 

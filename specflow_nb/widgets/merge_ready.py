@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import ipywidgets as w
 
+from specflow_nb.machine import Command, MergeCommand
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
 from specflow_nb.server.api import DiffResponse
 from specflow_nb.widgets import theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.theme import show
-
-Command = dict[str, Any]
 
 _STATE_WORDS = {"committed": "", "uncommitted": "not committed yet", "untracked": "new, not committed yet"}
 
@@ -72,7 +70,7 @@ class MergeReadyPanel(w.VBox):
         self.merge.add_class("specflow-merge")
         self.view_diff = w.Button(description="View diff", icon="file-alt", tooltip="What the merge brings in")
         self.view_diff.add_class("specflow-view-diff")
-        self.merge.on_click(lambda _b: on_command({"action": "merge"}))
+        self.merge.on_click(lambda _b: on_command(MergeCommand()))
         self.view_diff.on_click(lambda _b: self._view_diff(on_view_diff))
         self.message = w.HTML()
         self.diff = w.HTML()

@@ -12,6 +12,7 @@ import ipywidgets as w
 
 from specflow_nb import summary
 from specflow_nb.errors import SpecflowError
+from specflow_nb.machine import Command
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution
 from specflow_nb.server.api import DiffResponse
 from specflow_nb.transcript import Transcript, run_ids
@@ -29,7 +30,6 @@ from specflow_nb.widgets.transcript_view import RunPicker, TranscriptView
 
 log = logging.getLogger(__name__)
 
-Command = dict[str, Any]
 
 #: Waits between reconnection attempts of the live channel (seconds), the last one repeating.
 RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)

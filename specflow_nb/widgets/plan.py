@@ -6,45 +6,58 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specflow_nb.estimate import fmt_seconds, fmt_usd, total_text
-from specflow_nb.models import BatchPlan, Estimate
+from specflow_nb.models import BatchPlan, Estimate, Preflight, Preview, ProjectStatus, PromptSource
+from specflow_nb.server.api import Permissions, StatusResponse
 from specflow_nb.widgets._html import esc
 
 
 @dataclass(frozen=True)
 class PlanPreview:
-    """The answer of ``status?preview=true`` (server) or ``Orchestrator.preview`` (in-kernel)."""
+    """The engine's :class:`~specflow_nb.models.Preview` as the form reads it: from ``status?preview=true`` (server,
+    with the user's permissions) or ``Orchestrator.preview`` (in-kernel). Every part is a typed model."""
 
     batch_plan: BatchPlan | None = None
-    preflight: dict[str, Any] | None = None
-    project_status: dict[str, Any] | None = field(default=None)
-    #: Where each step's prompt comes from (``PromptSource`` as JSON: step, source, skill, files).
-    prompt_sources: list[dict[str, Any]] = field(default_factory=list)
+    preflight: Preflight | None = None
+    project_status: ProjectStatus | None = field(default=None)
+    #: Where each step's prompt comes from.
+    prompt_sources: list[PromptSource] = field(default_factory=list)
     #: What this user may set (server only; ``None`` in the kernel, whose user may run code anyway).
-    permissions: dict[str, Any] | None = None
+    permissions: Permissions | None = None
     #: The plan's estimated time and cost (``None`` from a server that does not send one).
     estimate: Estimate | None = None
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> PlanPreview:
-        plan = data.get("batchPlan", data.get("batch_plan"))
+    def of(cls, preview: Preview, permissions: Permissions | None = None) -> PlanPreview:
         return cls(
-            batch_plan=BatchPlan.model_validate(plan) if plan is not None else None,
-            preflight=data.get("preflight"),
-            project_status=data.get("projectStatus", data.get("project_status")),
-            prompt_sources=list(data.get("promptSources", data.get("prompt_sources")) or []),
-            permissions=data.get("permissions"),
-            estimate=Estimate.model_validate(data["estimate"]) if data.get("estimate") is not None else None,
+            batch_plan=preview.batch_plan,
+            preflight=preview.preflight,
+            project_status=preview.project_status,
+            prompt_sources=list(preview.prompt_sources),
+            permissions=permissions,
+            estimate=preview.estimate,
         )
+
+    @classmethod
+    def of_response(cls, response: StatusResponse) -> PlanPreview:
+        """From the server's answer to ``status?preview=true``."""
+        preview = response.preview()
+        if preview is None:
+            return cls(batch_plan=response.batch_plan, estimate=response.estimate, permissions=response.permissions)
+        return cls.of(preview, response.permissions)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanPreview:
+        """From the JSON body of ``status?preview=true`` (validated as :class:`StatusResponse`)."""
+        return cls.of_response(StatusResponse.model_validate(data))
 
     def locked_fields(self) -> dict[str, str]:
         """snake_case field -> why it is read-only for this user (fields that choose what runs, without execute)."""
         perms = self.permissions
-        if not perms:
+        if perms is None:
             return {}
-        editable = set(perms.get("editableCommandFields") or [])
-        missing = perms.get("missing") or "execute permission"
-        reason = f"Set by the server (choosing it needs {missing})."
-        return {_snake(f): reason for f in perms.get("commandFields") or [] if f not in editable}
+        editable = set(perms.editable_command_fields)
+        reason = f"Set by the server (choosing it needs {perms.missing or 'execute permission'})."
+        return {_snake(f): reason for f in perms.command_fields if f not in editable}
 
     @property
     def prompts_text(self) -> str:
@@ -52,40 +65,32 @@ class PlanPreview:
         where = {"project": "this project's", "user": "yours"}
         parts = []
         for s in self.prompt_sources:
-            if s.get("source") in where:
-                names = " + ".join(f"/{n}" for n in str(s.get("skill", "")).split("+"))
-                parts.append(f"{s.get('step')}: {names} ({where[s['source']]})")
+            if s.source in where:
+                names = " + ".join(f"/{n}" for n in s.skill.split("+"))
+                parts.append(f"{s.step}: {names} ({where[s.source]})")
             else:
-                parts.append(f"{s.get('step')}: built-in")
+                parts.append(f"{s.step}: built-in")
         return " · ".join(parts)
 
     @property
     def phase_not_open(self) -> bool:
         """The project has no feature folder yet: the phase must be opened before it can be completed."""
-        status = self.project_status
-        if not status:
-            return False
-        if status.get("nextAction") == "start_phase":
-            return True
-        context = status.get("context")
-        return isinstance(context, dict) and "featureDir" in context and not context["featureDir"]
+        return self.project_status is not None and not self.project_status.phase_open
 
     @property
     def preflight_problems(self) -> list[str]:
         """Blocking problems the preflight found (e.g. the agent command is not installed)."""
-        pre = self.preflight or {}
-        found: list[str] = []
-        for key in ("errors", "issues", "problems"):
-            for item in pre.get(key) or ():
-                found.append(item.get("message", str(item)) if isinstance(item, dict) else str(item))
-        return found
+        return list(self.preflight.problems) if self.preflight is not None else []
 
     @property
     def preflight_warnings(self) -> list[str]:
-        return [
-            str(x.get("message", x)) if isinstance(x, dict) else str(x)
-            for x in (self.preflight or {}).get("warnings") or ()
-        ]
+        """What the checks found that does not block (the plan's own warnings are in ``batch_plan.warnings``)."""
+        return list(self.preflight.warnings) if self.preflight is not None else []
+
+    @property
+    def agent_missing(self) -> bool:
+        """The preflight did not find the agent command."""
+        return self.preflight is not None and not self.preflight.agent_found
 
 
 def batches_text(plan: BatchPlan) -> str:
@@ -95,12 +100,6 @@ def batches_text(plan: BatchPlan) -> str:
         return plan.summary or "No incomplete tasks found"
     noun = "batch" if n == 1 else "batches"
     return f"Detected {n} {noun} from tasks.md ({plan.total_incomplete} tasks)"
-
-
-NO_SECTIONS_WARNING = (
-    "No sections detected in tasks.md: tasks are split into fixed-size batches of "
-    "{size}. Add '## Phase N: Name' headers to batch by section."
-)
 
 
 def _snake(name: str) -> str:

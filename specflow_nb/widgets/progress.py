@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 import ipywidgets as w
 
 from specflow_nb import summary
 from specflow_nb.activity import Activity, matches
+from specflow_nb.machine import Command
 from specflow_nb.models import OrchestrationExecution, OrchestrationStatus
 from specflow_nb.transcript import run_ids
 from specflow_nb.widgets import theme
@@ -31,8 +31,6 @@ from specflow_nb.widgets.recovery import RecoveryPanel
 from specflow_nb.widgets.step_override import StepOverride
 from specflow_nb.widgets.theme import show
 from specflow_nb.widgets.transcript_view import RunPicker, TranscriptView
-
-Command = dict[str, Any]
 
 
 class OrchestrationProgress(w.VBox):

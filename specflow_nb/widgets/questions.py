@@ -3,55 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import ipywidgets as w
 
-from specflow_nb.models import OrchestrationExecution
+from specflow_nb.machine import AnswerCommand, Command
+from specflow_nb.models import OrchestrationExecution, Question
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.theme import show
 
-Command = dict[str, Any]
 
-
-@dataclass(frozen=True)
-class Question:
-    """One question as the panel shows it: ``key`` is what the answer command is keyed by (id, else the text)."""
-
-    key: str
-    text: str
-    options: tuple[str, ...] = ()
-
-
-def _as_question(raw: Any) -> Question | None:
-    if isinstance(raw, str):
-        return Question(key=raw, text=raw)
-    data = raw.model_dump() if hasattr(raw, "model_dump") else raw
-    if not isinstance(data, dict):
-        return None
-    text = str(data.get("question") or data.get("text") or data.get("header") or "")
-    if not text:
-        return None
-    key = str(data.get("id") or text)
-    options = []
-    for option in data.get("options") or ():
-        label = option.get("label") if isinstance(option, dict) else option
-        if label:
-            options.append(str(label))
-    return Question(key=key, text=text, options=tuple(options))
+def answer_key(question: Question) -> str:
+    """What the answer command is keyed by: the question's id, else its text."""
+    return question.id or question.question
 
 
 def pending_questions(execution: OrchestrationExecution) -> list[Question]:
     """The questions the current run waits on (empty when it waits on none)."""
     if not execution.status.is_active:
         return []
-    raw = getattr(execution, "questions", None) or []
-    return [q for q in (_as_question(r) for r in raw) if q is not None]
+    return [q for q in execution.questions if q.question]
 
 
 class QuestionsForm(w.VBox):
-    """One input per question and a Send button that issues ``{"action": "answer", "answers": {...}}``."""
+    """One input per question and a Send button that issues an ``AnswerCommand`` (question id → answer)."""
 
     def __init__(self, on_command: Callable[[Command], None]) -> None:
         super().__init__()
@@ -78,8 +52,8 @@ class QuestionsForm(w.VBox):
                 field = w.Dropdown(options=list(q.options), value=q.options[0])
             else:
                 field = w.Textarea(placeholder="Your answer", layout=w.Layout(width="100%"))
-            self._inputs[q.key] = field
-            rows += [w.HTML(esc(q.text)), field]
+            self._inputs[answer_key(q)] = field
+            rows += [w.HTML(esc(q.question)), field]
         self.error.value = ""
         self.children = (*rows, self.send_button, self.error)
 
@@ -93,4 +67,4 @@ class QuestionsForm(w.VBox):
             self.error.value = f'<div class="sf-error">Please answer every question ({len(empty)} empty).</div>'
             return
         self.error.value = ""
-        self._on_command({"action": "answer", "answers": answers})
+        self._on_command(AnswerCommand(answers=answers))

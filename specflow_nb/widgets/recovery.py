@@ -16,13 +16,12 @@ import ipywidgets as w
 from pydantic import ValidationError
 
 from specflow_nb import budget_raise, summary
+from specflow_nb.machine import Command, RecoverCommand
 from specflow_nb.models import BudgetConfig, OrchestrationExecution, OrchestrationStatus, RecoveryOption
 from specflow_nb.widgets import theme
 from specflow_nb.widgets._html import esc, fmt_usd
 from specflow_nb.widgets.fields import FieldControl, make_control
 from specflow_nb.widgets.theme import show
-
-Command = dict[str, Any]
 
 _LABELS = {
     RecoveryOption.RETRY: ("Retry", "redo", "primary", "Run the failed step or batch again"),
@@ -179,13 +178,12 @@ class RecoveryPanel(w.VBox):
     def choose(self, option: RecoveryOption) -> None:
         """What a click on ``option`` sends; Retry after a budget stop carries the budget (or sends nothing while a
         field is refused)."""
-        command: Command = {"action": "recover", "option": option.value}
+        budget = None
         if option is RecoveryOption.RETRY and self.budget_stop:
             budget = self.budget.read()
             if budget is None:
                 return
-            command["budget"] = budget.model_dump(mode="json", by_alias=True)
-        self._on_command(command)
+        self._on_command(RecoverCommand(option=option, budget=budget))
 
     def render(self, execution: OrchestrationExecution) -> None:
         visible = execution.status is OrchestrationStatus.NEEDS_ATTENTION

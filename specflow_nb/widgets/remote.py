@@ -33,7 +33,7 @@ class RemoteBackend:
 
     async def preview(self, project_id: str, config: OrchestrationConfig) -> PlanPreview:
         response = await asyncio.to_thread(self.client.preview, project_id, config)
-        return PlanPreview.from_json(response.model_dump(mode="json", by_alias=True))
+        return PlanPreview.of_response(response)
 
     async def start(self, project_id: str, config: OrchestrationConfig) -> OrchestrationExecution:
         response = await asyncio.to_thread(self.client.start, project_id, config)
@@ -48,11 +48,9 @@ class RemoteBackend:
     async def command(
         self, project_id: str, command: Command, orchestration_id: str | None = None
     ) -> OrchestrationExecution:
-        from specflow_nb.machine import parse_command
-
-        typed = parse_command(command)  # one typed command from here to the owning engine
+        # the widget's typed command, as it is, through the client to the owning engine
         result: OrchestrationExecution = await asyncio.to_thread(
-            self.client.command, project_id, typed, orchestration_id
+            self.client.command, project_id, command, orchestration_id
         )
         return result
 

@@ -21,10 +21,11 @@ from pydantic import ValidationError
 
 from specflow_nb.estimate import budget_warnings
 from specflow_nb.models import BudgetConfig, OrchestrationConfig
+from specflow_nb.policy import COMMAND_FIELDS
 from specflow_nb.widgets import theme
 from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.config_form import OrchestrationConfigForm
-from specflow_nb.widgets.plan import NO_SECTIONS_WARNING, PlanPreview, batches_text, estimate_html
+from specflow_nb.widgets.plan import PlanPreview, batches_text, estimate_html
 from specflow_nb.widgets.theme import show
 
 AGENT_FIELD = ("agent_command",)
@@ -41,8 +42,7 @@ def demo_agent_command() -> str:
 
 
 def _is_agent_problem(preview: PlanPreview, problem: str) -> bool:
-    pre = preview.preflight or {}
-    return pre.get("agentFound") is False and "agent command" in problem.lower()
+    return preview.agent_missing and "agent command" in problem.lower()
 
 
 class StartOrchestrationModal(w.VBox):
@@ -203,10 +203,7 @@ class StartOrchestrationModal(w.VBox):
         plan = preview.batch_plan
         if plan is not None:
             self.plan_line.value = f'<div class="sf-headline">{esc(batches_text(plan))}</div>'
-            if plan.used_fallback:
-                size = self.form.values().get("batch_size_fallback", "")
-                notes.append(_note(NO_SECTIONS_WARNING.format(size=size), kind="warn"))
-            notes += [_note(warning, kind="warn") for warning in plan.warnings]
+            notes += [_note(warning, kind="warn") for warning in plan.warnings]  # the plan's own (fallback sizing)
         else:
             self.plan_line.value = '<div class="sf-headline">No tasks.md yet: design will write it.</div>'
         self.estimate_line.value = estimate_html(preview.estimate) if preview.estimate is not None else ""
@@ -222,7 +219,7 @@ class StartOrchestrationModal(w.VBox):
         agent = self.form.controls[AGENT_FIELD]
         locked = preview.locked_fields()
         for key, control in self.form.controls.items():
-            if len(key) == 1 and key[0] in ("agent_command", "verify_command", "model", "fallback_model"):
+            if len(key) == 1 and key[0] in COMMAND_FIELDS:
                 control.lock(locked.get(key[0]))
         agent_problems = [p for p in preview.preflight_problems if _is_agent_problem(preview, p)]
         if "agent_command" not in locked:
@@ -232,12 +229,7 @@ class StartOrchestrationModal(w.VBox):
         if agent_problems:
             self.form.open_group(AGENT_FIELD)
         notes += [_note(p, kind="error") for p in preview.preflight_problems if p not in agent_problems]
-        seen_warnings = {w_ for w_ in (plan.warnings if plan is not None else [])}
-        notes += [
-            _note(p, kind="warn")
-            for p in preview.preflight_warnings
-            if p not in seen_warnings and not p.startswith("No sections detected")
-        ]
+        notes += [_note(p, kind="warn") for p in preview.preflight_warnings]  # the checks' (each warning once)
         self.notes.value = "".join(notes)
         prompts = preview.prompts_text
         self.prompts_line.value = f'<div class="sf-muted">Prompts: {esc(prompts)}</div>' if prompts else ""

@@ -6,15 +6,12 @@ Which steps, and when, is the machine's rule (:func:`specflow_nb.machine.go_back
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import ipywidgets as w
 
-from specflow_nb.machine import go_back_targets
+from specflow_nb.machine import Command, GoBackCommand, go_back_targets
 from specflow_nb.models import OrchestrationExecution, OrchestrationPhase
 from specflow_nb.widgets.theme import show
-
-Command = dict[str, Any]
 
 
 def default_step(execution: OrchestrationExecution, steps: list[OrchestrationPhase]) -> OrchestrationPhase | None:
@@ -24,7 +21,7 @@ def default_step(execution: OrchestrationExecution, steps: list[OrchestrationPha
 
 
 class StepOverride(w.HBox):
-    """A step dropdown and "Go back", issuing ``{"action": "go_back", "step": ...}``."""
+    """A step dropdown and "Go back", issuing a ``GoBackCommand``."""
 
     def __init__(self, on_command: Callable[[Command], None]) -> None:
         self.label = w.HTML('<span class="sf-field-label">Go back to</span>')
@@ -40,7 +37,7 @@ class StepOverride(w.HBox):
 
     def submit(self) -> None:
         if self.step.value:
-            self._on_command({"action": "go_back", "step": self.step.value})
+            self._on_command(GoBackCommand(step=OrchestrationPhase(self.step.value)))
 
     def render(self, execution: OrchestrationExecution) -> None:
         """Offer the machine's targets (:func:`specflow_nb.machine.go_back_targets`); none: hidden."""

@@ -13,7 +13,7 @@ from specflow_nb.demo import prepare_sample
 from specflow_nb.widgets.plan import PlanPreview
 from specflow_nb.widgets.start_modal import StartOrchestrationModal
 
-COMMAND_FIELDS = ("agent_command", "verify_command", "model", "fallback_model")
+COMMAND_FIELDS = ("agent_command", "verify_command", "model", "fallback_model", "decision_model")
 
 
 class SpecflowWriter(Authorizer):

@@ -124,7 +124,13 @@ class TestWithoutExecute:
         perms = reply["permissions"]
         assert perms["mayExecute"] is False
         assert perms["editableCommandFields"] == []
-        assert set(perms["commandFields"]) == {"agentCommand", "verifyCommand", "model", "fallbackModel"}
+        assert set(perms["commandFields"]) == {
+            "agentCommand",
+            "verifyCommand",
+            "model",
+            "fallbackModel",
+            "decisionModel",
+        }
         assert perms["verifyCommands"] == {"tests": f"{shlex.quote(sys.executable)} -c \"print('preset ran')\""}
         assert perms["missing"] == "execute on kernels or terminals"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from specflow_nb.demo import SAMPLE_FEATURE, prepare_sample
-from specflow_nb.models import OrchestrationConfig
+from specflow_nb.models import OrchestrationConfig, Preview
 from specflow_nb.orchestrator import EngineSettings, Orchestrator
 from specflow_nb.server import offload
 from specflow_nb.taskids import expand
@@ -45,8 +45,9 @@ async def test_process_and_thread_previews_agree(tmp_path: Path, monkeypatch: py
     finally:
         offload.shutdown()
     assert calls == [real.__name__]
-    assert in_process == in_thread
-    assert in_process["batchPlan"]["taskCount"] == 3000
-    ids = in_process["batchPlan"]["batches"][0]["taskIds"]
+    assert isinstance(in_process, Preview) and in_process == in_thread
+    data = in_process.model_dump(mode="json")  # as the server sends it
+    assert data["batchPlan"]["taskCount"] == 3000
+    ids = data["batchPlan"]["batches"][0]["taskIds"]
     assert ids == ["T00001..T03000"]  # one ## section: one batch, its run of ids written first..last
     assert len(expand(ids)) == 3000

@@ -28,6 +28,7 @@ from specflow_nb.widgets.panel import ProjectPanel
 from specflow_nb.widgets.recovery import RETRY_WITH_BUDGET, RecoveryPanel
 from specflow_nb.widgets.remote import RemoteBackend
 from tests.support.live_server import CLIENT_ENV_VARS, jupyter_server
+from tests.support.wire import wire
 from tests.widgets.conftest import make_execution
 from tests.widgets.panel_driver import shown, start_from_form, status_is, until
 from tests.widgets.test_local_e2e import run_panel
@@ -196,7 +197,7 @@ def budget_stop(**extra: object) -> OrchestrationExecution:
 
 def test_typed_values_survive_redraws_and_a_new_stop_prefills_again() -> None:
     sent: list[dict] = []
-    panel = RecoveryPanel(sent.append)
+    panel = RecoveryPanel(wire(sent))
     ex = budget_stop()
     panel.render(ex)
     editor = panel.budget
@@ -228,7 +229,7 @@ def test_typed_values_survive_redraws_and_a_new_stop_prefills_again() -> None:
 
 def test_paused_with_money_left_change_budget_is_asked_for() -> None:
     sent: list[dict] = []
-    controls = OrchestrationControls(sent.append)
+    controls = OrchestrationControls(wire(sent))
     paused = make_execution(OrchestrationStatus.PAUSED, total_cost_usd=1.0)
     controls.render(paused)
     assert not shown(controls.budget) and shown(controls.change_budget)

@@ -9,7 +9,20 @@ import ipywidgets as w
 import pytest
 from pydantic import Field
 
-from specflow_nb.models import BatchPlan, BudgetConfig, OrchestrationConfig, PlannedBatch
+from specflow_nb.models import (
+    BatchPlan,
+    BudgetConfig,
+    Health,
+    OrchestrationConfig,
+    PhaseInfo,
+    PlannedBatch,
+    Preflight,
+    Progress,
+    ProjectStatus,
+    StatusContext,
+    StepInfo,
+)
+from specflow_nb.tasks import parse_tasks, plan_batches
 from specflow_nb.widgets.config_form import OrchestrationConfigForm, is_core
 from specflow_nb.widgets.plan import PlanPreview
 from specflow_nb.widgets.start_modal import StartOrchestrationModal
@@ -140,6 +153,10 @@ def _plan(n: int = 4, *, fallback: bool = False) -> BatchPlan:
     )
 
 
+def _preflight(problems: list[str] | None = None, *, agent_found: bool = True) -> Preflight:
+    return Preflight(ok=not problems, problems=problems or [], agent_command="claude", agent_found=agent_found)
+
+
 def _modal() -> tuple[StartOrchestrationModal, list[dict[str, Any]], list[str]]:
     started: list[dict[str, Any]] = []
     cancelled: list[str] = []
@@ -183,10 +200,22 @@ def test_start_disabled_on_plan_error_and_invalid_fields() -> None:
 def test_fallback_warning_and_phase_not_open_note() -> None:
     modal, _, _ = _modal()
     modal.reset()
-    modal.render_preview(PlanPreview(batch_plan=_plan(3, fallback=True)))
+    tasks = "# Tasks\n\n" + "".join(f"- [ ] T{i:03d} Task {i}\n" for i in range(1, 40))
+    plan = plan_batches(parse_tasks(tasks), 15)  # the real plan of a tasks.md with no ## sections
+    modal.render_preview(PlanPreview(batch_plan=plan, preflight=_preflight()))
     assert "No sections detected" in modal.notes.value and "15" in modal.notes.value
     modal.render_preview(
-        PlanPreview(batch_plan=None, project_status={"nextAction": "start_phase", "context": {"featureDir": None}})
+        PlanPreview(
+            batch_plan=None,
+            project_status=ProjectStatus(
+                phase=PhaseInfo(),
+                step=StepInfo(),
+                progress=Progress(),
+                health=Health(),
+                next_action="start_phase",
+                context=StatusContext(feature_dir=None),
+            ),
+        )
     )
     assert "Open the phase first" in modal.notes.value
     assert modal.start.disabled and modal.blocked_reason == "the phase is not open"
@@ -230,7 +259,7 @@ def test_the_agent_check_sits_beside_the_agent_field() -> None:
     modal, _, _ = _modal()
     modal.reset()
     problem = "The agent command claude was not found. Install Claude Code."
-    modal.render_preview(PlanPreview(batch_plan=_plan(2), preflight={"problems": [problem], "agentFound": False}))
+    modal.render_preview(PlanPreview(batch_plan=_plan(2), preflight=_preflight(problems=[problem], agent_found=False)))
     agent = modal.form.controls[("agent_command",)]
     assert problem not in modal.notes.value  # not at the top of the form
     assert problem in agent.check.children[0].value and modal.use_demo in agent.check.children[1].children

@@ -23,6 +23,7 @@ from specflow_nb.server.api import DiffFile, DiffResponse
 from specflow_nb.widgets.badge import badge_label, card_label
 from specflow_nb.widgets.phase_bar import phase_bar_text
 from specflow_nb.widgets.progress import OrchestrationProgress
+from tests.support.wire import wire
 from tests.widgets.conftest import T0, log_entry, make_execution
 
 S = OrchestrationStatus
@@ -37,7 +38,7 @@ def _progress() -> tuple[OrchestrationProgress, list[dict[str, Any]], list[str]]
     commands: list[dict[str, Any]] = []
     events: list[str] = []
     view = OrchestrationProgress(
-        on_command=commands.append, on_view_diff=lambda: events.append("diff"), on_done=lambda: events.append("done")
+        on_command=wire(commands), on_view_diff=lambda: events.append("diff"), on_done=lambda: events.append("done")
     )
     return view, commands, events
 

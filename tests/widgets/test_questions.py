@@ -7,6 +7,7 @@ from typing import Any
 from specflow_nb.models import OrchestrationStatus, Question
 from specflow_nb.widgets.badge import badge_label
 from specflow_nb.widgets.progress import OrchestrationProgress
+from tests.support.wire import wire
 from tests.widgets.conftest import make_execution
 
 
@@ -23,7 +24,7 @@ def _waiting() -> Any:
 
 def test_waiting_for_input_renders_the_questions_form() -> None:
     commands: list[dict[str, Any]] = []
-    view = OrchestrationProgress(on_command=commands.append, on_view_diff=lambda: None, on_done=lambda: None)
+    view = OrchestrationProgress(on_command=wire(commands), on_view_diff=lambda: None, on_done=lambda: None)
     ex = _waiting()
     assert badge_label(ex) == "Waiting for input"
     view.render(ex)
