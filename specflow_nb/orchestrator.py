@@ -37,7 +37,7 @@ from typing import Any
 import anyio
 from pydantic import BaseModel
 
-from specflow_nb import gitops, machine, ownership, procs
+from specflow_nb import gitops, machine, ownership, procs, watching
 from specflow_nb.engine_settings import EngineSettings, effective_config
 from specflow_nb.engine_state import WORKFLOWS, Projects, Slot, TaskScope, owns, refresh, run_dir, signature
 from specflow_nb.errors import (
@@ -142,8 +142,9 @@ class Orchestrator:
             # Only the waiting stops: agent runs are detached and keep going; the next engine adopts them.
             tg.cancel_scope.cancel()
             await tg.__aexit__(None, None, None)
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):  # no thread of this engine outlives it
             await self.owning.renewer.stop()
+            await anyio.to_thread.run_sync(watching.join_idle)
         ownership.LIVE_ENGINES.discard(self.identity.engine_id)
         # Hand every owned orchestration back at once: an engine watching it takes it over without waiting.
         for slot in self.projects.slots.values():
