@@ -32,12 +32,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from pydantic import BaseModel
 
 from specflow_nb import gitops, machine, ownership, procs, watching
+from specflow_nb.engine import Engine
 from specflow_nb.engine_settings import EngineSettings, effective_config
 from specflow_nb.engine_state import WORKFLOWS, Projects, Slot, TaskScope, owns, refresh, run_dir, signature
 from specflow_nb.errors import (
@@ -61,6 +62,7 @@ from specflow_nb.store import OrchestrationStore
 __all__ = [
     "STORAGE_RETRY_MAX_SECONDS",
     "WORKFLOWS",
+    "Engine",
     "EngineSettings",
     "Orchestrator",
     "Preflight",
@@ -476,3 +478,10 @@ class Orchestrator:
     @property
     def _renew_stop(self) -> Any:
         return self.owning.renewer.stop_event
+
+
+if TYPE_CHECKING:
+
+    def _is_an_engine(orchestrator: Orchestrator) -> Engine:
+        """mypy checks here that ``Orchestrator`` satisfies the hosts' surface (``specflow_nb.engine.Engine``)."""
+        return orchestrator
