@@ -11,9 +11,11 @@ its process's exit. Nothing here decides: whatever happens becomes an event for 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 
@@ -30,11 +32,13 @@ from specflow_nb.agent.claude import (
 from specflow_nb.agent.claude import RunOutcome as AgentOutcome
 from specflow_nb.agent.codex import agent_options
 from specflow_nb.agent.prompts import (
+    OutputModel,
     StepPrompt,
     build_batch_prompt,
     build_heal_prompt,
     build_step_prompt,
     has_project_command,
+    json_schema,
     prompt_agent,
 )
 from specflow_nb.diagnosing import Diagnoser
@@ -66,6 +70,18 @@ from specflow_nb.tasks import parse_tasks, plan_batches
 log = logging.getLogger("specflow_nb.orchestrator")
 T = TypeVar("T")
 Feed = Callable[[Slot, Event], Awaitable[None]]
+
+
+@functools.lru_cache(maxsize=32)
+def _schema_text(model: OutputModel) -> str:
+    return json.dumps(json_schema(model))
+
+
+def output_schema(prompt: StepPrompt) -> dict[str, Any]:
+    """The prompt's output schema, generated once per output model (pydantic's schema generation costs about a
+    millisecond, on every transition's spawn otherwise); a fresh copy each time, so no run can change another's."""
+    loaded: dict[str, Any] = json.loads(_schema_text(prompt.output_model))
+    return loaded
 
 
 class Abandoned(Exception):
@@ -303,7 +319,7 @@ class Performer:
                 command=cfg.agent_command,
                 cwd=slot.project,
                 prompt=redact.redact(prompt.text),  # written to the run's prompt.md: no secrets there either
-                output_schema=prompt.json_schema,
+                output_schema=output_schema(prompt),
                 session_mode=mode,
                 session_id=action.resume_session_id,
                 model=cfg.model,
