@@ -21,7 +21,7 @@ import anyio
 import anyio.abc
 
 from specflow_nb.agent.claude import AgentRun
-from specflow_nb.errors import SpecflowError
+from specflow_nb.errors import OrchestrationNotFound, SpecflowError
 from specflow_nb.machine import Notify
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.ownership import OwnerRecord
@@ -90,6 +90,24 @@ def feature_folder(slot: Slot, ex: OrchestrationExecution) -> Path | None:
         if candidate.is_dir():
             return candidate
     return find_feature_dir(slot.project)
+
+
+def target(slot: Slot, orchestration_id: str | None) -> OrchestrationExecution:
+    ex = slot.execution
+    if ex is not None and orchestration_id in (None, ex.id) and (ex.status.is_active or orchestration_id):
+        return ex
+    if orchestration_id is not None:
+        return slot.store.load(orchestration_id)
+    active = slot.store.active()
+    if active is not None:
+        return active
+    newest = slot.store.list()
+    if newest:
+        return newest[0]
+    raise OrchestrationNotFound(
+        f"No orchestration in {slot.project_id or 'the project root'}.",
+        hint="Start one with Complete Phase (POST workflow/orchestrate).",
+    )
 
 
 class Projects:

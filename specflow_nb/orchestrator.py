@@ -40,10 +40,9 @@ from pydantic import BaseModel
 from specflow_nb import gitops, machine, ownership, procs, watching
 from specflow_nb.engine import Engine
 from specflow_nb.engine_settings import EngineSettings, effective_config
-from specflow_nb.engine_state import WORKFLOWS, Projects, Slot, TaskScope, owns, refresh, run_dir, signature
+from specflow_nb.engine_state import WORKFLOWS, Projects, Slot, TaskScope, owns, refresh, run_dir, signature, target
 from specflow_nb.errors import (
     OrchestrationConflict,
-    OrchestrationNotFound,
     PhaseNotOpen,
     SpecflowError,
     TasksFileMissing,
@@ -51,7 +50,7 @@ from specflow_nb.errors import (
 from specflow_nb.inbox import Inbox
 from specflow_nb.machine import Command, Notify, Started, UserCommand
 from specflow_nb.models import OrchestrationConfig, OrchestrationExecution, OrchestrationStatus, utcnow
-from specflow_nb.owning import OwnershipLoop
+from specflow_nb.owning import OwnershipLoop, in_progress
 from specflow_nb.performing import Performer, to_machine_outcome
 from specflow_nb.preflight import Preflight, Preview, Previewer
 from specflow_nb.project import collect_artifacts, find_feature_dir
@@ -262,7 +261,7 @@ class Orchestrator:
             with slot.store.lock():
                 active = slot.store.active()
                 if active is not None:
-                    raise self._in_progress(slot, active)
+                    raise in_progress(slot, active, host_id=self.identity.host_id)
                 now = utcnow()
                 ex = machine.new_execution(OrchestrationStore.new_id(now), slot.project_id, config, now)
                 ex.feature_dir = feature_dir.relative_to(slot.project).as_posix()
@@ -295,31 +294,6 @@ class Orchestrator:
                         slot.execution = None
                 raise
 
-    def _in_progress(self, slot: Slot, active: OrchestrationExecution) -> OrchestrationConflict:
-        """The refusal of a second start: names the orchestration and the engine that drives it."""
-        owner = ownership.read_owner(slot.store.folder, active.id)
-        alive, why = ownership.owner_alive(owner, host_id=self.identity.host_id)
-        if alive and owner is not None:
-            hint = (
-                f"It is driven by {owner.describe()}. Cancel it first or wait for completion; "
-                "`specflow-nb orchestrate watch` shows it live."
-            )
-        else:
-            hint = (
-                f"No engine drives it now ({why}): a Jupyter server on this folder, or "
-                "`specflow-nb orchestrate watch --local`, takes it over; or cancel it with "
-                "`specflow-nb orchestrate cancel --local`."
-            )
-        return OrchestrationConflict(
-            f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.",
-            hint=hint,
-            details={
-                "id": active.id,
-                "status": active.status.value,
-                "owner": owner.model_dump(mode="json") if owner and alive else None,
-            },
-        )
-
     async def command(
         self,
         project_id: str,
@@ -343,7 +317,7 @@ class Orchestrator:
                 except ownership.NotOwner:
                     continue  # another engine took it over meanwhile: hand the command to it
             refresh(slot, self.scope)
-            ex = self._target(slot, orchestration_id)
+            ex = target(slot, orchestration_id)
             if not ex.status.is_active:
                 machine.step(ex, UserCommand(at=utcnow(), command=cmd, actor=actor))  # raises the machine's 409
                 raise OrchestrationConflict(f"Orchestration {ex.id} is {ex.status.value}: nothing to {cmd.action}.")
@@ -357,23 +331,6 @@ class Orchestrator:
         raise OrchestrationConflict(
             "The orchestration changed owner several times while the command was on its way.",
             hint="Send it again.",
-        )
-
-    def _target(self, slot: Slot, orchestration_id: str | None) -> OrchestrationExecution:
-        ex = slot.execution
-        if ex is not None and orchestration_id in (None, ex.id) and (ex.status.is_active or orchestration_id):
-            return ex
-        if orchestration_id is not None:
-            return slot.store.load(orchestration_id)
-        active = slot.store.active()
-        if active is not None:
-            return active
-        newest = slot.store.list()
-        if newest:
-            return newest[0]
-        raise OrchestrationNotFound(
-            f"No orchestration in {slot.project_id or 'the project root'}.",
-            hint="Start one with Complete Phase (POST workflow/orchestrate).",
         )
 
     def status(self, project_id: str, orchestration_id: str | None = None) -> OrchestrationExecution | None:

@@ -23,7 +23,7 @@ import anyio
 from specflow_nb import ownership
 from specflow_nb.engine_settings import EngineSettings
 from specflow_nb.engine_state import Projects, Slot, TaskScope, owns, refresh, signature
-from specflow_nb.errors import OrchestrationNotFound, SpecflowError
+from specflow_nb.errors import OrchestrationConflict, OrchestrationNotFound, SpecflowError
 from specflow_nb.inbox import Inbox
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.ownership import OwnerRecord
@@ -34,6 +34,32 @@ from specflow_nb.store import OrchestrationStore
 from specflow_nb.watching import FolderWatch
 
 log = logging.getLogger("specflow_nb.orchestrator")
+
+
+def in_progress(slot: Slot, active: OrchestrationExecution, *, host_id: str) -> OrchestrationConflict:
+    """The refusal of a second start: names the orchestration and the engine that drives it."""
+    owner = ownership.read_owner(slot.store.folder, active.id)
+    alive, why = ownership.owner_alive(owner, host_id=host_id)
+    if alive and owner is not None:
+        hint = (
+            f"It is driven by {owner.describe()}. Cancel it first or wait for completion; "
+            "`specflow-nb orchestrate watch` shows it live."
+        )
+    else:
+        hint = (
+            f"No engine drives it now ({why}): a Jupyter server on this folder, or "
+            "`specflow-nb orchestrate watch --local`, takes it over; or cancel it with "
+            "`specflow-nb orchestrate cancel --local`."
+        )
+    return OrchestrationConflict(
+        f"Orchestration already in progress: {active.id}. Cancel it first or wait for completion.",
+        hint=hint,
+        details={
+            "id": active.id,
+            "status": active.status.value,
+            "owner": owner.model_dump(mode="json") if owner and alive else None,
+        },
+    )
 
 
 class LeaseRenewer:
