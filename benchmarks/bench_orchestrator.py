@@ -42,7 +42,9 @@ import anyio
 
 from specflow_nb.agent.claude import AgentRun
 from specflow_nb.demo import SAMPLE_FEATURE, prepare_sample
-from specflow_nb.orchestrator import EngineSettings, Orchestrator, _Slot
+from specflow_nb.engine_state import Slot
+from specflow_nb.orchestrator import EngineSettings, Orchestrator
+from specflow_nb.performing import Performer
 from specflow_nb.store import atomic_write_text
 
 DEMO_AGENT = str(Path(sys.executable).parent / "specflow-nb-demo-agent")
@@ -50,13 +52,17 @@ POLL_SECONDS = 3.0
 SECTIONS, TASKS = 10, 50
 
 
-class PollingOrchestrator(Orchestrator):
+class PollingPerformer(Performer):
     """The baseline: notices a run's end by looking every 3 s (the original's loop), then proceeds as usual."""
 
-    async def _watch_run(self, slot: _Slot, run: AgentRun) -> None:
+    async def watch_run(self, slot: Slot, run: AgentRun) -> None:
         while run.is_alive():
             await anyio.sleep(POLL_SECONDS)
-        await super()._watch_run(slot, run)
+        await super().watch_run(slot, run)
+
+
+class PollingOrchestrator(Orchestrator):
+    performer_class = PollingPerformer
 
 
 def tasks_md() -> str:

@@ -10,7 +10,8 @@ spurious one costs a check, never a wrong answer.
 - **Portable path** (macOS, Windows, ``SPECFLOW_PORTABLE=1``): ONE watchfiles thread per process serves every watched
   folder of every loop, with a debounce of at most 100 ms. When the set of folders changes, its watch is restarted
   with the new set.
-- Both threads are the watchers' own: never the engine's shared worker threads.
+- Both threads are the watchers' own: never the engine's shared worker threads. Each ends when nothing is watched
+  any more (:func:`join_idle` waits for that), so no thread outlives the engines that watched.
 - **Network folders** (NFS, SMB, sshfs …, or ``SPECFLOW_WATCH_POLL=1``): change events do not cross machines there,
   so the watch simply wakes up every :data:`POLL_SECONDS` (≤ 1 s) and the caller looks.
 """
@@ -95,6 +96,7 @@ class _InotifyThread:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._fd: int | None = None
+        self._wake: int | None = None  # the write end of the pipe that tells the reader to stop
         self._wds: dict[int, str] = {}  # watch descriptor -> folder
         self._waiters: dict[str, set[_Waiter]] = {}
         self._thread: threading.Thread | None = None
@@ -109,7 +111,13 @@ class _InotifyThread:
                 fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
                 if fd < 0:
                     return False
+                wake_r, self._wake = os.pipe2(os.O_CLOEXEC)
                 self._fd = fd
+                # A new instance gets its own reader (the previous one, if any, is on its way out).
+                self._thread = threading.Thread(
+                    target=self._run, args=(fd, wake_r), name="specflow-inotify", daemon=True
+                )
+                self._thread.start()
             if folder not in self._waiters:
                 mask = _IN_MODIFY | _IN_CLOSE_WRITE | _IN_MOVED_TO | _IN_MOVED_FROM | _IN_CREATE | _IN_DELETE
                 wd = libc.inotify_add_watch(self._fd, os.fsencode(folder), mask)
@@ -118,11 +126,6 @@ class _InotifyThread:
                 self._wds[wd] = folder
                 self._waiters[folder] = set()
             self._waiters[folder].add(waiter)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, args=(self._fd,), name="specflow-inotify", daemon=True
-                )
-                self._thread.start()
         return True
 
     def remove(self, folder: str, waiter: _Waiter) -> None:
@@ -140,12 +143,34 @@ class _InotifyThread:
                     del self._wds[wd]
                     if libc is not None and self._fd is not None:
                         libc.inotify_rm_watch(self._fd, wd)
+            if not self._waiters and self._wake is not None:
+                # Nothing is watched any more: the reader closes the instance and ends (no thread outlives the
+                # engines that watched; the next watch starts a new instance and reader).
+                wake, self._wake, self._fd = self._wake, None, None
+                self._wds.clear()
+                with contextlib.suppress(OSError):
+                    os.write(wake, b"x")
+                os.close(wake)
 
-    def _run(self, fd: int) -> None:
+    def idle_thread(self) -> threading.Thread | None:
+        """The reader thread when nothing is watched (it is ending), to join; None while something is watched."""
+        with self._lock:
+            return self._thread if not self._waiters else None
+
+    def _run(self, fd: int, wake: int) -> None:
+        try:
+            self._read(fd, wake)
+        finally:
+            os.close(fd)
+            os.close(wake)
+
+    def _read(self, fd: int, wake: int) -> None:
         while True:
             try:
-                ready, _, _ = select.select([fd], [], [], 1.0)
-                data = os.read(fd, 65536) if ready else b""
+                ready, _, _ = select.select([fd, wake], [], [])
+                if wake in ready:
+                    return
+                data = os.read(fd, 65536)
             except BlockingIOError:
                 continue
             except OSError:  # the descriptor is gone
@@ -187,6 +212,7 @@ class _WatchThread:
         self._lock = threading.Lock()
         self._waiters: dict[str, set[_Waiter]] = {}
         self._thread: threading.Thread | None = None
+        self._ending: threading.Thread | None = None  # the thread that found nothing to watch and returned
         self._stop = threading.Event()
 
     def add(self, folder: str, waiter: _Waiter) -> None:
@@ -203,6 +229,11 @@ class _WatchThread:
                     del self._waiters[folder]
                     self._restart_locked()
 
+    def idle_thread(self) -> threading.Thread | None:
+        """The watch thread when nothing is watched (it is ending), to join; None while something is watched."""
+        with self._lock:
+            return (self._thread or self._ending) if not self._waiters else None
+
     def _restart_locked(self) -> None:
         self._stop.set()  # the running watch ends and the loop below starts one with the new set
         if self._thread is None or not self._thread.is_alive():
@@ -216,7 +247,7 @@ class _WatchThread:
             with self._lock:
                 folders = [f for f in self._waiters if os.path.isdir(f)]
                 if not self._waiters:
-                    self._thread = None
+                    self._ending, self._thread = self._thread, None
                     return
                 stop = self._stop = threading.Event()
             if not folders:
@@ -254,6 +285,15 @@ class _WatchThread:
 
 _THREAD = _WatchThread()
 _INOTIFY = _InotifyThread()
+
+
+def join_idle(timeout: float = 5.0) -> None:
+    """Wait until the process's watch threads have ended if nothing is watched any more (an engine that stops
+    calls this in a worker thread, so no thread of it outlives it); returns at once while anything is watched."""
+    for watcher in (_INOTIFY, _THREAD):
+        thread = watcher.idle_thread()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
 
 
 # --------------------------------------------------------------------------------------------------------------

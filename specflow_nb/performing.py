@@ -1,0 +1,425 @@
+"""Performing the machine's actions: the fenced save, spawning a run with its prompt, watching it, kills, the
+built-in merge, the project snapshot (with the verify command), the decision helper's run.
+
+Apart from the stepping (``stepping.py``) because this is all the I/O of a transition and none of its order: the
+stepper calls :meth:`Performer.perform` for each action ``machine.transition`` returned, in order, and feeds back the
+event a performed action produced (``ProjectRead`` after ``ReadProject``, ``RunFinished`` for a run that could not
+start). A run's end arrives later, through ``feed`` (the stepper's ``feed_quietly``), from the task that waits for
+its process's exit. Nothing here decides: whatever happens becomes an event for the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+
+from specflow_nb import gitops, ownership, policy, redact
+from specflow_nb.agent.claude import (
+    AgentOptions,
+    AgentOutcome,
+    AgentRun,
+    AgentRunError,
+    FailureKind,
+    SessionMode,
+    attach_run,
+    start_run,
+)
+from specflow_nb.agent.codex import agent_options
+from specflow_nb.agent.prompts import (
+    OutputModel,
+    StepPrompt,
+    build_batch_prompt,
+    build_heal_prompt,
+    build_step_prompt,
+    has_project_command,
+    json_schema,
+    prompt_agent,
+)
+from specflow_nb.diagnosing import Diagnoser
+from specflow_nb.engine_settings import EngineSettings, agent_env_view
+from specflow_nb.engine_state import Slot, TaskScope, feature_folder, run_dir, signature
+from specflow_nb.errors import SpecflowError
+from specflow_nb.healing import capture_failure_context, lost_session_context
+from specflow_nb.machine import (
+    Action,
+    Diagnose,
+    Event,
+    KillRun,
+    Notify,
+    Persist,
+    ProjectRead,
+    ProjectSnapshot,
+    ReadProject,
+    RunFinished,
+    RunMerge,
+    RunStalled,
+    SpawnBatch,
+    SpawnHealer,
+    SpawnStep,
+)
+from specflow_nb.models import OrchestrationExecution, RunOutcome, utcnow
+from specflow_nb.project import collect_artifacts, user_gate
+from specflow_nb.tasks import parse_tasks, plan_batches
+
+log = logging.getLogger("specflow_nb.orchestrator")
+T = TypeVar("T")
+Feed = Callable[[Slot, Event], Awaitable[None]]
+
+
+@functools.lru_cache(maxsize=32)
+def _schema_text(model: OutputModel) -> str:
+    return json.dumps(json_schema(model))
+
+
+def output_schema(prompt: StepPrompt) -> dict[str, Any]:
+    """The prompt's output schema, generated once per output model (pydantic's schema generation costs about a
+    millisecond, on every transition's spawn otherwise); a fresh copy each time, so no run can change another's."""
+    loaded: dict[str, Any] = json.loads(_schema_text(prompt.output_model))
+    return loaded
+
+
+class Abandoned(Exception):
+    """A long action was interrupted by cancel/go-back: stop performing this transition's actions."""
+
+
+def to_machine_outcome(outcome: AgentOutcome) -> RunOutcome:
+    """The runner's detailed outcome, reduced to what the state machine decides on."""
+    message = outcome.failure_message or ""
+    if not message and outcome.result_text:
+        message = outcome.result_text[:500]
+    if outcome.warnings and any(w.startswith("rate limited") for w in outcome.warnings):
+        message = "; ".join([m for m in (message,) if m] + [w for w in outcome.warnings if w.startswith("rate")])
+    return RunOutcome(
+        exit_ok=outcome.exit_code == 0,
+        is_error=outcome.is_error,
+        failure=outcome.failure.value if outcome.failure else None,
+        cost_usd=max(0.0, outcome.cost_usd),
+        session_id=outcome.session_id,
+        structured_output=outcome.structured_output,
+        message=message,
+    )
+
+
+def check_fence(slot: Slot, orchestration_id: str) -> None:
+    """Refuse a save unless this engine still owns the orchestration and the file holds what it last wrote.
+    Hold the project's file lock."""
+    mine = slot.owner
+    current_owner = ownership.read_owner(slot.store.folder, orchestration_id)
+    if (
+        mine is None
+        or mine.orchestration_id != orchestration_id
+        or current_owner is None
+        or not current_owner.is_engine(mine.engine_id, mine.epoch)
+    ):
+        who = current_owner.describe() if current_owner else "nobody"
+        raise ownership.NotOwner(
+            f"This host no longer owns orchestration {orchestration_id} (owner: {who}); it did not save.",
+            hint="The owner applies commands now: send them again and they go to it.",
+        )
+    path = slot.store.path_for(orchestration_id)
+    sig = signature(path)
+    if sig is None or sig == slot.fence:
+        return  # unchanged since this owner wrote it (or set aside as corrupt: the owner writes it anew)
+    try:
+        on_disk = slot.store._parse(path)
+    except (ValueError, UnicodeDecodeError):
+        return
+    if on_disk is not None and on_disk.version != slot.fenced_version:
+        raise ownership.NotOwner(
+            f"Orchestration {orchestration_id} was saved by someone else (version {on_disk.version}, this host "
+            f"last wrote {slot.fenced_version}); it did not overwrite it.",
+            hint="The orchestration's owner applies commands now: send them again.",
+        )
+
+
+class Performer:
+    """Performs one action for the stepper (see the module docstring). ``feed`` applies a later event."""
+
+    def __init__(self, settings: EngineSettings, scope: TaskScope, feed: Feed) -> None:
+        self.settings = settings
+        self.scope = scope
+        self.feed = feed
+        self.diagnoser = Diagnoser(settings)
+
+    async def perform(self, slot: Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
+        if isinstance(action, Persist):
+            await self.save(slot, ex)
+        elif isinstance(action, (SpawnStep, SpawnBatch, SpawnHealer)):
+            return await self.spawn(slot, ex, action)
+        elif isinstance(action, RunMerge):
+            return await self.merge(slot, ex, action)
+        elif isinstance(action, ReadProject):
+            snapshot = await self.snapshot(slot, ex, verify_command=action.verify_command, read_git=action.read_git)
+            return ProjectRead(at=utcnow(), snapshot=snapshot)
+        elif isinstance(action, KillRun):
+            self.kill(slot, action)
+        elif isinstance(action, Diagnose):
+            self.scope.background(self.diagnoser.diagnose, slot, ex, action, self.feed)
+        elif isinstance(action, Notify):
+            log.info("%s: %s: %s", slot.label, action.event, action.message)
+            self.scope.notify(ex, action)
+        return None
+
+    async def save(self, slot: Slot, ex: OrchestrationExecution) -> None:
+        def write() -> None:
+            with slot.store.lock():
+                check_fence(slot, ex.id)  # compare-and-swap: only the owner, only over its own last write
+                path = slot.store.save(ex)
+                slot.fence, slot.fenced_version = signature(path), ex.version
+
+        # fsync and rename in a worker thread: the event loop (and every other project, and the server's
+        # requests) must not wait on the disk. The project's lock keeps the write-ahead order.
+        await anyio.to_thread.run_sync(write)
+        self.scope.changed(slot, ex)
+
+    async def snapshot(
+        self, slot: Slot, ex: OrchestrationExecution, *, verify_command: str | None = None, read_git: bool = True
+    ) -> ProjectSnapshot:
+        project = slot.project
+        feature_dir = feature_folder(slot, ex)
+        art = collect_artifacts(feature_dir)
+        parsed = art.parsed_tasks
+        plan = plan_batches(parsed, ex.config.batch_size_fallback) if parsed is not None else None
+        verify_exit: int | None = None
+        verify_tail = ""
+        refusal = policy.verify_refusal(verify_command, self.settings) if verify_command else None
+        if verify_command and refusal:
+            verify_exit, verify_tail = gitops.EXIT_REFUSED, refusal
+        elif verify_command:
+            result = await self.interruptible(
+                slot,
+                lambda: gitops.run_verify_command_async(
+                    project,
+                    verify_command,
+                    self.settings.verify_timeout_seconds,
+                    env_allow=self.settings.env_allow,
+                ),
+            )
+            verify_exit, verify_tail = result.exit_code, redact.redact(result.output_tail)
+
+        # git costs a process (~5 ms) per question: asked only when the machine's next decision needs it (a merge
+        # run is confirmed, a command re-reads the project), in a worker thread so the loop serves other projects.
+        def read_merged(branch: str) -> bool:
+            with contextlib.suppress(gitops.GitError):
+                target = ex.config.target_branch or self._default_branch(slot, ex)
+                if target and target != branch:
+                    return gitops.is_merged(project, branch, target)
+            return False
+
+        branch = ex.feature_branch
+        merged = bool(read_git and branch and await anyio.to_thread.run_sync(read_merged, branch))
+        gate = user_gate(project, art)
+        with prompt_agent(ex.config.agent):  # Codex looks for its prompts elsewhere (.codex/prompts)
+            merge_command = has_project_command(project, "merge", agent_env_view(self.settings))
+        return ProjectSnapshot(
+            has_spec=art.has_spec,
+            has_plan=art.has_plan,
+            has_tasks=art.has_tasks,
+            task_ids=[t.id for t in parsed.tasks] if parsed else [],
+            # settled = done or deferred: the one "all done" rule (deferred tasks never hold a phase back)
+            done_task_ids=parsed.settled_ids if parsed else [],
+            batch_plan=plan,
+            verify_exit_code=verify_exit,
+            verify_output_tail=verify_tail,
+            merged=merged,
+            merge_conflicts=list(slot.merge_conflicts),
+            has_user_gate=gate,
+            has_merge_command=merge_command,
+        )
+
+    @staticmethod
+    def _default_branch(slot: Slot, ex: OrchestrationExecution) -> str | None:
+        """The repository's default branch, looked up once per orchestration (it does not move during one)."""
+        cached = slot.default_branch.get(ex.id)
+        if cached is None:
+            cached = gitops.default_branch(slot.project)
+            if cached:
+                slot.default_branch = {ex.id: cached}
+        return cached
+
+    def _prompt(
+        self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
+    ) -> StepPrompt:
+        project, cfg = slot.project, ex.config
+        feature_dir = feature_folder(slot, ex)
+        lost = self._lost_session(slot, action)
+        if isinstance(action, SpawnStep):
+            step_name = action.step.value
+            if step_name not in ("design", "analyze", "verify", "merge"):
+                raise SpecflowError(f"No prompt for step {step_name!r}.")
+            return build_step_prompt(
+                project,
+                step_name,  # type: ignore[arg-type]
+                additional_context=action.additional_context,
+                feature_dir=feature_dir,
+                answers=action.answers,
+                verify_command=cfg.verify_command,
+                lost_session=lost,
+            )
+        if isinstance(action, SpawnBatch):
+            return build_batch_prompt(
+                project,
+                section=action.section,
+                task_ids=action.task_ids,
+                additional_context=action.additional_context,
+                feature_dir=feature_dir,
+                answers=action.answers,
+                lost_session=lost,
+            )
+        art = collect_artifacts(feature_dir)
+        batch = ex.batches.items[action.batch_index]
+        context = capture_failure_context(
+            run_dir(project, action.failed_run_id), batch=batch, tasks=art.parsed_tasks or parse_tasks("")
+        )
+        if action.error and not context.error_message:
+            context = context.model_copy(update={"error_message": action.error})
+        return build_heal_prompt(
+            context,
+            additional_context=action.additional_context,
+            feature_dir=feature_dir,
+            project=project,
+            answers=action.answers,
+            lost_session=lost,
+        )
+
+    @staticmethod
+    def _lost_session(slot: Slot, action: SpawnStep | SpawnBatch | SpawnHealer) -> str | None:
+        """A retry of a lost session: what that session did (its run's last messages, redacted), else None. A
+        healer whose failed run is that run already shows its transcript: it gets only the notice."""
+        if action.lost_run_id is None:
+            return None
+        if isinstance(action, SpawnHealer) and action.failed_run_id == action.lost_run_id:
+            return "(see the failed run's last messages above)"
+        return lost_session_context(run_dir(slot.project, action.lost_run_id))
+
+    async def spawn(
+        self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
+    ) -> Event | None:
+        cfg = ex.config
+        if action.resume_session_id is None:
+            mode = SessionMode.NEW
+        else:
+            mode = SessionMode.FORK if action.fork_session else SessionMode.RESUME
+        timeout = (
+            self.settings.healer_timeout_seconds
+            if isinstance(action, SpawnHealer)
+            else self.settings.run_timeout_seconds
+        )
+        try:
+            cfg = policy.enforce_agent_command(cfg, self.settings)  # every run, whoever wrote the record
+            with prompt_agent(cfg.agent):  # the project's own prompts for this agent (.claude/ or .codex/)
+                prompt = self._prompt(slot, ex, action)
+            opts = AgentOptions(
+                command=cfg.agent_command,
+                cwd=slot.project,
+                prompt=redact.redact(prompt.text),  # written to the run's prompt.md: no secrets there either
+                output_schema=output_schema(prompt),
+                session_mode=mode,
+                session_id=action.resume_session_id,
+                model=cfg.model,
+                fallback_model=cfg.fallback_model,
+                max_budget_usd=action.max_budget_usd,
+                env={**redact.allowed_environment(self.settings.env_allow), **self.settings.agent_env},
+                timeout_seconds=timeout,
+            )
+            if cfg.agent != "claude":
+                opts = agent_options(opts, cfg, self.settings)
+            opts = policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
+            run = await start_run(run_dir(slot.project, action.run_id), opts)
+        except AgentRunError as exc:
+            return self._not_started(action.run_id, exc.kind, exc)
+        except SpecflowError as exc:
+            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, exc)
+        except OSError as exc:  # e.g. no space left for the run folder
+            cause = SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
+            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, cause)
+        slot.runs[action.run_id] = run
+        self.scope.background(self.watch_run, slot, run)
+        return None
+
+    @staticmethod
+    def _not_started(run_id: str, kind: FailureKind, exc: SpecflowError) -> RunFinished:
+        return RunFinished(
+            at=utcnow(),
+            run_execution_id=run_id,
+            outcome=RunOutcome(exit_ok=False, failure=kind.value, message=str(exc)),
+        )
+
+    async def watch_run(self, slot: Slot, run: AgentRun) -> None:
+        """Wait for a run's end (its process's exit) and feed it to the machine; report stalls meanwhile."""
+        stale = slot.execution.config.stale_after_seconds if slot.execution else None
+
+        def on_stall() -> None:
+            event = RunStalled(at=utcnow(), run_execution_id=run.execution_id, silent_for_seconds=stale or 0)
+            self.scope.background(self.feed, slot, event)
+
+        try:
+            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall))
+        except Exception as exc:  # e.g. the run folder's disk is full (may arrive as an ExceptionGroup): the end
+            # of the run is still an event; the machine decides what a run that cannot be read means.
+            result = RunOutcome(
+                exit_ok=False, failure="process_failed", message=f"The end of the run could not be recorded: {exc}"
+            )
+        slot.runs.pop(run.execution_id, None)
+        finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=result)
+        await self.feed(slot, finished)
+
+    def kill(self, slot: Slot, action: KillRun) -> None:
+        run = slot.runs.get(action.run_id) or attach_run(run_dir(slot.project, action.run_id))
+        if run is None:
+            return
+        reason = FailureKind.STALLED if action.reason == "stalled" else FailureKind.CANCELLED
+        self.scope.background(run.kill, reason=reason)
+        if action.run_id not in slot.runs:  # adopted from a previous host: someone must report its end
+            slot.runs[action.run_id] = run
+            self.scope.background(self.watch_run, slot, run)
+
+    @staticmethod
+    async def interruptible(slot: Slot, call: Callable[[], Awaitable[T]]) -> T:
+        """Await a long action (verify command, merge) that a cancel or go-back may interrupt: then _Abandoned."""
+        with anyio.CancelScope() as scope:
+            slot.busy = scope
+            try:
+                return await call()
+            finally:
+                slot.busy = None
+        raise Abandoned  # only reached when a command cancelled the scope
+
+    async def merge(self, slot: Slot, ex: OrchestrationExecution, action: RunMerge) -> Event:
+        project = slot.project
+        feature = ex.feature_branch
+        slot.merge_conflicts = []
+        try:
+            target = action.target_branch or gitops.default_branch(project)
+            if not feature:
+                raise gitops.GitError(
+                    "The feature branch is unknown (the project was not a git repository at start).",
+                    hint="Merge by hand, then go back to merge or abort.",
+                )
+            if not target:
+                raise gitops.GitError(
+                    "No target branch: the repository has no main or master and none is configured.",
+                    hint="Set targetBranch in the configuration.",
+                )
+            commit_message = f"Merge {feature} (specflow_nb orchestration {ex.id})"
+            result = await self.interruptible(
+                slot,
+                lambda: anyio.to_thread.run_sync(
+                    lambda: gitops.merge_feature(project, feature, target, message=commit_message)
+                ),
+            )
+            slot.merge_conflicts = list(result.conflict_files)
+            ok, message = result.merged, result.message
+        except gitops.GitError as exc:
+            ok, message = False, str(exc)
+        return RunFinished(
+            at=utcnow(),
+            run_execution_id=action.run_id,
+            outcome=RunOutcome(exit_ok=ok, failure=None if ok else "merge_failed", message=message),
+        )

@@ -1,0 +1,136 @@
+"""Stepping: apply one event to a project's execution through ``machine.transition`` and perform the actions it returns,
+in order, feeding follow-up events before anything else may touch that execution.
+
+Apart from performing (``performing.py``: the I/O of each action) and from ownership (``owning.py``: who may step)
+because this is the one order every event goes through, whoever sent it: a user command (here or from another
+host's inbox), a run's end, a stall, a restart. Only the owner steps; a refused save (``NotOwner``) hands the slot to
+``on_not_owner`` (the ownership loop demotes it to an observer).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+
+from specflow_nb import machine, ownership
+from specflow_nb.engine_state import Slot, TaskScope, owns
+from specflow_nb.errors import SpecflowError
+from specflow_nb.machine import CancelCommand, Command, Event, GoBackCommand, Persist, UserCommand
+from specflow_nb.models import OrchestrationExecution, utcnow
+from specflow_nb.performing import Abandoned, Performer
+
+log = logging.getLogger("specflow_nb.orchestrator")
+
+#: Longest wait between two tries of an event whose state could not be saved (e.g. a full disk).
+STORAGE_RETRY_MAX_SECONDS = 15.0
+
+
+async def release_if_done(slot: Slot) -> None:
+    """An orchestration that has ended (and whose killed runs have all been reported) has no owner."""
+    ex, mine = slot.execution, slot.owner
+    if mine is None or ex is None or ex.status.is_active or ex.killed_run_ids or ex.pending_diagnoses:
+        return
+
+    def release() -> None:
+        with slot.store.lock():
+            ownership.release(slot.store.folder, mine)
+
+    slot.owner = None
+    await anyio.to_thread.run_sync(release)
+
+
+class Stepper:
+    """Applies events to the executions this engine owns (see the module docstring)."""
+
+    def __init__(self, performer: Performer, scope: TaskScope, on_not_owner: Callable[[Slot], None]) -> None:
+        self.performer = performer
+        self.scope = scope
+        self.on_not_owner = on_not_owner
+
+    async def feed_quietly(self, slot: Slot, event: Event) -> None:
+        async with slot.lock:
+            await self.apply_quietly(slot, event)
+
+    async def apply_quietly(self, slot: Slot, event: Event, attempt: int = 0) -> None:
+        """Apply an event from the loop itself: a refusal is logged, never raised into a background task.
+
+        An event whose state could not be saved (disk full, read-only folder) is not lost: the state on disk and
+        in memory stays the last good one, and the same event is applied again later, with backoff."""
+        try:
+            await self.apply(slot, event)
+        except machine.IllegalTransition as exc:
+            log.info("%s: %s ignored: %s", slot.project_id or ".", event.kind, exc.message)
+        except SpecflowError as exc:
+            log.warning("%s: %s failed: %s", slot.project_id or ".", event.kind, exc)
+        except OSError as exc:
+            delay = min(STORAGE_RETRY_MAX_SECONDS, 2.0**attempt)
+            log.error(
+                "%s: %s could not be saved (%s); trying again in %.0f s", slot.project_id or ".", event.kind, exc, delay
+            )
+            self.scope.background(self._retry_event, slot, event, attempt + 1, delay)
+
+    async def _retry_event(self, slot: Slot, event: Event, attempt: int, delay: float) -> None:
+        await anyio.sleep(delay)
+        async with slot.lock:
+            await self.apply_quietly(slot, event, attempt)
+
+    async def apply(
+        self,
+        slot: Slot,
+        first: Event,
+        *,
+        on_persist: Callable[[OrchestrationExecution], None] | None = None,
+    ) -> OrchestrationExecution:
+        """Step the machine with ``first`` and perform the actions, feeding follow-up events (ProjectRead after
+        ReadProject, RunFinished for a run that could not start) before anything else. Hold ``slot.lock``.
+
+        Only the owner acts: on a host that does not own the execution (any more) this raises NotOwner and
+        the host becomes an observer; a save the fence refuses does the same. ``on_persist`` is called once, with
+        the first state saved (how a command from another host is acknowledged before a long follow-up)."""
+        assert slot.execution is not None
+        if not owns(slot):
+            raise ownership.NotOwner(f"This host does not own orchestration {slot.execution.id}.")
+        queue: list[Event] = [first]
+        try:
+            while queue:
+                event = queue.pop(0)
+                nxt, actions = machine.transition(slot.execution, event)
+                try:
+                    for action in actions:
+                        follow = await self.performer.perform(slot, nxt, action)
+                        if isinstance(action, Persist):
+                            # Only a state that is on disk becomes the state this host reports and steps from.
+                            slot.execution = nxt
+                            if on_persist is not None:
+                                self.scope.call(on_persist, nxt)
+                                on_persist = None
+                        if follow is not None:
+                            queue.append(follow)
+                except Abandoned:
+                    break
+        except ownership.NotOwner:
+            self.on_not_owner(slot)
+            raise
+        await release_if_done(slot)
+        return slot.execution
+
+    async def command_owned(
+        self,
+        slot: Slot,
+        cmd: Command,
+        orchestration_id: str | None,
+        *,
+        actor: str | None,
+        command_id: str | None = None,
+        on_persist: Callable[[OrchestrationExecution], None] | None = None,
+    ) -> OrchestrationExecution:
+        if isinstance(cmd, (CancelCommand, GoBackCommand)) and slot.busy is not None:
+            slot.busy.cancel()  # a running verify command or merge must not delay a cancel
+        async with slot.lock:
+            ex = slot.execution
+            if not owns(slot) or ex is None or orchestration_id not in (None, ex.id):
+                raise ownership.NotOwner(f"This host does not own orchestration {orchestration_id or '?'}.")
+            event = UserCommand(at=utcnow(), command=cmd, actor=actor, command_id=command_id)
+            return await self.apply(slot, event, on_persist=on_persist)
