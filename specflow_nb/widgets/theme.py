@@ -75,7 +75,7 @@ CSS = """
 .sf-table { border-collapse: collapse; font-size: 12px; }
 .sf-table td, .sf-table th { padding: 2px 10px 2px 0; text-align: left; color: var(--jp-ui-font-color1); }
 .sf-table th { font-weight: 600; color: var(--jp-ui-font-color0); }
-.sf-table td.sf-num { text-align: right; font-variant-numeric: tabular-nums; }
+.sf-table td.sf-num, .sf-table th.sf-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .sf-over { font-weight: 700; }
 .sf-over::after { content: " ▲ limit reached"; font-weight: 400; }
 /* the decision log */
