@@ -283,14 +283,7 @@ def _snapshot_of(project: Path) -> ProjectSnapshot:
         art = collect_artifacts(find_feature_dir(project))
     except Exception:  # no project: nothing is complete, every step counts
         return ProjectSnapshot()
-    parsed = art.parsed_tasks
-    return ProjectSnapshot(
-        has_spec=art.has_spec,
-        has_plan=art.has_plan,
-        has_tasks=art.has_tasks,
-        task_ids=[t.id for t in parsed.tasks] if parsed else [],
-        done_task_ids=parsed.settled_ids if parsed else [],
-    )
+    return ProjectSnapshot.of_artifacts(art)
 
 
 def _merge_by_agent(project: Path, config: OrchestrationConfig, settings: Any) -> bool:
