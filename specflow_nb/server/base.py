@@ -51,7 +51,7 @@ class SpecflowApp(Protocol):
     the settings :mod:`specflow_nb.policy` reads of it."""
 
     orchestrator_class: str
-    projects_scan_depth: int
+    scan_depth: int
     projects_scan_limit: int
 
     @property

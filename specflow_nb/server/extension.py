@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, DottedObjectName, Enum, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets import Dict, DottedObjectName, Enum, Float, Int, List, TraitError, Unicode, default, observe, validate
 from traitlets.utils.importstring import import_item
 
 from specflow_nb.engine import Engine, check_engine_class
 from specflow_nb.models import OrchestrationExecution, utcnow
+from specflow_nb.scanner import DEFAULT_SCAN_DEPTH, MAX_SCAN_DEPTH
 
 
 class SpecflowExtension(ExtensionApp):
@@ -131,8 +132,22 @@ class SpecflowExtension(ExtensionApp):
         help="Where digests of commands chosen by users with execute permission are kept (default: "
         "{jupyter runtime dir}/specflow-approved-commands.json). A record naming any other command runs nothing.",
     )
+    scan_depth = Int(
+        DEFAULT_SCAN_DEPTH,
+        min=0,
+        max=MAX_SCAN_DEPTH,
+        config=True,
+        help="How many folder levels below the root to look for projects (folders holding specs/ or .specflow/; a "
+        "project's own folders are not searched): what the projects overview lists and what the engine resumes "
+        "after a restart (EngineSettings.scan_depth).",
+    )
     projects_scan_depth = Int(
-        2, config=True, help="How many folder levels below the root the projects overview looks for projects."
+        None,
+        allow_none=True,
+        min=0,
+        max=MAX_SCAN_DEPTH,
+        config=True,
+        help="The former name of scan_depth (setting it sets scan_depth).",
     )
     projects_scan_limit = Int(200, config=True, help="The projects overview lists at most this many projects.")
     activity_refresh_seconds = Float(
@@ -219,6 +234,11 @@ class SpecflowExtension(ExtensionApp):
     def _default_agent_env(self) -> dict[str, str]:
         return {}
 
+    @observe("projects_scan_depth")
+    def _alias_scan_depth(self, change: Any) -> None:
+        if change["new"] is not None:
+            self.scan_depth = change["new"]
+
     @validate("orchestrator_class")
     def _check_orchestrator_class(self, proposal: Any) -> str:
         """A configured engine class must import and have every member of the Engine Protocol."""
@@ -275,6 +295,7 @@ class SpecflowExtension(ExtensionApp):
                 renew_seconds=self.owner_renew_seconds,
                 command_timeout_seconds=self.command_timeout_seconds,
                 rescan_seconds=self.rescan_seconds,
+                scan_depth=self.scan_depth,
                 default_agent=self.default_agent,
                 allowed_agents=list(self.allowed_agents) if self.allowed_agents is not None else None,
                 codex_command=self.codex_command,
