@@ -27,6 +27,7 @@ from specflow_nb.estimate import (
     EstimateUsd,
 )
 from specflow_nb.models import AgentKind, ModelPrice, OrchestrationConfig
+from specflow_nb.scanner import DEFAULT_SCAN_DEPTH, MAX_SCAN_DEPTH
 
 
 class EngineSettings(BaseModel):
@@ -50,8 +51,9 @@ class EngineSettings(BaseModel):
     #: Longest a healer may take (long on purpose: the original cut healers off after 120 s).
     healer_timeout_seconds: float = Field(default=1800, gt=0)
     verify_timeout_seconds: float = Field(default=1800, gt=0)
-    #: How deep below the root to look for projects (folders holding specs/ or .specflow/).
-    scan_depth: int = Field(default=2, ge=0, le=5)
+    #: How deep below the root to look for projects (folders holding specs/ or .specflow/; a project's own folders are
+    #: not searched): the one depth of the engine's scans and the projects overview (specflow_nb.scanner).
+    scan_depth: int = Field(default=DEFAULT_SCAN_DEPTH, ge=0, le=MAX_SCAN_DEPTH)
     # ---- ownership (ARCHITECTURE.md "One owner per orchestration"; docs/architecture.md)
     #: What this host is, in owner records and messages: server, cli, kernel or engine; and its URL if it has one.
     host_kind: str = "engine"

@@ -3,7 +3,7 @@
 Apart from the engine's behaviour (performing actions, stepping, owning, the host surface) because every one of those
 collaborators shares it: one :class:`Slot` per project this engine knows (its store, its lock, the execution it
 drives or observes, that execution's runs, the save fence), the :class:`Projects` registry that resolves project ids
-and scans the root, and the :class:`TaskScope` (structured concurrency: every background task of the engine is
+and scans the root (with the one scanner, :mod:`specflow_nb.scanner`), and the :class:`TaskScope` (structured concurrency: every background task of the engine is
 started in its anyio task group, so nothing outlives ``async with``; callbacks of hosts that return coroutines are
 scheduled there too). Nothing here decides a transition (``machine.py`` does).
 """
@@ -26,6 +26,7 @@ from specflow_nb.machine import Notify
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.ownership import OwnerRecord
 from specflow_nb.project import find_feature_dir, resolve_project
+from specflow_nb.scanner import find_projects
 from specflow_nb.store import OrchestrationStore
 
 log = logging.getLogger("specflow_nb.orchestrator")
@@ -135,23 +136,11 @@ class Projects:
         return self.slot(project, self.project_id(project))
 
     def scan(self) -> Iterator[Path]:
-        """Project folders under the root (holding specs/ or .specflow/), at most ``scan_depth`` levels down."""
-
-        def walk(folder: Path, depth: int) -> Iterator[Path]:
-            if (folder / "specs").is_dir() or (folder / ".specflow").is_dir():
-                yield folder
-            if depth >= self.scan_depth:
-                return
-            try:
-                children = sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink())
-            except OSError:
-                return
-            for child in children:
-                if child.name.startswith(".") or child.name in ("node_modules", "__pycache__", "specs"):
-                    continue
-                yield from walk(child, depth + 1)
-
-        yield from walk(self.root, 0)
+        """Project folders under the root, at most ``scan_depth`` levels down: :func:`specflow_nb.scanner.find_projects`
+        (the overview's scanner), without its limits (every project whose orchestration may need resuming)."""
+        found, _ = find_projects(self.root, depth=self.scan_depth, limit=None, max_dirs=None)
+        for _project_id, folder in found:
+            yield folder
 
 
 class TaskScope:

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from tornado import web
 
 from specflow_nb import policy
+from specflow_nb.engine import Engine
 from specflow_nb.errors import ConfigError, SpecflowError
 from specflow_nb.models import OrchestrationConfig
 from specflow_nb.redact import redact_json
@@ -50,14 +51,14 @@ class SpecflowApp(Protocol):
     the settings :mod:`specflow_nb.policy` reads of it."""
 
     orchestrator_class: str
-    projects_scan_depth: int
+    scan_depth: int
     projects_scan_limit: int
 
     @property
     def root_dir(self) -> Path: ...
 
     @property
-    def orchestrator(self) -> Any: ...
+    def orchestrator(self) -> Engine: ...
 
     @property
     def approved_commands_path(self) -> Path: ...
@@ -75,7 +76,7 @@ class SpecflowHandler(ExtensionHandlerMixin, APIHandler):
         return cast(SpecflowApp, self.extensionapp)
 
     @property
-    def engine(self) -> Any:
+    def engine(self) -> Engine:
         return self.specflow.orchestrator
 
     @property

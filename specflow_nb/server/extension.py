@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, DottedObjectName, Enum, Float, Int, List, Unicode, default
+from traitlets import Dict, DottedObjectName, Enum, Float, Int, List, TraitError, Unicode, default, observe, validate
 from traitlets.utils.importstring import import_item
 
+from specflow_nb.engine import Engine, check_engine_class
 from specflow_nb.models import OrchestrationExecution, utcnow
+from specflow_nb.scanner import DEFAULT_SCAN_DEPTH, MAX_SCAN_DEPTH
 
 
 class SpecflowExtension(ExtensionApp):
@@ -129,8 +132,22 @@ class SpecflowExtension(ExtensionApp):
         help="Where digests of commands chosen by users with execute permission are kept (default: "
         "{jupyter runtime dir}/specflow-approved-commands.json). A record naming any other command runs nothing.",
     )
+    scan_depth = Int(
+        DEFAULT_SCAN_DEPTH,
+        min=0,
+        max=MAX_SCAN_DEPTH,
+        config=True,
+        help="How many folder levels below the root to look for projects (folders holding specs/ or .specflow/; a "
+        "project's own folders are not searched): what the projects overview lists and what the engine resumes "
+        "after a restart (EngineSettings.scan_depth).",
+    )
     projects_scan_depth = Int(
-        2, config=True, help="How many folder levels below the root the projects overview looks for projects."
+        None,
+        allow_none=True,
+        min=0,
+        max=MAX_SCAN_DEPTH,
+        config=True,
+        help="The former name of scan_depth (setting it sets scan_depth).",
     )
     projects_scan_limit = Int(200, config=True, help="The projects overview lists at most this many projects.")
     activity_refresh_seconds = Float(
@@ -199,15 +216,16 @@ class SpecflowExtension(ExtensionApp):
         help="USD each step's run costs while the project has no past run of it; a step left out keeps its "
         "default (design 1.0, analyze 0.3, verify 0.5, merge by an agent 0.2).",
     )
-    # A dotted name, imported on first use: the extension's settings are read (and logged) before any engine
-    # exists, and a bad name should fail the first engine call with its import error, not the whole server.
+    # A dotted name: a configured one is imported and checked against the Engine Protocol as the settings are read
+    # (the server refuses to start with a TraitError naming what is missing); the engine is built on first use.
     orchestrator_class = DottedObjectName(
         "specflow_nb.orchestrator.Orchestrator",
         config=True,
-        help="The engine class (pluggable like jupyter-scheduler's scheduler_class).",
+        help="The engine class (pluggable like jupyter-scheduler's scheduler_class): built as cls(root=..., "
+        "settings=...), it must have every member of specflow_nb.engine.Engine (docs/engine-api.md).",
     )
 
-    _orchestrator: Any = None
+    _orchestrator: Engine | None = None
     _loop_running: bool = False
     _activity_timer: Any = None
     _unsubscribe_webhook: Any = None
@@ -215,6 +233,26 @@ class SpecflowExtension(ExtensionApp):
     @default("agent_env")
     def _default_agent_env(self) -> dict[str, str]:
         return {}
+
+    @observe("projects_scan_depth")
+    def _alias_scan_depth(self, change: Any) -> None:
+        if change["new"] is not None:
+            self.scan_depth = change["new"]
+
+    @validate("orchestrator_class")
+    def _check_orchestrator_class(self, proposal: Any) -> str:
+        """A configured engine class must import and have every member of the Engine Protocol."""
+        value = str(proposal["value"])
+        try:
+            engine_class(value)
+        except TypeError as exc:
+            raise TraitError(f"SpecflowExtension.orchestrator_class: {exc}") from None
+        except Exception as exc:  # ImportError, AttributeError, or whatever importing its module raised
+            raise TraitError(
+                f"SpecflowExtension.orchestrator_class: cannot import {value!r} ({type(exc).__name__}: {exc}). "
+                "Name an importable class, e.g. 'specflow_nb.orchestrator.Orchestrator'."
+            ) from None
+        return value
 
     @property
     def approved_commands_path(self) -> Path:
@@ -238,7 +276,7 @@ class SpecflowExtension(ExtensionApp):
         return Path(self.serverapp.root_dir).expanduser().resolve()
 
     @property
-    def orchestrator(self) -> Any:
+    def orchestrator(self) -> Engine:
         """The engine, built on first use (the loop starts separately, in the server's start hook)."""
         if self._orchestrator is None:
             from specflow_nb.estimate import DEFAULT_STEP_SECONDS, DEFAULT_STEP_USD
@@ -257,6 +295,7 @@ class SpecflowExtension(ExtensionApp):
                 renew_seconds=self.owner_renew_seconds,
                 command_timeout_seconds=self.command_timeout_seconds,
                 rescan_seconds=self.rescan_seconds,
+                scan_depth=self.scan_depth,
                 default_agent=self.default_agent,
                 allowed_agents=list(self.allowed_agents) if self.allowed_agents is not None else None,
                 codex_command=self.codex_command,
@@ -275,7 +314,7 @@ class SpecflowExtension(ExtensionApp):
                 estimate_step_seconds={**DEFAULT_STEP_SECONDS, **dict(self.estimate_step_seconds)},
                 estimate_step_usd={**DEFAULT_STEP_USD, **dict(self.estimate_step_usd)},
             )
-            orch = import_item(self.orchestrator_class)(root=self.root_dir, settings=settings)
+            orch = engine_class(self.orchestrator_class)(root=self.root_dir, settings=settings)
             from specflow_nb import redact
 
             redact.install_log_filter(self.log)  # the engine's module loggers exist now
@@ -360,3 +399,9 @@ class SpecflowExtension(ExtensionApp):
         # that a JupyterHub single-user server posts to the hub for the idle culler), so a phase counts as activity.
         if self.serverapp is not None and getattr(self.serverapp, "web_app", None) is not None:
             self.serverapp.web_app.settings["specflow_last_activity"] = utcnow()
+
+
+def engine_class(dotted: str) -> Callable[..., Engine]:
+    """The engine class a dotted name names, checked against the Engine Protocol (TypeError naming what it lacks)."""
+    cls: Callable[..., Engine] = check_engine_class(import_item(dotted))
+    return cls

@@ -265,7 +265,7 @@ class ProjectsHandler(SpecflowHandler):
 
         ext = self.specflow
         response = await projects_overview(
-            ext.root_dir, lambda: ext.orchestrator, depth=ext.projects_scan_depth, limit=ext.projects_scan_limit
+            ext.root_dir, lambda: ext.orchestrator, depth=ext.scan_depth, limit=ext.projects_scan_limit
         )
         self.send(response)
 

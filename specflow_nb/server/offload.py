@@ -16,9 +16,12 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from specflow_nb.models import Preview
+from specflow_nb.models import OrchestrationConfig, Preview
+
+if TYPE_CHECKING:
+    from specflow_nb.engine import Engine
 
 #: tasks.md files larger than this are previewed in the worker process.
 PROCESS_THRESHOLD_BYTES = 512 * 1024
@@ -68,7 +71,9 @@ def tasks_size(project: Path) -> int:
     return 0
 
 
-async def preview(engine: Any, engine_class: str, project: Path, project_id: str, config: Any) -> Preview:
+async def preview(
+    engine: Engine, engine_class: str, project: Path, project_id: str, config: OrchestrationConfig
+) -> Preview:
     """The engine's preview, computed off the event loop (a process for big tasks.md)."""
     if await asyncio.to_thread(tasks_size, project) > PROCESS_THRESHOLD_BYTES:
         args = (

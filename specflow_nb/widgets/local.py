@@ -93,7 +93,7 @@ class LocalBackend:
         from specflow_nb.projects_view import projects_overview
 
         engine = await self._engine()
-        response = await projects_overview(self.root, lambda: engine)
+        response = await projects_overview(self.root, lambda: engine, depth=engine.settings.scan_depth)
         return [ProjectCard.from_summary(p) for p in response.projects]
 
     def project_path(self, project_id: str) -> Path | None:

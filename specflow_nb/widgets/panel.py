@@ -1,4 +1,8 @@
-"""ProjectPanel: one project's Complete Phase panel (summary → form → live progress → summary with past runs)."""
+"""ProjectPanel: one project's Complete Phase panel (summary → form → live progress → summary with past runs).
+
+What the panel shows and what its buttons do; its live updates (the record, the Now line, the clock) are its
+:class:`~specflow_nb.widgets.live.LiveFollower`'s, in :mod:`specflow_nb.widgets.live`.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,9 @@ from specflow_nb.widgets._html import esc
 from specflow_nb.widgets.backend import Backend
 from specflow_nb.widgets.badge import OrchestrationBadge
 from specflow_nb.widgets.complete_button import CompletePhaseButton
+from specflow_nb.widgets.errors import error_text
+from specflow_nb.widgets.form_flow import PREVIEW_DEBOUNCE, PlanPreviewer
+from specflow_nb.widgets.live import CLOCK_SECONDS, NOW_SECONDS, RECONNECT_DELAYS, LiveFollower
 from specflow_nb.widgets.past_runs import PastRuns
 from specflow_nb.widgets.plan import PlanPreview
 from specflow_nb.widgets.progress import OrchestrationProgress
@@ -30,15 +37,15 @@ from specflow_nb.widgets.transcript_view import RunPicker, TranscriptView
 
 log = logging.getLogger(__name__)
 
-
-#: Waits between reconnection attempts of the live channel (seconds), the last one repeating.
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0)
-#: How often elapsed / remaining time is redrawn while a run is active.
-CLOCK_SECONDS = 5.0
-#: How often the Now line's "last output 4s ago" is redrawn.
-NOW_SECONDS = 1.0
-#: Quiet time after the last change of a form field before the plan is previewed again (typing in a text box).
-PREVIEW_DEBOUNCE = 0.4
+__all__ = [
+    "CLOCK_SECONDS",
+    "NOW_SECONDS",
+    "PREVIEW_DEBOUNCE",
+    "RECONNECT_DELAYS",
+    "ProjectPanel",
+    "error_text",
+    "past_run_options",
+]
 
 
 def past_run_options(runs: list[OrchestrationExecution]) -> list[tuple[str, str]]:
@@ -48,13 +55,6 @@ def past_run_options(runs: list[OrchestrationExecution]) -> list[tuple[str, str]
         when = ex.started_at.astimezone().strftime("%m-%d %H:%M")
         options += [(run_id, f"{when} · {label}") for run_id, label in run_ids(ex)]
     return options
-
-
-def error_text(exc: BaseException) -> str:
-    """A user-facing line for an error: a SpecflowError's message and hint, else the exception's text."""
-    if isinstance(exc, SpecflowError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class ProjectPanel(w.VBox):
@@ -81,10 +81,8 @@ class ProjectPanel(w.VBox):
         self.mode = "summary"
         self._connect_local = connect_local
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._watch_task: asyncio.Task[None] | None = None
-        self._clock_task: asyncio.Task[None] | None = None
-        self._preview_task: asyncio.Task[Any] | None = None
-        self._activity_task: asyncio.Task[None] | None = None
+        self.follower = LiveFollower(self)
+        self.previewer = PlanPreviewer(self)
         #: Notifications (needs attention, questions, merge ready, completed, failed): one per kernel and event.
         self.notifier = notify.shared()
         self._closed = False
@@ -111,7 +109,7 @@ class ProjectPanel(w.VBox):
         self.summary.add_class("specflow-summary")
         # form and progress
         self.form = StartOrchestrationModal(
-            on_start=self._start, on_cancel=self.show_summary, on_change=self._config_changed
+            on_start=self._start, on_cancel=self.show_summary, on_change=self.previewer.changed
         )
         self.progress = OrchestrationProgress(
             on_command=self.send_command,
@@ -186,7 +184,7 @@ class ProjectPanel(w.VBox):
         remembered = settings.load(self.settings_key)
         self.form.reset(*(remembered or (None, "")))
         self._set_mode("form")
-        self._schedule_preview(0.0)
+        self.previewer.schedule(0.0)
 
     @property
     def settings_key(self) -> str:
@@ -280,48 +278,13 @@ class ProjectPanel(w.VBox):
         self.apply(execution)
         self.render_runs(runs)
 
-    def _config_changed(self) -> None:
-        """A field changed: the plan and preflight depend on the options (batch size, skips, agent command)."""
-        if self.mode != "form" or self.backend is None:
-            return
-        if self.form.form.valid:
-            self.form.set_loading()  # Start stays disabled until the new preview is in
-        self._schedule_preview(PREVIEW_DEBOUNCE)
-
-    def _schedule_preview(self, delay: float) -> None:
-        # the newest options win: a preview still waiting or running for older ones is dropped
-        if self._preview_task is not None and not self._preview_task.done():
-            self._preview_task.cancel()
-        self._preview_task = self.schedule(self._preview_after(delay))
-
-    async def _preview_after(self, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        await self.load_preview()
-
     async def wait_preview(self) -> None:
         """Wait until the form's pending preview (after opening it or changing a field) has been shown."""
-        while self._preview_task is not None and not self._preview_task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self._preview_task)
+        await self.previewer.wait()
 
     async def load_preview(self) -> PlanPreview | None:
         """Preview the plan with the form's current options and show it (``None`` when the options are invalid)."""
-        backend = self._require()
-        config = self.form.form.validate()
-        if config is None:
-            with held(self.form):
-                self.form.render_invalid()
-            return None
-        try:
-            preview = await backend.preview(self.project_id, config)
-        except Exception as exc:
-            with held(self.form):
-                self.form.render_plan_error(error_text(exc))
-            return None
-        with held(self.form):
-            self.form.render_preview(preview)
-        return preview
+        return await self.previewer.load()
 
     def _start(self, body: dict[str, Any]) -> None:
         self.schedule(self.start(OrchestrationConfig.model_validate(body)))
@@ -390,73 +353,12 @@ class ProjectPanel(w.VBox):
     # ---- live updates --------------------------------------------------------------------------------------
 
     def start_live(self) -> None:
-        """Start the live-update and clock tasks (idempotent; needs a running loop)."""
-        if self._closed or self.backend is None:
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if self._watch_task is None or self._watch_task.done():
-            self._watch_task = loop.create_task(self._watch())
-        if self._clock_task is None or self._clock_task.done():
-            self._clock_task = loop.create_task(self._clock())
-        if self._activity_task is None or self._activity_task.done():
-            self._activity_task = loop.create_task(self._follow_activity())
+        """Start the live-update, activity and clock tasks (idempotent; needs a running loop)."""
+        self.follower.start()
 
-    async def _watch(self) -> None:
-        failures = 0
-        while not self._closed and self.backend is not None:
-            try:
-                # since=-1: every (re)connection first gets the current state, whatever happened meanwhile
-                async for execution in self.backend.watch(self.project_id, -1):
-                    if failures:
-                        failures = 0
-                        self.set_status("Reconnected.")
-                    self.apply(execution)
-                    self.notifier.observe(execution, self.name)
-                    if not execution.status.is_active:
-                        self.schedule(self._refresh_runs())
-                failures = 0
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)]
-                failures += 1
-                self.set_status(f"Live updates interrupted ({error_text(exc)}); retrying in {delay:g}s…", error=True)
-                await asyncio.sleep(delay)
-
-    async def _refresh_runs(self) -> None:
-        self.render_runs(await self._require().list(self.project_id))
-
-    async def _clock(self) -> None:
-        ticks = 0
-        while not self._closed:
-            await asyncio.sleep(NOW_SECONDS)
-            ticks += 1
-            if self.mode == "progress" and self.execution is not None and self.execution.status.is_active:
-                if self.progress.activity is not None:  # "last output 4s ago" moves every second
-                    with held(self.progress.now):
-                        self.progress.now.render(self.progress.activity)
-                if ticks % round(CLOCK_SECONDS / NOW_SECONDS) == 0:
-                    with held(self.progress.time):
-                        self.progress.render_time()
-
-    async def _follow_activity(self) -> None:
-        """The Now line: the live run's latest tool call, turns, cost, last output and tasks.md counts."""
-        failures = 0
-        while not self._closed and self.backend is not None:
-            try:
-                async for activity in self.backend.watch_activity(self.project_id):
-                    failures = 0
-                    with held(self.progress.now), held(self.progress.batch):
-                        self.progress.render_activity(activity)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.debug("activity channel interrupted", exc_info=True)
-                await asyncio.sleep(RECONNECT_DELAYS[min(failures, len(RECONNECT_DELAYS) - 1)])
-                failures += 1
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # ---- transcripts ----------------------------------------------------------------------------------------
 
@@ -482,19 +384,20 @@ class ProjectPanel(w.VBox):
 
     @property
     def live(self) -> bool:
-        return self._watch_task is not None and not self._watch_task.done()
+        """The live-update task runs."""
+        return self.follower.live
 
     def close(self) -> None:
         """Close the widget and stop its background tasks."""
         self._closed = True
-        for task in (self._watch_task, self._clock_task, self._activity_task, *self._tasks):
-            if task is not None:
-                task.cancel()
+        self.follower.cancel()
+        for task in self._tasks:
+            task.cancel()
         super().close()
 
     async def aclose(self) -> None:
         """Close and wait for the background tasks to end."""
-        tasks = [t for t in (self._watch_task, self._clock_task, self._activity_task, *self._tasks) if t is not None]
+        tasks = [*self.follower.tasks, *self._tasks]
         self.close()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
