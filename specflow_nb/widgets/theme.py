@@ -73,7 +73,10 @@ CSS = """
 .sf-step-link { width: 14px; height: 2px; background: var(--jp-border-color1); }
 /* tables (cost, past runs, diff files) */
 .sf-table { border-collapse: collapse; font-size: 12px; }
-.sf-table td, .sf-table th { padding: 2px 10px 2px 0; text-align: left; color: var(--jp-ui-font-color1); }
+.sf-table td, .sf-table th { padding: 2px 8px 2px 0; text-align: left; color: var(--jp-ui-font-color1); }
+.sf-table td:last-child, .sf-table th:last-child { padding-right: 0; }
+.specflow-estimate-body details { overflow-x: auto; }
+.specflow-estimate-body .sf-table td:first-child { overflow-wrap: anywhere; }
 .sf-table th { font-weight: 600; color: var(--jp-ui-font-color0); }
 .sf-table td.sf-num, .sf-table th.sf-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .sf-over { font-weight: 700; }
