@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, PrivateAttr
 
 from specflow_nb.errors import TasksFileMissing
-from specflow_nb.models import CamelModel, Task, TaskState
+from specflow_nb.models import CamelModel, Task, TaskState, all_tasks_done
 from specflow_nb.tasks_scan import (
     _ANY_ID_RE,
     _BLOCKED_BRACKET_RE,
@@ -314,12 +314,6 @@ def read_tasks(path: Path) -> ParsedTasks:
 
 
 def all_done(parsed: ParsedTasks | None) -> bool:
-    """THE rule for "every task is done": at least one task, none pending and none blocked.
-
-    Deferred tasks (``[~]``/``[-]``) never hold a phase back. ``status`` (next action, ``stepComplete``), ``next``
-    and the engine (smart config skipping implement, implement's completion) all decide with this rule.
-    """
-    if parsed is None or not parsed.tasks:
-        return False
-    holding = (TaskState.PENDING, TaskState.BLOCKED)
-    return all(t.state not in holding for t in parsed.tasks)
+    """Every task of ``parsed`` is done (deferred ones count): :func:`specflow_nb.models.all_tasks_done`, the one rule
+    the engine and ``status`` decide with too."""
+    return parsed is not None and all_tasks_done([t.id for t in parsed.tasks], parsed.settled_ids)

@@ -6,7 +6,7 @@ complete" and "all tasks done" (settled = done or deferred), which ``status`` us
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal, Protocol
 
@@ -19,6 +19,7 @@ from specflow_nb.models import (
     DiagnosisSuggestion,
     OrchestrationConfig,
     RunOutcome,
+    all_tasks_done,
 )
 
 
@@ -28,16 +29,6 @@ def design_complete(*, has_spec: bool, has_plan: bool, task_count: int) -> bool:
     Smart config (design skipped at start), the design step's confirmation, a rebuilt record and ``status`` (via
     :attr:`specflow_nb.project.Artifacts.design_complete`) all decide with it."""
     return has_spec and has_plan and task_count >= 1
-
-
-def all_tasks_done(task_ids: Iterable[str], settled_ids: Iterable[str]) -> bool:
-    """THE rule for "every task is done": at least one task, and every task settled (done or deferred).
-
-    A pending or blocked task holds the phase back; a deferred one never does (the formats issue's rule,
-    :attr:`specflow_nb.tasks.ParsedTasks.settled_ids`). The engine (smart config skipping implement, an empty plan
-    completing implement) and ``status`` (next action ``run_verify``) both decide with it."""
-    ids = set(task_ids)
-    return bool(ids) and ids <= set(settled_ids)
 
 
 class _ParsedTasks(Protocol):

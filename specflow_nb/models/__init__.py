@@ -46,6 +46,7 @@ from specflow_nb.models.plan import (
     PlannedBatch,
     StepEstimate,
     Task,
+    all_tasks_done,
 )
 from specflow_nb.models.preview import (
     Health,
@@ -132,5 +133,6 @@ __all__ = [
     "StepState",
     "Task",
     "TaskState",
+    "all_tasks_done",
     "utcnow",
 ]

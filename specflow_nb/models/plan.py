@@ -5,6 +5,8 @@ Apart from the record: these are computed from the project each time, never save
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import Field, computed_field
@@ -14,6 +16,17 @@ from specflow_nb.models.config import BudgetConfig
 from specflow_nb.taskids import TaskIds
 
 # tasks.md and the batch plan (MISSION §2)
+
+
+def all_tasks_done(task_ids: Iterable[str], settled_ids: Iterable[str]) -> bool:
+    """THE rule for "every task is done": at least one task, and every task settled (done or deferred).
+
+    A pending or blocked task holds the phase back; a deferred one never does (the formats issue's rule). Each task
+    counts, so an id written twice needs both lines settled. The engine (``ProjectSnapshot.all_tasks_done``: smart
+    config skipping implement, an empty plan completing implement), ``status`` (next action ``run_verify``) and the
+    CLI's ``next`` all decide with it; it lives with the task models, below both the machine and the parser."""
+    wanted = Counter(task_ids)
+    return bool(wanted) and not (wanted - Counter(settled_ids))
 
 
 class Task(CamelModel):
