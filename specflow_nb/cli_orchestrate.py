@@ -71,7 +71,6 @@ def _run_local(
     When this process ends up owning the orchestration it must stay until it settles (it drives it); when another
     engine owns it (the command was handed to that owner) it follows only with ``follow``. What the owner did goes
     into ``notes``."""
-    import asyncio
 
     import anyio
 
@@ -90,11 +89,12 @@ def _run_local(
             view.update(ex)
             if not owns and not follow:
                 return ex
-            now = asyncio.ensure_future(view.follow_local(project, orch))  # the Now line
-            while not _settled(ex):
-                ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
-                view.update(ex)
-            now.cancel()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(view.follow_local, project, orch)  # the Now line, until the orchestration settles
+                while not _settled(ex):
+                    ex = await orch.wait_for_change("", ex.version, 30, known_id=ex.id) or ex
+                    view.update(ex)
+                tg.cancel_scope.cancel()
             # A killed run's end (cancel) is one more change: let it land so its cost is counted.
             with anyio.move_on_after(10):
                 while ex.killed_run_ids:
