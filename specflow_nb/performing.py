@@ -166,7 +166,13 @@ class Performer:
             self.scope.notify(ex, action)
         return None
 
-    async def save(self, slot: Slot, ex: OrchestrationExecution) -> None:
+    async def save(
+        self, slot: Slot, ex: OrchestrationExecution, *, joined: list[OrchestrationExecution] | None = None
+    ) -> None:
+        """Save ``ex`` (fenced), then announce it. ``joined``: earlier states whose changes ``ex`` carries (their
+        Persist joined this one, ``Persist.may_join_next``); they are announced first, so a subscriber still sees
+        every version in order."""
+
         def write() -> None:
             with slot.store.lock():
                 check_fence(slot, ex.id)  # compare-and-swap: only the owner, only over its own last write
@@ -176,6 +182,8 @@ class Performer:
         # fsync and rename in a worker thread: the event loop (and every other project, and the server's
         # requests) must not wait on the disk. The project's lock keeps the write-ahead order.
         await anyio.to_thread.run_sync(write)
+        for earlier in joined or ():
+            self.scope.changed(slot, earlier)
         self.scope.changed(slot, ex)
 
     async def snapshot(

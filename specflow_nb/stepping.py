@@ -93,23 +93,39 @@ class Stepper:
         if not owns(slot):
             raise ownership.NotOwner(f"This host does not own orchestration {slot.execution.id}.")
         queue: list[Event] = [first]
+        # The state stepped from: the last one saved, or one whose Persist joins the next transition's
+        # (``Persist.may_join_next``: a run's end followed only by a pure project read). Such a state is never
+        # reported (``slot.execution`` stays the last saved one) and nothing but that read happens before the
+        # next Persist saves it with its own changes.
+        current = slot.execution
+        joined: list[OrchestrationExecution] = []  # states saved with the next Persist (announced before it)
         try:
             while queue:
                 event = queue.pop(0)
-                nxt, actions = machine.transition(slot.execution, event)
+                nxt, actions = machine.transition(current, event)
                 try:
                     for action in actions:
-                        follow = await self.performer.perform(slot, nxt, action)
+                        if isinstance(action, Persist) and action.may_join_next:
+                            current = nxt
+                            joined.append(nxt)
+                            continue
                         if isinstance(action, Persist):
+                            await self.performer.save(slot, nxt, joined=joined)
+                            joined = []
                             # Only a state that is on disk becomes the state this host reports and steps from.
-                            slot.execution = nxt
+                            slot.execution = current = nxt
                             if on_persist is not None:
                                 self.scope.call(on_persist, nxt)
                                 on_persist = None
+                            continue
+                        follow = await self.performer.perform(slot, nxt, action)
                         if follow is not None:
                             queue.append(follow)
                 except Abandoned:
                     break
+            if joined:  # no next transition saved it (the read changed nothing): save it alone
+                await self.performer.save(slot, current, joined=joined[:-1])
+                slot.execution = current
         except ownership.NotOwner:
             self.on_not_owner(slot)
             raise

@@ -12,6 +12,7 @@ looking at the process again (elsewhere). Completion is the process's exit; new 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -107,33 +108,77 @@ class AgentRun:
             await self._wait_process()
         finally:
             self._waiting = False
-        self._close_pidfd()
+        self._release_pidfd()
         self._exited.set()
 
     async def _wait_process(self) -> None:
         if self._popen is not None:
             popen = self._popen
+            recorded = None
             if self._pidfd is not None and popen.poll() is None:
-                await anyio.wait_readable(self._pidfd)
-            if popen.poll() is None:  # no pidfd on this platform: a worker thread blocks in waitpid instead
+                recorded = await self._recorded_or_gone()
+            if recorded is None and popen.poll() is None:  # no pidfd here: a worker thread blocks in waitpid
                 await anyio.to_thread.run_sync(popen.wait, abandon_on_cancel=True)
-            recorded = read_json(self.run_dir / EXIT_FILE)
+            recorded = recorded or read_json(self.run_dir / EXIT_FILE)
             if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
                 self._exit_code = recorded["exitCode"]  # the agent's own status, as the exit recorder saw it
             else:  # the recorder itself was killed (SIGKILL): its status is the run's
                 self._exit_code = popen.returncode
                 write_json(self.run_dir / EXIT_FILE, {"exitCode": self._exit_code, "endedAt": utcnow()})
         elif self._pidfd is not None:
-            await anyio.wait_readable(self._pidfd)
+            await self._recorded_or_gone()
         else:  # no pidfd (not Linux): the only way to see a stranger's exit is to look again
             while procs.is_alive(self.pid, self.create_time):
                 await anyio.sleep(0.5)
+
+    async def _recorded_or_gone(self) -> dict[str, Any] | None:
+        """Wait until the exit recorder has written exit.json (its last act: the run has ended; returned) or the
+        process is gone (its pidfd turns readable: None). exit.json arrives about half a millisecond before the
+        recorder's process has finished exiting, and that half millisecond is on every transition's path."""
+        assert self._pidfd is not None
+        exit_file = self.run_dir / EXIT_FILE
+        found: dict[str, Any] | None = None
+        with FolderWatch(self.run_dir) as watch:
+            async with anyio.create_task_group() as tg:
+
+                async def gone() -> None:
+                    assert self._pidfd is not None
+                    await anyio.wait_readable(self._pidfd)
+                    tg.cancel_scope.cancel()
+
+                tg.start_soon(gone)
+                while found is None:
+                    recorded = read_json(exit_file)
+                    if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
+                        found = recorded
+                        tg.cancel_scope.cancel()
+                    else:
+                        await watch.wait(None)
+        return found
 
     def _close_pidfd(self) -> None:
         if self._pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
             self._pidfd = None
+
+    def _release_pidfd(self) -> None:
+        """The run has ended. A child of ours whose recorder is still finishing its exit is reaped when its pidfd
+        turns readable (a reader on the loop, no task), so no zombie and no \"still running\" warning is left."""
+        popen, fd = self._popen, self._pidfd
+        if popen is None or fd is None or popen.poll() is not None:
+            self._close_pidfd()
+            return
+        self._pidfd = None
+        loop = asyncio.get_running_loop()
+
+        def reap() -> None:
+            loop.remove_reader(fd)
+            popen.poll()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+        loop.add_reader(fd, reap)
 
     # -- public ---------------------------------------------------------------------------------------------
     async def wait(

@@ -10,7 +10,9 @@ from __future__ import annotations
 #: and records the agent's exit status in exit.json. Without it a server that adopted a run after a restart could
 #: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
 #: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
-#: write the status; SIGKILL ends both.
+#: write the status; SIGKILL ends both. exit.json's temp file is opened before the agent starts, so that between
+#: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename: the engine
+#: notices exit.json (it watches the run folder) before this process has finished dying.
 EXIT_RECORDER = """
 import json, os, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
@@ -20,6 +22,7 @@ leader = os.path.join(os.path.dirname(path), "leader.json")
 with open(leader + ".tmp", "w") as f:
     json.dump({"pid": os.getpid()}, f)
 os.replace(leader + ".tmp", leader)
+out = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 pid = os.fork()
 if pid == 0:
     try:
@@ -30,8 +33,8 @@ if pid == 0:
 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
-with open(path + ".tmp", "w") as f:
-    json.dump({"exitCode": code, "endedAt": ended}, f)
+os.write(out, json.dumps({"exitCode": code, "endedAt": ended}).encode())
+os.close(out)
 os.replace(path + ".tmp", path)
 os._exit(code if code >= 0 else 128 - code)
 """

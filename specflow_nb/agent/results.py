@@ -36,7 +36,12 @@ def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> A
     if isinstance(cached, dict):
         return AgentOutcome.model_validate(cached)
     record = read_json(run_dir / PID_FILE) or {}
-    if (isinstance(record.get("pid"), int) and record_alive(record)) or (not record and run_lock_held(run_dir)):
+    exit_info = read_json(run_dir / EXIT_FILE)
+    # exit.json is the exit recorder's last act (or the launcher's, for a recorder that was killed): with it in
+    # place the run has ended, even while the recorder's own process finishes exiting.
+    if not isinstance(exit_info, dict) and (
+        (isinstance(record.get("pid"), int) and record_alive(record)) or (not record and run_lock_held(run_dir))
+    ):
         raise AgentRunError(
             FailureKind.PROCESS_FAILED,
             f"Run {run_dir.name} is still running.",
@@ -47,7 +52,7 @@ def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> A
         run_dir,
         record,
         argv_info,
-        read_json(run_dir / EXIT_FILE) or {},
+        exit_info if isinstance(exit_info, dict) else {},
         read_json(run_dir / KILL_FILE) or {},
         stderr_tail(run_dir),
         extra_warnings or [],

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from specflow_nb.machine.actions import Action, Notify, Persist
+from specflow_nb.machine.actions import Action, Notify, Persist, ReadProject
 from specflow_nb.machine.diagnosis import on_diagnosis_finished
 from specflow_nb.machine.events import (
     DiagnosisFinished,
@@ -72,7 +72,22 @@ def transition(execution: OrchestrationExecution, event: Event) -> tuple[Orchest
     _keep_notifications(tx)
     tx.ex.version = execution.version + 1
     tx.ex.updated_at = event.at
-    return tx.ex, [Persist(version=tx.ex.version), *tx.effects]
+    return tx.ex, [Persist(version=tx.ex.version, may_join_next=may_join_next(event, tx.effects)), *tx.effects]
+
+
+def may_join_next(event: Event, effects: list[Action]) -> bool:
+    """Whether a transition's state may be saved together with the next one's (one fsynced write per transition
+    instead of two, the larger part of an agent-exit-to-next-agent transition).
+
+    Only a run's end whose one follow-up is a pure project read (no verify command, no git): nothing is spawned,
+    killed or merged before the next transition's Persist, which saves this state's changes with its own. A crash
+    in between loses nothing: the record still shows the run in flight, its outcome stays in its run folder
+    (exit.json, the stream, outcome.json), and the restart applies it as the run's end (``reconcile_finished``),
+    its cost counted once. A run that never started has nothing to apply: the restart respawns it as lost."""
+    if not isinstance(event, RunFinished) or len(effects) != 1:
+        return False
+    (read,) = effects
+    return isinstance(read, ReadProject) and read.verify_command is None and not read.read_git
 
 
 def _keep_notifications(tx: Tx) -> None:
