@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from specflow_nb import gitops, ownership, policy, redact
 from specflow_nb.agent.claude import (
@@ -28,9 +29,10 @@ from specflow_nb.agent.claude import (
     FailureKind,
     SessionMode,
     attach_run,
-    start_run,
 )
 from specflow_nb.agent.codex import agent_options
+from specflow_nb.agent.launching import PreparedRun
+from specflow_nb.agent.process import prepare_run, start_prepared
 from specflow_nb.agent.prompts import (
     OutputModel,
     StepPrompt,
@@ -82,6 +84,10 @@ def output_schema(prompt: StepPrompt) -> dict[str, Any]:
     millisecond, on every transition's spawn otherwise); a fresh copy each time, so no run can change another's."""
     loaded: dict[str, Any] = json.loads(_schema_text(prompt.output_model))
     return loaded
+
+
+def _folder_error(exc: OSError) -> SpecflowError:
+    return SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
 
 
 class Abandoned(Exception):
@@ -309,6 +315,50 @@ class Performer:
     async def spawn(
         self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
     ) -> Event | None:
+        prepared = await self.prepare_spawn(slot, ex, action)
+        if isinstance(prepared, RunFinished):
+            return prepared
+        return await self.launch(slot, action, prepared)
+
+    async def save_then_spawn(
+        self,
+        slot: Slot,
+        ex: OrchestrationExecution,
+        action: SpawnStep | SpawnBatch | SpawnHealer,
+        *,
+        joined: list[OrchestrationExecution],
+        on_saved: Callable[[], None],
+    ) -> Event | None:
+        """The Persist right before a spawn, and the spawn: the run's prompt and folder are prepared while the
+        record is written (its fsyncs), and the process starts only once the record is on disk (write-ahead).
+        ``on_saved`` runs between the two. A save that fails (not the owner any more, a full disk) raises as
+        :meth:`save` does, and the prepared run is abandoned (no process, its lock let go)."""
+        failed: list[Exception] = []
+
+        async def write() -> None:
+            try:
+                await self.save(slot, ex, joined=joined)
+            except Exception as exc:  # re-raised below, once the preparation has stopped too
+                failed.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(write)
+            await anyio.lowlevel.checkpoint()  # the write's thread starts first; the prompt is built meanwhile
+            prepared = await self.prepare_spawn(slot, ex, action)
+        if failed:
+            if isinstance(prepared, PreparedRun):
+                prepared.abandon()
+            raise failed[0]
+        on_saved()
+        if isinstance(prepared, RunFinished):
+            return prepared
+        return await self.launch(slot, action, prepared)
+
+    async def prepare_spawn(
+        self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
+    ) -> PreparedRun | RunFinished:
+        """The run's options (prompt, budget, tools, environment) and its folder; a run that cannot start becomes
+        its RunFinished."""
         cfg = ex.config
         if action.resume_session_id is None:
             mode = SessionMode.NEW
@@ -339,14 +389,24 @@ class Performer:
             if cfg.agent != "claude":
                 opts = agent_options(opts, cfg, self.settings)
             opts = policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
-            run = await start_run(run_dir(slot.project, action.run_id), opts)
+            return await prepare_run(run_dir(slot.project, action.run_id), opts)
         except AgentRunError as exc:
             return self._not_started(action.run_id, exc.kind, exc)
         except SpecflowError as exc:
             return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, exc)
         except OSError as exc:  # e.g. no space left for the run folder
-            cause = SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
-            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, cause)
+            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, _folder_error(exc))
+
+    async def launch(
+        self, slot: Slot, action: SpawnStep | SpawnBatch | SpawnHealer, prepared: PreparedRun
+    ) -> Event | None:
+        """Start the prepared run's process and watch it."""
+        try:
+            run = await start_prepared(prepared)
+        except AgentRunError as exc:
+            return self._not_started(action.run_id, exc.kind, exc)
+        except OSError as exc:
+            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, _folder_error(exc))
         slot.runs[action.run_id] = run
         self.scope.background(self.watch_run, slot, run)
         return None

@@ -99,7 +99,8 @@ def allowed_environment(patterns: Iterable[str], *, environ: Mapping[str, str] |
         if found is None:
             found = {k: v for k, v in snapshot.items() if _matches(k, pats)}
             with _lock:
-                _allowed_cache.clear()  # one environment at a time: earlier snapshots are dropped
+                for stale in [k for k in _allowed_cache if k[1] is not snapshot]:
+                    del _allowed_cache[stale]  # one environment at a time: earlier snapshots' entries go
                 _allowed_cache[key] = found
         return dict(found)
     return {k: v for k, v in environ.items() if _matches(k, pats)}

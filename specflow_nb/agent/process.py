@@ -1,12 +1,14 @@
-"""The detached run: launching it (run.lock, the session leader that records its exit), attaching to it after a
-restart, following its output, stopping it at its time limit or budget, and killing it.
+"""The detached run: starting it (the blocking work is :mod:`specflow_nb.agent.launching`: run.lock, the session
+leader that records its exit), attaching to it after a restart, following its output, stopping it at its time
+limit or budget, and killing it.
 
 The same for every agent family (:mod:`specflow_nb.agent.family` says what differs). The run folder's files are
 listed in :mod:`specflow_nb.agent.claude`.
 
 The process runs in its own session (process group) with its output going to files, so it outlives the server
 that started it; a later server re-attaches with :func:`attach_run` and awaits it through a pidfd (Linux) or by
-looking at the process again (elsewhere). Completion is the process's exit; new output is noticed through
+looking at the process again (elsewhere). Completion is the process's exit, or exit.json in place (its exit
+recorder's last act, noticed a little before the recorder's own exit); new output is noticed through
 :class:`specflow_nb.watching.FolderWatch` on the run folder.
 """
 
@@ -17,7 +19,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -27,32 +28,29 @@ from typing import Any
 import anyio
 
 from specflow_nb import procs
+from specflow_nb.agent import launching
 from specflow_nb.agent.codex_usage import USAGE_POLL_SECONDS
-from specflow_nb.agent.family import AgentFamily, UsageWatch, family_for
+from specflow_nb.agent.family import UsageWatch, family_for
+from specflow_nb.agent.launching import PreparedRun
 from specflow_nb.agent.options import AgentOptions
-from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind
+from specflow_nb.agent.outcome import AgentOutcome, FailureKind
 from specflow_nb.agent.results import read_outcome
 from specflow_nb.agent.rundir import (
     ARGV_FILE,
     EXIT_FILE,
     KILL_FILE,
     LEADER_FILE,
-    OUTCOME_FILE,
     PID_FILE,
-    PROMPT_FILE,
     STDERR_FILE,
     STREAM_FILE,
     pidfd_open,
     read_json,
     record_alive,
-    resolve_command,
     run_lock_held,
-    take_run_lock,
     write_json,
 )
 from specflow_nb.agent.stream import StreamEvent, StreamParser
 from specflow_nb.models import utcnow
-from specflow_nb.redact import agent_environment
 from specflow_nb.watching import FolderWatch
 
 KILL_GRACE_SECONDS = 5.0
@@ -328,10 +326,26 @@ class AgentRun:
 
 async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
-    run_dir = Path(run_dir)
-    # Writing the run folder (with fsync) and fork/exec happen in a worker thread: a host runs many
-    # orchestrations on one event loop, and none of them should wait for another's disk or spawn.
-    popen, create_time, started_at = await anyio.to_thread.run_sync(_launch, run_dir, opts)
+    # Writing the run folder and fork/exec happen in a worker thread: a host runs many orchestrations on one event
+    # loop, and none of them should wait for another's disk or spawn.
+    return _started(Path(run_dir), await anyio.to_thread.run_sync(launching.start, Path(run_dir), opts), opts)
+
+
+async def prepare_run(run_dir: Path, opts: AgentOptions) -> PreparedRun:
+    """The first half of :func:`start_run` (the run's folder, its lock taken), in a worker thread: what may be done
+    while the record announcing the run is being written."""
+    return await anyio.to_thread.run_sync(launching.prepare, Path(run_dir), opts)
+
+
+async def start_prepared(prepared: PreparedRun) -> AgentRun:
+    """The second half: the prepared run's process (only once the record announcing it is on disk)."""
+    return _started(prepared.run_dir, await anyio.to_thread.run_sync(launching.launch, prepared), prepared.opts)
+
+
+def _started(
+    run_dir: Path, launched: tuple[subprocess.Popen[bytes], float | None, datetime], opts: AgentOptions
+) -> AgentRun:
+    popen, create_time, started_at = launched
     return AgentRun(
         run_dir,
         popen.pid,
@@ -341,97 +355,6 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
         timeout_seconds=opts.timeout_seconds,
         pidfd=pidfd_open(popen.pid),
     )
-
-
-def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
-    """The blocking half of :func:`start_run`: the run folder's files, then the detached process.
-
-    No invisible runs: the run's lock is taken before the fork and inherited by the run's processes (the launcher
-    closes its copy once pid.json is written), and the exit recorder writes its own pid to leader.json first
-    thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
-    :func:`attach_run` finds."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The allow-listed part of the server's environment, the agent's own family, and the run's extra variables
-    # (specflow_nb.redact.agent_environment): never the server's other secrets.
-    env = agent_environment(opts.agent, opts.env)
-    family = family_for(opts.agent)
-    family.check(opts, env)
-    argv = family.build_argv(opts, family.schema_path(run_dir, opts, env))
-    resolved = resolve_command(argv[0], env)
-    if resolved is None:
-        hint = family.install_hint
-        raise AgentRunError(FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} was not found.", hint=hint)
-    if not Path(opts.cwd).is_dir():
-        raise AgentRunError(
-            FailureKind.PROCESS_FAILED,
-            f"The run's working folder {opts.cwd} does not exist.",
-            hint="Check the project path.",
-        )
-    lock_fd = take_run_lock(run_dir)
-    try:
-        return _launch_locked(run_dir, opts, family, argv, env, resolved, lock_fd)
-    finally:
-        if lock_fd is not None:
-            os.close(lock_fd)  # the run's processes keep their inherited copy, and with it the lock
-
-
-def _launch_locked(
-    run_dir: Path,
-    opts: AgentOptions,
-    family: AgentFamily,
-    argv: list[str],
-    env: dict[str, str],
-    resolved: str,
-    lock_fd: int | None,
-) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
-    (run_dir / PROMPT_FILE).write_text(opts.prompt, encoding="utf-8")
-    info: dict[str, Any] = {
-        "argv": argv,
-        "resolvedCommand": resolved,
-        "cwd": str(opts.cwd),
-        "envKeys": sorted(opts.env),  # names only: values may be secrets
-        "outputFormat": opts.output_format,
-        "outputSchema": opts.output_schema,
-        "sessionMode": opts.session_mode.value,
-        "sessionId": opts.session_id,
-        "timeoutSeconds": opts.timeout_seconds,
-    }
-    extra, recorder = family.prepare(run_dir, opts, env, resolved)
-    info.update(extra)
-    write_json(run_dir / ARGV_FILE, info)
-    for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
-        (run_dir / stale).unlink(missing_ok=True)
-    started_at = utcnow()
-    with (
-        (run_dir / PROMPT_FILE).open("rb") as stdin,
-        (run_dir / STREAM_FILE).open("wb") as stdout,
-        (run_dir / STDERR_FILE).open("wb") as stderr,
-    ):
-        try:
-            popen = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", *recorder, resolved, *argv[1:]],
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                cwd=opts.cwd,
-                env=env,
-                start_new_session=True,  # own process group: survives the server, killable as a whole
-                close_fds=True,
-                pass_fds=(lock_fd,) if lock_fd is not None else (),
-            )
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AgentRunError(
-                FailureKind.NOT_INSTALLED,
-                f"The agent command {argv[0]!r} could not be run: {exc}.",
-                hint=family.install_hint,
-            ) from exc
-    # Not yet reaped (nobody waited), so the process exists even if it already exited.
-    created = procs.create_time(popen.pid)
-    write_json(
-        run_dir / PID_FILE,
-        {"pid": popen.pid, "createTime": created, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
-    )
-    return popen, created, started_at
 
 
 #: How long :func:`attach_run` waits for a live run's leader.json (the recorder writes it within milliseconds).
