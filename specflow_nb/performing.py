@@ -15,12 +15,13 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 
 from specflow_nb import gitops, ownership, policy, redact
+from specflow_nb.agent import launching
 from specflow_nb.agent.claude import (
     AgentOptions,
     AgentOutcome,
@@ -31,8 +32,8 @@ from specflow_nb.agent.claude import (
     attach_run,
 )
 from specflow_nb.agent.codex import agent_options
-from specflow_nb.agent.launching import PreparedRun
-from specflow_nb.agent.process import prepare_run, start_prepared
+from specflow_nb.agent.launching import Launched
+from specflow_nb.agent.process import started_run
 from specflow_nb.agent.prompts import (
     OutputModel,
     StepPrompt,
@@ -86,8 +87,27 @@ def output_schema(prompt: StepPrompt) -> dict[str, Any]:
     return loaded
 
 
-def _folder_error(exc: OSError) -> SpecflowError:
-    return SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
+def write_fenced(slot: Slot, ex: OrchestrationExecution) -> None:
+    """Save ``ex`` under the project's lock, compare-and-swap: only the owner, only over its own last write.
+    Blocking (the fsyncs): run it in a worker thread."""
+    with slot.store.lock():
+        check_fence(slot, ex.id)
+        path = slot.store.save(ex)
+        slot.fence, slot.fenced_version = signature(path), ex.version
+
+
+def _start(folder: Path, opts: AgentOptions, run_id: str) -> Launched | RunFinished:
+    """A run's folder, then its process (blocking: in a worker thread); a run that cannot start becomes its
+    RunFinished."""
+    try:
+        return launching.start(folder, opts)
+    except AgentRunError as exc:
+        return Performer._not_started(run_id, exc.kind, exc)
+    except SpecflowError as exc:
+        return Performer._not_started(run_id, FailureKind.PROCESS_FAILED, exc)
+    except OSError as exc:  # e.g. no space left for the run folder
+        cause = SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
+        return Performer._not_started(run_id, FailureKind.PROCESS_FAILED, cause)
 
 
 class Abandoned(Exception):
@@ -178,16 +198,14 @@ class Performer:
         """Save ``ex`` (fenced), then announce it. ``joined``: earlier states whose changes ``ex`` carries (their
         Persist joined this one, ``Persist.may_join_next``); they are announced first, so a subscriber still sees
         every version in order."""
-
-        def write() -> None:
-            with slot.store.lock():
-                check_fence(slot, ex.id)  # compare-and-swap: only the owner, only over its own last write
-                path = slot.store.save(ex)
-                slot.fence, slot.fenced_version = signature(path), ex.version
-
         # fsync and rename in a worker thread: the event loop (and every other project, and the server's
         # requests) must not wait on the disk. The project's lock keeps the write-ahead order.
-        await anyio.to_thread.run_sync(write)
+        await anyio.to_thread.run_sync(write_fenced, slot, ex)
+        self._announce(slot, ex, joined)
+
+    def _announce(
+        self, slot: Slot, ex: OrchestrationExecution, joined: list[OrchestrationExecution] | None = None
+    ) -> None:
         for earlier in joined or ():
             self.scope.changed(slot, earlier)
         self.scope.changed(slot, ex)
@@ -315,10 +333,11 @@ class Performer:
     async def spawn(
         self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
     ) -> Event | None:
-        prepared = await self.prepare_spawn(slot, ex, action)
-        if isinstance(prepared, RunFinished):
-            return prepared
-        return await self.launch(slot, action, prepared)
+        opts = self.run_options(slot, ex, action)
+        if isinstance(opts, RunFinished):
+            return opts
+        result = await anyio.to_thread.run_sync(_start, run_dir(slot.project, action.run_id), opts, action.run_id)
+        return self._started(slot, action, opts, result)
 
     async def save_then_spawn(
         self,
@@ -329,36 +348,31 @@ class Performer:
         joined: list[OrchestrationExecution],
         on_saved: Callable[[], None],
     ) -> Event | None:
-        """The Persist right before a spawn, and the spawn: the run's prompt and folder are prepared while the
-        record is written (its fsyncs), and the process starts only once the record is on disk (write-ahead).
-        ``on_saved`` runs between the two. A save that fails (not the owner any more, a full disk) raises as
-        :meth:`save` does, and the prepared run is abandoned (no process, its lock let go)."""
-        failed: list[Exception] = []
+        """The Persist right before a spawn, and the spawn, in one trip to a worker thread: the record is written
+        (fenced, fsynced), then the run's folder, then its process (write-ahead: in that order, and nothing of the
+        run unless the record is on disk). A save that fails (not the owner any more, a full disk) raises as
+        :meth:`save` does. ``on_saved`` runs once the state is saved (before it is announced)."""
+        opts = self.run_options(slot, ex, action)  # the prompt and options: on the loop, before the trip
 
-        async def write() -> None:
-            try:
-                await self.save(slot, ex, joined=joined)
-            except Exception as exc:  # re-raised below, once the preparation has stopped too
-                failed.append(exc)
+        def work() -> Launched | RunFinished | None:
+            write_fenced(slot, ex)
+            if isinstance(opts, RunFinished):
+                return None
+            return _start(run_dir(slot.project, action.run_id), opts, action.run_id)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(write)
-            await anyio.lowlevel.checkpoint()  # the write's thread starts first; the prompt is built meanwhile
-            prepared = await self.prepare_spawn(slot, ex, action)
-        if failed:
-            if isinstance(prepared, PreparedRun):
-                prepared.abandon()
-            raise failed[0]
+        result = await anyio.to_thread.run_sync(work)
         on_saved()
-        if isinstance(prepared, RunFinished):
-            return prepared
-        return await self.launch(slot, action, prepared)
+        self._announce(slot, ex, joined)
+        if result is None:
+            return opts if isinstance(opts, RunFinished) else None
+        assert not isinstance(opts, RunFinished)
+        return self._started(slot, action, opts, result)
 
-    async def prepare_spawn(
+    def run_options(
         self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
-    ) -> PreparedRun | RunFinished:
-        """The run's options (prompt, budget, tools, environment) and its folder; a run that cannot start becomes
-        its RunFinished."""
+    ) -> AgentOptions | RunFinished:
+        """The run's options (prompt, budget, tools, environment); a run that cannot start becomes its
+        RunFinished."""
         cfg = ex.config
         if action.resume_session_id is None:
             mode = SessionMode.NEW
@@ -388,25 +402,23 @@ class Performer:
             )
             if cfg.agent != "claude":
                 opts = agent_options(opts, cfg, self.settings)
-            opts = policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
-            return await prepare_run(run_dir(slot.project, action.run_id), opts)
+            return policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
         except AgentRunError as exc:
             return self._not_started(action.run_id, exc.kind, exc)
         except SpecflowError as exc:
             return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, exc)
-        except OSError as exc:  # e.g. no space left for the run folder
-            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, _folder_error(exc))
 
-    async def launch(
-        self, slot: Slot, action: SpawnStep | SpawnBatch | SpawnHealer, prepared: PreparedRun
+    def _started(
+        self,
+        slot: Slot,
+        action: SpawnStep | SpawnBatch | SpawnHealer,
+        opts: AgentOptions,
+        result: Launched | RunFinished,
     ) -> Event | None:
-        """Start the prepared run's process and watch it."""
-        try:
-            run = await start_prepared(prepared)
-        except AgentRunError as exc:
-            return self._not_started(action.run_id, exc.kind, exc)
-        except OSError as exc:
-            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, _folder_error(exc))
+        """A run's process started (watched from now on), or the RunFinished of one that could not start."""
+        if isinstance(result, RunFinished):
+            return result
+        run = started_run(run_dir(slot.project, action.run_id), result, opts)
         slot.runs[action.run_id] = run
         self.scope.background(self.watch_run, slot, run)
         return None
@@ -428,7 +440,9 @@ class Performer:
             self.scope.background(self.feed, slot, event)
 
         try:
-            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall))
+            # outcome.json is a cache of what the run's files say (a reader without it classifies them the same
+            # way, a restart too): written once the transition this run's end causes is done, not before it.
+            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall, cache_outcome=False))
         except Exception as exc:  # e.g. the run folder's disk is full (may arrive as an ExceptionGroup): the end
             # of the run is still an event; the machine decides what a run that cannot be read means.
             result = RunOutcome(
@@ -437,6 +451,8 @@ class Performer:
         slot.runs.pop(run.execution_id, None)
         finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=result)
         await self.feed(slot, finished)
+        with contextlib.suppress(OSError):
+            await anyio.to_thread.run_sync(run.cache_outcome)
 
     def kill(self, slot: Slot, action: KillRun) -> None:
         run = slot.runs.get(action.run_id) or attach_run(run_dir(slot.project, action.run_id))

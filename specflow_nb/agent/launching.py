@@ -37,6 +37,9 @@ from specflow_nb.agent.rundir import (
 from specflow_nb.models import utcnow
 from specflow_nb.redact import agent_environment
 
+#: A started run: its process (the exit recorder), that process's creation time, when it was started.
+Launched = tuple[subprocess.Popen[bytes], float | None, datetime]
+
 
 @dataclass
 class PreparedRun:
@@ -105,7 +108,7 @@ def prepare(run_dir: Path, opts: AgentOptions) -> PreparedRun:
     return prepared
 
 
-def launch(prepared: PreparedRun) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
+def launch(prepared: PreparedRun) -> Launched:
     """Start the prepared run's detached process (its exit recorder, whose child is the agent) and write pid.json.
 
     No invisible runs: the run's lock was taken before the fork and is inherited by the run's processes (this
@@ -149,6 +152,6 @@ def launch(prepared: PreparedRun) -> tuple[subprocess.Popen[bytes], float | None
         prepared.abandon()  # the run's processes keep their inherited copy of the lock, and with it the lock
 
 
-def start(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
+def start(run_dir: Path, opts: AgentOptions) -> Launched:
     """Both halves at once: the run's folder, then its process."""
     return launch(prepare(run_dir, opts))

@@ -31,10 +31,11 @@ from specflow_nb import procs
 from specflow_nb.agent import launching
 from specflow_nb.agent.codex_usage import USAGE_POLL_SECONDS
 from specflow_nb.agent.family import UsageWatch, family_for
-from specflow_nb.agent.launching import PreparedRun
+from specflow_nb.agent.launching import Launched
 from specflow_nb.agent.options import AgentOptions
 from specflow_nb.agent.outcome import AgentOutcome, FailureKind
-from specflow_nb.agent.results import read_outcome
+from specflow_nb.agent.results import cache_outcome as write_outcome
+from specflow_nb.agent.results import event_filter, read_outcome
 from specflow_nb.agent.rundir import (
     ARGV_FILE,
     EXIT_FILE,
@@ -185,33 +186,49 @@ class AgentRun:
         on_event: Callable[[StreamEvent], None] | None = None,
         stale_after: float | None = None,
         on_stall: Callable[[], Awaitable[None] | None] | None = None,
+        cache_outcome: bool = True,
     ) -> AgentOutcome:
         """Await the end of the run and return its outcome.
 
         ``on_event`` is called for every stream event as the output grows. When no new output (stdout or stderr)
         appears for ``stale_after`` seconds, ``on_stall`` is called (it may kill the run; the runner does not).
         A run past its ``timeout_seconds`` (counted from its start) is killed and reported as ``timeout``.
+        ``cache_outcome=False``: the caller writes outcome.json (:meth:`cache_outcome`), off its critical path.
         """
         if self._outcome is not None:
             return self._outcome
         parser = StreamParser()
+        keep = event_filter(self.run_dir)  # the events the outcome is classified from: not parsed twice
+        kept: list[StreamEvent] | None = [] if keep is not None else None
+
+        def seen(event: StreamEvent) -> None:
+            if kept is not None and keep is not None and keep(event):
+                kept.append(event)
+            if on_event is not None:
+                on_event(event)
+
         try:
             self._stream_file = (self.run_dir / STREAM_FILE).open("rb")
         except FileNotFoundError:  # a damaged run folder: completion still comes from the process exit
-            self._stream_file = None
+            self._stream_file, kept = None, None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._follow_output, parser, on_event, stale_after, on_stall)
+                tg.start_soon(self._follow_output, parser, seen, stale_after, on_stall)
                 await self._wait_exit()
                 tg.cancel_scope.cancel()
             # What the process wrote between the last wake-up and its exit.
-            self._drain(parser, on_event, final=True)
+            self._drain(parser, seen, final=True)
         finally:  # also when the caller is cancelled (server shutdown): the run itself goes on, detached
             if self._stream_file is not None:
                 self._stream_file.close()
                 self._stream_file = None
-        self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings)
+        self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings, events=kept, cache=cache_outcome)
         return self._outcome
+
+    def cache_outcome(self) -> None:
+        """Write the outcome :meth:`wait` returned to outcome.json (blocking: call it in a worker thread)."""
+        if self._outcome is not None:
+            write_outcome(self.run_dir, self._outcome)
 
     async def kill(
         self,
@@ -328,23 +345,11 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
     # Writing the run folder and fork/exec happen in a worker thread: a host runs many orchestrations on one event
     # loop, and none of them should wait for another's disk or spawn.
-    return _started(Path(run_dir), await anyio.to_thread.run_sync(launching.start, Path(run_dir), opts), opts)
+    return started_run(Path(run_dir), await anyio.to_thread.run_sync(launching.start, Path(run_dir), opts), opts)
 
 
-async def prepare_run(run_dir: Path, opts: AgentOptions) -> PreparedRun:
-    """The first half of :func:`start_run` (the run's folder, its lock taken), in a worker thread: what may be done
-    while the record announcing the run is being written."""
-    return await anyio.to_thread.run_sync(launching.prepare, Path(run_dir), opts)
-
-
-async def start_prepared(prepared: PreparedRun) -> AgentRun:
-    """The second half: the prepared run's process (only once the record announcing it is on disk)."""
-    return _started(prepared.run_dir, await anyio.to_thread.run_sync(launching.launch, prepared), prepared.opts)
-
-
-def _started(
-    run_dir: Path, launched: tuple[subprocess.Popen[bytes], float | None, datetime], opts: AgentOptions
-) -> AgentRun:
+def started_run(run_dir: Path, launched: Launched, opts: AgentOptions) -> AgentRun:
+    """The :class:`AgentRun` of a run :func:`specflow_nb.agent.launching.start` started (on this event loop)."""
     popen, create_time, started_at = launched
     return AgentRun(
         run_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,22 @@ from specflow_nb.agent.rundir import (
     stderr_tail,
     write_json,
 )
+from specflow_nb.agent.stream import StreamEvent
 
 
-def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> AgentOutcome:
-    """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live."""
+def read_outcome(
+    run_dir: Path,
+    *,
+    extra_warnings: list[str] | None = None,
+    events: list[StreamEvent] | None = None,
+    cache: bool = True,
+) -> AgentOutcome:
+    """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live.
+
+    ``events``: the stream's events as the run's live follower parsed them (what its family's ``reads`` kept), for
+    a family that classifies from them (``reads``) instead of parsing the stream again. ``cache=False`` leaves
+    outcome.json to the caller (:func:`cache_outcome`, off the transition's path): until it is written, a reader
+    classifies the same files the same way."""
     run_dir = Path(run_dir)
     cached = read_json(run_dir / OUTCOME_FILE)
     if isinstance(cached, dict):
@@ -48,7 +61,8 @@ def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> A
             hint="Attach to it with attach_run() and await wait().",
         )
     argv_info = read_json(run_dir / ARGV_FILE) or {}
-    outcome = family_for(argv_info.get("agent")).classify(
+    family = family_for(argv_info.get("agent"))
+    parts = (
         run_dir,
         record,
         argv_info,
@@ -57,8 +71,26 @@ def read_outcome(run_dir: Path, *, extra_warnings: list[str] | None = None) -> A
         stderr_tail(run_dir),
         extra_warnings or [],
     )
-    write_json(run_dir / OUTCOME_FILE, outcome.model_dump(mode="json"))
+    if events is not None and getattr(family, "reads", None) is not None:
+        outcome: AgentOutcome = family.classify(*parts, events=events)  # type: ignore[call-arg]
+    else:
+        outcome = family.classify(*parts)
+    if cache:
+        cache_outcome(run_dir, outcome)
     return outcome
+
+
+def cache_outcome(run_dir: Path, outcome: AgentOutcome) -> None:
+    """Keep a finished run's outcome in its folder (outcome.json), as :func:`read_outcome` found it."""
+    write_json(Path(run_dir) / OUTCOME_FILE, outcome.model_dump(mode="json"))
+
+
+def event_filter(run_dir: Path) -> Callable[[StreamEvent], bool] | None:
+    """Which stream events the run's family classifies from (``reads``), for its live follower to keep; None when
+    the family reads its stream itself."""
+    agent = (read_json(Path(run_dir) / ARGV_FILE) or {}).get("agent")
+    reads: Callable[[StreamEvent], bool] | None = getattr(family_for(agent), "reads", None)
+    return reads
 
 
 def transcript_tail(run_dir: Path, n: int = 10) -> list[dict[str, Any]]:
