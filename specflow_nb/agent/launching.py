@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from specflow_nb import procs
 from specflow_nb.agent.family import AgentFamily, family_for
@@ -37,8 +37,19 @@ from specflow_nb.agent.rundir import (
 from specflow_nb.models import utcnow
 from specflow_nb.redact import agent_environment
 
-#: A started run: its process (the exit recorder), that process's creation time, when it was started.
-Launched = tuple[subprocess.Popen[bytes], float | None, datetime]
+#: Names the descriptor on which a run's exit recorder signals, once exit.json is in place, the host that launched
+#: it (the write end of a pipe; the recorder takes the variable out of the agent's environment).
+EXIT_FD_ENV = "SPECFLOW_EXIT_FD"
+
+
+class Launched(NamedTuple):
+    """A started run: its process (the exit recorder), that process's creation time, when it was started, and the
+    read end of the pipe its recorder signals on once exit.json is in place (None where there is none)."""
+
+    popen: subprocess.Popen[bytes]
+    create_time: float | None
+    started_at: datetime
+    exit_signal: int | None = None
 
 
 @dataclass
@@ -116,6 +127,10 @@ def launch(prepared: PreparedRun) -> Launched:
     first thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
     :func:`specflow_nb.agent.process.attach_run` finds."""
     run_dir, opts, lock_fd = prepared.run_dir, prepared.opts, prepared.lock_fd
+    # The recorder writes a byte here once exit.json is in place: the host's event loop wakes on it directly, without
+    # waiting for the recorder's own exit (its pidfd) or a file watch.
+    signal_r, signal_w = os.pipe() if os.name == "posix" else (None, None)
+    env = prepared.env if signal_w is None else {**prepared.env, EXIT_FD_ENV: str(signal_w)}
     try:
         started_at = utcnow()
         with (
@@ -130,10 +145,10 @@ def launch(prepared: PreparedRun) -> Launched:
                     stdout=stdout,
                     stderr=stderr,
                     cwd=opts.cwd,
-                    env=prepared.env,
+                    env=env,
                     start_new_session=True,  # own process group: survives the server, killable as a whole
                     close_fds=True,
-                    pass_fds=(lock_fd,) if lock_fd is not None else (),
+                    pass_fds=tuple(fd for fd in (lock_fd, signal_w) if fd is not None),
                 )
             except (FileNotFoundError, PermissionError) as exc:
                 raise AgentRunError(
@@ -147,9 +162,13 @@ def launch(prepared: PreparedRun) -> Launched:
             run_dir / PID_FILE,
             {"pid": popen.pid, "createTime": created, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
         )
-        return popen, created, started_at
+        launched, signal_r = Launched(popen, created, started_at, signal_r), None
+        return launched
     finally:
         prepared.abandon()  # the run's processes keep their inherited copy of the lock, and with it the lock
+        for fd in (signal_w, signal_r):  # the recorder holds the write end; the read end goes to the caller
+            if fd is not None:
+                os.close(fd)
 
 
 def start(run_dir: Path, opts: AgentOptions) -> Launched:

@@ -70,6 +70,7 @@ class AgentRun:
         started_at: datetime | None = None,
         timeout_seconds: float | None = None,
         pidfd: int | None = None,
+        exit_signal: int | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.execution_id = run_dir.name
@@ -79,6 +80,7 @@ class AgentRun:
         self.timeout_seconds = timeout_seconds
         self._popen = popen
         self._pidfd = pidfd
+        self._exit_signal = exit_signal  # readable once the recorder has put exit.json in place (or has died)
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
@@ -136,26 +138,37 @@ class AgentRun:
         recorder's process has finished exiting, and that half millisecond is on every transition's path."""
         assert self._pidfd is not None
         exit_file = self.run_dir / EXIT_FILE
-        found: dict[str, Any] | None = None
-        with FolderWatch(self.run_dir) as watch:
-            async with anyio.create_task_group() as tg:
 
-                async def gone() -> None:
-                    assert self._pidfd is not None
-                    await anyio.wait_readable(self._pidfd)
+        def recorded() -> dict[str, Any] | None:
+            found = read_json(exit_file)
+            return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
+
+        result: dict[str, Any] | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def gone() -> None:
+                assert self._pidfd is not None
+                await anyio.wait_readable(self._pidfd)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(gone)
+            if self._exit_signal is not None:  # our own run: its recorder signals us (a byte, or EOF if it died)
+                await anyio.wait_readable(self._exit_signal)
+                result = recorded()
+                if result is not None:
                     tg.cancel_scope.cancel()
-
-                tg.start_soon(gone)
-                while found is None:
-                    recorded = read_json(exit_file)
-                    if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
-                        found = recorded
-                        tg.cancel_scope.cancel()
-                    else:
-                        await watch.wait(None)
-        return found
+                return result  # (None: the recorder died without writing; its pidfd ends the wait)
+            with FolderWatch(self.run_dir) as watch:  # an adopted run: exit.json is noticed in its folder
+                while (result := recorded()) is None:
+                    await watch.wait(None)
+                tg.cancel_scope.cancel()
+        return result
 
     def _close_pidfd(self) -> None:
+        if self._exit_signal is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._exit_signal)
+            self._exit_signal = None
         if self._pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
@@ -169,6 +182,7 @@ class AgentRun:
             self._close_pidfd()
             return
         self._pidfd = None
+        self._close_pidfd()  # the exit signal's descriptor
         loop = asyncio.get_running_loop()
 
         def reap() -> None:
@@ -350,15 +364,16 @@ async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
 
 def started_run(run_dir: Path, launched: Launched, opts: AgentOptions) -> AgentRun:
     """The :class:`AgentRun` of a run :func:`specflow_nb.agent.launching.start` started (on this event loop)."""
-    popen, create_time, started_at = launched
+    popen = launched.popen
     return AgentRun(
         run_dir,
         popen.pid,
-        create_time,
+        launched.create_time,
         popen=popen,
-        started_at=started_at,
+        started_at=launched.started_at,
         timeout_seconds=opts.timeout_seconds,
         pidfd=pidfd_open(popen.pid),
+        exit_signal=launched.exit_signal,
     )
 
 

@@ -12,10 +12,15 @@ from __future__ import annotations
 #: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
 #: write the status; SIGKILL ends both. exit.json's temp file is opened before the agent starts, so that between
 #: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename: the engine
-#: notices exit.json (it watches the run folder) before this process has finished dying.
+#: notices exit.json before this process has finished dying: the launching host through the descriptor named by
+#: ``SPECFLOW_EXIT_FD`` (a byte once exit.json is in place; taken out of the agent's environment and not inherited
+#: by it), a host that adopted the run through its watch on the run folder.
 EXIT_RECORDER = """
 import json, os, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
+notify = int(os.environ.pop("SPECFLOW_EXIT_FD", "-1"))
+if notify >= 0:
+    os.set_inheritable(notify, False)
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda *_: None)
 leader = os.path.join(os.path.dirname(path), "leader.json")
@@ -36,6 +41,12 @@ ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (
 os.write(out, json.dumps({"exitCode": code, "endedAt": ended}).encode())
 os.close(out)
 os.replace(path + ".tmp", path)
+if notify >= 0:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        os.write(notify, b"x")
+    except OSError:
+        pass
 os._exit(code if code >= 0 else 128 - code)
 """
 
@@ -48,6 +59,9 @@ CODEX_RECORDER = r"""
 import json, os, re, signal, sys, time
 path, spec, argv = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
 run_dir = os.path.dirname(path)
+notify = int(os.environ.pop("SPECFLOW_EXIT_FD", "-1"))
+if notify >= 0:
+    os.set_inheritable(notify, False)
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda *_: None)
 leader = os.path.join(run_dir, "leader.json")
@@ -121,5 +135,11 @@ ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (
 with open(path + ".tmp", "w") as f:
     json.dump({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt}, f)
 os.replace(path + ".tmp", path)
+if notify >= 0:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        os.write(notify, b"x")
+    except OSError:
+        pass
 os._exit(code if code >= 0 else 128 - code)
 """
