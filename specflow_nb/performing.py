@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from specflow_nb import gitops, ownership, policy, redact
+from specflow_nb import gitops, ownership, policy, redact, spares
 from specflow_nb.agent import launching
 from specflow_nb.agent.claude import (
     AgentOptions,
@@ -87,20 +87,24 @@ def output_schema(prompt: StepPrompt) -> dict[str, Any]:
     return loaded
 
 
-def write_fenced(slot: Slot, ex: OrchestrationExecution) -> None:
+def write_fenced(slot: Slot, ex: OrchestrationExecution, spare: Path | None = None) -> None:
     """Save ``ex`` under the project's lock, compare-and-swap: only the owner, only over its own last write.
-    Blocking (the fsyncs): run it in a worker thread."""
-    with slot.store.lock():
-        check_fence(slot, ex.id)
-        path = slot.store.save(ex)
-        slot.fence, slot.fenced_version = signature(path), ex.version
-
-
-def _start(folder: Path, opts: AgentOptions, run_id: str) -> Launched | RunFinished:
-    """A run's folder, then its process (blocking: in a worker thread); a run that cannot start becomes its
-    RunFinished."""
+    Blocking (the fsyncs): run it in a worker thread. ``spare``: a temp file made ahead (:mod:`specflow_nb.spares`)."""
     try:
-        return launching.start(folder, opts)
+        with slot.store.lock():
+            check_fence(slot, ex.id)
+            path = slot.store.save(ex, spare=spare)
+            spare = None
+            slot.fence, slot.fenced_version = signature(path), ex.version
+    finally:
+        spares.discard(spare)  # not used (refused by the fence, or the write failed)
+
+
+def _start(folder: Path, opts: AgentOptions, run_id: str, spare: Path | None = None) -> Launched | RunFinished:
+    """A run's folder (from a spare made ahead, when there is one), then its process (blocking: in a worker
+    thread); a run that cannot start becomes its RunFinished."""
+    try:
+        return launching.start(folder, opts, spare)
     except AgentRunError as exc:
         return Performer._not_started(run_id, exc.kind, exc)
     except SpecflowError as exc:
@@ -172,6 +176,8 @@ class Performer:
         self.scope = scope
         self.feed = feed
         self.diagnoser = Diagnoser(settings)
+        #: Files made ahead for each project's next save and run (:mod:`specflow_nb.spares`).
+        self.spares = spares.Shelf()
 
     async def perform(self, slot: Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
         if isinstance(action, Persist):
@@ -200,8 +206,26 @@ class Performer:
         every version in order."""
         # fsync and rename in a worker thread: the event loop (and every other project, and the server's
         # requests) must not wait on the disk. The project's lock keeps the write-ahead order.
-        await anyio.to_thread.run_sync(write_fenced, slot, ex)
+        spare = self.spares.take_record(slot.project)
+
+        def write() -> None:
+            write_fenced(slot, ex, spare)
+            if not ex.status.is_active:  # ended: no transition will take its spares
+                self.spares.drop(slot.project)
+
+        await anyio.to_thread.run_sync(write)
         self._announce(slot, ex, joined)
+        self.restock(slot, ex)
+
+    def restock(self, slot: Slot, ex: OrchestrationExecution) -> None:
+        """While a run is in flight, make the files its end's transition will need (a worker thread, beside the
+        agent): that transition then creates none."""
+        run = ex.current_run
+        if run is not None and run.live and not run.builtin and self.spares.wants(slot.project):
+            generation = self.spares.generation(slot.project)
+            self.scope.background(
+                anyio.to_thread.run_sync, self.spares.restock, slot.project, launching.make_spare, generation
+            )
 
     def _announce(
         self, slot: Slot, ex: OrchestrationExecution, joined: list[OrchestrationExecution] | None = None
@@ -336,7 +360,9 @@ class Performer:
         opts = self.run_options(slot, ex, action)
         if isinstance(opts, RunFinished):
             return opts
-        result = await anyio.to_thread.run_sync(_start, run_dir(slot.project, action.run_id), opts, action.run_id)
+        folder, spare = run_dir(slot.project, action.run_id), self.spares.take_run(slot.project)
+        result = await anyio.to_thread.run_sync(_start, folder, opts, action.run_id, spare)
+        self.restock(slot, ex)
         return self._started(slot, action, opts, result)
 
     async def save_then_spawn(
@@ -353,16 +379,23 @@ class Performer:
         run unless the record is on disk). A save that fails (not the owner any more, a full disk) raises as
         :meth:`save` does. ``on_saved`` runs once the state is saved (before it is announced)."""
         opts = self.run_options(slot, ex, action)  # the prompt and options: on the loop, before the trip
+        record_spare, run_spare = self.spares.take_record(slot.project), self.spares.take_run(slot.project)
 
         def work() -> Launched | RunFinished | None:
-            write_fenced(slot, ex)
+            try:
+                write_fenced(slot, ex, record_spare)
+            except BaseException:
+                spares.discard(run_spare)
+                raise
             if isinstance(opts, RunFinished):
+                spares.discard(run_spare)
                 return None
-            return _start(run_dir(slot.project, action.run_id), opts, action.run_id)
+            return _start(run_dir(slot.project, action.run_id), opts, action.run_id, run_spare)
 
         result = await anyio.to_thread.run_sync(work)
         on_saved()
         self._announce(slot, ex, joined)
+        self.restock(slot, ex)
         if result is None:
             return opts if isinstance(opts, RunFinished) else None
         assert not isinstance(opts, RunFinished)

@@ -40,6 +40,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 from pydantic import ValidationError
 
+from specflow_nb import spares
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, StateLocked
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.redact import redact_json
@@ -73,14 +74,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+def atomic_write_text(path: Path, text: str, *, durable: bool = True, spare: Path | None = None) -> None:
     """Replace ``path`` with ``text`` (UTF-8) so that readers see either the old or the new content, never a part.
 
-    ``durable=False`` skips the fsyncs: for files whose loss in a power cut costs nothing (a lease renewal)."""
+    ``durable=False`` skips the fsyncs: for files whose loss in a power cut costs nothing (a lease renewal).
+    ``spare``: an empty file made ahead on the same file system (:mod:`specflow_nb.spares`) to write the new content
+    to instead of a new temp file (creating a file is the slow part of a write); used up by the write."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    fd = spares.open_record_spare(spare)
+    if fd is not None and spare is not None:
+        tmp = spare
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
@@ -262,12 +269,13 @@ class OrchestrationStore:
 
     # ---- writing
 
-    def save(self, execution: OrchestrationExecution) -> Path:
-        """Write ``execution`` atomically (temp file, fsync, rename, fsync folder) and return its path."""
+    def save(self, execution: OrchestrationExecution, *, spare: Path | None = None) -> Path:
+        """Write ``execution`` atomically (temp file, fsync, rename, fsync folder) and return its path. ``spare``:
+        a temp file made ahead (see :func:`atomic_write_text`)."""
         path = self.path_for(execution.id)
         self._confined()
         # secrets (the server's keys, agent_env values) never reach the file, whatever a run printed
-        atomic_write_text(path, redact_json(execution.model_dump_json(indent=2), indent=2) + "\n")
+        atomic_write_text(path, redact_json(execution.model_dump_json(indent=2), indent=2) + "\n", spare=spare)
         return path
 
     def _confined(self) -> None:

@@ -328,7 +328,7 @@ async def test_the_exit_signal_reaches_the_host_not_the_agent(tmp_path: Path) ->
     wait for the recorder's own exit): the agent sees neither the variable naming that pipe nor the pipe itself,
     and the run's end is noticed with exit.json already there, the recorder reaped later without a warning."""
     script = tmp_path / "agent.sh"
-    script.write_text('#!/bin/sh\nenv | grep -c SPECFLOW_EXIT_FD\nls -l /proc/$$/fd/ | grep -c pipe\nexit 3\n')
+    script.write_text("#!/bin/sh\nenv | grep -c SPECFLOW_EXIT_FD\nls -l /proc/$$/fd/ | grep -c pipe\nexit 3\n")
     script.chmod(0o755)
     run = await start_run(tmp_path / "run", AgentOptions(command=str(script), cwd=tmp_path, prompt="hi"))
     assert run._exit_signal is not None

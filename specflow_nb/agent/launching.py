@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from specflow_nb import procs
+from specflow_nb import procs, spares
 from specflow_nb.agent.family import AgentFamily, family_for
 from specflow_nb.agent.options import AgentOptions
 from specflow_nb.agent.outcome import AgentRunError, FailureKind
@@ -28,10 +28,12 @@ from specflow_nb.agent.rundir import (
     OUTCOME_FILE,
     PID_FILE,
     PROMPT_FILE,
+    RUN_LOCK_FILE,
     STDERR_FILE,
     STREAM_FILE,
     resolve_command,
     take_run_lock,
+    tmp_name,
     write_json,
 )
 from specflow_nb.models import utcnow
@@ -73,10 +75,21 @@ class PreparedRun:
             self.lock_fd = None
 
 
-def prepare(run_dir: Path, opts: AgentOptions) -> PreparedRun:
+def make_spare(project: Path) -> Path | None:
+    """A spare run folder for the next run in ``project``, made ahead (:mod:`specflow_nb.spares`)."""
+    return spares.make_run_spare(project, (RUN_LOCK_FILE, PROMPT_FILE, tmp_name(ARGV_FILE)))
+
+
+def prepare(run_dir: Path, opts: AgentOptions, spare: Path | None = None) -> PreparedRun:
     """The run's folder: the prompt, argv.json and the run's lock (taken here, held until the launch hands it to
-    the run's processes). Raises AgentRunError for an agent that is not installed or options it refuses."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    the run's processes). Raises AgentRunError for an agent that is not installed or options it refuses.
+
+    ``spare``: a run folder made ahead (its files there, empty), moved into place instead of creating each file;
+    unless used, it is removed."""
+    fresh = spares.take_run_spare(spare, run_dir)
+    if not fresh:
+        spares.discard(spare)
+        run_dir.mkdir(parents=True, exist_ok=True)
     # The allow-listed part of the server's environment, the agent's own family, and the run's extra variables
     # (specflow_nb.redact.agent_environment): never the server's other secrets.
     env = agent_environment(opts.agent, opts.env)
@@ -111,7 +124,7 @@ def prepare(run_dir: Path, opts: AgentOptions) -> PreparedRun:
         extra, prepared.recorder = family.prepare(run_dir, opts, env, resolved)
         info.update(extra)
         write_json(run_dir / ARGV_FILE, info)
-        for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
+        for stale in () if fresh else (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
             (run_dir / stale).unlink(missing_ok=True)
     except BaseException:
         prepared.abandon()
@@ -171,6 +184,6 @@ def launch(prepared: PreparedRun) -> Launched:
                 os.close(fd)
 
 
-def start(run_dir: Path, opts: AgentOptions) -> Launched:
-    """Both halves at once: the run's folder, then its process."""
-    return launch(prepare(run_dir, opts))
+def start(run_dir: Path, opts: AgentOptions, spare: Path | None = None) -> Launched:
+    """Both halves at once: the run's folder (from ``spare`` when given), then its process."""
+    return launch(prepare(run_dir, opts, spare))

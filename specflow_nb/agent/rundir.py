@@ -43,7 +43,7 @@ def write_json(path: Path, data: Any) -> None:
 
     Compact JSON in one ``write``: ``json.dump`` with an indent runs the pure-Python encoder chunk by chunk, which
     cost a transition a few hundred microseconds per file (argv.json holds the output schema)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(tmp_name(path.name))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
     try:
         view = memoryview(json.dumps(data, default=str).encode("ascii"))
@@ -52,6 +52,11 @@ def write_json(path: Path, data: Any) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+def tmp_name(name: str) -> str:
+    """The temp file :func:`write_json` writes ``name`` through (one per process: two writers never share one)."""
+    return f".{name}.{os.getpid()}.tmp"
 
 
 def read_json(path: Path) -> Any:
