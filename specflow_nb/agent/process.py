@@ -81,6 +81,7 @@ class AgentRun:
         self._popen = popen
         self._pidfd = pidfd
         self._exit_signal = exit_signal  # readable once the recorder has put exit.json in place (or has died)
+        self._recorded: dict[str, Any] | None = None  # exit.json, as read when the run's end was noticed
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
@@ -144,6 +145,12 @@ class AgentRun:
             return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
 
         result: dict[str, Any] | None = None
+        if self._exit_signal is not None:  # our own run: its recorder signals us (a byte, or EOF if it died)
+            await anyio.wait_readable(self._exit_signal)
+            self._recorded = result = recorded()
+            if result is None:  # the recorder died without writing: its pidfd says when it is gone
+                await anyio.wait_readable(self._pidfd)
+            return result
         async with anyio.create_task_group() as tg:
 
             async def gone() -> None:
@@ -152,16 +159,11 @@ class AgentRun:
                 tg.cancel_scope.cancel()
 
             tg.start_soon(gone)
-            if self._exit_signal is not None:  # our own run: its recorder signals us (a byte, or EOF if it died)
-                await anyio.wait_readable(self._exit_signal)
-                result = recorded()
-                if result is not None:
-                    tg.cancel_scope.cancel()
-                return result  # (None: the recorder died without writing; its pidfd ends the wait)
             with FolderWatch(self.run_dir) as watch:  # an adopted run: exit.json is noticed in its folder
                 while (result := recorded()) is None:
                     await watch.wait(None)
                 tg.cancel_scope.cancel()
+        self._recorded = result
         return result
 
     def _close_pidfd(self) -> None:
@@ -212,7 +214,8 @@ class AgentRun:
         if self._outcome is not None:
             return self._outcome
         parser = StreamParser()
-        keep = event_filter(self.run_dir)  # the events the outcome is classified from: not parsed twice
+        argv_info = read_json(self.run_dir / ARGV_FILE)
+        keep = event_filter(argv_info)  # the events the outcome is classified from: not parsed twice
         kept: list[StreamEvent] | None = [] if keep is not None else None
 
         def seen(event: StreamEvent) -> None:
@@ -236,7 +239,13 @@ class AgentRun:
             if self._stream_file is not None:
                 self._stream_file.close()
                 self._stream_file = None
-        self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings, events=kept, cache=cache_outcome)
+        self._outcome = read_outcome(
+            self.run_dir,
+            extra_warnings=parser.warnings,
+            events=kept,
+            cache=cache_outcome,
+            known={ARGV_FILE: argv_info, EXIT_FILE: self._recorded} if isinstance(argv_info, dict) else None,
+        )
         return self._outcome
 
     def cache_outcome(self) -> None:
