@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_orchestrator as bench
 
 from specflow_nb import machine, performing, stepping
-from specflow_nb.agent import process
+from specflow_nb.agent import launching, process
 from specflow_nb.orchestrator import Orchestrator
 
 MARKS: list[tuple[str, float]] = []
@@ -60,28 +60,30 @@ def _stamped(name: str, fn: Callable[..., Any], *, is_async: bool) -> Callable[.
 
 def install() -> None:
     """Stamp the end of each stage of a transition."""
-    process.AgentRun._wait_exit = _stamped(
-        "exit noticed (pidfd wake, exit.json read)", process.AgentRun._wait_exit, is_async=True
-    )  # type: ignore[method-assign]
-    process.read_outcome = _stamped(
-        "outcome read (stream parsed, outcome.json written)", process.read_outcome, is_async=False
-    )  # type: ignore[assignment]
+    process.AgentRun._wait_exit = _stamped(  # type: ignore[method-assign]
+        "exit noticed (recorder's signal, exit.json read)", process.AgentRun._wait_exit, is_async=True
+    )
+    process.read_outcome = _stamped(  # type: ignore[assignment]
+        "outcome read (follower's drain, classification)", process.read_outcome, is_async=False
+    )
     original_transition = machine.transition
-    count = {"n": 0}
 
     def transition(ex: Any, event: Any) -> Any:
-        count["n"] += 1
-        name = f"machine.transition({type(event).__name__})"
         try:
             return original_transition(ex, event)
         finally:
-            MARKS.append((name, time.time()))
+            MARKS.append((f"machine.transition({type(event).__name__})", time.time()))
 
     stepping.machine.transition = transition  # type: ignore[attr-defined]
     P = performing.Performer
-    P.save = _stamped("save (thread hop, lock, fence, dump, redact, write+fsync)", P.save, is_async=True)  # type: ignore[method-assign]
     P.snapshot = _stamped("project read (tasks.md, plan)", P.snapshot, is_async=True)  # type: ignore[method-assign]
-    P._prompt = _stamped("prompt built", P._prompt, is_async=False)  # type: ignore[method-assign]
+    P._prompt = _stamped("prompt and run options built", P._prompt, is_async=False)  # type: ignore[method-assign]
+    performing.write_fenced = _stamped(  # type: ignore[assignment]
+        "record saved (thread hop, lock, fence, dump, write, 2 fsyncs)", performing.write_fenced, is_async=False
+    )
+    launching.prepare = _stamped(  # type: ignore[assignment]
+        "run folder (spare renamed, prompt.md, argv.json, run.lock)", launching.prepare, is_async=False
+    )
 
 
 def stages(ended: float, started: float) -> list[tuple[str, float]]:
@@ -91,10 +93,10 @@ def stages(ended: float, started: float) -> list[tuple[str, float]]:
     seen: dict[str, int] = {}
     for t, name in inside:
         seen[name] = seen.get(name, 0) + 1
-        label = f"{name} #{seen[name]}" if name.startswith(("save", "machine")) else name
+        label = f"{name} #{seen[name]}" if seen[name] > 1 else name
         out.append((label, t - last))
         last = t
-    out.append(("spawn: run folder, argv, env, run lock → start stamp", started - last))
+    out.append(("start stamp (pid.json startedAt, just before the fork)", started - last))
     return out
 
 
