@@ -178,6 +178,14 @@ class Performer:
         self.diagnoser = Diagnoser(settings)
         #: Files made ahead for each project's next save and run (:mod:`specflow_nb.spares`).
         self.spares = spares.Shelf()
+        #: Runs whose outcome.json is still to be written (by the save that records their end, after its write).
+        self._outcomes: dict[Path, list[AgentRun]] = {}
+
+    def _write_outcomes(self, project: Path) -> None:
+        """Write the outcome.json of the runs whose end the state just saved records (blocking: worker thread)."""
+        for run in self._outcomes.pop(project, []):
+            with contextlib.suppress(OSError):
+                run.cache_outcome()
 
     async def perform(self, slot: Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
         if isinstance(action, Persist):
@@ -210,6 +218,7 @@ class Performer:
 
         def write() -> None:
             write_fenced(slot, ex, spare)
+            self._write_outcomes(slot.project)
             if not ex.status.is_active:  # ended: no transition will take its spares
                 self.spares.drop(slot.project)
 
@@ -387,10 +396,13 @@ class Performer:
             except BaseException:
                 spares.discard(run_spare)
                 raise
-            if isinstance(opts, RunFinished):
-                spares.discard(run_spare)
-                return None
-            return _start(run_dir(slot.project, action.run_id), opts, action.run_id, run_spare)
+            try:
+                if isinstance(opts, RunFinished):
+                    spares.discard(run_spare)
+                    return None
+                return _start(run_dir(slot.project, action.run_id), opts, action.run_id, run_spare)
+            finally:
+                self._write_outcomes(slot.project)  # after the next run has started: off the transition's path
 
         result = await anyio.to_thread.run_sync(work)
         on_saved()
@@ -474,8 +486,10 @@ class Performer:
 
         try:
             # outcome.json is a cache of what the run's files say (a reader without it classifies them the same
-            # way, a restart too): written once the transition this run's end causes is done, not before it.
+            # way, a restart too): written by the save that records the run's end, after its write (and after the
+            # next run's start), so it is there before that state is announced, and off the transition's path.
             result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall, cache_outcome=False))
+            self._outcomes.setdefault(slot.project, []).append(run)
         except Exception as exc:  # e.g. the run folder's disk is full (may arrive as an ExceptionGroup): the end
             # of the run is still an event; the machine decides what a run that cannot be read means.
             result = RunOutcome(
@@ -483,9 +497,14 @@ class Performer:
             )
         slot.runs.pop(run.execution_id, None)
         finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=result)
-        await self.feed(slot, finished)
-        with contextlib.suppress(OSError):
-            await anyio.to_thread.run_sync(run.cache_outcome)
+        try:
+            await self.feed(slot, finished)
+        finally:
+            pending = self._outcomes.get(slot.project, [])
+            if run in pending:  # no save recorded it (refused, or the engine is stopping): written now
+                pending.remove(run)
+                with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                    await anyio.to_thread.run_sync(run.cache_outcome)
 
     def kill(self, slot: Slot, action: KillRun) -> None:
         run = slot.runs.get(action.run_id) or attach_run(run_dir(slot.project, action.run_id))
