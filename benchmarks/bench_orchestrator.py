@@ -11,8 +11,13 @@ instant DEMO agent (a real process checking its batch's tasks in tasks.md). Both
 
 * **transition latency**: agent run i exits (``exit.json`` endedAt, stamped by the run's exit recorder the moment
   the agent ended) → agent run i+1 started (``pid.json`` startedAt, stamped just before its process is spawned).
-  Everything in between is the orchestrator: notice the exit, classify the outcome, persist, re-read tasks.md and
-  git, step the machine, persist, build the prompt, write the run folder. Median and p99 over all transitions.
+  Everything in between is the orchestrator: notice the exit (the recorder's signal once exit.json is in place),
+  classify the outcome, step the machine, re-read tasks.md, step the machine, persist (the run's end and the
+  next state in one fenced, fsynced write: ``Persist.may_join_next``), build the prompt, move the run folder made
+  ahead into place. Median and p99 over all transitions; ``benchmarks/profile_transition.py`` splits it in stages.
+* **floor** (issue 17): two fsynced atomic writes of the record and a fork/exec of a trivial process, timed beside
+  each phase on the same disk. The transition itself now does one fsynced write (and no fork/exec before its start
+  stamp), so the ratio compares it with the issue's fixed reference, not with its own work.
 * **phase overhead**: wall time from ``start()`` until the orchestration is completed (merged), minus the agents'
   own run time (Σ endedAt − startedAt over the runs).
 * **baseline**: the same orchestrator with only the "run finished" event replaced by polling ``run.is_alive()``
@@ -140,8 +145,8 @@ async def one_phase(cls: type[Orchestrator], root: Path, observed: bool = False)
 
 
 def floor(record: str, samples: int = 50) -> list[float]:
-    """The least a transition must do: two fsynced atomic writes of the record (RunFinished and ProjectRead are
-    each persisted before anything follows) and a fork/exec of a trivial process (the next run)."""
+    """The issue's reference for a transition: two fsynced atomic writes of the record (as when RunFinished and
+    ProjectRead were each persisted on their own) and a fork/exec of a trivial process (the next run)."""
     true = shutil.which("true") or "/bin/true"
     out: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:

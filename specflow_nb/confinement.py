@@ -7,6 +7,8 @@ the project (its status view) reads the store: one module below both keeps that 
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from specflow_nb.errors import ConfigError, ProjectNotFound, ProjectOutsideRoot
@@ -28,6 +30,8 @@ def link_outside(project: Path) -> str | None:
     """The first of the project's own folders (``.specflow/``, ``specs/``, each feature folder) that resolves
     outside ``project`` (a symlink leading elsewhere), as a path relative to it; None when all stay inside."""
     project = Path(project)
+    if not _has_links(project):
+        return None  # no link anywhere on those paths: each resolves inside the project (checked on every save)
     try:
         base = project.resolve()
         for rel in PROJECT_LINKS:
@@ -42,6 +46,28 @@ def link_outside(project: Path) -> str | None:
     except (OSError, RuntimeError):  # a symlink loop, or a folder we may not read: not inside either
         return ".specflow"
     return None
+
+
+def _has_links(project: Path) -> bool:
+    """Whether any folder :func:`link_outside` checks, or a folder on the way to one, is a symlink (or cannot be
+    looked at): only then must paths be resolved. A few ``lstat`` calls instead of resolving every path."""
+    try:
+        for rel in PROJECT_LINKS:
+            path = project
+            for part in rel.split("/"):
+                path = path / part
+                try:
+                    mode = os.lstat(path).st_mode
+                except (FileNotFoundError, NotADirectoryError):
+                    break  # absent: nothing below it to check
+                if stat.S_ISLNK(mode):
+                    return True
+        with os.scandir(project / SPECS_DIR) as entries:
+            return any(entry.is_symlink() for entry in entries)
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # no specs folder
+    except OSError:
+        return True  # let the full check decide
 
 
 def check_links(project: Path) -> None:

@@ -15,11 +15,13 @@ import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 
-from specflow_nb import gitops, ownership, policy, redact
+from specflow_nb import gitops, ownership, policy, redact, spares
+from specflow_nb.agent import launching
 from specflow_nb.agent.claude import (
     AgentOptions,
     AgentOutcome,
@@ -28,9 +30,10 @@ from specflow_nb.agent.claude import (
     FailureKind,
     SessionMode,
     attach_run,
-    start_run,
 )
 from specflow_nb.agent.codex import agent_options
+from specflow_nb.agent.launching import Launched
+from specflow_nb.agent.process import started_run
 from specflow_nb.agent.prompts import (
     OutputModel,
     StepPrompt,
@@ -82,6 +85,33 @@ def output_schema(prompt: StepPrompt) -> dict[str, Any]:
     millisecond, on every transition's spawn otherwise); a fresh copy each time, so no run can change another's."""
     loaded: dict[str, Any] = json.loads(_schema_text(prompt.output_model))
     return loaded
+
+
+def write_fenced(slot: Slot, ex: OrchestrationExecution, spare: Path | None = None) -> None:
+    """Save ``ex`` under the project's lock, compare-and-swap: only the owner, only over its own last write.
+    Blocking (the fsyncs): run it in a worker thread. ``spare``: a temp file made ahead (:mod:`specflow_nb.spares`)."""
+    try:
+        with slot.store.lock():
+            check_fence(slot, ex.id)
+            path = slot.store.save(ex, spare=spare)
+            spare = None
+            slot.fence, slot.fenced_version = signature(path), ex.version
+    finally:
+        spares.discard(spare)  # not used (refused by the fence, or the write failed)
+
+
+def _start(folder: Path, opts: AgentOptions, run_id: str, spare: Path | None = None) -> Launched | RunFinished:
+    """A run's folder (from a spare made ahead, when there is one), then its process (blocking: in a worker
+    thread); a run that cannot start becomes its RunFinished."""
+    try:
+        return launching.start(folder, opts, spare)
+    except AgentRunError as exc:
+        return Performer._not_started(run_id, exc.kind, exc)
+    except SpecflowError as exc:
+        return Performer._not_started(run_id, FailureKind.PROCESS_FAILED, exc)
+    except OSError as exc:  # e.g. no space left for the run folder
+        cause = SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
+        return Performer._not_started(run_id, FailureKind.PROCESS_FAILED, cause)
 
 
 class Abandoned(Exception):
@@ -146,6 +176,16 @@ class Performer:
         self.scope = scope
         self.feed = feed
         self.diagnoser = Diagnoser(settings)
+        #: Files made ahead for each project's next save and run (:mod:`specflow_nb.spares`).
+        self.spares = spares.Shelf()
+        #: Runs whose outcome.json is still to be written (by the save that records their end, after its write).
+        self._outcomes: dict[Path, list[AgentRun]] = {}
+
+    def _write_outcomes(self, project: Path) -> None:
+        """Write the outcome.json of the runs whose end the state just saved records (blocking: worker thread)."""
+        for run in self._outcomes.pop(project, []):
+            with contextlib.suppress(OSError):
+                run.cache_outcome()
 
     async def perform(self, slot: Slot, ex: OrchestrationExecution, action: Action) -> Event | None:
         if isinstance(action, Persist):
@@ -166,16 +206,41 @@ class Performer:
             self.scope.notify(ex, action)
         return None
 
-    async def save(self, slot: Slot, ex: OrchestrationExecution) -> None:
-        def write() -> None:
-            with slot.store.lock():
-                check_fence(slot, ex.id)  # compare-and-swap: only the owner, only over its own last write
-                path = slot.store.save(ex)
-                slot.fence, slot.fenced_version = signature(path), ex.version
-
+    async def save(
+        self, slot: Slot, ex: OrchestrationExecution, *, joined: list[OrchestrationExecution] | None = None
+    ) -> None:
+        """Save ``ex`` (fenced), then announce it. ``joined``: earlier states whose changes ``ex`` carries (their
+        Persist joined this one, ``Persist.may_join_next``); they are announced first, so a subscriber still sees
+        every version in order."""
         # fsync and rename in a worker thread: the event loop (and every other project, and the server's
         # requests) must not wait on the disk. The project's lock keeps the write-ahead order.
+        spare = self.spares.take_record(slot.project)
+
+        def write() -> None:
+            write_fenced(slot, ex, spare)
+            self._write_outcomes(slot.project)
+            if not ex.status.is_active:  # ended: no transition will take its spares
+                self.spares.drop(slot.project)
+
         await anyio.to_thread.run_sync(write)
+        self._announce(slot, ex, joined)
+        self.restock(slot, ex)
+
+    def restock(self, slot: Slot, ex: OrchestrationExecution) -> None:
+        """While a run is in flight, make the files its end's transition will need (a worker thread, beside the
+        agent): that transition then creates none."""
+        run = ex.current_run
+        if run is not None and run.live and not run.builtin and self.spares.wants(slot.project):
+            generation = self.spares.generation(slot.project)
+            self.scope.background(
+                anyio.to_thread.run_sync, self.spares.restock, slot.project, launching.make_spare, generation
+            )
+
+    def _announce(
+        self, slot: Slot, ex: OrchestrationExecution, joined: list[OrchestrationExecution] | None = None
+    ) -> None:
+        for earlier in joined or ():
+            self.scope.changed(slot, earlier)
         self.scope.changed(slot, ex)
 
     async def snapshot(
@@ -301,6 +366,58 @@ class Performer:
     async def spawn(
         self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
     ) -> Event | None:
+        opts = self.run_options(slot, ex, action)
+        if isinstance(opts, RunFinished):
+            return opts
+        folder, spare = run_dir(slot.project, action.run_id), self.spares.take_run(slot.project)
+        result = await anyio.to_thread.run_sync(_start, folder, opts, action.run_id, spare)
+        self.restock(slot, ex)
+        return self._started(slot, action, opts, result)
+
+    async def save_then_spawn(
+        self,
+        slot: Slot,
+        ex: OrchestrationExecution,
+        action: SpawnStep | SpawnBatch | SpawnHealer,
+        *,
+        joined: list[OrchestrationExecution],
+        on_saved: Callable[[], None],
+    ) -> Event | None:
+        """The Persist right before a spawn, and the spawn, in one trip to a worker thread: the record is written
+        (fenced, fsynced), then the run's folder, then its process (write-ahead: in that order, and nothing of the
+        run unless the record is on disk). A save that fails (not the owner any more, a full disk) raises as
+        :meth:`save` does. ``on_saved`` runs once the state is saved (before it is announced)."""
+        opts = self.run_options(slot, ex, action)  # the prompt and options: on the loop, before the trip
+        record_spare, run_spare = self.spares.take_record(slot.project), self.spares.take_run(slot.project)
+
+        def work() -> Launched | RunFinished | None:
+            try:
+                write_fenced(slot, ex, record_spare)
+            except BaseException:
+                spares.discard(run_spare)
+                raise
+            try:
+                if isinstance(opts, RunFinished):
+                    spares.discard(run_spare)
+                    return None
+                return _start(run_dir(slot.project, action.run_id), opts, action.run_id, run_spare)
+            finally:
+                self._write_outcomes(slot.project)  # after the next run has started: off the transition's path
+
+        result = await anyio.to_thread.run_sync(work)
+        on_saved()
+        self._announce(slot, ex, joined)
+        self.restock(slot, ex)
+        if result is None:
+            return opts if isinstance(opts, RunFinished) else None
+        assert not isinstance(opts, RunFinished)
+        return self._started(slot, action, opts, result)
+
+    def run_options(
+        self, slot: Slot, ex: OrchestrationExecution, action: SpawnStep | SpawnBatch | SpawnHealer
+    ) -> AgentOptions | RunFinished:
+        """The run's options (prompt, budget, tools, environment); a run that cannot start becomes its
+        RunFinished."""
         cfg = ex.config
         if action.resume_session_id is None:
             mode = SessionMode.NEW
@@ -330,15 +447,23 @@ class Performer:
             )
             if cfg.agent != "claude":
                 opts = agent_options(opts, cfg, self.settings)
-            opts = policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
-            run = await start_run(run_dir(slot.project, action.run_id), opts)
+            return policy.restrict_tools(opts, self.settings, slot.project, ex.id)  # no shell without execute
         except AgentRunError as exc:
             return self._not_started(action.run_id, exc.kind, exc)
         except SpecflowError as exc:
             return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, exc)
-        except OSError as exc:  # e.g. no space left for the run folder
-            cause = SpecflowError(f"The run's folder could not be written: {exc}", hint="Free disk space, then retry.")
-            return self._not_started(action.run_id, FailureKind.PROCESS_FAILED, cause)
+
+    def _started(
+        self,
+        slot: Slot,
+        action: SpawnStep | SpawnBatch | SpawnHealer,
+        opts: AgentOptions,
+        result: Launched | RunFinished,
+    ) -> Event | None:
+        """A run's process started (watched from now on), or the RunFinished of one that could not start."""
+        if isinstance(result, RunFinished):
+            return result
+        run = started_run(run_dir(slot.project, action.run_id), result, opts)
         slot.runs[action.run_id] = run
         self.scope.background(self.watch_run, slot, run)
         return None
@@ -360,7 +485,11 @@ class Performer:
             self.scope.background(self.feed, slot, event)
 
         try:
-            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall))
+            # outcome.json is a cache of what the run's files say (a reader without it classifies them the same
+            # way, a restart too): written by the save that records the run's end, after its write (and after the
+            # next run's start), so it is there before that state is announced, and off the transition's path.
+            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall, cache_outcome=False))
+            self._outcomes.setdefault(slot.project, []).append(run)
         except Exception as exc:  # e.g. the run folder's disk is full (may arrive as an ExceptionGroup): the end
             # of the run is still an event; the machine decides what a run that cannot be read means.
             result = RunOutcome(
@@ -368,7 +497,14 @@ class Performer:
             )
         slot.runs.pop(run.execution_id, None)
         finished = RunFinished(at=utcnow(), run_execution_id=run.execution_id, outcome=result)
-        await self.feed(slot, finished)
+        try:
+            await self.feed(slot, finished)
+        finally:
+            pending = self._outcomes.get(slot.project, [])
+            if run in pending:  # no save recorded it (refused, or the engine is stopping): written now
+                pending.remove(run)
+                with anyio.CancelScope(shield=True), contextlib.suppress(OSError):
+                    await anyio.to_thread.run_sync(run.cache_outcome)
 
     def kill(self, slot: Slot, action: KillRun) -> None:
         run = slot.runs.get(action.run_id) or attach_run(run_dir(slot.project, action.run_id))

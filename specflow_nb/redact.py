@@ -90,9 +90,49 @@ def _matches(name: str, patterns: Iterable[str]) -> bool:
 
 def allowed_environment(patterns: Iterable[str], *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The variables of ``environ`` (default: the server's) whose names match ``patterns``."""
-    source = os.environ if environ is None else environ
     pats = tuple(patterns)
-    return {k: v for k, v in source.items() if _matches(k, pats)}
+    if environ is None:  # the server's: filtered once per change of the environment (every spawn asks)
+        snapshot = _environ()
+        key = (pats, snapshot)
+        with _lock:
+            found = _allowed_cache.get(key)
+        if found is None:
+            found = {k: v for k, v in snapshot.items() if _matches(k, pats)}
+            with _lock:
+                for stale in [k for k in _allowed_cache if k[1] is not snapshot]:
+                    del _allowed_cache[stale]  # one environment at a time: earlier snapshots' entries go
+                _allowed_cache[key] = found
+        return dict(found)
+    return {k: v for k, v in environ.items() if _matches(k, pats)}
+
+
+class _Snapshot(dict[str, str]):
+    """The server's environment at one moment (compared by identity: a new object whenever it changes)."""
+
+    __hash__ = object.__hash__  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+_environ_raw: tuple[Any, ...] | None = None
+_environ_snapshot: _Snapshot = _Snapshot()
+_allowed_cache: dict[tuple[tuple[str, ...], _Snapshot], dict[str, str]] = {}
+
+
+def _environ() -> _Snapshot:
+    """``os.environ`` as a dict, decoded again only when it changed: on POSIX its raw bytes mapping is compared
+    (a few microseconds), not decoded variable by variable on every spawn and every save."""
+    global _environ_raw, _environ_snapshot
+    raw_data = getattr(os.environ, "_data", None)
+    raw = tuple(raw_data.items()) if isinstance(raw_data, dict) else tuple(os.environ.items())
+    with _lock:
+        if raw == _environ_raw:
+            return _environ_snapshot
+    snapshot = _Snapshot(os.environ)
+    with _lock:
+        _environ_raw, _environ_snapshot = raw, snapshot
+    return snapshot
 
 
 def verify_environment(extra: Iterable[str] = (), *, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -120,7 +160,8 @@ _NOTHING = r"(?!x)x"
 _lock = threading.Lock()
 _registered: set[str] = set()
 _pattern: re.Pattern[str] | None = None
-_env_snapshot: tuple[tuple[str, str], ...] | None = None
+_env_secrets: tuple[tuple[str, str], ...] | None = None  # the secret-named variables the pattern holds
+_pattern_env: object = None  # the environment snapshot the pattern was last checked against
 
 
 def secret_values(environ: Mapping[str, str] | None = None) -> set[str]:
@@ -155,15 +196,20 @@ def register(values: Iterable[str]) -> None:
 
 
 def _current_pattern() -> re.Pattern[str] | None:
-    global _pattern, _env_snapshot
-    snapshot = tuple(sorted((k, v) for k, v in os.environ.items() if SECRET_NAME.search(k)))
+    global _pattern, _env_secrets, _pattern_env
+    environ = _environ()
     with _lock:
-        if _pattern is None or snapshot != _env_snapshot:
+        if _pattern is not None and _pattern_env is environ:
+            return _pattern  # same environment, nothing registered since
+    snapshot = tuple(sorted((k, v) for k, v in environ.items() if SECRET_NAME.search(k)))
+    with _lock:
+        if _pattern is None or snapshot != _env_secrets:
             values = secret_values(dict(snapshot)) | _registered
-            _env_snapshot = snapshot
+            _env_secrets = snapshot
             # longest first: a secret that contains another is masked whole
             ordered = sorted(values, key=len, reverse=True)
             _pattern = re.compile("|".join(re.escape(v) for v in ordered) if ordered else _NOTHING)
+        _pattern_env = environ
         return _pattern
 
 

@@ -9,6 +9,7 @@ host's inbox), a run's end, a stall, a restart. Only the owner steps; a refused 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -17,11 +18,24 @@ import anyio
 from specflow_nb import machine, ownership
 from specflow_nb.engine_state import Slot, TaskScope, owns
 from specflow_nb.errors import SpecflowError
-from specflow_nb.machine import CancelCommand, Command, Event, GoBackCommand, Persist, UserCommand
+from specflow_nb.machine import (
+    CancelCommand,
+    Command,
+    Event,
+    GoBackCommand,
+    Persist,
+    SpawnBatch,
+    SpawnHealer,
+    SpawnStep,
+    UserCommand,
+)
 from specflow_nb.models import OrchestrationExecution, utcnow
 from specflow_nb.performing import Abandoned, Performer
 
 log = logging.getLogger("specflow_nb.orchestrator")
+
+#: The spawns of an agent process (the built-in merge is no process): their Persist and their folder overlap.
+PROCESS_SPAWNS = (SpawnStep, SpawnBatch, SpawnHealer)
 
 #: Longest wait between two tries of an event whose state could not be saved (e.g. a full disk).
 STORAGE_RETRY_MAX_SECONDS = 15.0
@@ -93,23 +107,54 @@ class Stepper:
         if not owns(slot):
             raise ownership.NotOwner(f"This host does not own orchestration {slot.execution.id}.")
         queue: list[Event] = [first]
+        # The state stepped from: the last one saved, or one whose Persist joins the next transition's
+        # (``Persist.may_join_next``: a run's end followed only by a pure project read). Such a state is never
+        # reported (``slot.execution`` stays the last saved one) and nothing but that read happens before the
+        # next Persist saves it with its own changes.
+        current = slot.execution
+        joined: list[OrchestrationExecution] = []  # states saved with the next Persist (announced before it)
+
+        def saved(state: OrchestrationExecution) -> None:
+            nonlocal current, joined, on_persist
+            # Only a state that is on disk becomes the state this host reports and steps from.
+            slot.execution = current = state
+            joined = []
+            if on_persist is not None:
+                self.scope.call(on_persist, state)
+                on_persist = None
+
         try:
             while queue:
                 event = queue.pop(0)
-                nxt, actions = machine.transition(slot.execution, event)
+                nxt, actions = machine.transition(current, event)
+                rest = list(actions)
                 try:
-                    for action in actions:
-                        follow = await self.performer.perform(slot, nxt, action)
-                        if isinstance(action, Persist):
-                            # Only a state that is on disk becomes the state this host reports and steps from.
-                            slot.execution = nxt
-                            if on_persist is not None:
-                                self.scope.call(on_persist, nxt)
-                                on_persist = None
+                    while rest:
+                        action = rest.pop(0)
+                        if isinstance(action, Persist) and action.may_join_next:
+                            current = nxt
+                            joined.append(nxt)
+                            continue
+                        if isinstance(action, Persist) and rest and isinstance(rest[0], PROCESS_SPAWNS):
+                            # the run's folder is prepared while the record is written; its process starts after
+                            spawn = rest.pop(0)
+                            assert isinstance(spawn, PROCESS_SPAWNS)
+                            follow = await self.performer.save_then_spawn(
+                                slot, nxt, spawn, joined=joined, on_saved=functools.partial(saved, nxt)
+                            )
+                        elif isinstance(action, Persist):
+                            await self.performer.save(slot, nxt, joined=joined)
+                            saved(nxt)
+                            continue
+                        else:
+                            follow = await self.performer.perform(slot, nxt, action)
                         if follow is not None:
                             queue.append(follow)
                 except Abandoned:
                     break
+            if joined:  # no next transition saved it (the read changed nothing): save it alone
+                await self.performer.save(slot, current, joined=joined[:-1])
+                saved(current)
         except ownership.NotOwner:
             self.on_not_owner(slot)
             raise

@@ -25,14 +25,22 @@ import os
 import re
 import secrets
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from filelock import FileLock, Timeout
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 from pydantic import ValidationError
 
+from specflow_nb import spares
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, StateLocked
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.redact import redact_json
@@ -66,14 +74,20 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> None:
+def atomic_write_text(path: Path, text: str, *, durable: bool = True, spare: Path | None = None) -> None:
     """Replace ``path`` with ``text`` (UTF-8) so that readers see either the old or the new content, never a part.
 
-    ``durable=False`` skips the fsyncs: for files whose loss in a power cut costs nothing (a lease renewal)."""
+    ``durable=False`` skips the fsyncs: for files whose loss in a power cut costs nothing (a lease renewal).
+    ``spare``: an empty file made ahead on the same file system (:mod:`specflow_nb.spares`) to write the new content
+    to instead of a new temp file (creating a file is the slow part of a write); used up by the write."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
+    fd = spares.open_record_spare(spare)
+    if fd is not None and spare is not None:
+        tmp = spare
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
@@ -94,12 +108,97 @@ def lock_path(project: Path) -> Path:
     return Path(project) / SPECFLOW_DIR / WORKFLOWS_DIR / LOCK_FILE
 
 
-def _file_lock(path: Path) -> FileLock:
-    # One FileLock object per path in this process (is_singleton): two stores for the same project in one process
-    # then share the lock's re-entrancy instead of deadlocking on each other's flock. thread_local keeps threads
-    # mutually exclusive.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(path, is_singleton=True)
+class _FlockLock:
+    """A project lock in this process (POSIX): one per lock file. Threads exclude each other through a re-entrant
+    thread lock; the process holds the file's ``flock`` while any of its threads is inside, so other processes wait.
+
+    What ``filelock.FileLock(is_singleton=True)`` gave, for about a tenth of its cost (it is taken on every save of
+    every transition): two stores of one project in one process share it (re-entrant, no self-deadlock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._threads = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> None:
+        deadline = time.monotonic() + max(0.0, timeout)
+        if not self._threads.acquire(timeout=max(0.0, timeout)):
+            raise Timeout(str(self.path))
+        try:
+            if self._depth == 0:
+                self._fd = self._flock(deadline)
+            self._depth += 1
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def _flock(self, deadline: float) -> int:
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(self.path, flags, 0o644)
+        except FileNotFoundError:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, flags, 0o644)
+        delay = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    os.close(fd)
+                    raise Timeout(str(self.path)) from None
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, 0.05)
+            except BaseException:
+                os.close(fd)
+                raise
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fd, self._fd = self._fd, None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
+        self._threads.release()
+
+    def _forget(self) -> None:
+        """In a forked child: the parent's holders are not this process's."""
+        self._threads = threading.RLock()
+        self._depth, self._fd = 0, None
+
+
+_flock_locks: dict[str, _FlockLock] = {}
+_flock_guard = threading.Lock()
+
+
+def _after_fork() -> None:
+    for lock in _flock_locks.values():
+        lock._forget()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def _file_lock(path: Path) -> _FlockLock | FileLock:
+    # One lock object per lock file in this process: two stores for the same project in one process then share the
+    # lock's re-entrancy instead of deadlocking on each other's flock; threads stay mutually exclusive.
+    if fcntl is None:  # Windows
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return FileLock(path, is_singleton=True)
+    key = str(path)
+    lock = _flock_locks.get(key)
+    if lock is None:
+        with _flock_guard:
+            real = os.path.join(os.path.realpath(path.parent), path.name)  # one lock whatever the path's spelling
+            lock = _flock_locks.setdefault(real, _FlockLock(Path(real)))
+            _flock_locks[key] = lock
+    return lock
 
 
 @contextlib.contextmanager
@@ -170,12 +269,13 @@ class OrchestrationStore:
 
     # ---- writing
 
-    def save(self, execution: OrchestrationExecution) -> Path:
-        """Write ``execution`` atomically (temp file, fsync, rename, fsync folder) and return its path."""
+    def save(self, execution: OrchestrationExecution, *, spare: Path | None = None) -> Path:
+        """Write ``execution`` atomically (temp file, fsync, rename, fsync folder) and return its path. ``spare``:
+        a temp file made ahead (see :func:`atomic_write_text`)."""
         path = self.path_for(execution.id)
         self._confined()
         # secrets (the server's keys, agent_env values) never reach the file, whatever a run printed
-        atomic_write_text(path, redact_json(execution.model_dump_json(indent=2), indent=2) + "\n")
+        atomic_write_text(path, redact_json(execution.model_dump_json(indent=2), indent=2) + "\n", spare=spare)
         return path
 
     def _confined(self) -> None:

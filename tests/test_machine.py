@@ -178,6 +178,9 @@ class Harness:
             assert isinstance(actions[0], Persist) and actions[0].version == before.version + 1
             assert after.version == before.version + 1 and after.updated_at == event.at
             assert sum(isinstance(a, Persist) for a in actions) == 1
+            if actions[0].may_join_next:  # saved with the next state only when nothing but a pure read follows
+                assert isinstance(event, RunFinished) and kinds(actions[1:]) == ["read_project"]
+                assert actions[1].verify_command is None and not actions[1].read_git
         else:
             assert after == before
         for a in actions:
@@ -1547,6 +1550,35 @@ def test_persist_precedes_every_spawn_kill_and_merge():
             assert groups, "an action came before any Persist"
             groups[-1].append(a)
     assert any(isinstance(a, KillRun) for g in groups for a in g)
+
+
+def test_only_a_run_end_followed_by_a_pure_read_may_join_the_next_persist():
+    """One fsynced write per agent-exit-to-next-agent transition: a batch's or step's end (its outcome kept in its
+    run folder for a restart) joins the next Persist; a read that runs the verify command or asks git, a killed
+    run's end, a question, a start or a command is saved on its own."""
+    h = Harness(FakeProject(has_spec=False, has_plan=False), verify_command="pytest", auto_merge=True)
+    assert not h.start()[0].may_join_next
+    assert h.finish(ok())[0].may_join_next  # design ended: a pure read follows
+    designed(h)
+    assert not h.read()[0].may_join_next  # the read's own transition spawns: saved before the spawn
+    assert h.run_batch()[0].may_join_next is False  # (run_batch returns the read's actions)
+    joined = [a for a in h.all_actions if isinstance(a, Persist) and a.may_join_next]
+    assert len(joined) == 2  # design's end and batch 1's end
+    while h.ex.current_run is not None and h.run.kind.value == "batch":
+        h.run_batch()
+    assert h.run.step is P.VERIFY
+    assert not h.finish(ok(output={"status": "passed"}))[0].may_join_next  # the verify command runs in the read
+    h.project.verify_exit_code = 0
+    h.read()
+    if h.ex.current_run is not None and h.run.step is P.MERGE:
+        assert not h.finish(ok())[0].may_join_next  # a merge is confirmed by git
+    h2 = st_batch_running()
+    run_id = h2.run.execution_id
+    h2.cmd(CancelCommand())
+    assert not h2.finish(ok(), run_id=run_id)[0].may_join_next  # a killed run's end: its cost, saved now
+    h3 = st_batch_running()
+    out = ok(output={"status": "needs_input", "questions": [{"question": "Which DB?"}]})
+    assert not h3.finish(out)[0].may_join_next  # a question pauses: nothing follows to join
 
 
 def test_run_ids_are_deterministic_and_unique():

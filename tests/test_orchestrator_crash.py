@@ -307,3 +307,35 @@ def test_corrupt_state_file_is_rebuilt_and_retry_continues(tmp_path: Path) -> No
     # The rebuilt execution keeps its id and never reuses a run folder of the lost one.
     rebuilt = OrchestrationStore(h.project).load(ex.id)
     assert rebuilt.decision_log[0].decision == "needs_attention"
+
+
+@pytest.mark.parametrize("kill_at_read", [3, 4])
+def test_kill_between_a_run_end_and_the_save_that_carries_it(tmp_path: Path, kill_at_read: int) -> None:
+    """A run's end is saved with the next state (one fsynced write per transition, ``Persist.may_join_next``). The
+    host dies in between (in the project read that follows the run's end): the record still shows the run in flight
+    with no outcome; the next host applies the outcome found in the run's folder (``reconcile_finished``). Nothing
+    is lost: every run's cost is counted exactly once, no batch runs twice, the phase completes."""
+    h = make_harness(tmp_path, rules=[], delay="0", sections=4, total=8)
+    log_path = Path(h.env["SPECFLOW_DEMO_LOG"])
+    argv = [sys.executable, "-m", "tests.support.crash_in_transition", str(h.root), h.project_id]
+    argv += ["--start", json.dumps(h.config), "--timeout", str(HOST_TIMEOUT)]
+    env = {**h.env, "SPECFLOW_TEST_KILL_AT_READ": str(kill_at_read)}
+    host = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=HOST_TIMEOUT)
+    assert host.returncode == -signal.SIGKILL, host.stderr[-3000:]
+    h.check_files()
+    (before,) = h.executions()
+    run = before.current_run
+    assert run is not None and run.live and run.outcome is None  # the run's end was not saved on its own
+    ended = run.execution_id
+    assert (h.project / WORKFLOWS / ended / "exit.json").exists()  # but its folder says how it ended
+    assert before.total_cost_usd == pytest.approx(0.01 * (len(run_log(log_path)) - 1))
+
+    result = h.finish()
+    assert result["status"] == "completed", result
+    ex = assert_completed_once_per_attempt(h, log_path)
+    finished = [d for d in ex.decision_log if d.decision == "reconcile_finished"]
+    assert [(d.data or {}).get("runId") for d in finished] == [ended]
+    assert "ended while the host was down" in finished[0].reason
+    runs = len(run_log(log_path))
+    assert ex.total_cost_usd == pytest.approx(0.01 * runs)  # every run's cost, each once
+    assert sum(b.cost_usd for b in ex.batches.items) + ex.healing_cost_usd <= ex.total_cost_usd + 1e-9

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from specflow_nb.agent.options import AgentOptions, SessionMode
 from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind, name_run_folder
 from specflow_nb.agent.recorder import EXIT_RECORDER
 from specflow_nb.agent.rundir import EXIT_FILE, STREAM_FILE
-from specflow_nb.agent.stream import AssistantMessage, ResultMessage, SystemInit, iter_events
+from specflow_nb.agent.stream import AssistantMessage, ResultMessage, StreamEvent, SystemInit, iter_events
 from specflow_nb.models import utcnow
 
 INSTALL_HINT = (
@@ -73,6 +73,13 @@ def build_claude_argv(opts: AgentOptions) -> list[str]:
     return argv
 
 
+def reads(event: StreamEvent) -> bool:
+    """The stream events :func:`classify` reads (a run's live follower keeps these, and only these, for it)."""
+    return isinstance(event, (SystemInit, ResultMessage)) or (
+        isinstance(event, AssistantMessage) and event.error is not None
+    )
+
+
 def classify(
     run_dir: Path,
     record: Mapping[str, Any],
@@ -81,15 +88,20 @@ def classify(
     kill_info: Mapping[str, Any],
     stderr: str,
     warnings: list[str],
+    events: Iterable[StreamEvent] | None = None,
 ) -> AgentOutcome:
-    """The :class:`AgentOutcome` of a finished Claude Code run, from its stream and files."""
+    """The :class:`AgentOutcome` of a finished Claude Code run, from its stream and files. ``events``: the stream's
+    events already parsed by the run's live follower (those :func:`reads` keeps; its parse warnings are in
+    ``warnings``), so the stream is not parsed twice; None reads stream.jsonl."""
     exit_code = exit_info.get("exitCode")
 
     parse_warnings: list[str] = []
     init: SystemInit | None = None
     result: ResultMessage | None = None
     auth_error = False
-    for event in iter_events(run_dir / STREAM_FILE, warnings=parse_warnings):
+    if events is None:
+        events = iter_events(run_dir / STREAM_FILE, warnings=parse_warnings)
+    for event in events:
         if isinstance(event, SystemInit) and init is None:
             init = event
         elif isinstance(event, AssistantMessage) and event.error == "authentication_failed":
@@ -242,4 +254,7 @@ class ClaudeFamily:
         return None, None  # Claude Code stops itself at --max-budget-usd
 
     classify = staticmethod(classify)
+    #: Optional beyond :class:`~specflow_nb.agent.family.AgentFamily`: ``classify`` also takes the live follower's
+    #: events (``events=``), those ``reads`` keeps.
+    reads = staticmethod(reads)
     transcript_events = staticmethod(transcript_events)

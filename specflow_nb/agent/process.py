@@ -1,22 +1,24 @@
-"""The detached run: launching it (run.lock, the session leader that records its exit), attaching to it after a
-restart, following its output, stopping it at its time limit or budget, and killing it.
+"""The detached run: starting it (the blocking work is :mod:`specflow_nb.agent.launching`: run.lock, the session
+leader that records its exit), attaching to it after a restart, following its output, stopping it at its time
+limit or budget, and killing it.
 
 The same for every agent family (:mod:`specflow_nb.agent.family` says what differs). The run folder's files are
 listed in :mod:`specflow_nb.agent.claude`.
 
 The process runs in its own session (process group) with its output going to files, so it outlives the server
 that started it; a later server re-attaches with :func:`attach_run` and awaits it through a pidfd (Linux) or by
-looking at the process again (elsewhere). Completion is the process's exit; new output is noticed through
+looking at the process again (elsewhere). Completion is the process's exit, or exit.json in place (its exit
+recorder's last act, noticed a little before the recorder's own exit); new output is noticed through
 :class:`specflow_nb.watching.FolderWatch` on the run folder.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -26,32 +28,30 @@ from typing import Any
 import anyio
 
 from specflow_nb import procs
+from specflow_nb.agent import launching
 from specflow_nb.agent.codex_usage import USAGE_POLL_SECONDS
-from specflow_nb.agent.family import AgentFamily, UsageWatch, family_for
+from specflow_nb.agent.family import UsageWatch, family_for
+from specflow_nb.agent.launching import Launched
 from specflow_nb.agent.options import AgentOptions
-from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind
-from specflow_nb.agent.results import read_outcome
+from specflow_nb.agent.outcome import AgentOutcome, FailureKind
+from specflow_nb.agent.results import cache_outcome as write_outcome
+from specflow_nb.agent.results import event_filter, read_outcome
 from specflow_nb.agent.rundir import (
     ARGV_FILE,
     EXIT_FILE,
     KILL_FILE,
     LEADER_FILE,
-    OUTCOME_FILE,
     PID_FILE,
-    PROMPT_FILE,
     STDERR_FILE,
     STREAM_FILE,
     pidfd_open,
     read_json,
     record_alive,
-    resolve_command,
     run_lock_held,
-    take_run_lock,
     write_json,
 )
 from specflow_nb.agent.stream import StreamEvent, StreamParser
 from specflow_nb.models import utcnow
-from specflow_nb.redact import agent_environment
 from specflow_nb.watching import FolderWatch
 
 KILL_GRACE_SECONDS = 5.0
@@ -70,6 +70,7 @@ class AgentRun:
         started_at: datetime | None = None,
         timeout_seconds: float | None = None,
         pidfd: int | None = None,
+        exit_signal: int | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.execution_id = run_dir.name
@@ -79,6 +80,8 @@ class AgentRun:
         self.timeout_seconds = timeout_seconds
         self._popen = popen
         self._pidfd = pidfd
+        self._exit_signal = exit_signal  # readable once the recorder has put exit.json in place (or has died)
+        self._recorded: dict[str, Any] | None = None  # exit.json, as read when the run's end was noticed
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
@@ -107,33 +110,90 @@ class AgentRun:
             await self._wait_process()
         finally:
             self._waiting = False
-        self._close_pidfd()
+        self._release_pidfd()
         self._exited.set()
 
     async def _wait_process(self) -> None:
         if self._popen is not None:
             popen = self._popen
+            recorded = None
             if self._pidfd is not None and popen.poll() is None:
-                await anyio.wait_readable(self._pidfd)
-            if popen.poll() is None:  # no pidfd on this platform: a worker thread blocks in waitpid instead
+                recorded = await self._recorded_or_gone()
+            if recorded is None and popen.poll() is None:  # no pidfd here: a worker thread blocks in waitpid
                 await anyio.to_thread.run_sync(popen.wait, abandon_on_cancel=True)
-            recorded = read_json(self.run_dir / EXIT_FILE)
+            recorded = recorded or read_json(self.run_dir / EXIT_FILE)
             if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
                 self._exit_code = recorded["exitCode"]  # the agent's own status, as the exit recorder saw it
             else:  # the recorder itself was killed (SIGKILL): its status is the run's
                 self._exit_code = popen.returncode
                 write_json(self.run_dir / EXIT_FILE, {"exitCode": self._exit_code, "endedAt": utcnow()})
         elif self._pidfd is not None:
-            await anyio.wait_readable(self._pidfd)
+            await self._recorded_or_gone()
         else:  # no pidfd (not Linux): the only way to see a stranger's exit is to look again
             while procs.is_alive(self.pid, self.create_time):
                 await anyio.sleep(0.5)
 
+    async def _recorded_or_gone(self) -> dict[str, Any] | None:
+        """Wait until the exit recorder has written exit.json (its last act: the run has ended; returned) or the
+        process is gone (its pidfd turns readable: None). exit.json arrives about half a millisecond before the
+        recorder's process has finished exiting, and that half millisecond is on every transition's path."""
+        assert self._pidfd is not None
+        exit_file = self.run_dir / EXIT_FILE
+
+        def recorded() -> dict[str, Any] | None:
+            found = read_json(exit_file)
+            return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
+
+        result: dict[str, Any] | None = None
+        if self._exit_signal is not None:  # our own run: its recorder signals us (a byte, or EOF if it died)
+            await anyio.wait_readable(self._exit_signal)
+            self._recorded = result = recorded()
+            if result is None:  # the recorder died without writing: its pidfd says when it is gone
+                await anyio.wait_readable(self._pidfd)
+            return result
+        async with anyio.create_task_group() as tg:
+
+            async def gone() -> None:
+                assert self._pidfd is not None
+                await anyio.wait_readable(self._pidfd)
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(gone)
+            with FolderWatch(self.run_dir) as watch:  # an adopted run: exit.json is noticed in its folder
+                while (result := recorded()) is None:
+                    await watch.wait(None)
+                tg.cancel_scope.cancel()
+        self._recorded = result
+        return result
+
     def _close_pidfd(self) -> None:
+        if self._exit_signal is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._exit_signal)
+            self._exit_signal = None
         if self._pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
             self._pidfd = None
+
+    def _release_pidfd(self) -> None:
+        """The run has ended. A child of ours whose recorder is still finishing its exit is reaped when its pidfd
+        turns readable (a reader on the loop, no task), so no zombie and no \"still running\" warning is left."""
+        popen, fd = self._popen, self._pidfd
+        if popen is None or fd is None or popen.poll() is not None:
+            self._close_pidfd()
+            return
+        self._pidfd = None
+        self._close_pidfd()  # the exit signal's descriptor
+        loop = asyncio.get_running_loop()
+
+        def reap() -> None:
+            loop.remove_reader(fd)
+            popen.poll()
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+        loop.add_reader(fd, reap)
 
     # -- public ---------------------------------------------------------------------------------------------
     async def wait(
@@ -142,33 +202,56 @@ class AgentRun:
         on_event: Callable[[StreamEvent], None] | None = None,
         stale_after: float | None = None,
         on_stall: Callable[[], Awaitable[None] | None] | None = None,
+        cache_outcome: bool = True,
     ) -> AgentOutcome:
         """Await the end of the run and return its outcome.
 
         ``on_event`` is called for every stream event as the output grows. When no new output (stdout or stderr)
         appears for ``stale_after`` seconds, ``on_stall`` is called (it may kill the run; the runner does not).
         A run past its ``timeout_seconds`` (counted from its start) is killed and reported as ``timeout``.
+        ``cache_outcome=False``: the caller writes outcome.json (:meth:`cache_outcome`), off its critical path.
         """
         if self._outcome is not None:
             return self._outcome
         parser = StreamParser()
+        argv_info = read_json(self.run_dir / ARGV_FILE)
+        keep = event_filter(argv_info)  # the events the outcome is classified from: not parsed twice
+        kept: list[StreamEvent] | None = [] if keep is not None else None
+
+        def seen(event: StreamEvent) -> None:
+            if kept is not None and keep is not None and keep(event):
+                kept.append(event)
+            if on_event is not None:
+                on_event(event)
+
         try:
             self._stream_file = (self.run_dir / STREAM_FILE).open("rb")
         except FileNotFoundError:  # a damaged run folder: completion still comes from the process exit
-            self._stream_file = None
+            self._stream_file, kept = None, None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._follow_output, parser, on_event, stale_after, on_stall)
+                tg.start_soon(self._follow_output, parser, seen, stale_after, on_stall)
                 await self._wait_exit()
                 tg.cancel_scope.cancel()
             # What the process wrote between the last wake-up and its exit.
-            self._drain(parser, on_event, final=True)
+            self._drain(parser, seen, final=True)
         finally:  # also when the caller is cancelled (server shutdown): the run itself goes on, detached
             if self._stream_file is not None:
                 self._stream_file.close()
                 self._stream_file = None
-        self._outcome = read_outcome(self.run_dir, extra_warnings=parser.warnings)
+        self._outcome = read_outcome(
+            self.run_dir,
+            extra_warnings=parser.warnings,
+            events=kept,
+            cache=cache_outcome,
+            known={ARGV_FILE: argv_info, EXIT_FILE: self._recorded} if isinstance(argv_info, dict) else None,
+        )
         return self._outcome
+
+    def cache_outcome(self) -> None:
+        """Write the outcome :meth:`wait` returned to outcome.json (blocking: call it in a worker thread)."""
+        if self._outcome is not None:
+            write_outcome(self.run_dir, self._outcome)
 
     async def kill(
         self,
@@ -283,110 +366,24 @@ class AgentRun:
 
 async def start_run(run_dir: Path, opts: AgentOptions) -> AgentRun:
     """Launch a detached run whose files live in ``run_dir`` (created). Raises AgentRunError(NOT_INSTALLED)."""
-    run_dir = Path(run_dir)
-    # Writing the run folder (with fsync) and fork/exec happen in a worker thread: a host runs many
-    # orchestrations on one event loop, and none of them should wait for another's disk or spawn.
-    popen, create_time, started_at = await anyio.to_thread.run_sync(_launch, run_dir, opts)
+    # Writing the run folder and fork/exec happen in a worker thread: a host runs many orchestrations on one event
+    # loop, and none of them should wait for another's disk or spawn.
+    return started_run(Path(run_dir), await anyio.to_thread.run_sync(launching.start, Path(run_dir), opts), opts)
+
+
+def started_run(run_dir: Path, launched: Launched, opts: AgentOptions) -> AgentRun:
+    """The :class:`AgentRun` of a run :func:`specflow_nb.agent.launching.start` started (on this event loop)."""
+    popen = launched.popen
     return AgentRun(
         run_dir,
         popen.pid,
-        create_time,
+        launched.create_time,
         popen=popen,
-        started_at=started_at,
+        started_at=launched.started_at,
         timeout_seconds=opts.timeout_seconds,
         pidfd=pidfd_open(popen.pid),
+        exit_signal=launched.exit_signal,
     )
-
-
-def _launch(run_dir: Path, opts: AgentOptions) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
-    """The blocking half of :func:`start_run`: the run folder's files, then the detached process.
-
-    No invisible runs: the run's lock is taken before the fork and inherited by the run's processes (the launcher
-    closes its copy once pid.json is written), and the exit recorder writes its own pid to leader.json first
-    thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
-    :func:`attach_run` finds."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The allow-listed part of the server's environment, the agent's own family, and the run's extra variables
-    # (specflow_nb.redact.agent_environment): never the server's other secrets.
-    env = agent_environment(opts.agent, opts.env)
-    family = family_for(opts.agent)
-    family.check(opts, env)
-    argv = family.build_argv(opts, family.schema_path(run_dir, opts, env))
-    resolved = resolve_command(argv[0], env)
-    if resolved is None:
-        hint = family.install_hint
-        raise AgentRunError(FailureKind.NOT_INSTALLED, f"The agent command {argv[0]!r} was not found.", hint=hint)
-    if not Path(opts.cwd).is_dir():
-        raise AgentRunError(
-            FailureKind.PROCESS_FAILED,
-            f"The run's working folder {opts.cwd} does not exist.",
-            hint="Check the project path.",
-        )
-    lock_fd = take_run_lock(run_dir)
-    try:
-        return _launch_locked(run_dir, opts, family, argv, env, resolved, lock_fd)
-    finally:
-        if lock_fd is not None:
-            os.close(lock_fd)  # the run's processes keep their inherited copy, and with it the lock
-
-
-def _launch_locked(
-    run_dir: Path,
-    opts: AgentOptions,
-    family: AgentFamily,
-    argv: list[str],
-    env: dict[str, str],
-    resolved: str,
-    lock_fd: int | None,
-) -> tuple[subprocess.Popen[bytes], float | None, datetime]:
-    (run_dir / PROMPT_FILE).write_text(opts.prompt, encoding="utf-8")
-    info: dict[str, Any] = {
-        "argv": argv,
-        "resolvedCommand": resolved,
-        "cwd": str(opts.cwd),
-        "envKeys": sorted(opts.env),  # names only: values may be secrets
-        "outputFormat": opts.output_format,
-        "outputSchema": opts.output_schema,
-        "sessionMode": opts.session_mode.value,
-        "sessionId": opts.session_id,
-        "timeoutSeconds": opts.timeout_seconds,
-    }
-    extra, recorder = family.prepare(run_dir, opts, env, resolved)
-    info.update(extra)
-    write_json(run_dir / ARGV_FILE, info)
-    for stale in (EXIT_FILE, KILL_FILE, OUTCOME_FILE, PID_FILE, LEADER_FILE):
-        (run_dir / stale).unlink(missing_ok=True)
-    started_at = utcnow()
-    with (
-        (run_dir / PROMPT_FILE).open("rb") as stdin,
-        (run_dir / STREAM_FILE).open("wb") as stdout,
-        (run_dir / STDERR_FILE).open("wb") as stderr,
-    ):
-        try:
-            popen = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-c", *recorder, resolved, *argv[1:]],
-                stdin=stdin,
-                stdout=stdout,
-                stderr=stderr,
-                cwd=opts.cwd,
-                env=env,
-                start_new_session=True,  # own process group: survives the server, killable as a whole
-                close_fds=True,
-                pass_fds=(lock_fd,) if lock_fd is not None else (),
-            )
-        except (FileNotFoundError, PermissionError) as exc:
-            raise AgentRunError(
-                FailureKind.NOT_INSTALLED,
-                f"The agent command {argv[0]!r} could not be run: {exc}.",
-                hint=family.install_hint,
-            ) from exc
-    # Not yet reaped (nobody waited), so the process exists even if it already exited.
-    created = procs.create_time(popen.pid)
-    write_json(
-        run_dir / PID_FILE,
-        {"pid": popen.pid, "createTime": created, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
-    )
-    return popen, created, started_at
 
 
 #: How long :func:`attach_run` waits for a live run's leader.json (the recorder writes it within milliseconds).

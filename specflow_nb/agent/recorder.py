@@ -10,16 +10,24 @@ from __future__ import annotations
 #: and records the agent's exit status in exit.json. Without it a server that adopted a run after a restart could
 #: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
 #: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
-#: write the status; SIGKILL ends both.
+#: write the status; SIGKILL ends both. exit.json's temp file is opened before the agent starts, so that between
+#: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename: the engine
+#: notices exit.json before this process has finished dying: the launching host through the descriptor named by
+#: ``SPECFLOW_EXIT_FD`` (a byte once exit.json is in place; taken out of the agent's environment and not inherited
+#: by it), a host that adopted the run through its watch on the run folder.
 EXIT_RECORDER = """
 import json, os, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
+notify = int(os.environ.pop("SPECFLOW_EXIT_FD", "-1"))
+if notify >= 0:
+    os.set_inheritable(notify, False)
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda *_: None)
 leader = os.path.join(os.path.dirname(path), "leader.json")
 with open(leader + ".tmp", "w") as f:
     json.dump({"pid": os.getpid()}, f)
 os.replace(leader + ".tmp", leader)
+out = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 pid = os.fork()
 if pid == 0:
     try:
@@ -30,9 +38,15 @@ if pid == 0:
 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
-with open(path + ".tmp", "w") as f:
-    json.dump({"exitCode": code, "endedAt": ended}, f)
+os.write(out, json.dumps({"exitCode": code, "endedAt": ended}).encode())
+os.close(out)
 os.replace(path + ".tmp", path)
+if notify >= 0:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        os.write(notify, b"x")
+    except OSError:
+        pass
 os._exit(code if code >= 0 else 128 - code)
 """
 
@@ -45,6 +59,9 @@ CODEX_RECORDER = r"""
 import json, os, re, signal, sys, time
 path, spec, argv = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
 run_dir = os.path.dirname(path)
+notify = int(os.environ.pop("SPECFLOW_EXIT_FD", "-1"))
+if notify >= 0:
+    os.set_inheritable(notify, False)
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
     signal.signal(sig, lambda *_: None)
 leader = os.path.join(run_dir, "leader.json")
@@ -118,5 +135,11 @@ ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (
 with open(path + ".tmp", "w") as f:
     json.dump({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt}, f)
 os.replace(path + ".tmp", path)
+if notify >= 0:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        os.write(notify, b"x")
+    except OSError:
+        pass
 os._exit(code if code >= 0 else 128 - code)
 """

@@ -56,6 +56,11 @@ Invariants (each has a test):
 - ``additional_context`` rides on every Spawn action, whatever the step.
 
 Decisions made here (documented for hosts):
+- One fsynced write per agent transition: a run's end whose only follow-up is a pure project read (no verify
+  command, no git) may be saved together with the next transition's state (``Persist.may_join_next``, decided by
+  ``transition.may_join_next``); nothing is spawned, killed or merged in between. A crash there loses nothing:
+  the record still shows the run in flight and a restart applies the outcome its run folder holds
+  (``reconcile_finished``).
 - pause = finish the current run (step or batch, healer included), then pause: status stays ``running`` with
   ``pause_requested`` until then; it never kills. ``resume`` in ``running`` withdraws a pending pause request.
 - cancel kills the live run now; go_back kills it too. Killed runs' later ``RunFinished`` still adds their cost.

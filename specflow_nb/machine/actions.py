@@ -22,6 +22,10 @@ class Persist(Frozen):
 
     kind: Literal["persist"] = "persist"
     version: int
+    #: This state may instead be saved with the next transition's (one write, not two): set only for a run's end
+    #: followed by nothing but a pure project read (see ``transition``). What it records is never lost: the run's
+    #: outcome stays in its run folder and a restart applies it again; nothing acts before the next Persist.
+    may_join_next: bool = False
 
 
 class _Spawn(Frozen):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from specflow_nb.machine.actions import Action, Notify, Persist
+from specflow_nb.machine.actions import Action, Notify, Persist, ReadProject
 from specflow_nb.machine.diagnosis import on_diagnosis_finished
 from specflow_nb.machine.events import (
     DiagnosisFinished,
@@ -49,6 +49,14 @@ def new_execution(
     return OrchestrationExecution(id=execution_id, project_id=project_id, config=config, started_at=at, updated_at=at)
 
 
+def copy_execution(execution: OrchestrationExecution) -> OrchestrationExecution:
+    """A deep copy (``transition`` never mutates its input), made the way the store round-trips a record: dumped
+    and validated by pydantic's compiled core, about five times faster than ``model_copy(deep=True)`` (a
+    ``copy.deepcopy`` of every nested object, ~0.3 ms for a record of a few dozen decisions, twice per
+    transition)."""
+    return OrchestrationExecution.model_validate(execution.model_dump())
+
+
 def transition(execution: OrchestrationExecution, event: Event) -> tuple[OrchestrationExecution, list[Action]]:
     """Apply one event. Returns the next execution (a new object) and the actions to perform, in order.
 
@@ -56,23 +64,38 @@ def transition(execution: OrchestrationExecution, event: Event) -> tuple[Orchest
     """
     name = event_name(event)
     if isinstance(event, UserCommand) and event.command_id and event.command_id in execution.applied_command_ids:
-        return execution.model_copy(deep=True), []  # applied before (its owner crashed before acknowledging it)
+        return copy_execution(execution), []  # applied before (its owner crashed before acknowledging it)
     if not (isinstance(event, RunFinished) and event.run_execution_id in execution.killed_run_ids) and (
         execution.status not in LEGAL_STATUSES[name]
     ):
         raise IllegalTransition(execution, name)
     actor = event.actor if isinstance(event, (UserCommand, Started)) else None
     command_id = event.command_id if isinstance(event, UserCommand) else None
-    tx = Tx(execution.model_copy(deep=True), event.at, name, actor, command_id)
+    tx = Tx(copy_execution(execution), event.at, name, actor, command_id)
     HANDLERS[type(event)](tx, event)
     if not tx.changed:
-        return execution.model_copy(deep=True), []
+        return copy_execution(execution), []
     if isinstance(event, UserCommand) and event.command_id:
         tx.ex.applied_command_ids = [*execution.applied_command_ids, event.command_id][-APPLIED_IDS_KEPT:]
     _keep_notifications(tx)
     tx.ex.version = execution.version + 1
     tx.ex.updated_at = event.at
-    return tx.ex, [Persist(version=tx.ex.version), *tx.effects]
+    return tx.ex, [Persist(version=tx.ex.version, may_join_next=may_join_next(event, tx.effects)), *tx.effects]
+
+
+def may_join_next(event: Event, effects: list[Action]) -> bool:
+    """Whether a transition's state may be saved together with the next one's (one fsynced write per transition
+    instead of two, the larger part of an agent-exit-to-next-agent transition).
+
+    Only a run's end whose one follow-up is a pure project read (no verify command, no git): nothing is spawned,
+    killed or merged before the next transition's Persist, which saves this state's changes with its own. A crash
+    in between loses nothing: the record still shows the run in flight, its outcome stays in its run folder
+    (exit.json, the stream, outcome.json), and the restart applies it as the run's end (``reconcile_finished``),
+    its cost counted once. A run that never started has nothing to apply: the restart respawns it as lost."""
+    if not isinstance(event, RunFinished) or len(effects) != 1:
+        return False
+    (read,) = effects
+    return isinstance(read, ReadProject) and read.verify_command is None and not read.read_git
 
 
 def _keep_notifications(tx: Tx) -> None:
