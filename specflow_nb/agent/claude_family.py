@@ -174,7 +174,7 @@ def _failure(
     if result is not None and result.subtype == "error_max_budget_usd":
         return FailureKind.BUDGET_EXCEEDED, (
             f"The run reached its budget cap ({errors or 'max budget'}) after ${result.total_cost_usd:.4f}. "
-            "Raise the budget and resume."
+            "Raise the budget and retry."
         )
     if result is not None and result.subtype == "error_max_turns":
         return FailureKind.MAX_TURNS, f"The run reached its turn limit ({errors or 'max turns'}). Raise max turns."
