@@ -168,25 +168,32 @@ class OwnershipLoop:
     async def take_over(self, slot: Slot, orchestration_id: str) -> bool:
         """Become the owner of an orchestration whose owner is gone, then reconcile it. Hold ``slot.lock``.
         False when a live owner holds it (exactly one of several racing hosts wins: the claim is under the
-        project's file lock)."""
+        project's file lock); True also when it ended meanwhile (then nothing is claimed: the epoch counts takeovers
+        only)."""
 
         def claim() -> tuple[Any, ...] | None:
             with slot.store.lock():
+                # The record first, under the same lock as the owner's saves: an orchestration that ended meanwhile
+                # (its owner released it as it completed) is not claimed — only an active one has an owner to replace.
+                try:
+                    ex = slot.store.load(orchestration_id)
+                except OrchestrationNotFound:
+                    return None
+                if not ex.status.is_active:
+                    return (ex,)
                 mine, previous, why = ownership.claim(
                     slot.store.folder, orchestration_id, self.identity, lease_seconds=self.settings.lease_seconds
                 )
                 if mine is None:
-                    return None
-                try:
-                    ex = slot.store.load(orchestration_id)
-                except OrchestrationNotFound:
-                    ownership.release(slot.store.folder, mine)
                     return None
                 return mine, previous, why, ex, signature(slot.store.path_for(orchestration_id))
 
         claimed = await anyio.to_thread.run_sync(claim)
         if claimed is None:
             return False
+        if len(claimed) == 1:  # it ended meanwhile: nothing to take over; callers look at it again (as before)
+            slot.execution = claimed[0]
+            return True
         mine, previous, why, ex, sig = claimed
         slot.owner, slot.execution, slot.fence, slot.fenced_version = mine, ex, sig, ex.version
         took_over_from = None
