@@ -218,6 +218,11 @@ def test_a_diagnosis_after_cancel_is_counted():
     h.cmd(CancelCommand())
     h.diagnosed(cost_usd=0.02)
     assert h.ex.status is S.CANCELLED and h.ex.decision_cost_usd == pytest.approx(0.02)
+    # the context a cancelled orchestration still shows never says "pending" for a helper that answered
+    diagnosis = h.rc.diagnosis
+    assert diagnosis is not None and diagnosis.status == "failed"
+    assert diagnosis.error == "it arrived after the orchestration moved on" and diagnosis.cost_usd == 0.02
+    assert not h.ex.pending_diagnoses
 
 
 def test_a_diagnosis_nobody_asked_for_is_illegal():

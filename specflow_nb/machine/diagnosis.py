@@ -118,6 +118,16 @@ def on_diagnosis_finished(tx: Tx, ev: DiagnosisFinished) -> None:
         or rc.seq != ev.recovery_seq
         or pending.run_id != ev.run_id
     ):
+        if rc is not None and pending is not None and pending.run_id == ev.run_id and pending.status == "pending":
+            # the context is still shown (e.g. the orchestration was cancelled from needs_attention): never "pending"
+            rc.diagnosis = pending.model_copy(
+                update={
+                    "status": "failed",
+                    "error": "it arrived after the orchestration moved on",
+                    "cost_usd": ev.cost_usd,
+                    "finished_at": tx.at,
+                }
+            )
         tx.log(
             Decision.DIAGNOSIS,
             f"a diagnosis arrived after the choice was made: ignored; its cost ${ev.cost_usd:.2f} is counted",
