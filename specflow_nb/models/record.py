@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from specflow_nb.models.base import (
     STEP_ORDER,
@@ -62,6 +62,11 @@ class ExecutionRefs(CamelModel):
 
 
 class DecisionLogEntry(CamelModel):
+    """One line of the decision log. Frozen, like the log (entries are only appended): copies of a record share
+    them (``machine.copy_execution``)."""
+
+    model_config = ConfigDict(frozen=True)
+
     timestamp: datetime
     decision: str
     reason: str
@@ -176,7 +181,10 @@ def _pending_steps() -> dict[OrchestrationPhase, StepState]:
 
 class NotificationRecord(CamelModel):
     """Something a person should hear of (the machine's Notify), kept in the record with a sequence number so a
-    client that skipped versions on the live channel still sees each one, once."""
+    client that skipped versions on the live channel still sees each one, once. Frozen: copies of a record share
+    them (``machine.copy_execution``)."""
+
+    model_config = ConfigDict(frozen=True)
 
     seq: int
     event: str
