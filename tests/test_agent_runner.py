@@ -324,9 +324,9 @@ async def test_events_are_delivered_even_when_the_run_ended_before_wait(sample_p
 
 @pytest.mark.anyio
 async def test_the_exit_signal_reaches_the_host_not_the_agent(tmp_path: Path) -> None:
-    """The exit recorder tells its launching host on a pipe how the run ended, before it writes exit.json (the host
-    then waits neither for exit.json nor for the recorder's own exit): the agent sees neither the variable naming
-    that pipe nor the pipe itself; exit.json says the same; the recorder is reaped later without a warning."""
+    """The exit recorder signals its launching host on a pipe once exit.json is in place (the host then does not
+    wait for the recorder's own exit): the agent sees neither the variable naming that pipe nor the pipe itself,
+    and the run's end is noticed with exit.json already there, the recorder reaped later without a warning."""
     script = tmp_path / "agent.sh"
     script.write_text("#!/bin/sh\nenv | grep -c SPECFLOW_EXIT_FD\nls -l /proc/$$/fd/ | grep -c pipe\nexit 3\n")
     script.chmod(0o755)
@@ -335,9 +335,8 @@ async def test_the_exit_signal_reaches_the_host_not_the_agent(tmp_path: Path) ->
     outcome = await run.wait()
     assert outcome.exit_code == 3 and not outcome.ok
     assert (tmp_path / "run" / "stream.jsonl").read_text().split() == ["0", "0"]  # no variable, no pipe
-    assert run._recorded is not None and run._recorded["exitCode"] == 3  # from the pipe
+    assert json.loads((tmp_path / "run" / "exit.json").read_text())["exitCode"] == 3
     assert run._exit_signal is None  # closed once the run ended
     with anyio.fail_after(5):
         while run._popen is not None and run._popen.returncode is None:  # reaped when its pidfd turns readable
             await anyio.sleep(0.01)
-    assert json.loads((tmp_path / "run" / "exit.json").read_text()) == run._recorded  # written before it exited

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -81,8 +80,8 @@ class AgentRun:
         self.timeout_seconds = timeout_seconds
         self._popen = popen
         self._pidfd = pidfd
-        self._exit_signal = exit_signal  # readable once the recorder has sent how the run ended (or has died)
-        self._recorded: dict[str, Any] | None = None  # exit.json's content, as known when the run's end was noticed
+        self._exit_signal = exit_signal  # readable once the recorder has put exit.json in place (or has died)
+        self._recorded: dict[str, Any] | None = None  # exit.json, as read when the run's end was noticed
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
@@ -135,10 +134,9 @@ class AgentRun:
                 await anyio.sleep(0.5)
 
     async def _recorded_or_gone(self) -> dict[str, Any] | None:
-        """Wait until the exit recorder has said how the run ended (returned: exit.json's content, from its pipe for
-        the host that launched it, else from exit.json) or the process is gone (its pidfd turns readable: None).
-        The recorder's message arrives before exit.json is in place (a write and a rename later, about a quarter
-        of a millisecond) and before its process has finished exiting: neither is on a transition's path."""
+        """Wait until the exit recorder has written exit.json (its last act: the run has ended; returned) or the
+        process is gone (its pidfd turns readable: None). exit.json arrives about half a millisecond before the
+        recorder's process has finished exiting, and that half millisecond is on every transition's path."""
         assert self._pidfd is not None
         exit_file = self.run_dir / EXIT_FILE
 
@@ -147,9 +145,9 @@ class AgentRun:
             return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
 
         result: dict[str, Any] | None = None
-        if self._exit_signal is not None:  # our own run: its recorder sends exit.json's content (EOF if it died)
+        if self._exit_signal is not None:  # our own run: its recorder signals us (a byte, or EOF if it died)
             await anyio.wait_readable(self._exit_signal)
-            self._recorded = result = _exit_message(self._exit_signal) or recorded()
+            self._recorded = result = recorded()
             if result is None:  # the recorder died without writing: its pidfd says when it is gone
                 await anyio.wait_readable(self._pidfd)
             return result
@@ -386,17 +384,6 @@ def started_run(run_dir: Path, launched: Launched, opts: AgentOptions) -> AgentR
         pidfd=pidfd_open(popen.pid),
         exit_signal=launched.exit_signal,
     )
-
-
-def _exit_message(fd: int) -> dict[str, Any] | None:
-    """exit.json's content as the exit recorder sent it on its pipe (one write of less than PIPE_BUF bytes, so
-    whole); None when the recorder closed the pipe without sending it (it died) or sent something else."""
-    try:
-        data = os.read(fd, 4096)
-        found = json.loads(data) if data else None
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
 
 
 #: How long :func:`attach_run` waits for a live run's leader.json (the recorder writes it within milliseconds).

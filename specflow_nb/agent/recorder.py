@@ -11,13 +11,10 @@ from __future__ import annotations
 #: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
 #: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
 #: write the status; SIGKILL ends both. exit.json's temp file is opened before the agent starts, so that between
-#: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename. The launching
-#: host learns of the end first, before exit.json: the recorder writes exit.json's content (one JSON object, less
-#: than PIPE_BUF: one atomic write) on the descriptor named by ``SPECFLOW_EXIT_FD`` (taken out of the agent's
-#: environment and not inherited by it), then writes exit.json. The host records the run's end in the orchestration
-#: record, which does not need exit.json; exit.json is for everyone else (a host that adopted the run notices it
-#: through its watch on the run folder, a restart reads it). A recorder that dies before writing closes the pipe
-#: empty: the host then falls back to exit.json and the recorder's pidfd.
+#: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename: the engine
+#: notices exit.json before this process has finished dying: the launching host through the descriptor named by
+#: ``SPECFLOW_EXIT_FD`` (a byte once exit.json is in place; taken out of the agent's environment and not inherited
+#: by it), a host that adopted the run through its watch on the run folder.
 EXIT_RECORDER = """
 import json, os, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
@@ -41,17 +38,15 @@ if pid == 0:
 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
-result = json.dumps({"exitCode": code, "endedAt": ended}).encode()
+os.write(out, json.dumps({"exitCode": code, "endedAt": ended}).encode())
+os.close(out)
+os.replace(path + ".tmp", path)
 if notify >= 0:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        os.write(notify, result)
+        os.write(notify, b"x")
     except OSError:
         pass
-    os.close(notify)
-os.write(out, result)
-os.close(out)
-os.replace(path + ".tmp", path)
 os._exit(code if code >= 0 else 128 - code)
 """
 
@@ -137,16 +132,14 @@ while code != 0 and attempt < int(spec.get("retries", 0)):
         code = run(argv, os.path.join(run_dir, "prompt.md"))
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
-result = json.dumps({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt})
+with open(path + ".tmp", "w") as f:
+    json.dump({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt}, f)
+os.replace(path + ".tmp", path)
 if notify >= 0:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        os.write(notify, result.encode())
+        os.write(notify, b"x")
     except OSError:
         pass
-    os.close(notify)
-with open(path + ".tmp", "w") as f:
-    f.write(result)
-os.replace(path + ".tmp", path)
 os._exit(code if code >= 0 else 128 - code)
 """
