@@ -43,7 +43,7 @@ from specflow_nb.machine import (
     parse_command,
 )
 from specflow_nb.models import (
-    BudgetConfig,
+    BudgetChange,
     OrchestrationConfig,
     OrchestrationExecution,
     OrchestrationPhase,
@@ -356,9 +356,9 @@ class SpecflowClient:
         return self.command(project_id, PauseCommand(), id)
 
     def resume(self, project_id: str, id: str | None = None, *, budget: Any = None) -> OrchestrationExecution:
-        """Resume; ``budget`` (a BudgetConfig) replaces the limits first."""
+        """Resume; ``budget`` (limits, as a dict or a BudgetConfig): new limits first, the others stay."""
         return self.command(
-            project_id, ResumeCommand(budget=BudgetConfig.model_validate(budget) if budget else None), id
+            project_id, ResumeCommand(budget=BudgetChange.model_validate(budget) if budget else None), id
         )
 
     def cancel(self, project_id: str, id: str | None = None) -> OrchestrationExecution:
@@ -372,8 +372,8 @@ class SpecflowClient:
     def recover(
         self, project_id: str, option: RecoveryOption | str, id: str | None = None, *, budget: Any = None
     ) -> OrchestrationExecution:
-        """Recover from needs_attention: retry, skip or abort."""
-        limits = BudgetConfig.model_validate(budget) if budget else None
+        """Recover from needs_attention: retry, skip or abort; ``budget`` as for :meth:`resume`."""
+        limits = BudgetChange.model_validate(budget) if budget else None
         return self.command(project_id, RecoverCommand(option=RecoveryOption(option), budget=limits), id)
 
     def go_back(self, project_id: str, step: OrchestrationPhase | str, id: str | None = None) -> OrchestrationExecution:

@@ -1078,6 +1078,28 @@ def test_resume_can_raise_the_budget():
     assert h.ex.config.budget.max_total == 80.0 and "budget changed" in h.ex.decision_log[-2].reason
 
 
+def test_a_budget_change_keeps_the_limits_it_does_not_give():
+    """The machine merges a command's limits over the current ones: ``{"maxTotal": 20}`` from any host (REST, panel,
+    CLI) raises the total and keeps a custom per-batch cap (before, the omitted limits went back to defaults)."""
+    h = Harness(three_sections(), budget=BudgetConfig(max_per_batch=3.0, max_total=5.0, healing_budget=0.7))
+    h.start()
+    h.run_batch(ok(cost=2.5))
+    h.run_batch(ok(cost=2.5))
+    assert h.ex.status is S.NEEDS_ATTENTION and h.rc.kind == "budget"
+    h.cmd(RecoverCommand.model_validate({"option": "retry", "budget": {"maxTotal": 20}}))
+    assert h.ex.config.budget == BudgetConfig(max_per_batch=3.0, max_total=20.0, healing_budget=0.7)
+    assert "maxPerBatch $3.00 → $3.00" in h.ex.decision_log[-2].reason
+    acts = h.read()
+    assert isinstance(acts[-1], SpawnBatch) and acts[-1].max_budget_usd == pytest.approx(3.0)  # the cap kept
+    paused = st_paused()
+    before = paused.ex.config.budget
+    paused.cmd(ResumeCommand.model_validate({"budget": {"healingBudget": 4}}))
+    assert paused.ex.config.budget == before.model_copy(update={"healing_budget": 4.0})
+    same = st_paused()
+    same.cmd(ResumeCommand.model_validate({"budget": {}}))  # nothing given: nothing changed, nothing logged
+    assert not any("budget changed" in e.reason for e in same.ex.decision_log)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Questions
 

@@ -11,7 +11,7 @@ from specflow_nb.machine.stopping import needs_attention
 from specflow_nb.machine.tx import Tx
 from specflow_nb.models import (
     BatchItem,
-    BudgetConfig,
+    BudgetChange,
     OrchestrationConfig,
     OrchestrationExecution,
     RecoveryOption,
@@ -68,10 +68,12 @@ def budget_stop(tx: Tx, what: str, limit: str, options: list[R], batch: BatchIte
     )
 
 
-def apply_budget(tx: Tx, budget: BudgetConfig | None) -> None:
-    if budget is None or budget == tx.ex.config.budget:
-        return
+def apply_budget(tx: Tx, change: BudgetChange | None) -> None:
+    """A resume's or recovery's new limits, merged over the current ones (the limits it does not give stay)."""
     old = tx.ex.config.budget
+    budget = change.over(old) if change is not None else old
+    if budget == old:
+        return
     tx.ex.config = tx.ex.config.model_copy(update={"budget": budget})
     tx.log(
         Decision.RESUME if tx.name == "resume" else Decision.RECOVERY_RETRY,

@@ -12,7 +12,7 @@ from pydantic import Field, TypeAdapter, field_validator
 from specflow_nb.errors import ConfigError
 from specflow_nb.machine.base import Frozen
 from specflow_nb.models import (
-    BudgetConfig,
+    BudgetChange,
     OrchestrationPhase,
     RecoveryOption,
 )
@@ -26,8 +26,8 @@ class PauseCommand(Frozen):
 
 class ResumeCommand(Frozen):
     action: Literal["resume"] = "resume"
-    #: Replace the budget limits before resuming (e.g. after "budget reached").
-    budget: BudgetConfig | None = None
+    #: New budget limits before resuming (e.g. after "budget reached"); the limits not given stay.
+    budget: BudgetChange | None = None
 
 
 class CancelCommand(Frozen):
@@ -41,7 +41,8 @@ class MergeCommand(Frozen):
 class RecoverCommand(Frozen):
     action: Literal["recover"] = "recover"
     option: RecoveryOption
-    budget: BudgetConfig | None = None
+    #: New budget limits before recovering; the limits not given stay.
+    budget: BudgetChange | None = None
 
 
 class GoBackCommand(Frozen):

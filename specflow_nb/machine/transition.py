@@ -50,7 +50,7 @@ def new_execution(
 
 
 #: The record's append-only lists of frozen entries: a copy gets lists of its own holding the same entries.
-_SHARED = frozenset({"decision_log", "notifications"})
+_SHARED = {"decision_log", "notifications"}
 
 
 def copy_execution(execution: OrchestrationExecution) -> OrchestrationExecution:

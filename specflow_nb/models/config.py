@@ -36,6 +36,24 @@ class BudgetConfig(CamelModel):
     )
 
 
+class BudgetChange(CamelModel):
+    """New limits for some of the budget (a resume's or a recovery's): each one given replaces the current limit,
+    the others stay as they are (``over``). The machine merges it, so every host (REST, panel, CLI) means the same
+    by ``{"maxTotal": 20}``: raise the total, keep the rest. A full :class:`BudgetConfig` is accepted too."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, from_attributes=True)
+
+    max_per_batch: float | None = Field(None, ge=0, le=MAX_BUDGET_USD, title="Max per batch (USD)")
+    max_total: float | None = Field(None, ge=0, le=MAX_BUDGET_USD, title="Max total (USD)")
+    healing_budget: float | None = Field(None, ge=0, le=MAX_BUDGET_USD, title="Healing budget (USD)")
+    decision_budget: float | None = Field(None, ge=0, le=MAX_BUDGET_USD, title="Decision budget (USD)")
+
+    def over(self, current: BudgetConfig) -> BudgetConfig:
+        """``current`` with the limits this change gives."""
+        given = self.model_dump(exclude_none=True, by_alias=False)
+        return current.model_copy(update=given) if given else current
+
+
 #: The coding agents specflow_nb can drive: the Claude Code CLI and the Codex CLI.
 AgentKind = Literal["claude", "codex"]
 #: Each agent's command when the configuration names none.

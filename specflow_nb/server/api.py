@@ -17,7 +17,7 @@ from specflow_nb.activity import Activity
 from specflow_nb.machine import Command, parse_command
 from specflow_nb.models import (
     BatchPlan,
-    BudgetConfig,
+    BudgetChange,
     CamelModel,
     Estimate,
     OrchestrationConfig,
@@ -76,16 +76,18 @@ class TargetRequest(RequestModel):
 
 
 class ResumeRequest(TargetRequest):
-    """``POST …/resume``; ``budget`` replaces the limits first (e.g. after "budget reached")."""
+    """``POST …/resume``; ``budget``: new limits first (e.g. after "budget reached"); the limits not given stay."""
 
-    budget: BudgetConfig | None = None
+    budget: BudgetChange | None = None
 
 
 class RecoverRequest(TargetRequest):
     """``POST …/recover``. ``option`` (or the original system's ``action``) is retry, skip or abort."""
 
     option: RecoveryOption | None = None
-    budget: BudgetConfig | None = Field(None, description="Replace the budget limits before recovering.")
+    budget: BudgetChange | None = Field(
+        None, description="New budget limits before recovering; the limits not given stay as they are."
+    )
     action: RecoveryOption | None = Field(None, description="Accepted for the original system's clients.")
 
     @model_validator(mode="after")

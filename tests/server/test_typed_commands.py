@@ -13,6 +13,8 @@ from specflow_nb.client import SpecflowClient
 from specflow_nb.demo import prepare_sample
 from specflow_nb.errors import SpecflowError
 from specflow_nb.machine import RecoverCommand
+from specflow_nb.models import BudgetChange, BudgetConfig
+from specflow_nb.server.api import COMMAND_ROUTES, RecoverRequest
 from specflow_nb.server.extension import SpecflowExtension
 from specflow_nb.widgets.remote import RemoteBackend
 from tests.widgets.test_typed_recover import retry_with_budget
@@ -48,3 +50,13 @@ async def test_a_recover_from_the_panel_reaches_the_servers_engine_as_the_same_m
     (got,) = received
     assert isinstance(got, RecoverCommand) and got == command  # the same model, budget included
     assert got.budget is not None and got.budget.max_total == 9.0
+
+
+def test_a_partial_budget_sent_over_rest_stays_partial_to_the_machine() -> None:
+    """``POST …/recover`` with ``{"budget": {"maxTotal": 20}}``: the command carries only that limit and the machine
+    keeps the others (before, the request's model filled them with defaults and a custom cap was lost)."""
+    route = next(r for r in COMMAND_ROUTES if r.action == "recover")
+    body = {"projectId": "p", "option": "retry", "budget": {"maxTotal": 20}}
+    cmd = route.command(RecoverRequest.model_validate(body))
+    assert isinstance(cmd, RecoverCommand) and cmd.budget == BudgetChange(max_total=20)
+    assert cmd.budget.over(BudgetConfig(max_per_batch=3.0)) == BudgetConfig(max_per_batch=3.0, max_total=20.0)

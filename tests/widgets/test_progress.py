@@ -209,7 +209,7 @@ def test_decision_log_is_collapsible_newest_first_and_escaped() -> None:
     view, _, _ = _progress()
     log = [log_entry("start", "Smart config: skip design", 0), log_entry("heal", "<img src=x onerror=alert(1)>", 5)]
     log.append(log_entry("killed_run_ended", "killed run orch-1-004-heal2 ended; its cost $0.10 is counted", 6))
-    log[-1].data = {"runId": "orch-1-004-heal2", "costUsd": 0.1}
+    log[-1] = log[-1].model_copy(update={"data": {"runId": "orch-1-004-heal2", "costUsd": 0.1}})  # entries are frozen
     view.render(make_execution(decision_log=log))
     assert view.decision_log.selected_index is None
     assert view.decision_log.get_title(0) == "Decision log (3)"

@@ -12,7 +12,7 @@ import pytest
 from specflow_nb.demo import prepare_sample
 from specflow_nb.errors import SpecflowError
 from specflow_nb.machine import Command, RecoverCommand
-from specflow_nb.models import BudgetConfig, RecoveryOption
+from specflow_nb.models import BudgetChange, RecoveryOption
 from specflow_nb.orchestrator import EngineSettings
 from specflow_nb.widgets.local import LocalBackend
 from specflow_nb.widgets.panel import ProjectPanel
@@ -29,7 +29,7 @@ def retry_with_budget() -> RecoverCommand:
     recovery.buttons[RecoveryOption.RETRY].click()
     (command,) = built
     assert isinstance(command, RecoverCommand)
-    assert command.option is RecoveryOption.RETRY and isinstance(command.budget, BudgetConfig)
+    assert command.option is RecoveryOption.RETRY and isinstance(command.budget, BudgetChange)
     assert command.budget.max_total == 9.0
     return command
 
