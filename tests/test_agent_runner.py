@@ -340,3 +340,22 @@ async def test_the_exit_signal_reaches_the_host_not_the_agent(tmp_path: Path) ->
     with anyio.fail_after(5):
         while run._popen is not None and run._popen.returncode is None:  # reaped when its pidfd turns readable
             await anyio.sleep(0.01)
+
+
+def test_one_structured_output_rule_for_both_families() -> None:
+    """Claude Code and Codex runs asked for structured output fail the same way when it is missing or lacks a
+    required field (one helper, ``agent.outcome.structured_output_failure``, that both families call); each names
+    how it asked when there is none."""
+    from specflow_nb.agent.outcome import AgentOutcome, FailureKind, structured_output_failure
+
+    schema = {"type": "object", "required": ["status", "summary"]}
+    partial = AgentOutcome(execution_id="r", structured_output={"status": "completed"})
+    kind, message = structured_output_failure(schema, partial, "none")
+    assert kind is FailureKind.SCHEMA_VALIDATION_FAILED and message is not None and "summary" in message
+    assert structured_output_failure(schema, partial.model_copy(update={"structured_output": None}), "none") == (
+        FailureKind.SCHEMA_VALIDATION_FAILED,
+        "none",
+    )
+    whole = partial.model_copy(update={"structured_output": {"status": "completed", "summary": "done"}})
+    assert structured_output_failure(schema, whole, "none") == (None, None)
+    assert structured_output_failure(None, partial, "none") == (None, None)

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from specflow_nb.agent.options import AgentOptions, SessionMode
-from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind, name_run_folder
+from specflow_nb.agent.outcome import (
+    AgentOutcome,
+    AgentRunError,
+    FailureKind,
+    name_run_folder,
+    structured_output_failure,
+)
 from specflow_nb.agent.recorder import EXIT_RECORDER
 from specflow_nb.agent.rundir import EXIT_FILE, STREAM_FILE
 from specflow_nb.agent.stream import AssistantMessage, ResultMessage, StreamEvent, SystemInit, iter_events
@@ -207,18 +213,11 @@ def _failure(
         )
     if code not in (0, None):
         return FailureKind.PROCESS_FAILED, f"The agent process exited with code {code}: {stderr.strip()[-300:]}"
-    schema = argv_info.get("outputSchema")
-    if schema is not None:
-        if outcome.structured_output is None:
-            return FailureKind.SCHEMA_VALIDATION_FAILED, (
-                "The run was asked for structured output (--json-schema) but returned none. Retry the run."
-            )
-        missing = [k for k in schema.get("required", []) if k not in outcome.structured_output]
-        if missing:
-            return FailureKind.SCHEMA_VALIDATION_FAILED, (
-                f"The structured output lacks required field(s) {', '.join(missing)}. Retry the run."
-            )
-    return None, None
+    return structured_output_failure(
+        argv_info.get("outputSchema"),
+        outcome,
+        "The run was asked for structured output (--json-schema) but returned none. Retry the run.",
+    )
 
 
 def transcript_events(run_dir: Path) -> list[dict[str, Any]]:

@@ -46,7 +46,13 @@ from specflow_nb.agent.codex_usage import (
     usage_cost,
 )
 from specflow_nb.agent.options import AgentOptions, SessionMode
-from specflow_nb.agent.outcome import AgentOutcome, AgentRunError, FailureKind, name_run_folder
+from specflow_nb.agent.outcome import (
+    AgentOutcome,
+    AgentRunError,
+    FailureKind,
+    name_run_folder,
+    structured_output_failure,
+)
 from specflow_nb.agent.recorder import CODEX_RECORDER
 from specflow_nb.agent.rundir import EXIT_FILE, write_json
 from specflow_nb.agent.stream import (
@@ -291,18 +297,12 @@ def _failure(
         )
     if outcome.subtype != "turn.completed":
         return FailureKind.PROCESS_FAILED, "The Codex run ended without completing its turn. See stream.jsonl."
-    if schema is not None:
-        if outcome.structured_output is None:
-            return FailureKind.SCHEMA_VALIDATION_FAILED, (
-                "The run was asked for structured output (--output-schema) but its final message is not a JSON "
-                f"object: {(outcome.result_text or '')[:200]!r}. Retry the run."
-            )
-        missing = [k for k in schema.get("required", []) if k not in outcome.structured_output]
-        if missing:
-            return FailureKind.SCHEMA_VALIDATION_FAILED, (
-                f"The structured output lacks required field(s) {', '.join(missing)}. Retry the run."
-            )
-    return None, None
+    return structured_output_failure(
+        schema,
+        outcome,
+        "The run was asked for structured output (--output-schema) but its final message is not a JSON object: "
+        f"{(outcome.result_text or '')[:200]!r}. Retry the run.",
+    )
 
 
 def transcript_events(run_dir: Path) -> list[dict[str, Any]]:

@@ -79,3 +79,21 @@ def name_run_folder(message: str | None, run_dir: Path) -> str | None:
     parts = Path(run_dir).parts
     where = "/".join(parts[parts.index(".specflow") :]) if ".specflow" in parts else str(run_dir)
     return re.sub(r"See (\S+) in the run folder", lambda m: f"See {where}/{m.group(1)}", message)
+
+
+def structured_output_failure(
+    schema: dict[str, Any] | None, outcome: AgentOutcome, none_given: str
+) -> tuple[FailureKind | None, str | None]:
+    """Whether a run asked for structured output (``schema``, the argv.json's ``outputSchema``) returned it: the
+    schema failure and its message, else ``(None, None)``. ``none_given``: what the agent's family says when there
+    is no structured output at all (each asks for it its own way)."""
+    if schema is None:
+        return None, None
+    if outcome.structured_output is None:
+        return FailureKind.SCHEMA_VALIDATION_FAILED, none_given
+    missing = [k for k in schema.get("required", []) if k not in outcome.structured_output]
+    if missing:
+        return FailureKind.SCHEMA_VALIDATION_FAILED, (
+            f"The structured output lacks required field(s) {', '.join(missing)}. Retry the run."
+        )
+    return None, None
