@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import builtins
 import os
+from collections import ChainMap
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -141,6 +143,7 @@ def effective_config(
     return config.model_copy(update=update) if update else config
 
 
-def agent_env_view(settings: EngineSettings) -> dict[str, str]:
-    """The environment a run sees, for where it looks for commands (CLAUDE_CONFIG_DIR, CODEX_HOME)."""
-    return {**os.environ, **settings.agent_env}
+def agent_env_view(settings: EngineSettings) -> Mapping[str, str]:
+    """The environment a run sees, for where it looks for commands (CLAUDE_CONFIG_DIR, CODEX_HOME): a view (no copy
+    of the environment on every transition)."""
+    return ChainMap(settings.agent_env, os.environ)

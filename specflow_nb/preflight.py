@@ -7,7 +7,7 @@ process for a huge tasks.md) on an engine whose loop may not run, and the CLI's 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from specflow_nb import gitops
@@ -33,7 +33,7 @@ class Previewer:
     def _effective_config(self, config: OrchestrationConfig | dict[str, Any] | None) -> OrchestrationConfig:
         return effective_config(self.settings, config)
 
-    def _agent_env_view(self) -> dict[str, str]:
+    def _agent_env_view(self) -> Mapping[str, str]:
         return agent_env_view(self.settings)
 
     def preview(self, project_id: str, config: OrchestrationConfig | dict[str, Any] | None = None) -> Preview:

@@ -26,6 +26,8 @@ Decisions (documented here because hosts and agents rely on them):
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +212,35 @@ def _str_or_none(value: Any) -> str | None:
     return str(value) if isinstance(value, (str, int, float)) and not isinstance(value, bool) else None
 
 
+#: Whether a file holds the USER GATE marker, by the file's identity and change stamps (ino, size, mtime, ctime):
+#: the engine asks on every transition, and spec.md and plan.md rarely change during a phase.
+_MARKED: dict[str, tuple[tuple[int, int, int, int], bool]] = {}
+#: A file changed less than this long ago is read again even when its stamps look the same: two writes within one
+#: tick of the file system's clock could leave the same stamps.
+_SETTLED_NS = 2_000_000_000
+
+
+def _has_marker(path: Path) -> bool:
+    st = os.stat(path)
+    stamps = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    key = str(path)
+    known = _MARKED.get(key)
+    if known is not None and known[0] == stamps:
+        return known[1]
+    found = USER_GATE_MARKER in path.read_text(encoding="utf-8", errors="replace")
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+        if len(_MARKED) >= 256:
+            _MARKED.clear()
+        _MARKED[key] = (stamps, found)
+    return found
+
+
 def _has_user_gate(art: Artifacts) -> bool:
     for p in (art.spec, art.plan, art.tasks):
         if p is None:
             continue
         try:
-            if USER_GATE_MARKER in p.read_text(encoding="utf-8", errors="replace"):
+            if _has_marker(p):
                 return True
         except OSError:
             continue

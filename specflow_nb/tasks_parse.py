@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from pydantic import Field, PrivateAttr
 
@@ -301,7 +302,11 @@ def parse_tasks(text: str) -> ParsedTasks:
 
 
 def read_tasks(path: Path) -> ParsedTasks:
-    """Parse the tasks.md at ``path`` (undecodable bytes become U+FFFD). Raises TasksFileMissing if it is absent."""
+    """Parse the tasks.md at ``path`` (undecodable bytes become U+FFFD). Raises TasksFileMissing if it is absent.
+
+    The text last read from each path is kept with its parse (a few paths, texts up to
+    :data:`REREAD_MAX_CHARS`): a text that differs from it only in task checkboxes, as after an agent checked its
+    batch's tasks off, is parsed by changing those tasks' states (:func:`reparse`), with the same result."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -310,7 +315,79 @@ def read_tasks(path: Path) -> ParsedTasks:
             f"No tasks file at {path}",
             hint="Run the design step (or /speckit.tasks) to create tasks.md, or choose the right feature folder.",
         ) from exc
-    return parse_tasks(data.decode("utf-8", errors="replace"))
+    text = data.decode("utf-8", errors="replace")
+    if len(text) > REREAD_MAX_CHARS:
+        return parse_tasks(text)
+    key = str(path)
+    last = _LAST_READ.pop(key, None)
+    parsed = reparse(last, text) if last is not None else None
+    if parsed is None:
+        parsed = parse_tasks(text)
+        last = _Read(text, parsed, box_offsets(text, parsed))
+    else:
+        assert last is not None
+        last = _Read(text, parsed, last.boxes)
+    _LAST_READ[key] = last
+    while len(_LAST_READ) > _LAST_READ_KEPT:
+        _LAST_READ.pop(next(iter(_LAST_READ)))
+    return parsed
+
+
+#: The longest tasks.md text whose last read is kept for :func:`reparse` (a larger one is parsed whole each time).
+REREAD_MAX_CHARS = 1_000_000
+_LAST_READ_KEPT = 8
+
+
+class _Read(NamedTuple):
+    text: str
+    parsed: ParsedTasks
+    #: The offset in ``text`` of each task's checkbox character, parallel to ``parsed.tasks``.
+    boxes: list[int]
+
+
+_LAST_READ: dict[str, _Read] = {}
+
+
+def box_offsets(text: str, parsed: ParsedTasks) -> list[int]:
+    """The offset in ``text`` of each task's checkbox character (the one between ``[`` and ``]``)."""
+    bom, lines = _split(text)
+    starts, offset = [], len(bom)
+    for line in lines:
+        starts.append(offset)
+        offset += len(line) + 1
+    return [starts[t.line - 1] + lines[t.line - 1].index("[") + 1 for t in parsed.tasks]
+
+
+def reparse(last: _Read, text: str) -> ParsedTasks | None:
+    """``parse_tasks(text)`` when ``text`` is ``last.text`` with only task checkboxes changed, between states no
+    warning or reason depends on (pending, done, deferred); None otherwise (the caller parses it whole)."""
+    old, boxes = last.text, last.boxes
+    if len(text) != len(old) or not boxes:
+        return None
+    pieces: list[str] = []
+    previous = 0
+    for offset in boxes:
+        pieces += (old[previous:offset], text[offset])
+        previous = offset + 1
+    pieces.append(old[previous:])
+    if "".join(pieces) != text:
+        return None
+    tasks = list(last.parsed.tasks)
+    for i, offset in enumerate(boxes):
+        box = text[offset]
+        if box == old[offset]:
+            continue
+        state = _STATE_OF_BOX.get(box)
+        if state is None or state is TaskState.BLOCKED or tasks[i].state is TaskState.BLOCKED:
+            return None
+        tasks[i] = _make_task({**tasks[i].__dict__, "state": state})
+    before = last.parsed
+    parsed = ParsedTasks(
+        tasks=[], sections=list(before.sections), has_sections=before.has_sections, warnings=list(before.warnings)
+    )
+    parsed.tasks = tasks
+    parsed._section_index = before._section_index
+    return parsed
 
 
 def all_done(parsed: ParsedTasks | None) -> bool:

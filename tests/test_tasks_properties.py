@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from specflow_nb.models import TaskState
 from specflow_nb.tasks import ParsedTasks, mark_tasks, parse_tasks, plan_batches
+from specflow_nb.tasks_parse import _Read, box_offsets, read_tasks, reparse
 
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -210,3 +212,41 @@ def test_cycles_are_reported_exactly_when_a_batch_has_one(text, size):
             if reported:  # a cycle keeps the file order
                 lines = [parsed.by_id()[t].line for t in b.task_ids]
                 assert lines == sorted(lines)
+
+
+@BOUNDED
+@given(tasks_md(), st.lists(st.tuples(st.integers(min_value=0), st.sampled_from(list(" xX~-bB?"))), max_size=8))
+def test_a_reread_with_only_checkboxes_changed_parses_as_a_whole_parse_does(text, changes):
+    """``read_tasks`` re-parses a text that differs from the last one read only in task checkboxes by changing
+    those tasks' states (``reparse``): its result equals a whole parse of the new text, whatever changed."""
+    first = parse_tasks(text)
+    boxes = box_offsets(text, first)
+    chars = list(text)
+    for pick, box in changes:
+        if boxes:
+            chars[boxes[pick % len(boxes)]] = box
+    changed = "".join(chars)
+    quick = reparse(_Read(text, first, boxes), changed)
+    whole = parse_tasks(changed)
+    if quick is not None:
+        assert quick.model_dump() == whole.model_dump()
+        assert quick._section_index == whole._section_index
+    if changed == text and boxes:
+        assert quick is not None  # nothing changed: never a whole parse
+
+
+def test_read_tasks_rereads_an_agents_check_offs_without_a_whole_parse(tmp_path, monkeypatch):
+    """The file read again after an agent checked two tasks: the same result as a whole parse, without one."""
+    import specflow_nb.tasks_parse as tp
+
+    path = tmp_path / "tasks.md"
+    path.write_text("# Tasks\n\n## Setup\n\n- [ ] T001 One\n- [ ] T002 Two [P]\n- [ ] T003 Three\n", encoding="utf-8")
+    assert read_tasks(path).incomplete_ids == ["T001", "T002", "T003"]
+    path.write_text("# Tasks\n\n## Setup\n\n- [x] T001 One\n- [X] T002 Two [P]\n- [ ] T003 Three\n", encoding="utf-8")
+    whole = parse_tasks(path.read_text(encoding="utf-8"))
+    monkeypatch.setattr(tp, "parse_tasks", lambda text: pytest.fail("parsed whole"))
+    again = read_tasks(path)
+    assert again.model_dump() == whole.model_dump() and again.completed_ids == ["T001", "T002"]
+    monkeypatch.undo()
+    path.write_text("# Tasks\n\n## Setup\n\n- [x] T001 One, now longer\n- [X] T002 Two [P]\n", encoding="utf-8")
+    assert [t.id for t in read_tasks(path).tasks] == ["T001", "T002"]  # any other change: parsed whole
