@@ -140,8 +140,8 @@ def launch(prepared: PreparedRun) -> Launched:
     first thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
     :func:`specflow_nb.agent.process.attach_run` finds."""
     run_dir, opts, lock_fd = prepared.run_dir, prepared.opts, prepared.lock_fd
-    # The recorder writes a byte here once exit.json is in place: the host's event loop wakes on it directly, without
-    # waiting for the recorder's own exit (its pidfd) or a file watch.
+    # The recorder writes exit.json's content here once the file is in place: the host's event loop wakes on it
+    # directly, without waiting for the recorder's own exit (its pidfd) or a file watch, and reads no file.
     signal_r, signal_w = os.pipe() if os.name == "posix" else (None, None)
     env = prepared.env if signal_w is None else {**prepared.env, EXIT_FD_ENV: str(signal_w)}
     try:

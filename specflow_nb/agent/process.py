@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -81,7 +82,7 @@ class AgentRun:
         self._popen = popen
         self._pidfd = pidfd
         self._exit_signal = exit_signal  # readable once the recorder has put exit.json in place (or has died)
-        self._recorded: dict[str, Any] | None = None  # exit.json, as read when the run's end was noticed
+        self._recorded: dict[str, Any] | None = None  # exit.json (as sent on the pipe, or read), once noticed
         self._exited = anyio.Event()
         self._waiting = False
         self._exit_code: int | None = None
@@ -145,9 +146,9 @@ class AgentRun:
             return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
 
         result: dict[str, Any] | None = None
-        if self._exit_signal is not None:  # our own run: its recorder signals us (a byte, or EOF if it died)
+        if self._exit_signal is not None:  # our own run: its recorder sends exit.json's content (EOF if it died)
             await anyio.wait_readable(self._exit_signal)
-            self._recorded = result = recorded()
+            self._recorded = result = _exit_message(self._exit_signal) or recorded()
             if result is None:  # the recorder died without writing: its pidfd says when it is gone
                 await anyio.wait_readable(self._pidfd)
             return result
@@ -239,14 +240,29 @@ class AgentRun:
             if self._stream_file is not None:
                 self._stream_file.close()
                 self._stream_file = None
+        known: dict[str, Any] | None = None
+        if isinstance(argv_info, dict):
+            known = {ARGV_FILE: argv_info, EXIT_FILE: self._recorded}
+            if self._popen is not None:  # launched here: pid.json holds what this run was started with
+                known[PID_FILE] = self.pid_record()
         self._outcome = read_outcome(
             self.run_dir,
             extra_warnings=parser.warnings,
             events=kept,
             cache=cache_outcome,
-            known={ARGV_FILE: argv_info, EXIT_FILE: self._recorded} if isinstance(argv_info, dict) else None,
+            known=known,
+            fresh=self._popen is not None,
         )
         return self._outcome
+
+    def pid_record(self) -> dict[str, Any]:
+        """What pid.json holds for this run (:func:`specflow_nb.agent.launching.launch` writes it)."""
+        return {
+            "pid": self.pid,
+            "createTime": self.create_time,
+            "startedAt": self.started_at,
+            "timeoutSeconds": self.timeout_seconds,
+        }
 
     def cache_outcome(self) -> None:
         """Write the outcome :meth:`wait` returned to outcome.json (blocking: call it in a worker thread)."""
@@ -384,6 +400,17 @@ def started_run(run_dir: Path, launched: Launched, opts: AgentOptions) -> AgentR
         pidfd=pidfd_open(popen.pid),
         exit_signal=launched.exit_signal,
     )
+
+
+def _exit_message(fd: int) -> dict[str, Any] | None:
+    """exit.json's content as the exit recorder sent it on its pipe once the file was in place (one write of less
+    than PIPE_BUF bytes, so whole); None when the recorder closed the pipe without it (it died) or sent no JSON."""
+    try:
+        data = os.read(fd, 4096)
+        found = json.loads(data) if data else None
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
 
 
 #: How long :func:`attach_run` waits for a live run's leader.json (the recorder writes it within milliseconds).

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -343,10 +344,17 @@ def batch_sentence(section: str, task_ids: list[str]) -> str:
 def _rel(project: Path, path: Path | None) -> str:
     if path is None:
         return "the feature folder under specs/"
+    return _rel_text(str(project), str(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _rel_text(project: str, path: str) -> str:
+    """``path`` as the prompt names it: relative to ``project`` (links resolved). Kept: resolving both costs a
+    dozen system calls on every run's prompt, and the text only tells the agent where to look."""
     try:
         return str(Path(path).resolve().relative_to(Path(project).resolve())) or "."
     except ValueError:
-        return str(path)
+        return path
 
 
 def _render_body(

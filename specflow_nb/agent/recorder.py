@@ -13,8 +13,9 @@ from __future__ import annotations
 #: write the status; SIGKILL ends both. exit.json's temp file is opened before the agent starts, so that between
 #: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename: the engine
 #: notices exit.json before this process has finished dying: the launching host through the descriptor named by
-#: ``SPECFLOW_EXIT_FD`` (a byte once exit.json is in place; taken out of the agent's environment and not inherited
-#: by it), a host that adopted the run through its watch on the run folder.
+#: ``SPECFLOW_EXIT_FD`` (once exit.json is in place, its content, in one write of less than PIPE_BUF bytes: the
+#: host need not read the file; taken out of the agent's environment and not inherited by it), a host that adopted
+#: the run through its watch on the run folder.
 EXIT_RECORDER = """
 import json, os, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
@@ -38,13 +39,14 @@ if pid == 0:
 code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
-os.write(out, json.dumps({"exitCode": code, "endedAt": ended}).encode())
+result = json.dumps({"exitCode": code, "endedAt": ended}).encode()
+os.write(out, result)
 os.close(out)
 os.replace(path + ".tmp", path)
 if notify >= 0:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        os.write(notify, b"x")
+        os.write(notify, result)
     except OSError:
         pass
 os._exit(code if code >= 0 else 128 - code)
@@ -132,13 +134,14 @@ while code != 0 and attempt < int(spec.get("retries", 0)):
         code = run(argv, os.path.join(run_dir, "prompt.md"))
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
+result = json.dumps({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt})
 with open(path + ".tmp", "w") as f:
-    json.dump({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt}, f)
+    f.write(result)
 os.replace(path + ".tmp", path)
 if notify >= 0:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        os.write(notify, b"x")
+        os.write(notify, result.encode())
     except OSError:
         pass
 os._exit(code if code >= 0 else 128 - code)

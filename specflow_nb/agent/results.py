@@ -38,6 +38,7 @@ def read_outcome(
     events: list[StreamEvent] | None = None,
     cache: bool = True,
     known: dict[str, Any] | None = None,
+    fresh: bool = False,
 ) -> AgentOutcome:
     """The outcome of a finished run from its files (cached in outcome.json). Raises if the run is still live.
 
@@ -45,17 +46,18 @@ def read_outcome(
     a family that classifies from them (``reads``) instead of parsing the stream again. ``cache=False`` leaves
     outcome.json to the caller (:func:`cache_outcome`, off the transition's path): until it is written, a reader
     classifies the same files the same way. ``known``: files of the run folder its reader already holds (by name;
-    a None value is read again)."""
+    a None value is read again). ``fresh``: the run's launcher, which just saw it end: no outcome.json can be there
+    yet (a launch removes a stale one), so none is looked for."""
     run_dir = Path(run_dir)
 
     def read(name: str) -> Any:
         held = (known or {}).get(name)
         return held if held is not None else read_json(run_dir / name)
 
-    cached = read_json(run_dir / OUTCOME_FILE)
+    cached = None if fresh else read_json(run_dir / OUTCOME_FILE)
     if isinstance(cached, dict):
         return AgentOutcome.model_validate(cached)
-    record = read_json(run_dir / PID_FILE) or {}
+    record = read(PID_FILE) or {}
     exit_info = read(EXIT_FILE)
     # exit.json is the exit recorder's last act (or the launcher's, for a recorder that was killed): with it in
     # place the run has ended, even while the recorder's own process finishes exiting.
