@@ -15,12 +15,12 @@ instant DEMO agent (a real process checking its batch's tasks in tasks.md). Both
   classify the outcome, step the machine, re-read tasks.md, step the machine, persist (the run's end and the
   next state in one fenced, fsynced write: ``Persist.may_join_next``), build the prompt, move the run folder made
   ahead into place. Median and p99 over all transitions; ``benchmarks/profile_transition.py`` splits it in stages.
-* **floor** (issue 17): two fsynced atomic writes of the record and a fork/exec of a trivial process, timed beside
-  each phase on the same disk, each sample in a transition's conditions: right after an agent run (the DEMO agent
-  doing a batch) has exited, as every transition is (a process idle for the agent's run, its caches cold, the disk
-  holding what the agent just wrote). The same operations timed back to back in a hot loop are shown too: about a
-  third faster, conditions no transition has. The transition itself does one fsynced write (and no fork/exec
-  before its start stamp), so the ratio compares it with the issue's fixed reference, not with its own work.
+* **floor** (issue 17): two fsynced atomic writes of the record and a fork/exec of a trivial process, timed back to
+  back beside each phase on the same disk: the goal's reference. The transition itself does one fsynced write (and
+  no fork/exec before its start stamp), so the ratio compares it with the issue's fixed reference, not with its own
+  work. For context, the same operations timed right after an agent run has exited (the DEMO agent doing a batch),
+  as every transition is: the disk holds what the agent just wrote and the caches are cold; this costs about twice
+  the back-to-back floor and varies widely between phases (2–4.6 ms seen), so the goal is not judged against it.
 * **phase overhead**: wall time from ``start()`` until the orchestration is completed (merged), minus the agents'
   own run time (Σ endedAt − startedAt over the runs).
 * **baseline**: the same orchestrator with only the "run finished" event replaced by polling ``run.is_alive()``
@@ -193,14 +193,14 @@ def measure(cls: type[Orchestrator], phases: int, *, observed: bool = False) -> 
         "overhead": [],
         "transitions": [],
         "floors": [],
-        "floors_hot": [],
+        "floors_after_runs": [],
     }
     for _ in range(phases):
         with tempfile.TemporaryDirectory() as tmp:
             result = anyio.run(one_phase, cls, Path(tmp), observed)
-            # beside each phase: same disk, same load; once after agent runs, once in a hot loop
-            out["floors"].extend(floor_after_runs(result["project"], result["record"], samples=10))
-        out["floors_hot"].extend(floor(result["record"], samples=10))
+            # beside each phase: same disk, same load; in a loop, and each sample right after an agent run
+            out["floors_after_runs"].extend(floor_after_runs(result["project"], result["record"], samples=10))
+        out["floors"].extend(floor(result["record"], samples=10))
         for key in ("wall", "agent", "overhead"):
             out[key].append(result[key])
         out["transitions"].extend(result["transitions"])
@@ -227,7 +227,7 @@ def main() -> None:
     ev_t, po_t, ob_t = event["transitions"], poll["transitions"], watched["transitions"]
     ev_med, po_med = statistics.median(ev_t), statistics.median(po_t)
     floor_med = statistics.median(event["floors"])
-    hot_med = statistics.median(event["floors_hot"])
+    after_med = statistics.median(event["floors_after_runs"])
     ev_ovh, po_ovh = statistics.median(event["overhead"]), statistics.median(poll["overhead"])
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = (
@@ -247,10 +247,10 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
         f"| transition latency, median (agent exit → next agent started) | {ev_med * ms:.1f} ms "
         f"| {statistics.median(ob_t) * ms:.1f} ms | {po_med * ms:.1f} ms | {po_med / ev_med:.0f}x |",
-        f"| floor, median (2 fsynced record writes + fork/exec of `true`, each right after an agent run) "
+        f"| floor, median (2 fsynced record writes + fork/exec of `true`, back to back, beside each phase) "
         f"| {floor_med * ms:.1f} ms | | | transition / floor: {ev_med / floor_med:.2f}x |",
-        f"| the same floor in a hot loop (back to back, no agent run before) | {hot_med * ms:.1f} ms | | "
-        f"| transition / hot floor: {ev_med / hot_med:.2f}x |",
+        f"| the same floor, each sample right after an agent run (context: not the goal's floor) "
+        f"| {after_med * ms:.1f} ms | | | transition / that floor: {ev_med / after_med:.2f}x |",
         f"| transition latency, p99 | {p99(ev_t) * ms:.1f} ms | {p99(ob_t) * ms:.1f} ms | {p99(po_t) * ms:.1f} ms "
         f"| {p99(po_t) / p99(ev_t):.0f}x |",
         f"| phase wall time, median | {statistics.median(event['wall']):.2f} s "
