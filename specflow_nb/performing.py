@@ -485,10 +485,19 @@ class Performer:
             self.scope.background(self.feed, slot, event)
 
         try:
+            await self._watch_run(slot, run, stale, on_stall)
+        finally:  # the transition that followed the run's end is done: its recorder writes exit.json and exits
+            run.release_exit()
+
+    async def _watch_run(self, slot: Slot, run: AgentRun, stale: float | None, on_stall: Callable[[], None]) -> None:
+        try:
             # outcome.json is a cache of what the run's files say (a reader without it classifies them the same
             # way, a restart too): written by the save that records the run's end, after its write (and after the
             # next run's start), so it is there before that state is announced, and off the transition's path.
-            result = to_machine_outcome(await run.wait(stale_after=stale, on_stall=on_stall, cache_outcome=False))
+            # hold_exit: the run's recorder writes exit.json and exits once the transition is done (release_exit),
+            # not during it.
+            ended = await run.wait(stale_after=stale, on_stall=on_stall, cache_outcome=False, hold_exit=True)
+            result = to_machine_outcome(ended)
             self._outcomes.setdefault(slot.project, []).append(run)
         except Exception as exc:  # e.g. the run folder's disk is full (may arrive as an ExceptionGroup): the end
             # of the run is still an event; the machine decides what a run that cannot be read means.

@@ -324,9 +324,10 @@ async def test_events_are_delivered_even_when_the_run_ended_before_wait(sample_p
 
 @pytest.mark.anyio
 async def test_the_exit_signal_reaches_the_host_not_the_agent(tmp_path: Path) -> None:
-    """The exit recorder signals its launching host on a pipe once exit.json is in place (the host then does not
-    wait for the recorder's own exit): the agent sees neither the variable naming that pipe nor the pipe itself,
-    and the run's end is noticed with exit.json already there, the recorder reaped later without a warning."""
+    """The exit recorder tells its launching host on a pipe how the run ended (the host then waits neither for
+    exit.json nor for the recorder's own exit): the agent sees neither the variable naming that pipe nor the pipe
+    itself; once the host lets go of the pipe the recorder writes the same in exit.json and is reaped without a
+    warning."""
     script = tmp_path / "agent.sh"
     script.write_text("#!/bin/sh\nenv | grep -c SPECFLOW_EXIT_FD\nls -l /proc/$$/fd/ | grep -c pipe\nexit 3\n")
     script.chmod(0o755)
@@ -335,11 +336,32 @@ async def test_the_exit_signal_reaches_the_host_not_the_agent(tmp_path: Path) ->
     outcome = await run.wait()
     assert outcome.exit_code == 3 and not outcome.ok
     assert (tmp_path / "run" / "stream.jsonl").read_text().split() == ["0", "0"]  # no variable, no pipe
-    assert json.loads((tmp_path / "run" / "exit.json").read_text())["exitCode"] == 3
-    assert run._exit_signal is None  # closed once the run ended
+    assert run._recorded == {"exitCode": 3, "endedAt": run._recorded["endedAt"]}  # from the pipe
+    assert run._exit_signal is None  # let go of once the run ended (no hold_exit)
     with anyio.fail_after(5):
         while run._popen is not None and run._popen.returncode is None:  # reaped when its pidfd turns readable
             await anyio.sleep(0.01)
+    assert json.loads((tmp_path / "run" / "exit.json").read_text()) == run._recorded  # written before it exited
+
+
+@pytest.mark.anyio
+async def test_a_held_exit_recorder_writes_exit_json_once_released(tmp_path: Path) -> None:
+    """``wait(hold_exit=True)``: the host learns how the run ended while the recorder waits to write exit.json and
+    exit until the host lets go (``release_exit``): nothing of it competes with the host's transition."""
+    script = tmp_path / "agent.sh"
+    script.write_text("#!/bin/sh\nexit 4\n")
+    script.chmod(0o755)
+    run = await start_run(tmp_path / "run", AgentOptions(command=str(script), cwd=tmp_path, prompt="hi"))
+    outcome = await run.wait(hold_exit=True)
+    assert outcome.exit_code == 4
+    await anyio.sleep(0.2)
+    assert not (tmp_path / "run" / "exit.json").exists()  # held
+    assert run._popen is not None and run._popen.poll() is None
+    run.release_exit()
+    with anyio.fail_after(5):
+        while run._popen.returncode is None:
+            await anyio.sleep(0.01)
+    assert json.loads((tmp_path / "run" / "exit.json").read_text())["exitCode"] == 4
 
 
 def test_one_structured_output_rule_for_both_families() -> None:

@@ -81,7 +81,8 @@ class AgentRun:
         self.timeout_seconds = timeout_seconds
         self._popen = popen
         self._pidfd = pidfd
-        self._exit_signal = exit_signal  # readable once the recorder has put exit.json in place (or has died)
+        self._exit_signal = exit_signal  # readable once the recorder has sent how the run ended (or has died)
+        self._hold_exit = False  # keep the recorder's pipe (and exit.json) until release_exit()
         self._recorded: dict[str, Any] | None = None  # exit.json (as sent on the pipe, or read), once noticed
         self._exited = anyio.Event()
         self._waiting = False
@@ -167,11 +168,16 @@ class AgentRun:
         self._recorded = result
         return result
 
-    def _close_pidfd(self) -> None:
+    def release_exit(self) -> None:
+        """Let go of the exit recorder's pipe: the recorder, which told this host how the run ended, then writes
+        exit.json and exits (see :data:`~specflow_nb.agent.recorder.EXIT_RECORDER`). :meth:`wait` does it when the
+        run ends, unless asked to hold it (``hold_exit``) until the caller has acted on the end."""
         if self._exit_signal is not None:
             with contextlib.suppress(OSError):
                 os.close(self._exit_signal)
             self._exit_signal = None
+
+    def _close_pidfd(self) -> None:
         if self._pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
@@ -180,12 +186,13 @@ class AgentRun:
     def _release_pidfd(self) -> None:
         """The run has ended. A child of ours whose recorder is still finishing its exit is reaped when its pidfd
         turns readable (a reader on the loop, no task), so no zombie and no \"still running\" warning is left."""
+        if not self._hold_exit:
+            self.release_exit()
         popen, fd = self._popen, self._pidfd
         if popen is None or fd is None or popen.poll() is not None:
             self._close_pidfd()
             return
         self._pidfd = None
-        self._close_pidfd()  # the exit signal's descriptor
         loop = asyncio.get_running_loop()
 
         def reap() -> None:
@@ -204,6 +211,7 @@ class AgentRun:
         stale_after: float | None = None,
         on_stall: Callable[[], Awaitable[None] | None] | None = None,
         cache_outcome: bool = True,
+        hold_exit: bool = False,
     ) -> AgentOutcome:
         """Await the end of the run and return its outcome.
 
@@ -211,9 +219,13 @@ class AgentRun:
         appears for ``stale_after`` seconds, ``on_stall`` is called (it may kill the run; the runner does not).
         A run past its ``timeout_seconds`` (counted from its start) is killed and reported as ``timeout``.
         ``cache_outcome=False``: the caller writes outcome.json (:meth:`cache_outcome`), off its critical path.
+        ``hold_exit=True``: the run's exit recorder (of a run launched here) waits to write exit.json and exit
+        until the caller calls :meth:`release_exit` (at most a second), so neither competes with what the caller
+        does about the run's end.
         """
         if self._outcome is not None:
             return self._outcome
+        self._hold_exit = hold_exit
         parser = StreamParser()
         argv_info = read_json(self.run_dir / ARGV_FILE)
         keep = event_filter(argv_info)  # the events the outcome is classified from: not parsed twice

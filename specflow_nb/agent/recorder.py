@@ -10,14 +10,39 @@ from __future__ import annotations
 #: and records the agent's exit status in exit.json. Without it a server that adopted a run after a restart could
 #: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
 #: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
-#: write the status; SIGKILL ends both. exit.json's temp file is opened before the agent starts, so that between
-#: the agent's end (the ``endedAt`` stamp) and exit.json in place there is one write and one rename: the engine
-#: notices exit.json before this process has finished dying: the launching host through the descriptor named by
-#: ``SPECFLOW_EXIT_FD`` (once exit.json is in place, its content, in one write of less than PIPE_BUF bytes: the
-#: host need not read the file; taken out of the agent's environment and not inherited by it), a host that adopted
-#: the run through its watch on the run folder.
-EXIT_RECORDER = """
-import json, os, signal, sys, time
+#: write the status; SIGKILL ends both. The end is told first to the host that launched the run, on the pipe named
+#: by ``SPECFLOW_EXIT_FD`` (taken out of the agent's environment and not inherited by it): exit.json's content, in
+#: one write of less than PIPE_BUF bytes, right after the agent's end (the ``endedAt`` stamp). That host records the
+#: run's end in the orchestration record, for which it needs no file; the recorder then waits until the host closes
+#: the pipe (it has moved on: the next run has started, or it died) or :data:`EXIT_HOLD_MS` have passed, and only
+#: then writes exit.json and exits: the file's write and this process's exit stay out of the host's transition,
+#: where they would compete with it for the machine (they cost the transition about half a millisecond there).
+#: exit.json is for everyone else: a host that adopted the run notices it through its watch on the run folder, a
+#: restart reads it; its temp file is opened before the agent starts, so writing it is one write and one rename.
+#: A recorder that dies before telling closes the pipe empty: the host then falls back to exit.json and the
+#: recorder's pidfd.
+#: How long a recorder waits, after telling its host how the run ended, for the host to let go of the pipe before
+#: it writes exit.json anyway (a host that is alive but no longer waiting).
+EXIT_HOLD_MS = 1000
+
+#: The recorders' common step once the run has ended (``result``: exit.json's content, bytes): tell the launching
+#: host on its pipe, then wait until it lets go of the pipe (POLLERR: its read end is closed) or EXIT_HOLD_MS.
+_TELL_THEN_WRITE = f"""
+if notify >= 0:
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        os.write(notify, result)
+        held = select.poll()
+        held.register(notify, select.POLLERR)
+        held.poll({EXIT_HOLD_MS})
+    except OSError:
+        pass
+    os.close(notify)
+"""
+
+EXIT_RECORDER = (
+    """
+import json, os, select, signal, sys, time
 path, argv = sys.argv[1], sys.argv[2:]
 notify = int(os.environ.pop("SPECFLOW_EXIT_FD", "-1"))
 if notify >= 0:
@@ -40,25 +65,24 @@ code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
 result = json.dumps({"exitCode": code, "endedAt": ended}).encode()
+"""
+    + _TELL_THEN_WRITE
+    + """
 os.write(out, result)
 os.close(out)
 os.replace(path + ".tmp", path)
-if notify >= 0:
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    try:
-        os.write(notify, result)
-    except OSError:
-        pass
 os._exit(code if code >= 0 else 128 - code)
 """
+)
 
 
 #: The session leader of a Codex run (see :data:`EXIT_RECORDER`, which it extends): when Codex fails a
 #: turn on a rate limit, the recorder waits (backoff doubling from the base) and resumes the same thread with a
 #: short "continue" prompt, a bounded number of times, appending to the same output; a run being killed (kill.json)
 #: is never retried. Arguments: exit.json path, a JSON {retries, backoff, baseArgv}, the agent's argv.
-CODEX_RECORDER = r"""
-import json, os, re, signal, sys, time
+CODEX_RECORDER = (
+    r"""
+import json, os, re, select, signal, sys, time
 path, spec, argv = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3:]
 run_dir = os.path.dirname(path)
 notify = int(os.environ.pop("SPECFLOW_EXIT_FD", "-1"))
@@ -134,15 +158,13 @@ while code != 0 and attempt < int(spec.get("retries", 0)):
         code = run(argv, os.path.join(run_dir, "prompt.md"))
 now = time.time()
 ended = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + ".%06d+00:00" % (now % 1 * 1e6)
-result = json.dumps({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt})
-with open(path + ".tmp", "w") as f:
+result = json.dumps({"exitCode": code, "endedAt": ended, "rateLimitRetries": attempt}).encode()
+"""
+    + _TELL_THEN_WRITE
+    + """
+with open(path + ".tmp", "wb") as f:
     f.write(result)
 os.replace(path + ".tmp", path)
-if notify >= 0:
-    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    try:
-        os.write(notify, result.encode())
-    except OSError:
-        pass
 os._exit(code if code >= 0 else 128 - code)
 """
+)
