@@ -327,7 +327,12 @@ def test_kill_between_a_run_end_and_the_save_that_carries_it(tmp_path: Path, kil
     run = before.current_run
     assert run is not None and run.live and run.outcome is None  # the run's end was not saved on its own
     ended = run.execution_id
-    assert (h.project / WORKFLOWS / ended / "exit.json").exists()  # but its folder says how it ended
+    # but its folder says how it ended: the run's recorder writes exit.json once the host let go of its pipe (here:
+    # died), within milliseconds
+    deadline = time.monotonic() + 5
+    while not (h.project / WORKFLOWS / ended / "exit.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (h.project / WORKFLOWS / ended / "exit.json").exists()
     assert before.total_cost_usd == pytest.approx(0.01 * (len(run_log(log_path)) - 1))
 
     result = h.finish()

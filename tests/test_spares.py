@@ -118,6 +118,9 @@ async def test_an_orchestration_takes_its_spares_and_leaves_none(tmp_path: Path)
     runs = sorted(p for p in (root / "big" / ".specflow" / "workflows").iterdir() if p.is_dir())
     assert len(runs) == 4
     for run in runs:
+        with anyio.fail_after(5):  # a run's recorder writes exit.json once the transition after it let go of it
+            while not (run / "exit.json").exists():
+                await anyio.sleep(0.01)
         names = {p.name for p in run.iterdir()}
         assert {"prompt.md", "argv.json", "pid.json", "exit.json", "stream.jsonl", "run.lock"} <= names
         assert not [n for n in names if n.endswith(spares.SPARE_SUFFIX) or n.endswith(".tmp")]
