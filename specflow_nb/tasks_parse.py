@@ -7,6 +7,7 @@ Apart from planning and marking: every host reads tasks, fewer plan or write the
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -319,7 +320,8 @@ def read_tasks(path: Path) -> ParsedTasks:
     if len(text) > REREAD_MAX_CHARS:
         return parse_tasks(text)
     key = str(path)
-    last = _LAST_READ.pop(key, None)
+    with _LAST_READ_LOCK:  # hosts read tasks from the event loop and from worker threads
+        last = _LAST_READ.pop(key, None)
     parsed = reparse(last, text) if last is not None else None
     if parsed is None:
         parsed = parse_tasks(text)
@@ -327,9 +329,10 @@ def read_tasks(path: Path) -> ParsedTasks:
     else:
         assert last is not None
         last = _Read(text, parsed, last.boxes)
-    _LAST_READ[key] = last
-    while len(_LAST_READ) > _LAST_READ_KEPT:
-        _LAST_READ.pop(next(iter(_LAST_READ)))
+    with _LAST_READ_LOCK:
+        _LAST_READ[key] = last
+        while len(_LAST_READ) > _LAST_READ_KEPT:
+            _LAST_READ.pop(next(iter(_LAST_READ)))
     return parsed
 
 
@@ -346,6 +349,7 @@ class _Read(NamedTuple):
 
 
 _LAST_READ: dict[str, _Read] = {}
+_LAST_READ_LOCK = threading.Lock()
 
 
 def box_offsets(text: str, parsed: ParsedTasks) -> list[int]:

@@ -136,9 +136,10 @@ class AgentRun:
                 await anyio.sleep(0.5)
 
     async def _recorded_or_gone(self) -> dict[str, Any] | None:
-        """Wait until the exit recorder has written exit.json (its last act: the run has ended; returned) or the
-        process is gone (its pidfd turns readable: None). exit.json arrives about half a millisecond before the
-        recorder's process has finished exiting, and that half millisecond is on every transition's path."""
+        """Wait until the exit recorder has said how the run ended (returned: exit.json's content) or its process is
+        gone (its pidfd turns readable: None). The launching host hears it on the recorder's pipe, before exit.json
+        is written and before the recorder exits (see :meth:`release_exit`); a host that adopted the run waits for
+        exit.json in the run folder."""
         assert self._pidfd is not None
         exit_file = self.run_dir / EXIT_FILE
 
@@ -415,8 +416,8 @@ def started_run(run_dir: Path, launched: Launched, opts: AgentOptions) -> AgentR
 
 
 def _exit_message(fd: int) -> dict[str, Any] | None:
-    """exit.json's content as the exit recorder sent it on its pipe once the file was in place (one write of less
-    than PIPE_BUF bytes, so whole); None when the recorder closed the pipe without it (it died) or sent no JSON."""
+    """exit.json's content as the exit recorder sent it on its pipe when the agent ended (one write of less than
+    PIPE_BUF bytes, so whole); None when the recorder closed the pipe without it (it died) or sent no JSON."""
     try:
         data = os.read(fd, 4096)
         found = json.loads(data) if data else None

@@ -6,21 +6,6 @@ Apart as data: the scripts run in their own interpreter, so nothing here may imp
 
 from __future__ import annotations
 
-#: The run's session leader: a tiny Python process (no site, no specflow_nb import) that runs the agent as its child
-#: and records the agent's exit status in exit.json. Without it a server that adopted a run after a restart could
-#: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
-#: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
-#: write the status; SIGKILL ends both. The end is told first to the host that launched the run, on the pipe named
-#: by ``SPECFLOW_EXIT_FD`` (taken out of the agent's environment and not inherited by it): exit.json's content, in
-#: one write of less than PIPE_BUF bytes, right after the agent's end (the ``endedAt`` stamp). That host records the
-#: run's end in the orchestration record, for which it needs no file; the recorder then waits until the host closes
-#: the pipe (it has moved on: the next run has started, or it died) or :data:`EXIT_HOLD_MS` have passed, and only
-#: then writes exit.json and exits: the file's write and this process's exit stay out of the host's transition,
-#: where they would compete with it for the machine (they cost the transition about half a millisecond there).
-#: exit.json is for everyone else: a host that adopted the run notices it through its watch on the run folder, a
-#: restart reads it; its temp file is opened before the agent starts, so writing it is one write and one rename.
-#: A recorder that dies before telling closes the pipe empty: the host then falls back to exit.json and the
-#: recorder's pidfd.
 #: How long a recorder waits, after telling its host how the run ended, for the host to let go of the pipe before
 #: it writes exit.json anyway (a host that is alive but no longer waiting).
 EXIT_HOLD_MS = 1000
@@ -40,6 +25,21 @@ if notify >= 0:
     os.close(notify)
 """
 
+#: The run's session leader: a tiny Python process (no site, no specflow_nb import) that runs the agent as its child
+#: and records the agent's exit status in exit.json. Without it a server that adopted a run after a restart could
+#: never learn how the run ended (only a parent can read a process's exit status). SIGTERM to the group reaches
+#: the agent; the recorder survives it (a handler, not SIG_IGN, so the agent does not inherit the immunity) to
+#: write the status; SIGKILL ends both. The end is told first to the host that launched the run, on the pipe named
+#: by ``SPECFLOW_EXIT_FD`` (taken out of the agent's environment and not inherited by it): exit.json's content, in
+#: one write of less than PIPE_BUF bytes, right after the agent's end (the ``endedAt`` stamp). That host records the
+#: run's end in the orchestration record, for which it needs no file; the recorder then waits until the host closes
+#: the pipe (it has moved on: the next run has started, or it died) or :data:`EXIT_HOLD_MS` have passed, and only
+#: then writes exit.json and exits: the file's write and this process's exit stay out of the host's transition,
+#: where they would compete with it for the machine (they cost the transition about half a millisecond there).
+#: exit.json is for everyone else: a host that adopted the run notices it through its watch on the run folder, a
+#: restart reads it; its temp file is opened before the agent starts, so writing it is one write and one rename.
+#: A recorder that dies before telling closes the pipe empty: the host then falls back to exit.json and the
+#: recorder's pidfd.
 EXIT_RECORDER = (
     """
 import json, os, select, signal, sys, time
