@@ -86,14 +86,21 @@ def fill(filler: Path) -> None:
 
 
 def settle(client: httpx.Client, project: str, timeout: float = 60) -> dict[str, Any]:
-    """Wait until the orchestration rests (not running, no run in flight, no killed run's end pending)."""
+    """Wait until the orchestration rests (not running, no run in flight, no killed run's end pending, no diagnosis
+    helper in flight: its answer and cost have landed)."""
     deadline = time.monotonic() + timeout
     params: dict[str, Any] = {"projectId": project}
     while True:
         r = client.get(STATUS, params=params)
         assert r.status_code == 200, r.text
         ex = r.json()["orchestration"]
-        if ex is not None and ex["currentRun"] is None and ex["status"] != "running" and not ex["killedRunIds"]:
+        if (
+            ex is not None
+            and ex["currentRun"] is None
+            and ex["status"] != "running"
+            and not ex["killedRunIds"]
+            and not ex.get("pendingDiagnoses")
+        ):
             return dict(ex)
         assert time.monotonic() < deadline, f"{project} did not settle: {ex and ex['status']}"
         params = {"projectId": project, "since": ex["version"] if ex else 0, "timeout": 3}
