@@ -29,7 +29,9 @@ class OrchestrationControls(w.VBox):
         self._budget_open = False
         self.pause = w.Button(description="Pause", icon="pause", tooltip="Pause after the current batch finishes")
         self.resume = w.Button(description="Resume", icon="play", button_style="primary", tooltip="Continue the run")
-        self.cancel = w.Button(description="Cancel run", icon="ban", tooltip="Stop the orchestration now (asks first)")
+        self.cancel = w.Button(
+            description="Cancel orchestration", icon="ban", tooltip="Stop the orchestration now (asks first)"
+        )
         self.cancel.add_class("sf-quiet")
         self.confirm_yes = w.Button(description="Yes, cancel", icon="ban", button_style="danger")
         self.confirm_no = w.Button(description="Keep going")
@@ -114,6 +116,10 @@ class OrchestrationControls(w.VBox):
         self._render_budget(execution, resumable)
         show(self.actions, "pause" in allowed or pausing or resumable)
         cancellable = "cancel" in allowed
+        run = execution.current_run
+        self.confirm_text.value = "<b>Cancel this orchestration?</b> " + (
+            "The running agent is stopped now." if run is not None and run.live else "It ends here: no resuming it."
+        )
         asking = self.confirm.layout.display != "none"
         show(self.cancel, cancellable and not asking)
         show(self.danger, cancellable)

@@ -15,7 +15,7 @@ from typing import Any
 import ipywidgets as w
 from pydantic import ValidationError
 
-from specflow_nb import budget_raise, summary
+from specflow_nb import budget_raise, run_names, summary
 from specflow_nb.machine import Command, RecoverCommand
 from specflow_nb.models import BudgetConfig, OrchestrationExecution, OrchestrationStatus, RecoveryOption
 from specflow_nb.widgets import theme
@@ -141,6 +141,8 @@ class RecoveryPanel(w.VBox):
         self._on_command = on_command
         self.issue = w.HTML()
         self.failed_run: str | None = None
+        #: The failed run's name, as its transcript is titled: true after a retry too ("… · #002 (failed)").
+        self.failed_label = ""
         self.budget_stop = False
         self.transcript_button = w.Button(
             description="Why? Read the transcript",
@@ -152,7 +154,7 @@ class RecoveryPanel(w.VBox):
         self.transcript_button.add_class("specflow-recovery-transcript")
         self.transcript_button.on_click(
             lambda _b: (
-                on_transcript(self.failed_run, "the failing run")
+                on_transcript(self.failed_run, self.failed_label)
                 if on_transcript is not None and self.failed_run
                 else None
             )
@@ -195,6 +197,8 @@ class RecoveryPanel(w.VBox):
         issue = context.issue if context else (execution.error_message or "The orchestration needs your attention.")
         options = set(context.options) if context else set(RecoveryOption)
         self.failed_run = context.failed_workflow_id if context else None
+        if self.failed_run:
+            self.failed_label = f"{run_names.run_label(execution, self.failed_run)} (failed)"
         issue = summary.name_run_folder(issue, self.failed_run)
         self.issue.value = theme.note(issue, "warn", title="Needs attention:")
         render_diagnosis(self.diagnosis, execution)

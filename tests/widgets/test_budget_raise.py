@@ -233,7 +233,7 @@ def test_paused_with_money_left_change_budget_is_asked_for() -> None:
     paused = make_execution(OrchestrationStatus.PAUSED, total_cost_usd=1.0)
     controls.render(paused)
     assert not shown(controls.budget) and shown(controls.change_budget)
-    assert controls.visible_buttons == ["Resume", "Cancel run"]
+    assert controls.visible_buttons == ["Resume", "Cancel orchestration"]
     controls.resume.click()
     assert sent[-1] == {"action": "resume"}
     controls.change_budget.click()

@@ -68,7 +68,7 @@ def test_complete_phase_from_the_form_to_merged(tmp_path: Path) -> None:
         assert panel.mode == "progress" and started.config.agent_command.endswith("specflow-nb-demo-agent")
         ready = await until(panel, status_is("waiting_merge"), "merge ready")
         assert panel.badge.label == "Merge ready"
-        assert shown(panel.progress.merge) and panel.progress.controls.visible_buttons == ["Cancel run"]
+        assert shown(panel.progress.merge) and panel.progress.controls.visible_buttons == ["Cancel orchestration"]
         assert "20/20 tasks (100%)" in panel.progress.batch.tasks.value
         assert "Verified: ready to merge" in panel.progress.batch.line.value
         assert ready.batches.total == 4 and "Decision log (" in panel.progress.decision_log.get_title(0)
@@ -114,7 +114,7 @@ def test_pause_then_resume_after_the_current_batch(tmp_path: Path) -> None:
         await start_from_form(panel, skip_design=True, skip_analyze=True)
         await until(panel, lambda ex: ex.current_phase.value == "implement", "implement")
         await until(panel, lambda ex: ex.current_run is not None and ex.current_run.kind.value == "batch", "a batch")
-        assert panel.progress.controls.visible_buttons == ["Pause", "Cancel run"]
+        assert panel.progress.controls.visible_buttons == ["Pause", "Cancel orchestration"]
         panel.progress.controls.pause.click()
         # the click answers at once, before the server: Pausing…, disabled
         assert panel.progress.controls.pause.disabled and panel.progress.controls.pause.description == "Pausing…"
@@ -123,7 +123,7 @@ def test_pause_then_resume_after_the_current_batch(tmp_path: Path) -> None:
             assert panel.badge.label == "Pausing" and "Pausing after batch" in panel.progress.batch.line.value
             assert panel.progress.controls.pause.disabled
         paused = await until(panel, status_is("paused"), "paused")
-        assert panel.badge.label == "Paused" and panel.progress.controls.visible_buttons == ["Resume", "Cancel run"]
+        assert panel.badge.label == "Paused" and panel.progress.controls.visible_buttons == ["Resume", "Cancel orchestration"]
         assert (
             "Paused after batch" in panel.progress.batch.line.value
             and "— next: Phase" in panel.progress.batch.line.value
@@ -198,7 +198,7 @@ def test_questions_are_answered_in_the_panel_and_the_run_resumes(tmp_path: Path)
         questions = panel.progress.questions
         assert panel.badge.label == "Waiting for input" and shown(questions)
         assert "which storage format" in texts(panel)
-        assert panel.progress.controls.visible_buttons == ["Cancel run"]
+        assert panel.progress.controls.visible_buttons == ["Cancel orchestration"]
         key = waiting.questions[0].id
         questions.send_button.click()  # empty answer: refused in the form
         assert "Please answer" in questions.error.value

@@ -68,6 +68,8 @@ def test_now_follows_tool_calls_tasks_tick_and_transcripts_open(tmp_path: Path) 
                     break
                 await asyncio.sleep(0.05)
             assert isinstance(view.transcript, Transcript) and view.transcript.run_id == run_id
+            # titled by the run's name, which stays true once a retry succeeded ("the failing run" did not)
+            assert "(failed)" in view.title.value and "#0" in view.title.value, view.title.value
             body = view.body.value
             assert "stderr.log" in body and "Failed" in body, body
             # the run picker lists every run so far; batch 1's transcript shows its tool calls

@@ -45,15 +45,15 @@ def _progress() -> tuple[OrchestrationProgress, list[dict[str, Any]], list[str]]
 
 # status, phase, extra fields → badge, visible control buttons, which panels are shown
 CASES = [
-    (S.RUNNING, P.IMPLEMENT, {}, "Running", ["Pause", "Cancel run"], set()),
-    (S.PAUSED, P.IMPLEMENT, {}, "Paused", ["Resume", "Cancel run"], {"go_back"}),
-    (S.WAITING_MERGE, P.MERGE, {}, "Merge ready", ["Cancel run"], {"merge", "go_back"}),
+    (S.RUNNING, P.IMPLEMENT, {}, "Running", ["Pause", "Cancel orchestration"], set()),
+    (S.PAUSED, P.IMPLEMENT, {}, "Paused", ["Resume", "Cancel orchestration"], {"go_back"}),
+    (S.WAITING_MERGE, P.MERGE, {}, "Merge ready", ["Cancel orchestration"], {"merge", "go_back"}),
     (
         S.NEEDS_ATTENTION,
         P.IMPLEMENT,
         {"recovery_context": RecoveryContext(issue="Batch 2 failed: 3 tasks left")},
         "Needs attention",
-        ["Cancel run"],
+        ["Cancel orchestration"],
         {"recovery", "go_back"},
     ),
     (S.COMPLETED, P.COMPLETE, {"completed_at": T0 + timedelta(hours=1)}, "Complete", [], {"done"}),
@@ -159,6 +159,24 @@ def test_controls_issue_commands_and_cancel_asks_first() -> None:
     view.render(make_execution(S.PAUSED))
     view.controls.resume.click()
     assert commands[-1] == {"action": "resume"}
+
+
+def test_cancel_says_what_it_stops() -> None:
+    """The button cancels the orchestration, whatever is running; its confirmation says whether an agent is
+    stopped now (a run in flight) or nothing is (paused, needs attention, ready to merge)."""
+    view, commands, _ = _progress()
+    running = make_execution()
+    running.current_run = CurrentRun(
+        execution_id="run-2", kind=RunKind.BATCH, step=P.IMPLEMENT, batch_index=1, started_at=T0
+    )
+    view.render(running)
+    view.controls.cancel.click()
+    assert view.controls.cancel.description == "Cancel orchestration"
+    assert "The running agent is stopped now" in view.controls.confirm_text.value
+    view.render(make_execution(S.PAUSED))
+    assert "no resuming it" in view.controls.confirm_text.value and "agent" not in view.controls.confirm_text.value
+    view.controls.confirm_yes.click()
+    assert commands == [{"action": "cancel"}]
 
 
 def test_merge_ready_panel() -> None:

@@ -30,7 +30,7 @@ def test_waiting_for_input_renders_the_questions_form() -> None:
     view.render(ex)
     assert view.badge.label == "Waiting for input"
     assert view.questions.layout.display != "none"
-    assert view.controls.visible_buttons == ["Cancel run"]  # answers resume, not Resume
+    assert view.controls.visible_buttons == ["Cancel orchestration"]  # answers resume, not Resume
     html = " ".join(
         getattr(c, "value", "") for c in view.questions.children if isinstance(getattr(c, "value", None), str)
     )
