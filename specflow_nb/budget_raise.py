@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from specflow_nb.errors import ConfigError
+from specflow_nb.machine.budget import exceeded_limit
 from specflow_nb.models import (
     MAX_BUDGET_USD,
     BatchItem,
@@ -104,14 +105,11 @@ def _stopping_limit(ex: OrchestrationExecution) -> str:
             if isinstance(limit, str) and limit in KEYS:
                 return limit
         break
-    budget, rc = ex.config.budget, ex.recovery_context
-    if round(budget.max_total - ex.total_cost_usd, 6) <= 0:
-        return "maxTotal"
+    # a record from before the machine logged the limit of a run that hit its cap: the machine's rule, worked out here
+    rc = ex.recovery_context
     batch = _stopped_batch(ex)
     failed = rc.failed_workflow_id if rc else None
-    if batch is not None and failed is not None and failed == batch.healer_execution_id:
-        return "healingBudget"
-    return "maxPerBatch"
+    return exceeded_limit(ex, healer=batch is not None and failed is not None and failed == batch.healer_execution_id)
 
 
 def budget_state(ex: OrchestrationExecution, action: Action | None = None) -> BudgetStop:

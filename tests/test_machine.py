@@ -1037,6 +1037,12 @@ def test_a_run_that_hits_its_budget_stops_without_healing():
     assert not any(isinstance(a, (SpawnHealer, ReadProject)) for a in acts)
     assert h.ex.total_cost_usd == pytest.approx(5.0) and h.ex.batches.items[0].status is BatchStatus.FAILED
     assert h.decisions[-2:] == ["budget_exceeded", "needs_attention"]
+    assert (h.ex.decision_log[-2].data or {}).get("limit") == "maxPerBatch"  # the limit that bound it, logged
+    total = Harness(three_sections(), budget=BudgetConfig(max_per_batch=5.0, max_total=2.0))
+    total.start()
+    total.finish(bad(cost=2.0, failure="budget_exceeded", message="error_max_budget_usd"))
+    (stopped,) = [e for e in total.ex.decision_log if e.decision == "budget_exceeded"]
+    assert (stopped.data or {}).get("limit") == "maxTotal"
 
 
 def test_healer_budget_is_the_healing_budget_left_and_none_left_stops():

@@ -35,6 +35,14 @@ def budget_left(ex: OrchestrationExecution, cap: float, cap_name: str, spent: fl
     return left, ("maxTotal" if total_left <= cap_left else cap_name)
 
 
+def exceeded_limit(ex: OrchestrationExecution, *, healer: bool) -> str:
+    """The limit that bound a run which hit its --max-budget-usd (its cost counted): maxTotal when nothing is left
+    of the total, else the run's own cap (healingBudget for a healer, maxPerBatch for a batch or a step)."""
+    if round(ex.config.budget.max_total - ex.total_cost_usd, 6) <= 0:
+        return "maxTotal"
+    return "healingBudget" if healer else "maxPerBatch"
+
+
 def budget_exceeded_issue(ex: OrchestrationExecution, label: str, healer: bool, batch: BatchItem | None) -> str:
     """The issue when a run hit its --max-budget-usd: what was spent against the limits that bound it, and how to
     raise them."""

@@ -7,7 +7,7 @@ The structured output of analyze, verify and merge is read through its typed out
 from __future__ import annotations
 
 from specflow_nb.machine.actions import KillRun, Notify, ReadProject
-from specflow_nb.machine.budget import budget_exceeded_issue
+from specflow_nb.machine.budget import budget_exceeded_issue, exceeded_limit
 from specflow_nb.machine.decisions import Decision
 from specflow_nb.machine.events import ProjectRead, ProjectSnapshot, RunFinished, RunStalled
 from specflow_nb.machine.forward import batch_done, move_on, note_tasks, step_done
@@ -84,6 +84,7 @@ def apply_outcome(tx: Tx, run: CurrentRun, out: RunOutcome) -> None:
             Decision.BUDGET_EXCEEDED,
             f"{label} stopped at its budget (${out.cost_usd:.2f}): {out.message or 'error_max_budget_usd'}",
             runId=run.execution_id,
+            limit=exceeded_limit(ex, healer=run.kind is RunKind.HEALER),
         )
         needs_attention(
             tx,
