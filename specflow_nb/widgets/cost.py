@@ -35,9 +35,15 @@ class CostDisplay(w.HTML):
         lines = []
         for label, spent, limit in cost_rows(execution):
             if spent is None:
-                text, cls = f"limit {fmt_usd(limit)}", "sf-num sf-muted"
+                cell = f'<td class="sf-num sf-muted">{esc(f"limit {fmt_usd(limit)}")}</td>'
+            elif limit and spent >= limit:
+                # the amounts stay on one line; the marker goes under them where the panel is narrow (side panel)
+                amounts = esc(f"{fmt_usd(spent)} of {fmt_usd(limit)}")
+                cell = (
+                    f'<td class="sf-num sf-over"><span class="sf-nowrap">{amounts}</span> '
+                    '<span class="sf-over-mark">▲ limit reached</span></td>'
+                )
             else:
-                text = f"{fmt_usd(spent)} of {fmt_usd(limit)}"
-                cls = "sf-num sf-over" if limit and spent >= limit else "sf-num"
-            lines.append(f'<tr><td>{esc(label)}</td><td class="{cls}">{esc(text)}</td></tr>')
+                cell = f'<td class="sf-num">{esc(f"{fmt_usd(spent)} of {fmt_usd(limit)}")}</td>'
+            lines.append(f"<tr><td>{esc(label)}</td>{cell}</tr>")
         self.value = '<table class="sf-table" aria-label="Cost against budget">' + "".join(lines) + "</table>"

@@ -80,7 +80,9 @@ CSS = """
 .sf-table th { font-weight: 600; color: var(--jp-ui-font-color0); }
 .sf-table td.sf-num, .sf-table th.sf-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 .sf-over { font-weight: 700; }
-.sf-over::after { content: " ▲ limit reached"; font-weight: 400; }
+.sf-table td.sf-over { white-space: normal; }
+.sf-nowrap, .sf-over-mark { white-space: nowrap; }
+.sf-over-mark { font-weight: 400; }
 /* the decision log */
 .sf-log { font-size: 12px; }
 .sf-log details { border-bottom: 1px solid var(--jp-border-color2); padding: 3px 0; }

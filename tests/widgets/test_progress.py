@@ -138,7 +138,8 @@ def test_cost_against_each_budget() -> None:
     html = view.cost.value
     assert "$12.50 of $20.00" in html
     # a reached limit says so with more than a colour
-    assert "Batch 2" in html and '<td class="sf-num sf-over">$5.00 of $5.00</td>' in html
+    assert "Batch 2" in html and '<td class="sf-num sf-over"><span class="sf-nowrap">$5.00 of $5.00</span>' in html
+    assert "▲ limit reached" in html  # said in words, not only by a colour
     assert "$0.00 of $2.00" in html and "limit $0.50" in html
     assert "#" not in html  # every colour comes from the theme's stylesheet
 
