@@ -123,7 +123,10 @@ def test_pause_then_resume_after_the_current_batch(tmp_path: Path) -> None:
             assert panel.badge.label == "Pausing" and "Pausing after batch" in panel.progress.batch.line.value
             assert panel.progress.controls.pause.disabled
         paused = await until(panel, status_is("paused"), "paused")
-        assert panel.badge.label == "Paused" and panel.progress.controls.visible_buttons == ["Resume", "Cancel orchestration"]
+        assert panel.badge.label == "Paused" and panel.progress.controls.visible_buttons == [
+            "Resume",
+            "Cancel orchestration",
+        ]
         assert (
             "Paused after batch" in panel.progress.batch.line.value
             and "— next: Phase" in panel.progress.batch.line.value
