@@ -61,7 +61,7 @@ def _stamped(name: str, fn: Callable[..., Any], *, is_async: bool) -> Callable[.
 def install() -> None:
     """Stamp the end of each stage of a transition."""
     process.AgentRun._wait_exit = _stamped(  # type: ignore[method-assign]
-        "exit noticed (recorder's signal, exit.json read)", process.AgentRun._wait_exit, is_async=True
+        "exit noticed (the recorder's message on its pipe)", process.AgentRun._wait_exit, is_async=True
     )
     process.read_outcome = _stamped(  # type: ignore[assignment]
         "outcome read (follower's drain, classification)", process.read_outcome, is_async=False
