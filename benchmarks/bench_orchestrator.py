@@ -11,7 +11,7 @@ instant DEMO agent (a real process checking its batch's tasks in tasks.md). Both
 
 * **transition latency**: agent run i exits (``exit.json`` endedAt, stamped by the run's exit recorder the moment
   the agent ended) → agent run i+1 started (``pid.json`` startedAt, stamped just before its process is spawned).
-  Everything in between is the orchestrator: notice the exit (the recorder's signal once exit.json is in place),
+  Everything in between is the orchestrator: notice the exit (the recorder's message on its pipe),
   classify the outcome, step the machine, re-read tasks.md, step the machine, persist (the run's end and the
   next state in one fenced, fsynced write: ``Persist.may_join_next``), build the prompt, move the run folder made
   ahead into place. Median and p99 over all transitions; ``benchmarks/profile_transition.py`` splits it in stages.

@@ -39,14 +39,15 @@ from specflow_nb.agent.rundir import (
 from specflow_nb.models import utcnow
 from specflow_nb.redact import agent_environment
 
-#: Names the descriptor on which a run's exit recorder signals, once exit.json is in place, the host that launched
-#: it (the write end of a pipe; the recorder takes the variable out of the agent's environment).
+#: Names the descriptor on which a run's exit recorder tells the host that launched it how the run ended (the write
+#: end of a pipe; the recorder takes the variable out of the agent's environment), then waits for the host to close
+#: the read end before it writes exit.json (:data:`specflow_nb.agent.recorder.EXIT_RECORDER`).
 EXIT_FD_ENV = "SPECFLOW_EXIT_FD"
 
 
 class Launched(NamedTuple):
     """A started run: its process (the exit recorder), that process's creation time, when it was started, and the
-    read end of the pipe its recorder signals on once exit.json is in place (None where there is none)."""
+    read end of the pipe its recorder tells how the run ended on (None where there is none)."""
 
     popen: subprocess.Popen[bytes]
     create_time: float | None
@@ -140,8 +141,9 @@ def launch(prepared: PreparedRun) -> Launched:
     first thing. A host that dies anywhere in between leaves either no process, or a process holding the lock that
     :func:`specflow_nb.agent.process.attach_run` finds."""
     run_dir, opts, lock_fd = prepared.run_dir, prepared.opts, prepared.lock_fd
-    # The recorder writes exit.json's content here once the file is in place: the host's event loop wakes on it
-    # directly, without waiting for the recorder's own exit (its pidfd) or a file watch, and reads no file.
+    # The recorder sends exit.json's content here as soon as the agent has ended (and writes the file once this host
+    # lets go of the pipe): the host's event loop wakes on it directly, without waiting for exit.json, the
+    # recorder's own exit (its pidfd) or a file watch, and reads no file.
     signal_r, signal_w = os.pipe() if os.name == "posix" else (None, None)
     env = prepared.env if signal_w is None else {**prepared.env, EXIT_FD_ENV: str(signal_w)}
     try:
