@@ -76,6 +76,11 @@ class PreparedRun:
             self.lock_fd = None
 
 
+def pid_record(pid: int, create_time: float | None, started_at: datetime, timeout: float | None) -> dict[str, Any]:
+    """What pid.json holds: the run's process (pid and creation time), when it was started, its timeout."""
+    return {"pid": pid, "createTime": create_time, "startedAt": started_at, "timeoutSeconds": timeout}
+
+
 def make_spare(project: Path) -> Path | None:
     """A spare run folder for the next run in ``project``, made ahead (:mod:`specflow_nb.spares`)."""
     return spares.make_run_spare(project, (RUN_LOCK_FILE, PROMPT_FILE, tmp_name(ARGV_FILE)))
@@ -173,10 +178,7 @@ def launch(prepared: PreparedRun) -> Launched:
                 ) from exc
         # Not yet reaped (nobody waited), so the process exists even if it already exited.
         created = procs.create_time(popen.pid)
-        write_json(
-            run_dir / PID_FILE,
-            {"pid": popen.pid, "createTime": created, "startedAt": started_at, "timeoutSeconds": opts.timeout_seconds},
-        )
+        write_json(run_dir / PID_FILE, pid_record(popen.pid, created, started_at, opts.timeout_seconds))
         launched, signal_r = Launched(popen, created, started_at, signal_r), None
         return launched
     finally:

@@ -123,8 +123,8 @@ class AgentRun:
                 recorded = await self._recorded_or_gone()
             if recorded is None and popen.poll() is None:  # no pidfd here: a worker thread blocks in waitpid
                 await anyio.to_thread.run_sync(popen.wait, abandon_on_cancel=True)
-            recorded = recorded or read_json(self.run_dir / EXIT_FILE)
-            if isinstance(recorded, dict) and isinstance(recorded.get("exitCode"), int):
+            recorded = recorded or _exit_info(read_json(self.run_dir / EXIT_FILE))
+            if recorded is not None:
                 self._exit_code = recorded["exitCode"]  # the agent's own status, as the exit recorder saw it
             else:  # the recorder itself was killed (SIGKILL): its status is the run's
                 self._exit_code = popen.returncode
@@ -144,8 +144,7 @@ class AgentRun:
         exit_file = self.run_dir / EXIT_FILE
 
         def recorded() -> dict[str, Any] | None:
-            found = read_json(exit_file)
-            return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
+            return _exit_info(read_json(exit_file))
 
         result: dict[str, Any] | None = None
         if self._exit_signal is not None:  # our own run: its recorder sends exit.json's content (EOF if it died)
@@ -257,7 +256,9 @@ class AgentRun:
         if isinstance(argv_info, dict):
             known = {ARGV_FILE: argv_info, EXIT_FILE: self._recorded}
             if self._popen is not None:  # launched here: pid.json holds what this run was started with
-                known[PID_FILE] = self.pid_record()
+                known[PID_FILE] = launching.pid_record(
+                    self.pid, self.create_time, self.started_at, self.timeout_seconds
+                )
         self._outcome = read_outcome(
             self.run_dir,
             extra_warnings=parser.warnings,
@@ -267,15 +268,6 @@ class AgentRun:
             fresh=self._popen is not None,
         )
         return self._outcome
-
-    def pid_record(self) -> dict[str, Any]:
-        """What pid.json holds for this run (:func:`specflow_nb.agent.launching.launch` writes it)."""
-        return {
-            "pid": self.pid,
-            "createTime": self.create_time,
-            "startedAt": self.started_at,
-            "timeoutSeconds": self.timeout_seconds,
-        }
 
     def cache_outcome(self) -> None:
         """Write the outcome :meth:`wait` returned to outcome.json (blocking: call it in a worker thread)."""
@@ -420,9 +412,13 @@ def _exit_message(fd: int) -> dict[str, Any] | None:
     PIPE_BUF bytes, so whole); None when the recorder closed the pipe without it (it died) or sent no JSON."""
     try:
         data = os.read(fd, 4096)
-        found = json.loads(data) if data else None
+        return _exit_info(json.loads(data)) if data else None
     except (OSError, ValueError):
         return None
+
+
+def _exit_info(found: Any) -> dict[str, Any] | None:
+    """exit.json's content when it is one (an object with an integer ``exitCode``), else None."""
     return found if isinstance(found, dict) and isinstance(found.get("exitCode"), int) else None
 
 
