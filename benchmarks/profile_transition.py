@@ -78,8 +78,10 @@ def install() -> None:
     P = performing.Performer
     P.snapshot = _stamped("project read (tasks.md, plan)", P.snapshot, is_async=True)  # type: ignore[method-assign]
     P._prompt = _stamped("prompt and run options built", P._prompt, is_async=False)  # type: ignore[method-assign]
-    performing.write_fenced = _stamped(  # type: ignore[assignment]
-        "record saved (thread hop, lock, fence, dump, write, 2 fsyncs)", performing.write_fenced, is_async=False
+    performing.write_ahead_or_now = _stamped(  # type: ignore[assignment]
+        "record saved (thread hop, lock, fence, dump, journal write + fdatasync)",
+        performing.write_ahead_or_now,
+        is_async=False,
     )
     launching.prepare = _stamped(  # type: ignore[assignment]
         "run folder (spare renamed, prompt.md, argv.json, run.lock)", launching.prepare, is_async=False

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from pydantic import BaseModel
 
-from specflow_nb import gitops, machine, ownership, procs, watching
+from specflow_nb import gitops, journal, machine, ownership, procs, watching
 from specflow_nb.engine import Engine
 from specflow_nb.engine_settings import EngineSettings, effective_config
 from specflow_nb.engine_state import WORKFLOWS, Projects, Slot, TaskScope, owns, refresh, run_dir, signature, target
@@ -288,6 +288,7 @@ class Orchestrator:
                 if current is None or current.id != ex.id or current.version == 0:
                     # Never started (nothing past the claim was saved): give the project back.
                     slot.store.path_for(ex.id).unlink(missing_ok=True)
+                    journal.discard(slot.store.path_for(ex.id))
                     ownership.owner_path(slot.store.folder, ex.id).unlink(missing_ok=True)
                     slot.owner = None
                     if current is not None and current.id == ex.id:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from specflow_nb import gitops, ownership, policy, redact, spares
+from specflow_nb import gitops, policy, redact, spares
 from specflow_nb.agent import launching
 from specflow_nb.agent.claude import (
     AgentOptions,
@@ -46,8 +46,9 @@ from specflow_nb.agent.prompts import (
 )
 from specflow_nb.diagnosing import Diagnoser
 from specflow_nb.engine_settings import EngineSettings, agent_env_view
-from specflow_nb.engine_state import Slot, TaskScope, feature_folder, run_dir, signature
+from specflow_nb.engine_state import Slot, TaskScope, feature_folder, run_dir
 from specflow_nb.errors import SpecflowError
+from specflow_nb.fenced import write_ahead_or_now, write_behind, write_fenced
 from specflow_nb.healing import capture_failure_context, lost_session_context
 from specflow_nb.machine import (
     Action,
@@ -87,19 +88,6 @@ def output_schema(prompt: StepPrompt) -> dict[str, Any]:
     return loaded
 
 
-def write_fenced(slot: Slot, ex: OrchestrationExecution, spare: Path | None = None) -> None:
-    """Save ``ex`` under the project's lock, compare-and-swap: only the owner, only over its own last write.
-    Blocking (the fsyncs): run it in a worker thread. ``spare``: a temp file made ahead (:mod:`specflow_nb.spares`)."""
-    try:
-        with slot.store.lock():
-            check_fence(slot, ex.id)
-            path = slot.store.save(ex, spare=spare)
-            spare = None
-            slot.fence, slot.fenced_version = signature(path), ex.version
-    finally:
-        spares.discard(spare)  # not used (refused by the fence, or the write failed)
-
-
 def _start(folder: Path, opts: AgentOptions, run_id: str, spare: Path | None = None) -> Launched | RunFinished:
     """A run's folder (from a spare made ahead, when there is one), then its process (blocking: in a worker
     thread); a run that cannot start becomes its RunFinished."""
@@ -134,38 +122,6 @@ def to_machine_outcome(outcome: AgentOutcome) -> RunOutcome:
         structured_output=outcome.structured_output,
         message=message,
     )
-
-
-def check_fence(slot: Slot, orchestration_id: str) -> None:
-    """Refuse a save unless this engine still owns the orchestration and the file holds what it last wrote.
-    Hold the project's file lock."""
-    mine = slot.owner
-    current_owner = ownership.read_owner(slot.store.folder, orchestration_id)
-    if (
-        mine is None
-        or mine.orchestration_id != orchestration_id
-        or current_owner is None
-        or not current_owner.is_engine(mine.engine_id, mine.epoch)
-    ):
-        who = current_owner.describe() if current_owner else "nobody"
-        raise ownership.NotOwner(
-            f"This host no longer owns orchestration {orchestration_id} (owner: {who}); it did not save.",
-            hint="The owner applies commands now: send them again and they go to it.",
-        )
-    path = slot.store.path_for(orchestration_id)
-    sig = signature(path)
-    if sig is None or sig == slot.fence:
-        return  # unchanged since this owner wrote it (or set aside as corrupt: the owner writes it anew)
-    try:
-        on_disk = slot.store._parse(path)
-    except (ValueError, UnicodeDecodeError):
-        return
-    if on_disk is not None and on_disk.version != slot.fenced_version:
-        raise ownership.NotOwner(
-            f"Orchestration {orchestration_id} was saved by someone else (version {on_disk.version}, this host "
-            f"last wrote {slot.fenced_version}); it did not overwrite it.",
-            hint="The orchestration's owner applies commands now: send them again.",
-        )
 
 
 class Performer:
@@ -383,16 +339,15 @@ class Performer:
         joined: list[OrchestrationExecution],
         on_saved: Callable[[], None],
     ) -> Event | None:
-        """The Persist right before a spawn, and the spawn, in one trip to a worker thread: the record is written
-        (fenced, fsynced), then the run's folder, then its process (write-ahead: in that order, and nothing of the
-        run unless the record is on disk). A save that fails (not the owner any more, a full disk) raises as
-        :meth:`save` does. ``on_saved`` runs once the state is saved (before it is announced)."""
+        """A Persist and the spawn after it, in one trip to a worker thread: the state made durable (fenced, in the
+        record's journal: :mod:`specflow_nb.fenced`), the run's folder and process, the record file. A failed save
+        raises as :meth:`save` does. ``on_saved``: once saved, before announced."""
         opts = self.run_options(slot, ex, action)  # the prompt and options: on the loop, before the trip
         record_spare, run_spare = self.spares.take_record(slot.project), self.spares.take_run(slot.project)
 
         def work() -> Launched | RunFinished | None:
-            try:
-                write_fenced(slot, ex, record_spare)
+            try:  # write-ahead: nothing of the run unless its state is on disk
+                ahead = write_ahead_or_now(slot, ex, record_spare)
             except BaseException:
                 spares.discard(run_spare)
                 raise
@@ -401,8 +356,9 @@ class Performer:
                     spares.discard(run_spare)
                     return None
                 return _start(run_dir(slot.project, action.run_id), opts, action.run_id, run_spare)
-            finally:
-                self._write_outcomes(slot.project)  # after the next run has started: off the transition's path
+            finally:  # after the next run has started: off the transition's path
+                write_behind(slot, ex, record_spare, ahead=ahead)
+                self._write_outcomes(slot.project)
 
         result = await anyio.to_thread.run_sync(work)
         on_saved()

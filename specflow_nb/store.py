@@ -40,7 +40,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 from pydantic import ValidationError
 
-from specflow_nb import spares
+from specflow_nb import journal, spares
 from specflow_nb.errors import ConfigError, OrchestrationNotFound, StateLocked
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.redact import redact_json
@@ -278,6 +278,13 @@ class OrchestrationStore:
         atomic_write_text(path, redact_json(execution.model_dump_json(indent=2), indent=2) + "\n", spare=spare)
         return path
 
+    def write_ahead(self, execution: OrchestrationExecution, base_version: int) -> None:
+        """Make ``execution`` durable in the record's write-ahead journal (:mod:`specflow_nb.journal`), the record
+        file holding version ``base_version`` now; :meth:`save` writes the record itself after. Readers get the
+        journal's state until then. The caller holds :meth:`lock` (and its fence)."""
+        self._confined()
+        journal.write(self.path_for(execution.id), execution, base_version)
+
     def _confined(self) -> None:
         from specflow_nb.confinement import check_links
 
@@ -294,6 +301,17 @@ class OrchestrationStore:
                 f"No orchestration {orchestration_id} in {self.project}",
                 hint="Run `specflow-nb orchestrate list` to see this project's orchestrations.",
             )
+        return execution
+
+    def settle(self, orchestration_id: str) -> OrchestrationExecution:
+        """:meth:`load` for a new owner, under :meth:`lock`: when the record's journal is a step ahead (the host
+        that wrote it stopped before writing the record behind it), that state is written as the record first, so
+        the record on disk is the state the new owner fences its saves against."""
+        execution = self.load(orchestration_id)
+        path = self.path_for(orchestration_id)
+        on_file = self._read_file(path)
+        if on_file is None or on_file.version != execution.version:
+            self.save(execution)
         return execution
 
     def list(self) -> list[OrchestrationExecution]:
@@ -334,6 +352,12 @@ class OrchestrationStore:
         return execution
 
     def _read(self, path: Path) -> OrchestrationExecution | None:
+        """The record in ``path``, or the state its write-ahead journal holds one step ahead of it (the host that
+        wrote it stopped before writing the record); None if absent or set aside as corrupt."""
+        execution = self._read_file(path)
+        return None if execution is None else (journal.newer(path, execution) or execution)
+
+    def _read_file(self, path: Path) -> OrchestrationExecution | None:
         try:
             return self._parse(path)
         except (ValueError, ValidationError, UnicodeDecodeError):
@@ -360,6 +384,7 @@ class OrchestrationStore:
             n += 1
         os.replace(path, target)
         _fsync_dir(path.parent)
+        journal.discard(path)  # it followed the record set aside: never a step ahead of a rebuilt one
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         logger.warning("Corrupt orchestration record %s set aside as %s: %s", path.name, target.name, reason)
         return target

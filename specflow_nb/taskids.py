@@ -108,8 +108,13 @@ def describe(ids: Iterable[str], limit: int = 8) -> str:
 
 
 def _validate(value: object) -> object:
-    if isinstance(value, (list, tuple)) and any(isinstance(v, str) and _SEP in v for v in value):
-        return expand(value)
+    if isinstance(value, (list, tuple)) and value:
+        try:  # one scan in C: a record's copy validates every task-id list of it (the machine copies per step)
+            has_run = _SEP in "\n".join(value)
+        except TypeError:  # not all strings: the list[str] validation that follows says which
+            has_run = any(isinstance(v, str) and _SEP in v for v in value)
+        if has_run:
+            return expand(value)
     return value
 
 

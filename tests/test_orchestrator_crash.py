@@ -344,3 +344,34 @@ def test_kill_between_a_run_end_and_the_save_that_carries_it(tmp_path: Path, kil
     runs = len(run_log(log_path))
     assert ex.total_cost_usd == pytest.approx(0.01 * runs)  # every run's cost, each once
     assert sum(b.cost_usd for b in ex.batches.items) + ex.healing_cost_usd <= ex.total_cost_usd + 1e-9
+
+
+def test_kill_after_a_spawn_before_the_record_is_written_behind_its_journal(tmp_path: Path) -> None:
+    """The save before a spawn goes to the record's write-ahead journal (one pwrite + fdatasync); the record file
+    follows the spawn (:mod:`specflow_nb.fenced`). The host dies in between: the record file still shows the state
+    before, the journal the state with the new run, and every reader gets the journal's; the next host writes it into
+    the record as it takes over and adopts the run. Nothing is lost and nothing runs twice."""
+    h = make_harness(tmp_path, rules=[], delay="0.3", sections=4, total=8)
+    log_path = Path(h.env["SPECFLOW_DEMO_LOG"])
+    argv = [sys.executable, "-m", "tests.support.crash_in_transition", str(h.root), h.project_id]
+    argv += ["--start", json.dumps(h.config), "--timeout", str(HOST_TIMEOUT)]
+    env = {**h.env, "SPECFLOW_TEST_KILL_BEHIND": "3"}
+    host = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=HOST_TIMEOUT)
+    assert host.returncode == -signal.SIGKILL, host.stderr[-3000:]
+    h.check_files()
+    (on_file,) = h.executions()  # the record file, as the host left it
+    seen = OrchestrationStore(h.project).load(on_file.id)  # what any reader gets: the journal's step
+    assert seen.version > on_file.version
+    run = seen.current_run
+    assert run is not None and run.live and run.outcome is None
+    assert on_file.current_run is None or on_file.current_run.execution_id != run.execution_id
+    assert (h.project / WORKFLOWS / run.execution_id / "pid.json").exists()  # spawned: its journal entry came first
+
+    result = h.finish()
+    assert result["status"] == "completed", result
+    ex = assert_completed_once_per_attempt(h, log_path)
+    reconciled = [(d.data or {}).get("runId") for d in ex.decision_log if d.decision.startswith("reconcile_")]
+    assert run.execution_id in reconciled  # the next host knew the run from the journal's step
+    lost = [d for d in ex.decision_log if d.decision == "reconcile_lost"]
+    assert lost == []  # adopted (or found ended), never declared lost
+    assert ex.total_cost_usd == pytest.approx(0.01 * len(run_log(log_path)))

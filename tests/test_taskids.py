@@ -87,6 +87,22 @@ def test_models_keep_every_id_in_python_and_runs_in_json():
     ]
 
 
+def test_only_an_id_holding_a_run_is_expanded_and_a_non_string_id_is_refused():
+    # ids next to each other never make a run between them (the check joins the list's ids in one scan)
+    assert PlannedBatch.model_validate({"index": 0, "section": "s", "taskIds": ["T1.", ".T2"]}).task_ids == [
+        "T1.",
+        ".T2",
+    ]
+    assert BatchItem.model_validate({"index": 0, "section": "s", "taskIds": ["X", "T001..T003"]}).task_ids == [
+        "X",
+        "T001",
+        "T002",
+        "T003",
+    ]
+    with pytest.raises(ValueError, match="string"):
+        BatchItem.model_validate({"index": 0, "section": "s", "taskIds": ["T001..T003", 7]})
+
+
 def test_a_record_with_a_malformed_or_huge_run_is_set_aside_and_never_blocks_the_project(tmp_path):
     store = OrchestrationStore(tmp_path)
     good = OrchestrationExecution(id="20260101T000000-good00", project_id=".", started_at=AT, updated_at=AT)
