@@ -12,9 +12,10 @@ instant DEMO agent (a real process checking its batch's tasks in tasks.md). Both
 * **transition latency**: agent run i exits (``exit.json`` endedAt, stamped by the run's exit recorder the moment
   the agent ended) → agent run i+1 started (``pid.json`` startedAt, stamped just before its process is spawned).
   Everything in between is the orchestrator: notice the exit (the recorder's message on its pipe),
-  classify the outcome, step the machine, re-read tasks.md, step the machine, persist (the run's end and the
-  next state in one fenced, fsynced write: ``Persist.may_join_next``), build the prompt, move the run folder made
-  ahead into place. Median and p99 over all transitions; ``benchmarks/profile_transition.py`` splits it in stages.
+  classify the outcome, step the machine, re-read tasks.md, step the machine, build the prompt, persist (the
+  run's end and the next state in one fenced write, ``Persist.may_join_next``, to the record's write-ahead journal:
+  one pwrite + fdatasync; the record file itself is written after the spawn), move the run folder made ahead into
+  place. Median and p99 over all transitions; ``benchmarks/profile_transition.py`` splits it in stages.
 * **floor** (issue 17): two fsynced atomic writes of the record and a fork/exec of a trivial process, on the same
   disk, beside each phase, each sample taken once after a pause as long as the phase's median agent run (the
   process idle meanwhile, as the engine is while an agent works): the conditions of a transition, which runs once

@@ -33,6 +33,8 @@ def write_fenced(slot: Slot, ex: OrchestrationExecution, spare: Path | None = No
             path = slot.store.save(ex, spare=spare)
             spare = None
             slot.fence, slot.fenced_version = signature(path), ex.version
+            if not ex.status.is_active:  # ended: no spawn will follow (a resume makes the journal again)
+                journal.discard(path)
     finally:
         spares.discard(spare)  # not used (refused by the fence, or the write failed)
 

@@ -4,7 +4,9 @@ Three promises, because "state on disk is the truth" (ARCHITECTURE.md):
 
 - **Atomic.** Every write goes to a temp file in the same folder, is flushed and fsynced, then ``os.replace``-d over
   the target and the folder is fsynced. A reader (or a process killed mid-write) sees the old file or the new one,
-  never half of either.
+  never half of either. The save right before a spawn goes first to the record's write-ahead journal
+  (:mod:`specflow_nb.journal`), the record file after the spawn: a reader gets the journal's state while it is one
+  step ahead of the record.
 - **One lock per project** (``.specflow/workflows/.lock``, a ``filelock.FileLock``). Writers that read-modify-write
   hold it (``with store.lock(): ...``); waiting longer than the timeout raises :class:`StateLocked` naming the lock
   file. The OS releases the lock when its holder dies, so a crash never leaves a stale lock behind.

@@ -17,10 +17,12 @@ from pathlib import Path
 import anyio
 import pytest
 
+from specflow_nb import journal
 from specflow_nb.demo import SAMPLE_FEATURE, prepare_sample
 from specflow_nb.errors import OrchestrationConflict, TasksFileMissing
 from specflow_nb.models import OrchestrationExecution, OrchestrationPhase
 from specflow_nb.orchestrator import EngineSettings, Orchestrator
+from specflow_nb.store import OrchestrationStore
 from specflow_nb.tasks import parse_tasks
 from tests.support.orch_helpers import (
     DEMO_AGENT,
@@ -125,6 +127,10 @@ async def test_fifty_tasks_six_sections_from_design_to_merge(root: Path, log_fil
         assert ex.executions.analyze and ex.executions.verify
         assert len(ex.executions.implement) == 6
         assert "merge_triggered" not in decisions(ex)
+        # every spawn's save went through the record's journal, and the record file followed each one
+        record = OrchestrationStore(project).path_for(ex.id)
+        assert journal.journal_path(record).exists()
+        assert OrchestrationExecution.model_validate_json(record.read_bytes()) == ex
 
         ex = await orch.command("big", {"action": "merge"}, actor="alice")
         ex = await settle(orch, "big")
@@ -136,6 +142,7 @@ async def test_fifty_tasks_six_sections_from_design_to_merge(root: Path, log_fil
     # "complete" was saved (MISSION §9): a fresh read of the file says so.
     stored = Orchestrator(root).status("big")
     assert stored is not None and stored.status.value == "completed" and stored.version == ex.version
+    assert not journal.journal_path(record).exists()  # ended: no spawn follows, the journal went with it
 
 
 async def test_design_writes_the_artifacts(root: Path, log_file: Path) -> None:
