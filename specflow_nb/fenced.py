@@ -68,13 +68,15 @@ def write_ahead_or_now(slot: Slot, ex: OrchestrationExecution, spare: Path | Non
 
 def write_behind(slot: Slot, ex: OrchestrationExecution, spare: Path | None = None, *, ahead: bool = True) -> None:
     """The record file after :func:`write_ahead_fenced` (and the spawn it allowed); nothing unless ``ahead``.
-    Never raises: the state is durable in the journal, which readers take while the record trails it, and the next
-    save writes the record (its journal entry follows the record this one could not replace)."""
+    Never raises: the state is durable in the journal, which readers take while the record trails it. The next
+    save then writes the record itself (no journal: ``slot.fence`` forgotten), and fails as this one did until the
+    storage is fixed, so the engine waits (with backoff) instead of running ahead of its record."""
     if not ahead:
         return
     try:
         write_fenced(slot, ex, spare)
     except Exception as exc:  # not the owner any more, a full disk: logged; nothing is lost
+        slot.fence = None
         log.warning("%s: the record of version %d trails its journal: %s", slot.label, ex.version, exc)
 
 

@@ -78,7 +78,7 @@ def _open_sized(path: Path, need: int) -> int:
     while size < 2 * need:
         size *= 2
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _FLAGS, 0o600)
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC | _FLAGS, 0o644)  # as the record (spares)
     try:
         zeros = bytes(_MIN_SIZE)
         for offset in range(0, size, _MIN_SIZE):

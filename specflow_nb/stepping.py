@@ -41,6 +41,15 @@ PROCESS_SPAWNS = (SpawnStep, SpawnBatch, SpawnHealer)
 STORAGE_RETRY_MAX_SECONDS = 15.0
 
 
+class NotSaved(OSError):
+    """A state could not be saved (a full disk, a read-only folder): ``events`` are what to apply again, in order,
+    from the last state saved (the one on disk and in memory), once the storage lets it."""
+
+    def __init__(self, cause: OSError, events: list[Event]) -> None:
+        super().__init__(cause.errno, cause.strerror, cause.filename)
+        self.events = events
+
+
 async def release_if_done(slot: Slot) -> None:
     """An orchestration that has ended (and whose killed runs have all been reported) has no owner."""
     ex, mine = slot.execution, slot.owner
@@ -67,34 +76,42 @@ class Stepper:
         async with slot.lock:
             await self.apply_quietly(slot, event)
 
-    async def apply_quietly(self, slot: Slot, event: Event, attempt: int = 0) -> None:
-        """Apply an event from the loop itself: a refusal is logged, never raised into a background task.
+    async def apply_quietly(self, slot: Slot, event: Event, attempt: int = 0, then: tuple[Event, ...] = ()) -> None:
+        """Apply an event (and ``then``, events that followed it) from the loop itself: a refusal is logged, never
+        raised into a background task.
 
         An event whose state could not be saved (disk full, read-only folder) is not lost: the state on disk and
-        in memory stays the last good one, and the same event is applied again later, with backoff."""
+        in memory stays the last good one, and what is not on disk is applied again later, with backoff: the
+        event, or the events that followed a state that was saved (a run that could not start)."""
         try:
-            await self.apply(slot, event)
+            await self.apply(slot, event, then=then)
         except machine.IllegalTransition as exc:
             log.info("%s: %s ignored: %s", slot.project_id or ".", event.kind, exc.message)
         except SpecflowError as exc:
             log.warning("%s: %s failed: %s", slot.project_id or ".", event.kind, exc)
         except OSError as exc:
+            events = exc.events if isinstance(exc, NotSaved) else [event, *then]
             delay = min(STORAGE_RETRY_MAX_SECONDS, 2.0**attempt)
             log.error(
-                "%s: %s could not be saved (%s); trying again in %.0f s", slot.project_id or ".", event.kind, exc, delay
+                "%s: %s could not be saved (%s); trying again in %.0f s",
+                slot.project_id or ".",
+                events[0].kind,
+                exc,
+                delay,
             )
-            self.scope.background(self._retry_event, slot, event, attempt + 1, delay)
+            self.scope.background(self._retry_event, slot, events, attempt + 1, delay)
 
-    async def _retry_event(self, slot: Slot, event: Event, attempt: int, delay: float) -> None:
+    async def _retry_event(self, slot: Slot, events: list[Event], attempt: int, delay: float) -> None:
         await anyio.sleep(delay)
         async with slot.lock:
-            await self.apply_quietly(slot, event, attempt)
+            await self.apply_quietly(slot, events[0], attempt, tuple(events[1:]))
 
     async def apply(
         self,
         slot: Slot,
         first: Event,
         *,
+        then: tuple[Event, ...] = (),
         on_persist: Callable[[OrchestrationExecution], None] | None = None,
     ) -> OrchestrationExecution:
         """Step the machine with ``first`` and perform the actions, feeding follow-up events (ProjectRead after
@@ -106,7 +123,10 @@ class Stepper:
         assert slot.execution is not None
         if not owns(slot):
             raise ownership.NotOwner(f"This host does not own orchestration {slot.execution.id}.")
-        queue: list[Event] = [first]
+        queue: list[Event] = [first, *then]
+        # What to apply again if a save fails (NotSaved): the events since the last saved state. A follow-up of a
+        # state that joins the next Persist (its project read) is not one: applying its cause again reads anew.
+        unsaved: list[Event] = list(queue)
         # The state stepped from: the last one saved, or one whose Persist joins the next transition's
         # (``Persist.may_join_next``: a run's end followed only by a pure project read). Such a state is never
         # reported (``slot.execution`` stays the last saved one) and nothing but that read happens before the
@@ -119,6 +139,7 @@ class Stepper:
             # Only a state that is on disk becomes the state this host reports and steps from.
             slot.execution = current = state
             joined = []
+            unsaved[:] = queue  # applied so far: on disk; still queued: not yet applied
             if on_persist is not None:
                 self.scope.call(on_persist, state)
                 on_persist = None
@@ -150,6 +171,8 @@ class Stepper:
                             follow = await self.performer.perform(slot, nxt, action)
                         if follow is not None:
                             queue.append(follow)
+                            if not joined:
+                                unsaved.append(follow)
                 except Abandoned:
                     break
             if joined:  # no next transition saved it (the read changed nothing): save it alone
@@ -158,6 +181,10 @@ class Stepper:
         except ownership.NotOwner:
             self.on_not_owner(slot)
             raise
+        except NotSaved:
+            raise
+        except OSError as exc:
+            raise NotSaved(exc, unsaved) from exc
         await release_if_done(slot)
         return slot.execution
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -97,9 +98,13 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True, spare: Pat
             if durable:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if tmp is spare and isinstance(exc, OSError) and exc.errno == errno.EXDEV:
+            # the spare is on another file system than the record (a folder mounted over .specflow/workflows)
+            atomic_write_text(path, text, durable=durable)
+            return
         raise
     if durable:
         _fsync_dir(path.parent)

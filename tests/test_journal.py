@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from specflow_nb import journal
+from specflow_nb import fenced, journal, ownership
+from specflow_nb.engine_state import Slot, signature
 from specflow_nb.models import OrchestrationExecution
 from specflow_nb.store import OrchestrationStore
 
@@ -118,3 +119,45 @@ def test_a_journal_naming_more_than_it_holds_is_ignored(tmp_path):
     path = journal.journal_path(store.path_for(ex.id))
     os.truncate(path, 100)  # the header promises more than the file has
     assert store.load(ex.id) == ex
+
+
+def owned(tmp_path: Path) -> tuple[Slot, OrchestrationExecution]:
+    """A slot owning a saved record, as an engine holds it after a fenced save."""
+    store, ex = saved(tmp_path)
+    slot = Slot(project=tmp_path, project_id="p", store=store, execution=ex)
+    with store.lock():
+        slot.owner, _, _ = ownership.claim(store.folder, ex.id, ownership.Identity(), lease_seconds=60)
+    slot.fence, slot.fenced_version = signature(store.path_for(ex.id)), ex.version  # as the start or a takeover
+    return slot, ex
+
+
+@pytest.mark.skipif(not journal.AVAILABLE, reason="no pwrite/fdatasync here")
+def test_the_owner_writes_ahead_then_behind_and_never_runs_further_ahead_of_its_record(tmp_path):
+    slot, ex = owned(tmp_path)
+    record = slot.store.path_for(ex.id)
+    nxt = ahead(ex)
+    assert fenced.write_ahead_or_now(slot, nxt) is True  # the journal, not the record file
+    assert OrchestrationExecution.model_validate_json(record.read_bytes()) == ex
+    fenced.write_behind(slot, nxt)
+    assert OrchestrationExecution.model_validate_json(record.read_bytes()) == nxt
+    assert slot.fenced_version == nxt.version
+    # the record file cannot be replaced (a folder where it was): the write behind fails, quietly; the next save
+    # writes the record itself, so it fails too (and is retried by the stepper) instead of running ahead
+    third = ahead(nxt)
+    assert fenced.write_ahead_or_now(slot, third) is True
+    record.unlink()
+    record.mkdir()
+    fenced.write_behind(slot, third)  # logged, not raised
+    assert slot.fence is None
+    with pytest.raises(OSError):
+        fenced.write_ahead_or_now(slot, ahead(third))
+    record.rmdir()
+
+
+def test_a_save_by_someone_else_is_refused_ahead_as_behind(tmp_path):
+    slot, ex = owned(tmp_path)
+    intruder = ahead(ex, by=5)
+    slot.store.save(intruder)  # another writer replaced the record
+    with pytest.raises(ownership.NotOwner):
+        fenced.write_ahead_or_now(slot, ahead(ex))
+    assert slot.store.load(ex.id) == intruder

@@ -7,6 +7,7 @@ Real faults: a read-only bind mount and a small tmpfs over ``.specflow/workflows
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.common import WORKFLOWS, LiveServer, corrupt_files, fast_config, make_projects, state_files
+from specflow_nb import spares
+from specflow_nb.store import atomic_write_text
 
 from .conftest import assert_no_server_error, drive_to_end, fill, read_only, settle, small_disk
 
@@ -169,3 +172,18 @@ def test_a_failed_save_does_not_change_what_the_server_reports(server: LiveServe
             on_disk["status"],
             on_disk["version"],
         )
+
+
+def test_a_record_folder_on_another_file_system_than_the_spares_is_written_all_the_same(tmp_path: Path) -> None:
+    """A folder mounted over .specflow/workflows: the spare temp file made ahead in .specflow/spares cannot be
+    renamed there (EXDEV). The save writes a temp file beside the record instead, at once (it used to fail and be
+    retried a second later)."""
+    project = tmp_path / "p"
+    (project / WORKFLOWS).mkdir(parents=True)
+    with small_disk(project / WORKFLOWS):
+        spare = spares.make_record_spare(project)
+        assert spare is not None and os.stat(spare).st_dev != os.stat(project / WORKFLOWS).st_dev
+        record = project / WORKFLOWS / "orchestration-x.json"
+        atomic_write_text(record, '{"version": 1}\n', spare=spare)
+        assert json.loads(record.read_text(encoding="utf-8")) == {"version": 1}
+        assert not spare.exists() and [p.name for p in (project / WORKFLOWS).iterdir()] == [record.name]
