@@ -20,13 +20,13 @@ instant DEMO agent (a real process checking its batch's tasks in tasks.md). Both
   disk, beside each phase, each sample taken once after a pause as long as the phase's median agent run (the
   process idle meanwhile, as the engine is while an agent works): the conditions of a transition, which runs once
   per agent run. That is the goal's reference. Two context rows time the same operations otherwise: **back to
-  back** (a hot loop, as sessions 3 and 4 judged the goal; on this machine any operation repeated back to back runs
-  2–6× faster than the same operation once after a pause of 0.2 s, kernel paths and Python alike, whether the
-  process sleeps or spins during the pause: ``benchmarks/RESULTS.md`` has the measurements, so a transition, which
-  is never back to back, cannot be compared with it), and **right after an agent run** (the DEMO agent doing a
+  back** (a hot loop, as sessions 3 and 4 judged the goal; on this machine an operation repeated back to back runs
+  2–15× faster than the same operation once after a pause of 0.2 s, kernel work and Python alike:
+  ``benchmarks/bench_once.py``, results in ``RESULTS.md``; a transition is never back to back, so it cannot be
+  compared with that), and **right after an agent run** (the DEMO agent doing a
   batch: the disk also holds what the agent just wrote; noisy between phases). The transition itself does one
-  fsynced write (and no fork/exec before its start stamp), so the ratio compares it with the issue's fixed
-  reference, not with its own work.
+  durable write (the journal's ``fdatasync``) and no fork/exec before its start stamp, so the ratio compares it
+  with the issue's fixed reference, not with its own work.
 * **phase overhead**: wall time from ``start()`` until the orchestration is completed (merged), minus the agents'
   own run time (Σ endedAt − startedAt over the runs).
 * **baseline**: the same orchestrator with only the "run finished" event replaced by polling ``run.is_alive()``
