@@ -4,7 +4,7 @@ The save before a spawn is the one on a transition's critical path (write-ahead:
 process starts). An atomic record write creates and renames a file and fsyncs it and its folder; here the same state
 goes to a file made ahead and overwritten in place: one ``pwrite`` and one ``fdatasync`` (about a third of the time,
 measured in ``benchmarks/RESULTS.md``). The JSON record is written right after the spawn, as always, under the same
-lock and fence (:func:`specflow_nb.performing.write_behind`), so it trails the journal by the spawn only.
+lock and fence (:func:`specflow_nb.fenced.write_behind`), so it trails the journal by the spawn only.
 
 A reader takes the journal's state only when it is exactly one step ahead of the record on disk: its header names
 the record version it follows (``base``), and the record still has that version; a checksum rejects a write the host

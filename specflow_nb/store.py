@@ -362,7 +362,16 @@ class OrchestrationStore:
         """The record in ``path``, or the state its write-ahead journal holds one step ahead of it (the host that
         wrote it stopped before writing the record); None if absent or set aside as corrupt."""
         execution = self._read_file(path)
-        return None if execution is None else (journal.newer(path, execution) or execution)
+        if execution is None:
+            return None
+        ahead = journal.newer(path, execution)
+        if ahead is None:
+            return execution
+        try:
+            check_record(ahead, path)  # the record's own checks: its id, its folders inside the project
+        except ValueError:
+            return execution
+        return ahead
 
     def _read_file(self, path: Path) -> OrchestrationExecution | None:
         try:

@@ -161,3 +161,11 @@ def test_a_save_by_someone_else_is_refused_ahead_as_behind(tmp_path):
     with pytest.raises(ownership.NotOwner):
         fenced.write_ahead_or_now(slot, ahead(ex))
     assert slot.store.load(ex.id) == intruder
+
+
+def test_a_journal_whose_folders_leave_the_project_is_ignored(tmp_path):
+    store, ex = saved(tmp_path)
+    hostile = ahead(ex)
+    hostile.feature_dir = "../../elsewhere"  # what a hand-made journal could say; the record's own check refuses it
+    store.write_ahead(hostile, base_version=ex.version)
+    assert store.load(ex.id) == ex
