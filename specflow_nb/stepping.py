@@ -91,6 +91,9 @@ class Stepper:
             log.warning("%s: %s failed: %s", slot.project_id or ".", event.kind, exc)
         except OSError as exc:
             events = exc.events if isinstance(exc, NotSaved) else [event, *then]
+            if not events:  # everything it changed is on disk: an action after the last save failed
+                log.error("%s: %s: %s", slot.project_id or ".", event.kind, exc)
+                return
             delay = min(STORAGE_RETRY_MAX_SECONDS, 2.0**attempt)
             log.error(
                 "%s: %s could not be saved (%s); trying again in %.0f s",
