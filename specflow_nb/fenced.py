@@ -46,8 +46,7 @@ def write_ahead_fenced(slot: Slot, ex: OrchestrationExecution) -> bool:
     if not journal.AVAILABLE:
         return False
     with slot.store.lock():
-        check_fence(slot, ex.id)
-        if slot.fence is None or signature(slot.store.path_for(ex.id)) != slot.fence:
+        if not check_fence(slot, ex.id):
             return False
         slot.store.write_ahead(ex, slot.fenced_version)
         return True
@@ -80,9 +79,10 @@ def write_behind(slot: Slot, ex: OrchestrationExecution, spare: Path | None = No
         log.warning("%s: the record of version %d trails its journal: %s", slot.label, ex.version, exc)
 
 
-def check_fence(slot: Slot, orchestration_id: str) -> None:
+def check_fence(slot: Slot, orchestration_id: str) -> bool:
     """Refuse a save unless this engine still owns the orchestration and the file holds what it last wrote.
-    Hold the project's file lock."""
+    Hold the project's file lock. True when the file is exactly this owner's last write (its stamps unchanged);
+    False when it is missing, unreadable (the owner writes it anew) or rewritten at the same version."""
     mine = slot.owner
     current_owner = ownership.read_owner(slot.store.folder, orchestration_id)
     if (
@@ -98,15 +98,18 @@ def check_fence(slot: Slot, orchestration_id: str) -> None:
         )
     path = slot.store.path_for(orchestration_id)
     sig = signature(path)
-    if sig is None or sig == slot.fence:
-        return  # unchanged since this owner wrote it (or set aside as corrupt: the owner writes it anew)
+    if sig is None:
+        return False  # set aside as corrupt: the owner writes it anew
+    if sig == slot.fence:
+        return True  # unchanged since this owner wrote it
     try:
         on_disk = slot.store._parse(path)
     except (ValueError, UnicodeDecodeError):
-        return
+        return False
     if on_disk is not None and on_disk.version != slot.fenced_version:
         raise ownership.NotOwner(
             f"Orchestration {orchestration_id} was saved by someone else (version {on_disk.version}, this host "
             f"last wrote {slot.fenced_version}); it did not overwrite it.",
             hint="The orchestration's owner applies commands now: send them again.",
         )
+    return False

@@ -186,7 +186,7 @@ class OwnershipLoop:
                 )
                 if mine is None:
                     return None
-                ex = slot.store.settle(orchestration_id)  # the journal's step, if any, is the record from now on
+                slot.store.settle(ex)  # the journal's step, if any, is the record from now on
                 return mine, previous, why, ex, signature(slot.store.path_for(orchestration_id))
 
         claimed = await anyio.to_thread.run_sync(claim)

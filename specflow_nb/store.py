@@ -310,16 +310,13 @@ class OrchestrationStore:
             )
         return execution
 
-    def settle(self, orchestration_id: str) -> OrchestrationExecution:
-        """:meth:`load` for a new owner, under :meth:`lock`: when the record's journal is a step ahead (the host
-        that wrote it stopped before writing the record behind it), that state is written as the record first, so
+    def settle(self, execution: OrchestrationExecution) -> None:
+        """For a new owner, under :meth:`lock`: ``execution`` as :meth:`load` returned it. When that is the journal's
+        step (the host that wrote it stopped before writing the record behind it), it is written as the record, so
         the record on disk is the state the new owner fences its saves against."""
-        execution = self.load(orchestration_id)
-        path = self.path_for(orchestration_id)
-        on_file = self._read_file(path)
+        on_file = self._read_file(self.path_for(execution.id))
         if on_file is None or on_file.version != execution.version:
             self.save(execution)
-        return execution
 
     def list(self) -> list[OrchestrationExecution]:
         """Every readable record, newest first (by ``startedAt``, then id). Corrupt files are set aside."""

@@ -90,8 +90,12 @@ def test_a_new_owner_writes_the_journals_step_into_the_record(tmp_path):
     nxt = ahead(ex)
     store.write_ahead(nxt, base_version=ex.version)
     with store.lock():
-        assert store.settle(ex.id) == nxt
+        store.settle(store.load(ex.id))
     assert OrchestrationExecution.model_validate_json(store.path_for(ex.id).read_bytes()) == nxt
+    written = os.stat(store.path_for(ex.id)).st_ino
+    with store.lock():
+        store.settle(store.load(ex.id))  # the record holds it now: nothing to write
+    assert os.stat(store.path_for(ex.id)).st_ino == written
 
 
 def test_the_journal_holds_no_secret_and_follows_no_link(tmp_path, monkeypatch):
